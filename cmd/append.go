@@ -1,0 +1,299 @@
+package cmd
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+
+	"github.com/spf13/cobra"
+
+	"github.com/evtdev/evt/codec"
+	"github.com/evtdev/evt/log"
+)
+
+type appendOptions struct {
+	Meta   string
+	ID     string
+	Expect string
+	Quiet  bool
+}
+
+func newAppendCmd(g *globalOptions) *cobra.Command {
+	o := &appendOptions{}
+	cmd := &cobra.Command{
+		Use:   "append [STREAM TYPE [DATA]]",
+		Short: "Append events to a stream, atomically",
+		Long: `Append events. One call is one atomic batch: every event in it is stored,
+or none is, with one fsync.
+
+  evt append STREAM TYPE [DATA]          one event; DATA is JSON text, @FILE or -
+                                         (stdin); without DATA the event's data is {}
+  evt append STREAM TYPE < data.ndjson   one event per line, all of STREAM and TYPE
+  evt append < events.ndjson             one envelope per line:
+                                         {"stream","type","data","metadata","id"}
+
+Without DATA, piped stdin (a pipe or a file, not a terminal or /dev/null)
+is read as data lines. Blank lines are skipped. A bad line fails the whole
+batch, naming the line, and nothing is written.
+
+An event whose id its stream already holds is not appended again: the
+call reports the original event (an idempotent retry).
+
+--expect checks the stream's version before the batch: any (no check),
+none (the stream must not exist), exists, or a version number. On a
+mismatch evt exits 3 and writes nothing. With envelopes it applies to
+every stream of the batch.`,
+		Example: `  evt append account-7 Deposited '{"amount":50}'
+  evt append account-7 Withdrawn '{"amount":20}' --expect 1
+  evt append order-1 Placed @order.json --id order-1-placed
+  jq -c '.[]' deposits.json | evt append account-7 Deposited
+  evt append < events.ndjson`,
+		Args: cobra.MaximumNArgs(3),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				return usageErrorf("append needs STREAM and TYPE (or no arguments, with envelopes on stdin)")
+			}
+			return runAppend(g, o, args)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.Meta, "meta", "", "metadata for every event, as JSON text")
+	f.StringVar(&o.ID, "id", "", "event id (default: a new ULID); a retry with the same id appends nothing")
+	f.StringVar(&o.Expect, "expect", "any", "expected stream version: any, none, exists or N")
+	f.BoolVarP(&o.Quiet, "quiet", "q", false, "print nothing on success")
+	_ = cmd.RegisterFlagCompletionFunc("expect", cobra.FixedCompletions([]string{"any", "none", "exists"}, cobra.ShellCompDirectiveNoFileComp))
+	return cmd
+}
+
+func runAppend(g *globalOptions, o *appendOptions, args []string) error {
+	expect, err := log.ParseExpectation(o.Expect)
+	if err != nil {
+		return usageErrorf("--expect: %w", err)
+	}
+	var meta []byte
+	if o.Meta != "" {
+		if meta, err = codec.AppendCompact(nil, []byte(o.Meta)); err != nil {
+			return usageErrorf("--meta: %w", err)
+		}
+		if string(meta) == "{}" || string(meta) == "null" {
+			meta = nil
+		}
+	}
+	if o.ID != "" {
+		if err := codec.ValidateID(o.ID); err != nil {
+			return usageErrorf("--id: %w", err)
+		}
+	}
+	p, err := g.printer()
+	if err != nil {
+		return err
+	}
+
+	var b log.Batch
+	switch {
+	case len(args) == 3 || len(args) == 2 && !stdinHasData(g.IO):
+		data := []byte("{}")
+		if len(args) == 3 {
+			if data, err = readDataArg(g.IO, args[2]); err != nil {
+				return err
+			}
+		}
+		if err := b.Add(args[0], args[1], o.ID, data, meta); err != nil {
+			return err
+		}
+	case len(args) == 2:
+		if err := codec.ValidateStream(args[0]); err != nil {
+			return err
+		}
+		if err := codec.ValidateType(args[1]); err != nil {
+			return err
+		}
+		if err := readDataLines(g.IO.In, &b, args[0], args[1], o.ID, meta); err != nil {
+			return err
+		}
+	default:
+		if g.IO.IsStdinTTY() {
+			return usageErrorf("nothing to append: give STREAM TYPE [DATA], or pipe NDJSON envelopes to stdin")
+		}
+		if o.ID != "" {
+			return usageErrorf("--id goes with STREAM TYPE; envelopes carry their own \"id\"")
+		}
+		if err := readEnvelopes(g.IO.In, &b, meta); err != nil {
+			return err
+		}
+	}
+	if b.Len() == 0 {
+		return errors.New("no events on stdin")
+	}
+	if expect.Kind != log.ExpectAny {
+		for _, s := range batchStreams(args, &b) {
+			b.Expect(s, expect)
+		}
+	}
+
+	s, err := g.openStore(true)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	results, err := s.Append(&b)
+	if err != nil {
+		return err
+	}
+	if o.Quiet {
+		return nil
+	}
+	dups := 0
+	line := make([]byte, 0, 64)
+	for _, r := range results {
+		if r.Duplicate {
+			dups++
+		}
+		if p.Format() == codec.FormatAuto {
+			line = strconv.AppendUint(line[:0], r.Position, 10)
+			line = append(line, ' ')
+			line = append(line, r.Stream...)
+			line = append(line, '@')
+			line = strconv.AppendUint(line, r.Version, 10)
+			line = append(line, '\n')
+			if _, err := g.IO.Out.Write(line); err != nil {
+				return err
+			}
+			continue
+		}
+		// Print what was stored (for a duplicate: the original event).
+		ev, err := s.ReadAt(r.Position)
+		if err != nil {
+			return err
+		}
+		if err := p.Event(&ev); err != nil {
+			return err
+		}
+	}
+	if dups > 0 {
+		fmt.Fprintf(g.IO.ErrOut, "evt: %d of %d events were already in their stream (same id) and were not appended again\n", dups, len(results))
+	}
+	return p.Flush()
+}
+
+// stdinHasData reports whether stdin is a pipe or a file to read data
+// lines from: not a terminal, and not a character device such as
+// /dev/null (cron, CI and `< /dev/null` give no data).
+func stdinHasData(ios *IOStreams) bool {
+	if ios.IsStdinTTY() {
+		return false
+	}
+	f, ok := ios.In.(*os.File)
+	if !ok {
+		return true // a test's buffer
+	}
+	st, err := f.Stat()
+	if err != nil {
+		return false
+	}
+	return st.Mode()&os.ModeCharDevice == 0
+}
+
+// readDataArg reads DATA: JSON text, @FILE, or - for all of stdin.
+func readDataArg(ios *IOStreams, arg string) ([]byte, error) {
+	src := []byte(arg)
+	from := "DATA"
+	switch {
+	case arg == "-":
+		b, err := io.ReadAll(io.LimitReader(ios.In, codec.MaxRecordSize+1))
+		if err != nil {
+			return nil, fmt.Errorf("read stdin: %w", err)
+		}
+		src, from = b, "stdin"
+	case len(arg) > 1 && arg[0] == '@':
+		b, err := readFileLimited(arg[1:], codec.MaxRecordSize+1)
+		if err != nil {
+			return nil, err
+		}
+		src, from = b, arg[1:]
+	}
+	if len(src) > codec.MaxRecordSize {
+		return nil, fmt.Errorf("%s: %w: more than %d bytes (the record limit is 1 MiB)", from, log.ErrTooLarge, codec.MaxRecordSize)
+	}
+	data, err := codec.AppendCompact(nil, src)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", from, err)
+	}
+	return data, nil
+}
+
+func readFileLimited(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, limit))
+}
+
+// readDataLines reads one JSON value per line as the data of an event of
+// stream and type.
+func readDataLines(in io.Reader, b *log.Batch, stream, typ, id string, meta []byte) error {
+	lr := codec.NewLineReader(in, codec.MaxRecordSize)
+	var buf []byte
+	for {
+		line, n, err := lr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		if id != "" && b.Len() > 0 {
+			return usageErrorf("--id names one event, stdin has more than one line")
+		}
+		if buf, err = codec.AppendCompact(buf[:0], line); err != nil {
+			return fmt.Errorf("line %d: %w", n, err)
+		}
+		if err := b.Add(stream, typ, id, buf, meta); err != nil {
+			return fmt.Errorf("line %d: %w", n, err)
+		}
+	}
+	return nil
+}
+
+// readEnvelopes reads one envelope per line.
+func readEnvelopes(in io.Reader, b *log.Batch, meta []byte) error {
+	lr := codec.NewLineReader(in, codec.MaxRecordSize)
+	var buf []byte
+	var env codec.Envelope
+	for {
+		line, n, err := lr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		if buf, err = codec.ParseEnvelope(line, &env, buf[:0]); err != nil {
+			return fmt.Errorf("line %d: %w", n, err)
+		}
+		data := env.Data
+		if !env.HasData {
+			data = []byte("{}")
+		}
+		m := env.Metadata
+		if m == nil {
+			m = meta
+		}
+		if err := b.Add(env.Stream, env.Type, env.ID, data, m); err != nil {
+			return fmt.Errorf("line %d: %w", n, err)
+		}
+	}
+	return nil
+}
+
+// batchStreams lists the streams an --expect applies to.
+func batchStreams(args []string, b *log.Batch) []string {
+	if len(args) >= 2 {
+		return []string{args[0]}
+	}
+	return b.Streams()
+}

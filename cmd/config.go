@@ -1,0 +1,302 @@
+package cmd
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+)
+
+// Where a flag's value came from, as `evt config` shows it.
+const (
+	sourceFlag    = "flag"
+	sourceEnv     = "env"
+	sourceFile    = "file"
+	sourceDefault = "default"
+)
+
+// notFromEnv lists variables that evt sets for the commands it runs
+// (replay and consume --exec, see CLI.md). A nested `evt tail` must not
+// read the EVT_TYPE it inherited as --type, so these flags come only from
+// the command line or the config file.
+var notFromEnv = map[string]bool{
+	"EVT_POSITION": true,
+	"EVT_STREAM":   true,
+	"EVT_VERSION":  true,
+	"EVT_TYPE":     true,
+}
+
+// configState records what load found.
+type configState struct {
+	loadedFor *cobra.Command
+	err       error
+	file      string            // absolute path of the config file read, "" if none
+	fileFrom  string            // how it was chosen: flag, env or default (found by search)
+	sources   map[string]string // flag name → sourceFlag, sourceEnv, sourceFile or sourceDefault
+}
+
+// envName is the variable that sets a flag: EVT_ and the flag's name in
+// upper case with dashes as underscores (--lock-timeout → EVT_LOCK_TIMEOUT).
+func envName(flag string) string {
+	return "EVT_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+}
+
+// load gives every flag of cmd (its own and those it inherits) that was
+// not set on the command line the value of EVT_<FLAG> or, failing that, of
+// the same key in the config file, the stingoftheviper way: afterwards the
+// options structs hold the final values and viper is not needed again.
+// A value from env or file that does not parse is a usage error naming
+// its source; a config file that cannot be read or parsed is an error.
+//
+// Cobra runs load from the root's PersistentPreRunE. Completion functions,
+// which cobra calls without that hook, call g.load(cmd) themselves before
+// reading g (for StoreDir). Loading twice for the same command is a no-op.
+func (g *globalOptions) load(cmd *cobra.Command) error {
+	if g.cfg.loadedFor == cmd {
+		return g.cfg.err
+	}
+	g.cfg = configState{loadedFor: cmd, sources: map[string]string{}}
+	g.cfg.err = g.loadFor(cmd)
+	return g.cfg.err
+}
+
+func (g *globalOptions) loadFor(cmd *cobra.Command) error {
+	if cmd.Name() == cobra.ShellCompRequestCmd || cmd.Name() == cobra.ShellCompNoDescRequestCmd {
+		return nil // completing: a broken config must not break the shell
+	}
+	v := viper.New()
+	if err := g.readConfigFile(cmd, v); err != nil {
+		return err
+	}
+
+	var errs []error
+	cmd.Flags().VisitAll(func(f *pflag.Flag) {
+		if f.Name == "help" || f.Name == "config" {
+			return
+		}
+		env := envName(f.Name)
+		fromEnv := false
+		if !notFromEnv[env] {
+			_ = v.BindEnv(f.Name, env) // only fails without a key
+			// Viper's own test for "set": present and not empty.
+			val, ok := os.LookupEnv(env)
+			fromEnv = ok && val != ""
+		}
+		switch {
+		case f.Changed:
+			g.cfg.sources[f.Name] = sourceFlag
+			return
+		case fromEnv:
+			g.cfg.sources[f.Name] = sourceEnv
+		case g.cfg.file != "" && v.InConfig(f.Name):
+			g.cfg.sources[f.Name] = sourceFile
+		default:
+			g.cfg.sources[f.Name] = sourceDefault
+			return
+		}
+		if err := setFlag(f, v.Get(f.Name)); err != nil {
+			if fromEnv {
+				errs = append(errs, usageErrorf("%s: %w", env, err))
+			} else {
+				errs = append(errs, usageErrorf("config file %s: %s: %w", g.cfg.file, f.Name, err))
+			}
+		}
+	})
+	if len(errs) > 0 {
+		return errs[0] // one line: the first bad value, in flag-name order
+	}
+	return nil
+}
+
+// readConfigFile finds the config file (--config or EVT_CONFIG, which must
+// exist; else ./evt.yaml; else $XDG_CONFIG_HOME/evt/config.yaml) and reads
+// it into v. No file at all is fine.
+func (g *globalOptions) readConfigFile(cmd *cobra.Command, v *viper.Viper) error {
+	var path string
+	if f := cmd.Flags().Lookup("config"); f != nil && f.Changed {
+		path, g.cfg.fileFrom = g.ConfigFile, sourceFlag
+	} else if e := os.Getenv(envName("config")); e != "" {
+		path, g.cfg.fileFrom = e, sourceEnv
+	} else {
+		g.cfg.fileFrom = sourceDefault
+		path = "evt.yaml"
+		if !isFile(path) {
+			path = ""
+			if dir := xdgDir("XDG_CONFIG_HOME", ".config"); dir != "" {
+				if p := filepath.Join(dir, "evt", "config.yaml"); isFile(p) {
+					path = p
+				}
+			}
+		}
+		if path == "" {
+			return nil
+		}
+	}
+	path = expandHome(path)
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // the path is in our message already
+		}
+		return fmt.Errorf("config file %s: %w", path, err)
+	}
+	// YAML only (JSON, being YAML, works too): one format to document.
+	v.SetConfigType("yaml")
+	if err := v.ReadConfig(bytes.NewReader(data)); err != nil {
+		var pe viper.ConfigParseError
+		if errors.As(err, &pe) {
+			err = pe.Unwrap() // drop viper's "While parsing config:"
+		}
+		return fmt.Errorf("config file %s: %w", path, err)
+	}
+	g.cfg.file = path
+	return nil
+}
+
+func isFile(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && !fi.IsDir()
+}
+
+// setFlag sets f from a value that viper found: a string from the
+// environment, or whatever YAML made of the config file's value.
+func setFlag(f *pflag.Flag, val any) error {
+	var err error
+	switch val := val.(type) {
+	case nil:
+		return nil // "key:" with no value: leave the default
+	case map[string]any:
+		return errors.New("want a single value, not a mapping")
+	case []any:
+		sv, ok := f.Value.(pflag.SliceValue)
+		if !ok {
+			return errors.New("want a single value, not a list")
+		}
+		items := make([]string, len(val))
+		for i, item := range val {
+			items[i] = fmt.Sprint(item)
+		}
+		if err = sv.Replace(items); err != nil {
+			return fmt.Errorf("invalid value %q (%w)", items, err)
+		}
+	default:
+		s := fmt.Sprint(val)
+		if err = f.Value.Set(s); err != nil {
+			return fmt.Errorf("invalid value %q (%w)", s, err)
+		}
+	}
+	// As if given on the command line, so required flags are satisfied;
+	// g.Source tells the two apart.
+	f.Changed = true
+	return nil
+}
+
+// Source says where the named flag's value came from: "flag", "env",
+// "file" or "default".
+func (g *globalOptions) Source(flag string) string {
+	if s, ok := g.cfg.sources[flag]; ok {
+		return s
+	}
+	return sourceDefault
+}
+
+// ConfigFileUsed is the absolute path of the config file that was read, or
+// "" if there was none.
+func (g *globalOptions) ConfigFileUsed() string { return g.cfg.file }
+
+// setting is one row of `evt config`.
+type setting struct {
+	Key    string `json:"key"`
+	Value  string `json:"value"`
+	Source string `json:"source"` // flag, env, file:PATH or default
+}
+
+func newConfigCmd(g *globalOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:   "config",
+		Short: "Show the effective global settings and where each comes from",
+		Long: `Show each global setting (the flags every command takes) with its
+effective value and its source: flag, env (EVT_<FLAG>), file:PATH (the
+config file) or default. Precedence is flag > env > file > default.
+
+The config file is --config FILE, else ./evt.yaml, else
+$XDG_CONFIG_HOME/evt/config.yaml; its keys are flag names:
+
+  dir: /var/lib/evt
+  sync: interval
+  lock-timeout: 30s`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runConfig(g, g.settings(cmd.Root().PersistentFlags()))
+		},
+	}
+}
+
+// settings lists the persistent flags with their effective values.
+func (g *globalOptions) settings(flags *pflag.FlagSet) []setting {
+	var rows []setting
+	flags.VisitAll(func(f *pflag.Flag) {
+		s := setting{Key: f.Name, Value: f.Value.String(), Source: g.Source(f.Name)}
+		switch f.Name {
+		case "dir":
+			s.Value = g.StoreDir()
+		case "config":
+			s.Value, s.Source = g.cfg.file, g.cfg.fileFrom
+			if s.Source == "" {
+				s.Source = sourceDefault
+			}
+		}
+		if s.Source == sourceFile {
+			s.Source += ":" + g.cfg.file
+		}
+		rows = append(rows, s)
+	})
+	return rows
+}
+
+func runConfig(g *globalOptions, rows []setting) error {
+	out := g.IO.Out
+	switch g.Output {
+	case "json":
+		enc := json.NewEncoder(out)
+		enc.SetEscapeHTML(false)
+		for _, r := range rows {
+			if err := enc.Encode(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	case "table":
+	case "":
+		if !g.IO.IsStdoutTTY() {
+			for _, r := range rows {
+				if _, err := fmt.Fprintf(out, "%s\t%s\t%s\n", r.Key, r.Value, r.Source); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	default:
+		// TODO: use codec's printer once it exists, for pretty, yaml and template=.
+		return usageErrorf("config: -o %s is not supported here (want json or table)", g.Output)
+	}
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "KEY\tVALUE\tSOURCE")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", r.Key, r.Value, r.Source)
+	}
+	return tw.Flush()
+}

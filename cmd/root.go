@@ -1,0 +1,261 @@
+// Package cmd is evt's command line: one file per command, the root that
+// wires them together, configuration, terminal handling and exit codes.
+// Nothing outside this package knows about cobra, viper or terminals.
+package cmd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+)
+
+// globalOptions holds the persistent flags, resolved flag > env > config
+// file > default before any command runs (see load in config.go), and the
+// IOStreams. Every newXCmd gets the same pointer; run functions read it and
+// never call viper.
+type globalOptions struct {
+	IO *IOStreams
+
+	Dir         string        // --dir as given (flag, EVT_DIR or dir:); "" = default. Use StoreDir.
+	ConfigFile  string        // --config as given; ConfigFileUsed says which file was read
+	Output      string        // -o/--output; "" = automatic (table on a terminal, json when piped)
+	Sync        string        // --sync: "always", "interval" or "none"
+	LockTimeout time.Duration // --lock-timeout: how long an appender waits for the lock
+
+	cfg configState // where each value came from; filled by load
+}
+
+// Values of --sync.
+const (
+	syncAlways   = "always"
+	syncInterval = "interval"
+	syncNone     = "none"
+)
+
+// StoreDir is the store directory: --dir, else EVT_DIR, else dir: in the
+// config file, else $XDG_DATA_HOME/evt, else ~/.local/share/evt. A leading
+// ~/ is expanded. It is "" only when no default can be found because
+// neither XDG_DATA_HOME nor HOME is set.
+func (g *globalOptions) StoreDir() string {
+	if g.Dir != "" {
+		return expandHome(g.Dir)
+	}
+	data := xdgDir("XDG_DATA_HOME", ".local", "share")
+	if data == "" {
+		return ""
+	}
+	return filepath.Join(data, "evt")
+}
+
+// Main runs evt with the process's arguments and standard files and
+// returns the exit code. SIGINT and SIGTERM cancel the command's context;
+// a second one kills the process.
+func Main() int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go func() {
+		<-ctx.Done()
+		stop() // restore the default handling, so a second ^C is not ignored
+	}()
+	return run(ctx, System(), os.Args[1:])
+}
+
+// run executes one command line and prints its error, if any, as the one
+// line "evt: <message>" on ios.ErrOut. A cancelled ctx means a signal
+// interrupted the run.
+func run(ctx context.Context, ios *IOStreams, args []string) (code int) {
+	defer func() {
+		// CLI.md promises no Go stack traces. A panic is still a bug, so
+		// GOTRACEBACK (which Go users set to see traces) lets it through.
+		if r := recover(); r != nil {
+			if os.Getenv("GOTRACEBACK") != "" {
+				panic(r)
+			}
+			fmt.Fprintln(ios.ErrOut, errorLine(fmt.Errorf("internal error: %v (run with GOTRACEBACK=1 for a stack trace)", r)))
+			code = exitError
+		}
+	}()
+	if args == nil {
+		args = []string{} // cobra reads os.Args when given nil
+	}
+	root := newRootCmd(ios)
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	interrupted := ctx.Err() != nil
+	if err != nil && !(interrupted && errors.Is(err, context.Canceled)) {
+		fmt.Fprintln(ios.ErrOut, errorLine(err))
+	}
+	return exitCode(err, interrupted)
+}
+
+// newRootCmd builds the whole command tree.
+func newRootCmd(ios *IOStreams) *cobra.Command {
+	g := &globalOptions{IO: ios, Sync: syncAlways, LockTimeout: 10 * time.Second}
+	root := &cobra.Command{
+		Use:   "evt",
+		Short: "An append-only event log for the command line",
+		Long: `evt keeps an append-only log of events in a directory: append events to
+streams, tail and replay them, fold them into state, and share the work of
+consuming them between processes.`,
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			// Subcommands must not set PersistentPreRun(E): cobra runs
+			// only the nearest one, and this one resolves the config.
+			if err := g.load(cmd); err != nil {
+				return err
+			}
+			// Cobra checks these after this hook too; checking here,
+			// after config values are applied, makes them usage errors.
+			if err := cmd.ValidateRequiredFlags(); err != nil {
+				return asUsageError(err)
+			}
+			return asUsageError(cmd.ValidateFlagGroups())
+		},
+	}
+	root.SetIn(ios.In)
+	root.SetOut(ios.Out)
+	root.SetErr(ios.ErrOut)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return asUsageError(err) })
+
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.Dir, "dir", "", "store directory (default $XDG_DATA_HOME/evt)")
+	pf.StringVar(&g.ConfigFile, "config", "", "config file (default ./evt.yaml, else $XDG_CONFIG_HOME/evt/config.yaml)")
+	pf.StringVarP(&g.Output, "output", "o", "", "output format: json, pretty, table, yaml or template=GO-TEMPLATE (default: by terminal)")
+	pf.Var(newEnumValue(&g.Sync, syncAlways, syncInterval, syncNone), "sync",
+		"when appends are flushed to disk: always (every batch), interval or none")
+	pf.DurationVar(&g.LockTimeout, "lock-timeout", g.LockTimeout, "how long to wait for the store's append lock")
+	_ = root.RegisterFlagCompletionFunc("sync", cobra.FixedCompletions(
+		[]string{syncAlways, syncInterval, syncNone}, cobra.ShellCompDirectiveNoFileComp))
+	_ = root.RegisterFlagCompletionFunc("output", cobra.FixedCompletions(
+		[]string{"json", "pretty", "table", "yaml", "template="}, cobra.ShellCompDirectiveNoFileComp|cobra.ShellCompDirectiveNoSpace))
+
+	// The command registry: one newXCmd(g) per command, each in its own
+	// file (cmd/x.go). Add yours to this list; `evt --help` sorts them.
+	root.AddCommand(
+		newAppendCmd(g),
+		newStreamsCmd(g),
+		newVerifyCmd(g),
+		newRepairCmd(g),
+		newConfigCmd(g),
+		newVersionCmd(g),
+	)
+
+	root.InitDefaultHelpCmd()
+	root.InitDefaultCompletionCmd()
+	finishCommandTree(root)
+	return root
+}
+
+// finishCommandTree makes every argument error a usage error (exit 2). A
+// command with subcommands and no Run of its own gets one that prints help
+// when called bare and rejects an unknown subcommand: cobra would print help
+// and exit 0 for "evt group frob", and would give root's unknown-command
+// error no type to tell it from other errors.
+func finishCommandTree(c *cobra.Command) {
+	switch {
+	case c.HasSubCommands() && !c.Runnable():
+		c.Args = unknownSubcommand
+		c.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
+	case c.Args != nil:
+		validate := c.Args
+		c.Args = func(cmd *cobra.Command, args []string) error {
+			err := validate(cmd, args)
+			if err == nil {
+				return nil
+			}
+			if cmd.HasParent() && !strings.Contains(err.Error(), cmd.CommandPath()) {
+				path := strings.TrimPrefix(cmd.CommandPath(), cmd.Root().Name()+" ")
+				err = fmt.Errorf("%s: %w", path, err)
+			}
+			return asUsageError(err)
+		}
+	}
+	for _, sub := range c.Commands() {
+		finishCommandTree(sub)
+	}
+}
+
+func unknownSubcommand(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	if cmd.SuggestionsMinimumDistance <= 0 {
+		cmd.SuggestionsMinimumDistance = 2 // cobra's default, applied only on its own error path
+	}
+	if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+		return usageErrorf("unknown command %q for %q (did you mean %q?)", args[0], cmd.CommandPath(), s[0])
+	}
+	return usageErrorf("unknown command %q for %q", args[0], cmd.CommandPath())
+}
+
+// enumValue is a string flag that accepts only the listed values. Its Set
+// error names them, so the same message serves the command line, the
+// environment and the config file.
+type enumValue struct {
+	p       *string
+	allowed []string
+}
+
+// newEnumValue returns a flag value that stores into p, which must already
+// hold the default, and accepts only allowed.
+func newEnumValue(p *string, allowed ...string) pflag.Value {
+	return &enumValue{p: p, allowed: allowed}
+}
+
+func (e *enumValue) String() string { return *e.p }
+func (e *enumValue) Type() string   { return "string" }
+
+func (e *enumValue) Set(s string) error {
+	for _, a := range e.allowed {
+		if s == a {
+			*e.p = s
+			return nil
+		}
+	}
+	return fmt.Errorf("want %s", orList(e.allowed))
+}
+
+// orList renders [a b c] as "a, b or c".
+func orList(words []string) string {
+	if len(words) < 2 {
+		return strings.Join(words, "")
+	}
+	return strings.Join(words[:len(words)-1], ", ") + " or " + words[len(words)-1]
+}
+
+// xdgDir is the XDG base directory named by env, or ~/rel... when env is
+// unset or relative (the XDG spec says to ignore relative paths). It is ""
+// only when the home directory is unknown too.
+func xdgDir(env string, rel ...string) string {
+	if d := os.Getenv(env); filepath.IsAbs(d) {
+		return d
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(append([]string{home}, rel...)...)
+}
+
+// expandHome expands a leading "~" or "~/", which neither a config file
+// nor a quoted shell word expands.
+func expandHome(p string) string {
+	if p != "~" && !strings.HasPrefix(p, "~/") {
+		return p
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return p
+	}
+	return filepath.Join(home, p[1:])
+}

@@ -1,0 +1,40 @@
+package cmd
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/evtdev/evt/codec"
+	"github.com/evtdev/evt/log"
+)
+
+// openStore opens the store for reading, or for appending with create
+// (which makes the directory on first use). Readers never create a store.
+func (g *globalOptions) openStore(create bool) (*log.Store, error) {
+	dir := g.StoreDir()
+	if dir == "" {
+		return nil, errors.New("no store directory: set --dir or EVT_DIR (neither XDG_DATA_HOME nor HOME is set)")
+	}
+	sync, err := log.ParseSyncPolicy(g.Sync)
+	if err != nil {
+		return nil, usageErrorf("--sync: %w", err)
+	}
+	s, err := log.Open(dir, log.Options{Create: create, Sync: sync, LockTimeout: g.LockTimeout})
+	if err != nil {
+		if errors.Is(err, log.ErrNoStore) {
+			return nil, fmt.Errorf("%w at %s (append an event to create it)", log.ErrNoStore, dir)
+		}
+		return nil, err
+	}
+	return s, nil
+}
+
+// printer returns the printer for this command's output. listing says the
+// command prints rows (a table on a terminal) rather than events.
+func (g *globalOptions) printer() (*codec.Printer, error) {
+	p, err := codec.NewPrinter(g.IO.Out, g.Output, g.IO.IsStdoutTTY())
+	if err != nil {
+		return nil, usageErrorf("-o: %w", err)
+	}
+	return p, nil
+}

@@ -1,0 +1,85 @@
+package cmd
+
+import (
+	"encoding/json"
+	"fmt"
+	"runtime"
+	"runtime/debug"
+
+	"github.com/spf13/cobra"
+)
+
+// version, when set at link time (-ldflags "-X
+// github.com/evtdev/evt/cmd.version=v1.2.3"), wins over the build info.
+var version string
+
+// versionInfo is what `evt version -o json` prints.
+type versionInfo struct {
+	Version string `json:"version"`
+	Go      string `json:"go"`
+	OS      string `json:"os"`
+	Arch    string `json:"arch"`
+	Commit  string `json:"commit"` // full VCS revision, "" if unknown
+}
+
+func newVersionCmd(g *globalOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print evt's version",
+		Args:  cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			return runVersion(g, readVersion())
+		},
+	}
+}
+
+func runVersion(g *globalOptions, v versionInfo) error {
+	switch g.Output {
+	case "":
+		_, err := fmt.Fprintf(g.IO.Out, "evt %s (%s, %s/%s)\n", v.Version, v.Go, v.OS, v.Arch)
+		return err
+	case "json":
+		enc := json.NewEncoder(g.IO.Out)
+		enc.SetEscapeHTML(false)
+		return enc.Encode(v)
+	default:
+		return usageErrorf("version: -o %s is not supported here (want json)", g.Output)
+	}
+}
+
+// readVersion works out the version from the build: the link-time version,
+// else the module version (a tag, or a pseudo-version when built with
+// `go install module@version`), else the VCS revision that `go build`
+// stamps (12 hex digits, "-dirty" when the tree had changes), else "devel".
+func readVersion() versionInfo {
+	v := versionInfo{Version: version, Go: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH}
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		if v.Version == "" {
+			v.Version = "devel"
+		}
+		return v
+	}
+	var modified bool
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			v.Commit = s.Value
+		case "vcs.modified":
+			modified = s.Value == "true"
+		}
+	}
+	switch {
+	case v.Version != "":
+	case info.Main.Version != "" && info.Main.Version != "(devel)":
+		v.Version = info.Main.Version
+	case v.Commit != "":
+		v.Version = v.Commit[:min(12, len(v.Commit))]
+		if modified {
+			v.Version += "-dirty"
+		}
+	default:
+		v.Version = "devel"
+	}
+	return v
+}

@@ -1,0 +1,316 @@
+package codec
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/template"
+	"time"
+	"unicode/utf8"
+
+	"github.com/olekukonko/tablewriter"
+	"github.com/olekukonko/tablewriter/tw"
+	"go.yaml.in/yaml/v3"
+)
+
+// TimeFormat is RFC 3339 with nanoseconds, always nine digits, so times
+// sort as strings and line up in columns.
+const TimeFormat = "2006-01-02T15:04:05.000000000Z07:00"
+
+// Output formats (the -o flag).
+const (
+	FormatAuto     = ""
+	FormatJSON     = "json"
+	FormatPretty   = "pretty"
+	FormatTable    = "table"
+	FormatYAML     = "yaml"
+	FormatTemplate = "template"
+	FormatTSV      = "tsv" // listings piped: plain tab-separated rows
+)
+
+// Field is one named value of a listing row; Value is anything
+// encoding/json can encode, Text its form in tables (default fmt %v).
+type Field struct {
+	Key   string
+	Value any
+	Text  string
+}
+
+// Printer writes events and listing rows in one output format. It is the
+// only place that formats output; every command prints through one.
+type Printer struct {
+	w      *bufio.Writer
+	format string
+	tmpl   *template.Template
+	tty    bool
+	rows   [][]string // table rows, rendered by Flush
+	header []string
+	buf    []byte
+	docs   int
+}
+
+// NewPrinter parses format (json, pretty, table, yaml, template=TEXT, or
+// "" for automatic) for output to w; tty says whether w is a terminal.
+func NewPrinter(w io.Writer, format string, tty bool) (*Printer, error) {
+	p := &Printer{w: bufio.NewWriterSize(w, 64<<10), format: format, tty: tty}
+	switch {
+	case format == FormatAuto, format == FormatJSON, format == FormatPretty, format == FormatTable, format == FormatYAML:
+	case strings.HasPrefix(format, "template="):
+		t, err := template.New("output").Option("missingkey=zero").Parse(strings.TrimPrefix(format, "template="))
+		if err != nil {
+			return nil, fmt.Errorf("invalid output template: %w", err)
+		}
+		p.format, p.tmpl = FormatTemplate, t
+	default:
+		return nil, fmt.Errorf("invalid output format %q (want json, pretty, table, yaml or template=GO-TEMPLATE)", format)
+	}
+	return p, nil
+}
+
+// Format is the parsed format name ("" for automatic).
+func (p *Printer) Format() string { return p.format }
+
+// Event prints one event. Automatic format is NDJSON: events are data.
+func (p *Printer) Event(e *Event) error {
+	switch p.format {
+	case FormatAuto, FormatJSON:
+		p.buf = AppendEventJSON(p.buf[:0], e)
+		p.buf = append(p.buf, '\n')
+		_, err := p.w.Write(p.buf)
+		return err
+	case FormatTable:
+		return p.Row([]Field{
+			{Key: "position", Value: e.Position},
+			{Key: "stream", Value: e.Stream},
+			{Key: "version", Value: e.Version},
+			{Key: "type", Value: e.Type},
+			{Key: "time", Value: e.Time.Format(TimeFormat)},
+			{Key: "data", Value: json.RawMessage(e.Data), Text: string(e.Data)},
+		})
+	}
+	p.buf = AppendEventJSON(p.buf[:0], e)
+	return p.JSON(p.buf)
+}
+
+// JSON prints one JSON document in the printer's format (pretty, yaml,
+// template, or compact JSON for table and automatic).
+func (p *Printer) JSON(doc []byte) error {
+	switch p.format {
+	case FormatPretty:
+		var out bytes.Buffer
+		if err := json.Indent(&out, doc, "", "  "); err != nil {
+			return err
+		}
+		out.WriteByte('\n')
+		_, err := p.w.Write(out.Bytes())
+		return err
+	case FormatYAML:
+		// JSON is YAML: decoding into a node keeps the key order.
+		var node yaml.Node
+		if err := yaml.Unmarshal(doc, &node); err != nil {
+			return err
+		}
+		if p.docs > 0 {
+			p.w.WriteString("---\n")
+		}
+		p.docs++
+		enc := yaml.NewEncoder(p.w)
+		enc.SetIndent(2)
+		if err := enc.Encode(&node); err != nil {
+			return err
+		}
+		return enc.Close()
+	case FormatTemplate:
+		var v any
+		if err := json.Unmarshal(doc, &v); err != nil {
+			return err
+		}
+		if err := p.tmpl.Execute(p.w, v); err != nil {
+			return fmt.Errorf("output template: %w", err)
+		}
+		return p.w.WriteByte('\n')
+	}
+	if _, err := p.w.Write(doc); err != nil {
+		return err
+	}
+	return p.w.WriteByte('\n')
+}
+
+// Row prints one row of a listing: a table row on a terminal (or with -o
+// table), a tab-separated line when piped, otherwise one JSON object.
+func (p *Printer) Row(fields []Field) error {
+	switch p.format {
+	case FormatAuto, FormatTable, FormatTSV:
+		texts := make([]string, len(fields))
+		for i, f := range fields {
+			texts[i] = f.text()
+		}
+		if p.format == FormatTable || p.format == FormatAuto && p.tty {
+			if p.header == nil {
+				p.header = make([]string, len(fields))
+				for i, f := range fields {
+					p.header[i] = strings.ToUpper(f.Key)
+				}
+			}
+			p.rows = append(p.rows, texts)
+			return nil
+		}
+		for i := range texts {
+			texts[i] = strings.NewReplacer("\t", " ", "\n", " ").Replace(texts[i])
+		}
+		_, err := p.w.WriteString(strings.Join(texts, "\t") + "\n")
+		return err
+	}
+	p.buf = AppendRowJSON(p.buf[:0], fields)
+	return p.JSON(p.buf)
+}
+
+func (f Field) text() string {
+	if f.Text != "" {
+		return f.Text
+	}
+	switch v := f.Value.(type) {
+	case nil:
+		return ""
+	case string:
+		return v
+	case time.Time:
+		if v.IsZero() {
+			return ""
+		}
+		return v.Format(TimeFormat)
+	}
+	return fmt.Sprint(f.Value)
+}
+
+// Flush renders a pending table and flushes buffered output.
+func (p *Printer) Flush() error {
+	if len(p.rows) > 0 {
+		t := tablewriter.NewTable(p.w,
+			tablewriter.WithRendition(tw.Rendition{
+				Borders:  tw.BorderNone,
+				Symbols:  tw.NewSymbols(tw.StyleNone),
+				Settings: tw.Settings{Separators: tw.SeparatorsNone, Lines: tw.LinesNone},
+			}),
+			tablewriter.WithHeaderAutoFormat(tw.Off),
+			tablewriter.WithHeaderAlignment(tw.AlignLeft),
+			tablewriter.WithRowAutoWrap(tw.WrapNone),
+			tablewriter.WithAlignment(tw.Alignment{tw.AlignLeft}),
+		)
+		t.Header(p.header)
+		if err := t.Bulk(p.rows); err != nil {
+			return err
+		}
+		if err := t.Render(); err != nil {
+			return err
+		}
+		p.rows = nil
+	}
+	return p.w.Flush()
+}
+
+// AppendRowJSON encodes fields as one JSON object, keys in order.
+func AppendRowJSON(dst []byte, fields []Field) []byte {
+	dst = append(dst, '{')
+	for i, f := range fields {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = AppendJSONString(dst, f.Key)
+		dst = append(dst, ':')
+		switch v := f.Value.(type) {
+		case string:
+			dst = AppendJSONString(dst, v)
+		case uint64:
+			dst = strconv.AppendUint(dst, v, 10)
+		case int:
+			dst = strconv.AppendInt(dst, int64(v), 10)
+		case time.Time:
+			if v.IsZero() {
+				dst = append(dst, "null"...)
+			} else {
+				dst = AppendJSONString(dst, v.Format(TimeFormat))
+			}
+		case json.RawMessage:
+			dst = append(dst, v...)
+		default:
+			b, err := json.Marshal(v)
+			if err != nil {
+				b = []byte("null")
+			}
+			dst = append(dst, b...)
+		}
+	}
+	return append(dst, '}')
+}
+
+// AppendEventJSON encodes the envelope of CLI.md, compact, keys in the
+// documented order; metadata is left out when empty.
+func AppendEventJSON(dst []byte, e *Event) []byte {
+	dst = append(dst, `{"position":`...)
+	dst = strconv.AppendUint(dst, e.Position, 10)
+	dst = append(dst, `,"stream":`...)
+	dst = AppendJSONString(dst, e.Stream)
+	dst = append(dst, `,"version":`...)
+	dst = strconv.AppendUint(dst, e.Version, 10)
+	dst = append(dst, `,"type":`...)
+	dst = AppendJSONString(dst, e.Type)
+	dst = append(dst, `,"time":"`...)
+	dst = e.Time.UTC().AppendFormat(dst, TimeFormat)
+	dst = append(dst, `","id":`...)
+	dst = AppendJSONString(dst, e.ID)
+	dst = append(dst, `,"data":`...)
+	dst = append(dst, e.Data...)
+	if len(e.Metadata) > 0 {
+		dst = append(dst, `,"metadata":`...)
+		dst = append(dst, e.Metadata...)
+	}
+	return append(dst, '}')
+}
+
+// AppendJSONString appends s as a JSON string. Invalid UTF-8 becomes
+// U+FFFD, as encoding/json does.
+func AppendJSONString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
+			i++
+			continue
+		}
+		if c >= utf8.RuneSelf {
+			r, size := utf8.DecodeRuneInString(s[i:])
+			if r != utf8.RuneError || size != 1 {
+				i += size
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i++
+			start = i
+			continue
+		}
+		dst = append(dst, s[start:i]...)
+		switch c {
+		case '"', '\\':
+			dst = append(dst, '\\', c)
+		case '\n':
+			dst = append(dst, '\\', 'n')
+		case '\r':
+			dst = append(dst, '\\', 'r')
+		case '\t':
+			dst = append(dst, '\\', 't')
+		default:
+			dst = append(dst, '\\', 'u', '0', '0', "0123456789abcdef"[c>>4], "0123456789abcdef"[c&0xf])
+		}
+		i++
+		start = i
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}

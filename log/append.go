@@ -1,0 +1,427 @@
+package log
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+	"golang.org/x/sys/unix"
+
+	"github.com/evtdev/evt/codec"
+)
+
+// ExpectKind is the kind of an expected-version check.
+type ExpectKind int
+
+const (
+	ExpectAny     ExpectKind = iota // no check
+	ExpectNone                      // the stream must not exist (version 0)
+	ExpectExists                    // the stream must exist
+	ExpectVersion                   // the stream must be at exactly Version
+)
+
+// Expectation is an optimistic concurrency check on one stream.
+type Expectation struct {
+	Kind    ExpectKind
+	Version uint64
+}
+
+// ParseExpectation reads any, none, exists or a version number.
+func ParseExpectation(s string) (Expectation, error) {
+	switch s {
+	case "any", "":
+		return Expectation{Kind: ExpectAny}, nil
+	case "none":
+		return Expectation{Kind: ExpectNone}, nil
+	case "exists":
+		return Expectation{Kind: ExpectExists}, nil
+	}
+	v, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return Expectation{}, fmt.Errorf("invalid expectation %q (want any, none, exists or a version number)", s)
+	}
+	if v == 0 {
+		return Expectation{Kind: ExpectNone}, nil
+	}
+	return Expectation{Kind: ExpectVersion, Version: v}, nil
+}
+
+func (e Expectation) holds(version uint64) bool {
+	switch e.Kind {
+	case ExpectNone:
+		return version == 0
+	case ExpectExists:
+		return version > 0
+	case ExpectVersion:
+		return version == e.Version
+	}
+	return true
+}
+
+func (e Expectation) String() string {
+	switch e.Kind {
+	case ExpectNone:
+		return "none (version 0)"
+	case ExpectExists:
+		return "exists"
+	case ExpectVersion:
+		return strconv.FormatUint(e.Version, 10)
+	}
+	return "any"
+}
+
+// Batch is an atomic group of events to append: all of them are stored,
+// or none. Events are validated and encoded as they are added, before the
+// append lock is taken, so the lock is held only to write.
+type Batch struct {
+	buf    []byte
+	events []pending
+	expect map[string]Expectation
+}
+
+type pending struct {
+	off    int // offset of the encoded record in buf
+	stream string
+	id     string
+	given  bool // the producer chose the id: it may be a retry
+}
+
+// Add validates and encodes one event. data and meta must be valid
+// compact JSON (codec.AppendCompact); meta may be nil. An empty id gets a
+// fresh ULID.
+func (b *Batch) Add(stream, typ, id string, data, meta []byte) error {
+	if err := codec.ValidateStream(stream); err != nil {
+		return err
+	}
+	if err := codec.ValidateType(typ); err != nil {
+		return err
+	}
+	given := id != ""
+	if given {
+		if err := codec.ValidateID(id); err != nil {
+			return err
+		}
+	} else {
+		id = ulid.Make().String()
+	}
+	if n := codec.RecordSize(stream, typ, id, data, meta); n > codec.MaxRecordSize {
+		return fmt.Errorf("%w: event of %d bytes exceeds the record limit of %d bytes (1 MiB)", ErrTooLarge, n, codec.MaxRecordSize)
+	}
+	b.events = append(b.events, pending{off: len(b.buf), stream: stream, id: id, given: given})
+	b.buf = codec.AppendRecord(b.buf, stream, typ, id, data, meta)
+	return nil
+}
+
+// Expect adds an expected-version check on stream, evaluated against the
+// stream's version before the batch.
+func (b *Batch) Expect(stream string, e Expectation) {
+	if b.expect == nil {
+		b.expect = map[string]Expectation{}
+	}
+	b.expect[stream] = e
+}
+
+// Len is the number of events added.
+func (b *Batch) Len() int { return len(b.events) }
+
+// Result reports where one event of a batch is stored.
+type Result struct {
+	Position  uint64
+	Stream    string
+	Version   uint64
+	ID        string
+	Time      time.Time
+	Duplicate bool // the id was already in the stream; nothing was written for it
+}
+
+type streamState struct {
+	version, last, first uint64
+	dirty                bool
+	fresh                int // events of this stream in the batch that are not duplicates
+}
+
+// Append stores the batch atomically and durably (per the sync policy)
+// and returns one result per event, in order.
+//
+// An event whose id the stream already holds (from an earlier call or
+// earlier in this batch) is not written again; its result reports the
+// original with Duplicate set. A stream whose events in the batch are all
+// such duplicates is a retry that already succeeded, so its expectation is
+// not checked. Any failed expectation fails the whole batch with
+// ErrConflict and writes nothing.
+func (s *Store) Append(b *Batch) ([]Result, error) {
+	if s.lock == nil {
+		return nil, errors.New("store opened read-only")
+	}
+	if s.failed != nil {
+		return nil, fmt.Errorf("%w: %v", ErrFailed, s.failed)
+	}
+	if len(b.events) == 0 {
+		return nil, nil
+	}
+	if err := s.lock.acquire(s.opts.LockTimeout); err != nil {
+		return nil, err
+	}
+	defer s.lock.release()
+	c, err := s.prepare()
+	if err != nil {
+		return nil, err
+	}
+
+	results := make([]Result, len(b.events))
+	states := make(map[string]*streamState)
+	state := func(stream string) *streamState {
+		st := states[stream]
+		if st == nil {
+			st = &streamState{}
+			var vals [headsValues]uint64
+			if s.heads.get(keyOf(stream), vals[:]) {
+				st.last, st.version, st.first = vals[0], vals[1], vals[2]
+			}
+			states[stream] = st
+		}
+		return st
+	}
+
+	// Duplicates: ids given by the producer, already stored or repeated.
+	dupOf := make([]int, len(b.events)) // index+1 of the earlier event in the batch
+	var seen map[hashKey]int
+	for i := range b.events {
+		p := &b.events[i]
+		st := state(p.stream)
+		if !p.given {
+			st.fresh++
+			continue
+		}
+		key := idKey(p.stream, p.id)
+		if j, ok := seen[key]; ok {
+			dupOf[i] = j + 1
+			continue
+		}
+		var vals [idsValues]uint64
+		if s.ids.get(key, vals[:]) && vals[0] < c.next {
+			rec, err := s.recordAt(vals[0], &c)
+			if err != nil {
+				return nil, err
+			}
+			results[i] = Result{Position: rec.Position, Stream: p.stream, Version: rec.Version, ID: p.id,
+				Time: time.Unix(0, rec.Time).UTC(), Duplicate: true}
+			continue
+		}
+		if seen == nil {
+			seen = map[hashKey]int{}
+		}
+		seen[key] = i
+		st.fresh++
+	}
+
+	// Expectations, against the versions before the batch.
+	for stream, e := range b.expect {
+		st := state(stream)
+		if st.fresh == 0 && hasEvents(b, stream) {
+			continue // every event is a stored duplicate: an idempotent retry
+		}
+		if !e.holds(st.version) {
+			return nil, fmt.Errorf("%w: stream %s is at version %d, expected %s", ErrConflict, stream, st.version, e)
+		}
+	}
+
+	// Positions and versions.
+	now := time.Now().UnixNano()
+	if now < c.lastTime {
+		now = c.lastTime // times never go back in the log
+	}
+	pos := c.next
+	out := b.buf
+	compact := false
+	lastWritten := -1
+	for i := range b.events {
+		p := &b.events[i]
+		if results[i].Duplicate || dupOf[i] != 0 {
+			compact = true
+			continue
+		}
+		st := states[p.stream]
+		st.version++
+		if st.version == 1 {
+			st.first = pos
+		}
+		prev := st.last
+		if st.version == 1 {
+			prev = 0
+		}
+		codec.PatchRecord(b.buf[p.off:], pos, st.version, prev, now, 0)
+		st.last, st.dirty = pos, true
+		results[i] = Result{Position: pos, Stream: p.stream, Version: st.version, ID: p.id, Time: time.Unix(0, now).UTC()}
+		lastWritten = i
+		pos++
+	}
+	for i, j := range dupOf {
+		if j != 0 {
+			results[i] = results[j-1]
+			results[i].Duplicate = true
+		}
+	}
+	if lastWritten < 0 {
+		return results, nil // all duplicates
+	}
+	last := b.buf[b.events[lastWritten].off:]
+	r := results[lastWritten]
+	codec.PatchRecord(last, r.Position, r.Version, prevOf(last), now, codec.FlagEndOfBatch)
+	if compact {
+		out = make([]byte, 0, len(b.buf))
+		for i, p := range b.events {
+			if !results[i].Duplicate {
+				out = append(out, b.buf[p.off:p.off+codec.RecordLength(b.buf[p.off:])]...)
+			}
+		}
+	}
+
+	if c.size > segmentHeaderSize && c.size+int64(len(out)) > s.opts.SegmentSize {
+		if err := s.roll(&c, now); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.write(&c, out, c.next, now); err != nil {
+		return nil, err
+	}
+	written := pos - c.next
+	c.seq++
+	c.next = pos
+	c.size += int64(len(out))
+	c.lastTime = now
+	if err := writeCommit(s.commit, &c); err != nil {
+		s.failed = err
+		return nil, fmt.Errorf("publish commit: %w", err)
+	}
+
+	// Derived tables, after the publish: a reader bounds them by the
+	// commit, and a crash here leaves a gap the next writer fills.
+	if err := s.reserveTables(written); err != nil {
+		return results, nil // acknowledged: the next writer repairs the tables
+	}
+	for stream, st := range states {
+		if st.dirty {
+			s.heads.put(keyOf(stream), []uint64{st.last, st.version, st.first})
+		}
+	}
+	for i, p := range b.events {
+		if !results[i].Duplicate {
+			s.ids.put(idKey(p.stream, p.id), []uint64{results[i].Position})
+		}
+	}
+	s.heads.setApplied(pos - 1)
+	s.ids.setApplied(pos - 1)
+	return results, nil
+}
+
+func hasEvents(b *Batch, stream string) bool {
+	for _, p := range b.events {
+		if p.stream == stream {
+			return true
+		}
+	}
+	return false
+}
+
+// prevOf reads the prev field of an encoded record (see codec/record.go).
+func prevOf(rec []byte) uint64 { return binary.LittleEndian.Uint64(rec[24:]) }
+
+// timeOf reads the time field of an encoded record.
+func timeOf(rec []byte) int64 { return int64(binary.LittleEndian.Uint64(rec[32:])) }
+
+// write puts the records and their offsets into the active segment and
+// syncs per policy. On failure it cuts the segment back to the committed
+// size, so nothing unacknowledged is left for recovery to adopt, and if
+// it cannot be sure of that the store refuses further appends.
+func (s *Store) write(c *commitState, out []byte, firstPos uint64, now int64) error {
+	sf, err := s.segment(c.active)
+	if err != nil {
+		return err
+	}
+	if err := s.ensureIdx(sf); err != nil {
+		return err
+	}
+	fail := func(what string, err error) error {
+		if terr := sf.f.Truncate(c.size); terr != nil || what == "sync" {
+			// After a failed fsync the page cache may hold data the disk
+			// does not: acknowledge nothing more from this process.
+			s.failed = err
+		}
+		return fmt.Errorf("%s %s: %w", what, segmentName(sf.first), err)
+	}
+	if _, err := sf.f.WriteAt(out, c.size); err != nil {
+		return fail("write", err)
+	}
+	entries := make([]byte, 0, 16*(len(out)/codec.RecordHeaderSize+1))
+	for off := 0; off < len(out); {
+		n := codec.RecordLength(out[off:])
+		entries = appendOffsetEntry(entries, c.size+int64(off), timeOf(out[off:]))
+		off += n
+	}
+	if _, err := sf.idx.WriteAt(entries, int64(firstPos-sf.first)*offsetEntrySize); err != nil {
+		return fail("write offsets of", err)
+	}
+	switch s.opts.Sync {
+	case SyncAlways:
+		if err := unix.Fdatasync(int(sf.f.Fd())); err != nil {
+			return fail("sync", err)
+		}
+		c.lastSync = now
+	case SyncInterval:
+		if time.Duration(now-c.lastSync) >= s.opts.SyncInterval {
+			if err := unix.Fdatasync(int(sf.f.Fd())); err != nil {
+				return fail("sync", err)
+			}
+			c.lastSync = now
+		}
+	}
+	return nil
+}
+
+// roll seals the active segment and starts a new one at c.next. Sealing
+// is the checkpoint recovery after a reboot relies on: the segment, its
+// offsets and the tables are synced before the next segment exists.
+func (s *Store) roll(c *commitState, now int64) error {
+	sf, err := s.segment(c.active)
+	if err != nil {
+		return err
+	}
+	if err := unix.Fdatasync(int(sf.f.Fd())); err != nil {
+		s.failed = err
+		return fmt.Errorf("sync %s: %w", segmentName(sf.first), err)
+	}
+	if sf.idx != nil {
+		if err := sf.idx.Sync(); err != nil {
+			return err
+		}
+	}
+	if err := s.heads.sync(); err != nil {
+		return err
+	}
+	if err := s.ids.sync(); err != nil {
+		return err
+	}
+	if err := createSegment(s.dir, c.next, now); err != nil {
+		return err
+	}
+	c.active, c.size, c.lastSync = c.next, segmentHeaderSize, now
+	s.firsts = nil
+	return nil
+}
+
+// Streams lists the distinct streams of the batch, in first-seen order.
+func (b *Batch) Streams() []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, p := range b.events {
+		if !seen[p.stream] {
+			seen[p.stream] = true
+			out = append(out, p.stream)
+		}
+	}
+	return out
+}

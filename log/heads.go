@@ -1,0 +1,172 @@
+package log
+
+import (
+	"fmt"
+	"os"
+	"sort"
+	"time"
+
+	"github.com/evtdev/evt/codec"
+)
+
+// StreamInfo describes the head of one stream.
+type StreamInfo struct {
+	Stream   string
+	Version  uint64 // last version; 0 only for a stream that does not exist
+	First    uint64 // position of version 1
+	Last     uint64 // position of the last event
+	LastType string
+	LastTime time.Time
+}
+
+// tables returns the heads table, reopening it if another process has
+// replaced it (grown or rebuilt) and, for a writer, rebuilding it if it
+// is missing.
+func (s *Store) tables() (*hashFile, error) {
+	if s.heads != nil && !s.heads.moved() {
+		return s.heads, nil
+	}
+	if s.heads != nil {
+		s.heads.close()
+		s.heads = nil
+	}
+	if err := s.openHeads(s.lock != nil); err != nil {
+		return nil, err
+	}
+	if s.heads == nil { // writer, table missing or corrupt
+		if err := s.lock.acquire(s.opts.LockTimeout); err != nil {
+			return nil, err
+		}
+		_, err := s.prepare()
+		s.lock.release()
+		if err != nil {
+			return nil, err
+		}
+	}
+	return s.heads, nil
+}
+
+// Head returns the head of stream, or ErrNotFound. It costs one table
+// lookup and one record read, plus a scan of the records the table has
+// not absorbed yet (normally none, or the batch being published).
+func (s *Store) Head(stream string) (StreamInfo, error) {
+	h, err := s.tables()
+	if err != nil {
+		return StreamInfo{}, err
+	}
+	applied := h.applied()
+	var vals [headsValues]uint64
+	found := h.get(keyOf(stream), vals[:])
+	c, err := s.committed() // after the table: the table never runs ahead of it
+	if err != nil {
+		return StreamInfo{}, err
+	}
+	info := StreamInfo{Stream: stream}
+	if found && vals[0] < c.next {
+		rec, err := s.recordAt(vals[0], &c)
+		if err != nil {
+			return info, err
+		}
+		if string(rec.Stream) != stream {
+			return info, &CorruptError{File: headsFile, Offset: -1, Reason: fmt.Sprintf("entry for %q points at an event of %q (run evt repair)", stream, rec.Stream)}
+		}
+		info.First = vals[2]
+		setHead(&info, &rec)
+	}
+	if applied+1 < c.next {
+		err := s.iterate(applied+1, &c, func(rec *codec.Record) error {
+			if string(rec.Stream) == stream && rec.Position > info.Last {
+				if rec.Version == 1 {
+					info.First = rec.Position
+				}
+				setHead(&info, rec)
+			}
+			return nil
+		})
+		if err != nil {
+			return info, err
+		}
+	}
+	if info.Version == 0 {
+		return info, fmt.Errorf("%w: stream %s", ErrNotFound, stream)
+	}
+	return info, nil
+}
+
+func setHead(info *StreamInfo, rec *codec.Record) {
+	info.Version = rec.Version
+	info.Last = rec.Position
+	info.LastType = string(rec.Type)
+	info.LastTime = time.Unix(0, rec.Time).UTC()
+}
+
+// Streams returns the head of every stream whose name match accepts
+// (all if match is nil), sorted by name.
+func (s *Store) Streams(match func(string) bool) ([]StreamInfo, error) {
+	h, err := s.tables()
+	if err != nil {
+		return nil, err
+	}
+	applied := h.applied()
+	var slots [][headsValues]uint64
+	h.each(func(_ hashKey, vals []uint64) bool {
+		slots = append(slots, [headsValues]uint64(vals))
+		return true
+	})
+	c, err := s.committed()
+	if err != nil {
+		return nil, err
+	}
+	// Read heads in log order: sequential-ish reads, and segments open once.
+	sort.Slice(slots, func(i, j int) bool { return slots[i][0] < slots[j][0] })
+	byName := make(map[string]*StreamInfo, len(slots))
+	for _, v := range slots {
+		if v[0] >= c.next {
+			continue
+		}
+		rec, err := s.recordAt(v[0], &c)
+		if err != nil {
+			return nil, err
+		}
+		name := string(rec.Stream)
+		if match != nil && !match(name) {
+			continue
+		}
+		info := &StreamInfo{Stream: name, First: v[2]}
+		setHead(info, &rec)
+		byName[name] = info
+	}
+	if applied+1 < c.next {
+		err := s.iterate(applied+1, &c, func(rec *codec.Record) error {
+			name := string(rec.Stream)
+			if match != nil && !match(name) {
+				return nil
+			}
+			info := byName[name]
+			if info == nil {
+				info = &StreamInfo{Stream: name, First: rec.Position}
+				byName[name] = info
+			}
+			if rec.Position > info.Last {
+				setHead(info, rec)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	out := make([]StreamInfo, 0, len(byName))
+	for _, info := range byName {
+		out = append(out, *info)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Stream < out[j].Stream })
+	return out, nil
+}
+
+// Exists reports whether the directory holds a store, without creating
+// anything (for shell completion and friendly errors).
+func Exists(dir string) bool {
+	_, err := os.Stat(join(dir, commitFile))
+	return err == nil
+}

@@ -1,0 +1,171 @@
+package log
+
+import (
+	"fmt"
+	"os"
+)
+
+// Repair rebuilds every derived file from the segments, under the append
+// lock: the offsets file of each segment, the heads table, the id index
+// and the commit file. A torn batch at the end of the log is dropped (it
+// was never acknowledged). Damage inside the log — a record that fails
+// its checksum with valid records after it, a missing or cut segment —
+// cannot be repaired without losing acknowledged events; Repair reports
+// it as a *CorruptError and changes nothing.
+//
+// With dropDamaged, damage in the active segment is cut off instead: the
+// events from the damaged record on are dropped, and said so.
+func (s *Store) Repair(dropDamaged bool, progress Progress) (Report, error) {
+	var rep Report
+	if s.lock == nil {
+		return rep, fmt.Errorf("repair needs a store opened for writing")
+	}
+	if err := s.lock.acquire(s.opts.LockTimeout); err != nil {
+		return rep, err
+	}
+	defer s.lock.release()
+
+	firsts, err := listSegments(s.dir)
+	if err != nil {
+		return rep, err
+	}
+	if len(firsts) == 0 {
+		return rep, &CorruptError{File: segmentName(1), Offset: -1, Reason: "no segment files"}
+	}
+	var total, done int64
+	sizes := make([]int64, len(firsts))
+	for i, first := range firsts {
+		sf, err := s.segment(first)
+		if err != nil {
+			return rep, err
+		}
+		st, err := sf.f.Stat()
+		if err != nil {
+			return rep, err
+		}
+		sizes[i] = st.Size()
+		total += st.Size()
+	}
+
+	// Pass 1, read only: find where the log really ends.
+	type segEnd struct {
+		kept  int64
+		next  uint64
+		index []byte
+	}
+	ends := make([]segEnd, len(firsts))
+	expect := firsts[0]
+	var lastTime int64
+	for i, first := range firsts {
+		name := segmentName(first)
+		if first != expect {
+			return rep, &CorruptError{File: name, Offset: 0, Reason: fmt.Sprintf("starts at position %d but the log before it ends at %d: events are missing; restore this store from a backup", first, expect-1)}
+		}
+		sf, _ := s.segment(first)
+		sc := newRecordScanner(sf.f, name, segmentHeaderSize, sizes[i], nil)
+		kept, next := int64(segmentHeaderSize), first
+		var entries, pending []byte
+		pos := first
+		for sc.Next() {
+			rec := sc.Record()
+			if rec.Position != pos {
+				break
+			}
+			pos++
+			pending = appendOffsetEntry(pending, sc.Offset(), rec.Time)
+			if rec.EndOfBatch() {
+				kept, next = sc.off, pos
+				entries = append(entries, pending...)
+				pending = pending[:0]
+				lastTime = rec.Time
+			}
+		}
+		last := i == len(firsts)-1
+		if last && !dropDamaged {
+			if old, err := readCommit(s.commit); err == nil && old.active == first && kept < old.size {
+				return rep, &CorruptError{File: name, Offset: kept, Reason: fmt.Sprintf("damaged below the committed end (%d bytes of acknowledged events follow); evt repair --drop-damaged drops them", old.size-kept)}
+			}
+		}
+		if kept < sizes[i] && !last {
+			reason := "a batch is cut short"
+			if sc.Err() != nil {
+				reason = sc.Err().Error()
+			}
+			return rep, &CorruptError{File: name, Offset: kept, Reason: reason + " inside a sealed segment; the events after it cannot be recovered; restore this store from a backup"}
+		}
+		ends[i] = segEnd{kept: kept, next: next, index: entries}
+		expect = next
+		done += sizes[i]
+		if progress != nil {
+			progress(done, total)
+		}
+	}
+
+	// Pass 2: write. The last segment loses its torn tail, if any.
+	li := len(firsts) - 1
+	active := firsts[li]
+	for i, first := range firsts {
+		sf, _ := s.segment(first)
+		if ends[i].kept < sizes[i] {
+			if err := sf.f.Truncate(ends[i].kept); err != nil {
+				return rep, err
+			}
+			rep.Actions = append(rep.Actions, fmt.Sprintf("dropped %d bytes of an unfinished batch at the end of %s", sizes[i]-ends[i].kept, segmentName(first)))
+		}
+		if err := writeFileAtomic(join(s.dir, offsetsName(first)), ends[i].index); err != nil {
+			return rep, err
+		}
+		if sf.idx != nil {
+			sf.idx.Close()
+			sf.idx = nil
+		}
+		if err := s.ensureIdx(sf); err != nil {
+			return rep, err
+		}
+		if err := sf.f.Sync(); err != nil {
+			return rep, err
+		}
+		rep.Segments++
+		rep.Bytes += ends[i].kept
+	}
+	rep.Actions = append(rep.Actions, fmt.Sprintf("rebuilt the offsets of %d segments", len(firsts)))
+	old, _ := readCommit(s.commit)
+	c := commitState{seq: old.seq + 1, next: expect, active: active, size: ends[li].kept, lastTime: lastTime, lastSync: lastTime, boot: s.boot}
+	if err := s.rebuildTables(&c); err != nil {
+		return rep, err
+	}
+	rep.Actions = append(rep.Actions, "rebuilt the heads table and the id index")
+	if err := writeCommit(s.commit, &c); err != nil {
+		return rep, err
+	}
+	if err := s.commit.Sync(); err != nil {
+		return rep, err
+	}
+	rep.Events = expect - firsts[0]
+	rep.Streams = int(s.heads.count())
+	return rep, nil
+}
+
+// writeFileAtomic replaces a file by writing a temporary one, syncing it
+// and renaming it over the old one.
+func writeFileAtomic(path string, data []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+	}
+	return err
+}

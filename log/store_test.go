@@ -1,0 +1,115 @@
+package log
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/evtdev/evt/codec"
+)
+
+func openTest(t *testing.T, dir string, segSize int64) *Store {
+	t.Helper()
+	s, err := Open(dir, Options{Create: true, SegmentSize: segSize})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func appendN(t *testing.T, s *Store, stream string, n int) []Result {
+	t.Helper()
+	var b Batch
+	for i := 0; i < n; i++ {
+		if err := b.Add(stream, "Happened", "", []byte(fmt.Sprintf(`{"i":%d}`, i)), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := s.Append(&b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+func TestAppendReadVerify(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, dir, 4096)
+	for i := 0; i < 50; i++ {
+		appendN(t, s, fmt.Sprintf("s-%d", i%7), 1+i%3)
+	}
+	info, err := s.Head("s-3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Version == 0 || info.LastType != "Happened" {
+		t.Fatalf("head %+v", info)
+	}
+	if _, err := s.Head("nope"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("missing stream: %v", err)
+	}
+	var n uint64
+	if _, err := s.Scan(1, func(rec *codec.Record) error {
+		n++
+		if rec.Position != n {
+			return fmt.Errorf("position %d at %d", rec.Position, n)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := s.Verify(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Events != n || rep.Segments < 3 || rep.Streams != 7 {
+		t.Fatalf("report %+v, scanned %d", rep, n)
+	}
+	// A fresh reader sees the same.
+	r, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	streams, err := r.Streams(nil)
+	if err != nil || len(streams) != 7 {
+		t.Fatalf("streams %v %v", streams, err)
+	}
+	if _, err := s.Repair(false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Verify(nil); err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, s, "s-1", 2)
+	if _, err := r.Verify(nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestExpectAndIdempotency(t *testing.T) {
+	s := openTest(t, t.TempDir(), 0)
+	var b Batch
+	b.Add("a-1", "T", "id-1", []byte(`{}`), nil)
+	b.Expect("a-1", Expectation{Kind: ExpectNone})
+	if _, err := s.Append(&b); err != nil {
+		t.Fatal(err)
+	}
+	// retry of the same batch: a no-op that reports the original
+	res, err := s.Append(&b)
+	if err != nil || !res[0].Duplicate || res[0].Position != 1 {
+		t.Fatalf("retry: %+v %v", res, err)
+	}
+	var c Batch
+	c.Add("a-1", "T", "", []byte(`{}`), nil)
+	c.Expect("a-1", Expectation{Kind: ExpectVersion, Version: 5})
+	if _, err := s.Append(&c); !errors.Is(err, ErrConflict) {
+		t.Fatalf("conflict: %v", err)
+	}
+	c.Expect("a-1", Expectation{Kind: ExpectVersion, Version: 1})
+	res, err = s.Append(&c)
+	if err != nil || res[0].Version != 2 || res[0].Position != 2 {
+		t.Fatalf("append: %+v %v", res, err)
+	}
+}
