@@ -66,6 +66,7 @@ func Main() int {
 		<-ctx.Done()
 		stop() // restore the default handling, so a second ^C is not ignored
 	}()
+	defer startProfile()()
 	return run(ctx, System(), os.Args[1:])
 }
 

@@ -366,7 +366,7 @@ func TestParseEnvelope(t *testing.T) {
 			// Data and Metadata live in the returned buf, clipped so an
 			// append to one cannot overwrite the other.
 			for _, v := range [][]byte{env.Data, env.Metadata} {
-				if v != nil && (!within(v, got) || cap(v) != len(v)) {
+				if v != nil && (!inBuffer(v, got) || cap(v) != len(v)) {
 					t.Errorf("%q is not a capacity-clipped subslice of buf", v)
 				}
 			}
@@ -388,8 +388,8 @@ func checkEnvelope(t *testing.T, got, want Envelope) {
 	}
 }
 
-// within reports whether v's bytes are inside buf's backing array.
-func within(v, buf []byte) bool {
+// inBuffer reports whether v's bytes are inside buf's backing array.
+func inBuffer(v, buf []byte) bool {
 	if len(v) == 0 {
 		return true
 	}
@@ -551,7 +551,7 @@ func FuzzParseEnvelope(f *testing.F) {
 		if !json.Valid(env.Data) || (env.Metadata != nil && !json.Valid(env.Metadata)) {
 			t.Fatalf("ParseEnvelope(%q): data %q metadata %q", line, env.Data, env.Metadata)
 		}
-		if !within(env.Data, buf) || !within(env.Metadata, buf) {
+		if !inBuffer(env.Data, buf) || !inBuffer(env.Metadata, buf) {
 			t.Fatalf("ParseEnvelope(%q): data or metadata not in buf", line)
 		}
 
@@ -566,11 +566,11 @@ func FuzzParseEnvelope(f *testing.F) {
 		if std.Stream != env.Stream || std.Type != env.Type || std.ID != env.ID {
 			t.Fatalf("ParseEnvelope(%q) = %q %q %q, encoding/json %q %q %q", line, env.Stream, env.Type, env.ID, std.Stream, std.Type, std.ID)
 		}
-		wantData := compact(t, std.Data, "null")
+		wantData := compactRaw(t, std.Data, "null")
 		if string(env.Data) != wantData || env.HasData != (std.Data != nil) {
 			t.Fatalf("ParseEnvelope(%q) data %q (has %v), want %q", line, env.Data, env.HasData, wantData)
 		}
-		wantMeta := compact(t, std.Metadata, "")
+		wantMeta := compactRaw(t, std.Metadata, "")
 		if wantMeta == "null" || wantMeta == "{}" {
 			wantMeta = ""
 		}
@@ -580,8 +580,8 @@ func FuzzParseEnvelope(f *testing.F) {
 	})
 }
 
-// compact is json.Compact of raw, or absent when raw is nil.
-func compact(t *testing.T, raw json.RawMessage, absent string) string {
+// compactRaw is json.Compact of raw, or absent when raw is nil.
+func compactRaw(t *testing.T, raw json.RawMessage, absent string) string {
 	if raw == nil {
 		return absent
 	}

@@ -94,7 +94,7 @@ func (r *LineReader) Next() (line []byte, lineNo int, err error) {
 		if tooLong {
 			return nil, r.lineNo, &LineError{Line: r.lineNo, Err: tooLongError{r.max}}
 		}
-		if !isBlank(line) {
+		if !isBlankLine(line) {
 			return line, r.lineNo, nil
 		}
 	}
@@ -151,8 +151,8 @@ func (r *LineReader) trim(b []byte) (line []byte, tooLong bool, err error) {
 	return b, false, nil
 }
 
-// isBlank: empty or only JSON whitespace. "\n" cannot occur inside a line.
-func isBlank(b []byte) bool {
+// isBlankLine: empty or only JSON whitespace. "\n" cannot occur inside a line.
+func isBlankLine(b []byte) bool {
 	for _, c := range b {
 		if c != ' ' && c != '\t' && c != '\r' {
 			return false

@@ -10,7 +10,7 @@ import (
 	"testing/iotest"
 )
 
-type line struct {
+type gotLine struct {
 	text string
 	no   int
 	err  string // the whole error message, "" for a line
@@ -18,8 +18,8 @@ type line struct {
 
 // readAll drains r, collecting lines and line errors (the reader goes on
 // after a too-long line) until io.EOF or another error, which it returns.
-func readAll(r *LineReader) ([]line, error) {
-	var got []line
+func readAllLines(r *LineReader) ([]gotLine, error) {
+	var got []gotLine
 	for {
 		b, no, err := r.Next()
 		if err == io.EOF {
@@ -31,11 +31,11 @@ func readAll(r *LineReader) ([]line, error) {
 			if le.Line != no {
 				return got, errors.New("LineError.Line differs from the returned number")
 			}
-			got = append(got, line{no: no, err: err.Error()})
+			got = append(got, gotLine{no: no, err: err.Error()})
 		case err != nil:
 			return got, err
 		default:
-			got = append(got, line{text: string(b), no: no})
+			got = append(got, gotLine{text: string(b), no: no})
 		}
 	}
 }
@@ -45,25 +45,25 @@ func TestLineReader(t *testing.T) {
 		name string
 		in   string
 		max  int
-		want []line
+		want []gotLine
 	}{
 		{name: "empty input", in: "", want: nil},
-		{name: "one line", in: "{}\n", want: []line{{text: "{}", no: 1}}},
-		{name: "no final newline", in: "a\nb", want: []line{{text: "a", no: 1}, {text: "b", no: 2}}},
-		{name: "CRLF", in: "a\r\nb\r\n", want: []line{{text: "a", no: 1}, {text: "b", no: 2}}},
-		{name: "CR at the very end", in: "a\r", want: []line{{text: "a", no: 1}}},
-		{name: "only one CR is dropped", in: "a\r\r\n", want: []line{{text: "a\r", no: 1}}},
-		{name: "CR inside a line is kept", in: "a\rb\n", want: []line{{text: "a\rb", no: 1}}},
-		{name: "blank lines counted", in: "\n\na\n\r\n \t \nb\n\n", want: []line{{text: "a", no: 3}, {text: "b", no: 6}}},
+		{name: "one line", in: "{}\n", want: []gotLine{{text: "{}", no: 1}}},
+		{name: "no final newline", in: "a\nb", want: []gotLine{{text: "a", no: 1}, {text: "b", no: 2}}},
+		{name: "CRLF", in: "a\r\nb\r\n", want: []gotLine{{text: "a", no: 1}, {text: "b", no: 2}}},
+		{name: "CR at the very end", in: "a\r", want: []gotLine{{text: "a", no: 1}}},
+		{name: "only one CR is dropped", in: "a\r\r\n", want: []gotLine{{text: "a\r", no: 1}}},
+		{name: "CR inside a line is kept", in: "a\rb\n", want: []gotLine{{text: "a\rb", no: 1}}},
+		{name: "blank lines counted", in: "\n\na\n\r\n \t \nb\n\n", want: []gotLine{{text: "a", no: 3}, {text: "b", no: 6}}},
 		{name: "only blank lines", in: "\n \n\t\r\n", want: nil},
-		{name: "surrounding spaces kept", in: "  {} \n", want: []line{{text: "  {} ", no: 1}}},
-		{name: "form feed is not blank", in: "\f\n", want: []line{{text: "\f", no: 1}}},
-		{name: "at the limit", in: "abcd\nabcd\r\n", max: 4, want: []line{{text: "abcd", no: 1}, {text: "abcd", no: 2}}},
+		{name: "surrounding spaces kept", in: "  {} \n", want: []gotLine{{text: "  {} ", no: 1}}},
+		{name: "form feed is not blank", in: "\f\n", want: []gotLine{{text: "\f", no: 1}}},
+		{name: "at the limit", in: "abcd\nabcd\r\n", max: 4, want: []gotLine{{text: "abcd", no: 1}, {text: "abcd", no: 2}}},
 		{
 			name: "over the limit",
 			in:   "ab\nabcde\nxy\nabcdefghijklmnopqrstuvwxyz0123456789\r\nlast",
 			max:  4,
-			want: []line{
+			want: []gotLine{
 				{text: "ab", no: 1},
 				{no: 2, err: "line 2: longer than 4 bytes"},
 				{text: "xy", no: 3},
@@ -71,19 +71,19 @@ func TestLineReader(t *testing.T) {
 				{text: "last", no: 5},
 			},
 		},
-		{name: "long last line", in: "abcdefghijklmnopqrstuvwxyz", max: 4, want: []line{{no: 1, err: "line 1: longer than 4 bytes"}}},
-		{name: "long blank line is still too long", in: strings.Repeat(" ", 40) + "\n{}", max: 4, want: []line{{no: 1, err: "line 1: longer than 4 bytes"}, {text: "{}", no: 2}}},
+		{name: "long last line", in: "abcdefghijklmnopqrstuvwxyz", max: 4, want: []gotLine{{no: 1, err: "line 1: longer than 4 bytes"}}},
+		{name: "long blank line is still too long", in: strings.Repeat(" ", 40) + "\n{}", max: 4, want: []gotLine{{no: 1, err: "line 1: longer than 4 bytes"}, {text: "{}", no: 2}}},
 		{
 			// Longer than bufio's 64 KiB buffer but within the limit:
 			// the slow path assembles it.
 			name: "longer than the buffer",
 			in:   "a\n" + strings.Repeat("x", 200<<10) + "\r\nb",
-			want: []line{{text: "a", no: 1}, {text: strings.Repeat("x", 200<<10), no: 2}, {text: "b", no: 3}},
+			want: []gotLine{{text: "a", no: 1}, {text: strings.Repeat("x", 200<<10), no: 2}, {text: "b", no: 3}},
 		},
 		{
 			name: "default limit",
 			in:   strings.Repeat("x", DefaultMaxLine) + "\n" + strings.Repeat("y", DefaultMaxLine+1) + "\nz",
-			want: []line{{text: strings.Repeat("x", DefaultMaxLine), no: 1}, {no: 2, err: "line 2: longer than 1048576 bytes"}, {text: "z", no: 3}},
+			want: []gotLine{{text: strings.Repeat("x", DefaultMaxLine), no: 1}, {no: 2, err: "line 2: longer than 1048576 bytes"}, {text: "z", no: 3}},
 		},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -95,7 +95,7 @@ func TestLineReader(t *testing.T) {
 				{"one byte", iotest.OneByteReader},
 				{"data with EOF", iotest.DataErrReader},
 			} {
-				got, err := readAll(NewLineReader(reader.wrap(strings.NewReader(tt.in)), tt.max))
+				got, err := readAllLines(NewLineReader(reader.wrap(strings.NewReader(tt.in)), tt.max))
 				if err != nil {
 					t.Fatalf("%s: %v", reader.name, err)
 				}
@@ -107,7 +107,7 @@ func TestLineReader(t *testing.T) {
 	}
 }
 
-func equalLines(a, b []line) bool {
+func equalLines(a, b []gotLine) bool {
 	if len(a) != len(b) {
 		return false
 	}
@@ -119,7 +119,7 @@ func equalLines(a, b []line) bool {
 	return true
 }
 
-func showLines(ls []line) string {
+func showLines(ls []gotLine) string {
 	var b strings.Builder
 	for _, l := range ls {
 		t := l.text
@@ -171,7 +171,7 @@ func TestLineReaderErrors(t *testing.T) {
 // TestLineReaderBoundedMemory: a 64 MiB line must not be held in memory.
 func TestLineReaderBoundedMemory(t *testing.T) {
 	huge := io.MultiReader(
-		io.LimitReader(repeatReader('x'), 64<<20),
+		io.LimitReader(byteRepeater('x'), 64<<20),
 		strings.NewReader("\n{}\n"),
 	)
 	r := NewLineReader(huge, 1<<10)
@@ -186,9 +186,9 @@ func TestLineReaderBoundedMemory(t *testing.T) {
 	}
 }
 
-type repeatReader byte
+type byteRepeater byte
 
-func (c repeatReader) Read(p []byte) (int, error) {
+func (c byteRepeater) Read(p []byte) (int, error) {
 	for i := range p {
 		p[i] = byte(c)
 	}
@@ -231,7 +231,7 @@ func FuzzLineReader(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data, sizes []byte, maxLine uint8, atEOF bool) {
 		max := int(maxLine)%64 + 1
 		r := NewLineReader(&chunkReader{data: data, sizes: sizes, atEOF: atEOF}, max)
-		got, err := readAll(r)
+		got, err := readAllLines(r)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -239,7 +239,7 @@ func FuzzLineReader(f *testing.F) {
 		// The model: split on "\n" (a final "\n" ends the last line, it
 		// does not start an empty one), drop one trailing "\r", skip
 		// blank lines, and report lines over max.
-		var want []line
+		var want []gotLine
 		parts := bytes.Split(data, []byte("\n"))
 		if len(data) > 0 && data[len(data)-1] == '\n' {
 			parts = parts[:len(parts)-1]
@@ -251,9 +251,9 @@ func FuzzLineReader(f *testing.F) {
 			p = bytes.TrimSuffix(p, []byte("\r"))
 			switch {
 			case len(p) > max:
-				want = append(want, line{no: i + 1, err: fmt.Sprintf("line %d: longer than %d bytes", i+1, max)})
+				want = append(want, gotLine{no: i + 1, err: fmt.Sprintf("line %d: longer than %d bytes", i+1, max)})
 			case len(bytes.Trim(p, " \t\r")) > 0:
-				want = append(want, line{text: string(p), no: i + 1})
+				want = append(want, gotLine{text: string(p), no: i + 1})
 			}
 		}
 		if !equalLines(got, want) {

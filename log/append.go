@@ -77,16 +77,29 @@ func (e Expectation) String() string {
 // or none. Events are validated and encoded as they are added, before the
 // append lock is taken, so the lock is held only to write.
 type Batch struct {
-	buf    []byte
+	// Encoded records, in chunks rather than one growing slice: a bulk
+	// import of a million events would otherwise spend most of its time
+	// copying the slice each time it doubles.
+	chunks [][]byte
 	events []pending
 	expect map[string]Expectation
 }
 
+const batchChunk = 4 << 20
+
 type pending struct {
-	off    int // offset of the encoded record in buf
+	chunk  int // index into chunks
+	off    int // offset of the encoded record in its chunk
 	stream string
 	id     string
 	given  bool // the producer chose the id: it may be a retry
+}
+
+// record returns the encoded record of event i.
+func (b *Batch) record(i int) []byte {
+	p := &b.events[i]
+	c := b.chunks[p.chunk][p.off:]
+	return c[:codec.RecordLength(c)]
 }
 
 // Add validates and encodes one event. data and meta must be valid
@@ -107,11 +120,17 @@ func (b *Batch) Add(stream, typ, id string, data, meta []byte) error {
 	} else {
 		id = ulid.Make().String()
 	}
-	if n := codec.RecordSize(stream, typ, id, data, meta); n > codec.MaxRecordSize {
+	n := codec.RecordSize(stream, typ, id, data, meta)
+	if n > codec.MaxRecordSize {
 		return fmt.Errorf("%w: event of %d bytes exceeds the record limit of %d bytes (1 MiB)", ErrTooLarge, n, codec.MaxRecordSize)
 	}
-	b.events = append(b.events, pending{off: len(b.buf), stream: stream, id: id, given: given})
-	b.buf = codec.AppendRecord(b.buf, stream, typ, id, data, meta)
+	last := len(b.chunks) - 1
+	if last < 0 || len(b.chunks[last])+n > cap(b.chunks[last]) {
+		b.chunks = append(b.chunks, make([]byte, 0, max(batchChunk, n)))
+		last++
+	}
+	b.events = append(b.events, pending{chunk: last, off: len(b.chunks[last]), stream: stream, id: id, given: given})
+	b.chunks[last] = codec.AppendRecord(b.chunks[last], stream, typ, id, data, meta)
 	return nil
 }
 
@@ -235,7 +254,6 @@ func (s *Store) Append(b *Batch) ([]Result, error) {
 		now = c.lastTime // times never go back in the log
 	}
 	pos := c.next
-	out := b.buf
 	compact := false
 	lastWritten := -1
 	for i := range b.events {
@@ -253,7 +271,7 @@ func (s *Store) Append(b *Batch) ([]Result, error) {
 		if st.version == 1 {
 			prev = 0
 		}
-		codec.PatchRecord(b.buf[p.off:], pos, st.version, prev, now, 0)
+		codec.PatchRecord(b.record(i), pos, st.version, prev, now, 0)
 		st.last, st.dirty = pos, true
 		results[i] = Result{Position: pos, Stream: p.stream, Version: st.version, ID: p.id, Time: time.Unix(0, now).UTC()}
 		lastWritten = i
@@ -268,19 +286,25 @@ func (s *Store) Append(b *Batch) ([]Result, error) {
 	if lastWritten < 0 {
 		return results, nil // all duplicates
 	}
-	last := b.buf[b.events[lastWritten].off:]
+	last := b.record(lastWritten)
 	r := results[lastWritten]
 	codec.PatchRecord(last, r.Position, r.Version, prevOf(last), now, codec.FlagEndOfBatch)
+	out := b.chunks
 	if compact {
-		out = make([]byte, 0, len(b.buf))
-		for i, p := range b.events {
+		var keep []byte
+		for i := range b.events {
 			if !results[i].Duplicate {
-				out = append(out, b.buf[p.off:p.off+codec.RecordLength(b.buf[p.off:])]...)
+				keep = append(keep, b.record(i)...)
 			}
 		}
+		out = [][]byte{keep}
+	}
+	var size int64
+	for _, chunk := range out {
+		size += int64(len(chunk))
 	}
 
-	if c.size > segmentHeaderSize && c.size+int64(len(out)) > s.opts.SegmentSize {
+	if c.size > segmentHeaderSize && c.size+size > s.opts.SegmentSize {
 		if err := s.roll(&c, now); err != nil {
 			return nil, err
 		}
@@ -291,7 +315,7 @@ func (s *Store) Append(b *Batch) ([]Result, error) {
 	written := pos - c.next
 	c.seq++
 	c.next = pos
-	c.size += int64(len(out))
+	c.size += size
 	c.lastTime = now
 	if err := writeCommit(s.commit, &c); err != nil {
 		s.failed = err
@@ -300,7 +324,13 @@ func (s *Store) Append(b *Batch) ([]Result, error) {
 
 	// Derived tables, after the publish: a reader bounds them by the
 	// commit, and a crash here leaves a gap the next writer fills.
-	if err := s.reserveTables(written); err != nil {
+	newStreams := uint64(0)
+	for _, st := range states {
+		if st.dirty && st.first >= pos-written {
+			newStreams++
+		}
+	}
+	if err := s.reserveTables(newStreams, written); err != nil {
 		return results, nil // acknowledged: the next writer repairs the tables
 	}
 	for stream, st := range states {
@@ -337,7 +367,7 @@ func timeOf(rec []byte) int64 { return int64(binary.LittleEndian.Uint64(rec[32:]
 // syncs per policy. On failure it cuts the segment back to the committed
 // size, so nothing unacknowledged is left for recovery to adopt, and if
 // it cannot be sure of that the store refuses further appends.
-func (s *Store) write(c *commitState, out []byte, firstPos uint64, now int64) error {
+func (s *Store) write(c *commitState, out [][]byte, firstPos uint64, now int64) error {
 	sf, err := s.segment(c.active)
 	if err != nil {
 		return err
@@ -353,14 +383,17 @@ func (s *Store) write(c *commitState, out []byte, firstPos uint64, now int64) er
 		}
 		return fmt.Errorf("%s %s: %w", what, segmentName(sf.first), err)
 	}
-	if _, err := sf.f.WriteAt(out, c.size); err != nil {
-		return fail("write", err)
-	}
-	entries := make([]byte, 0, 16*(len(out)/codec.RecordHeaderSize+1))
-	for off := 0; off < len(out); {
-		n := codec.RecordLength(out[off:])
-		entries = appendOffsetEntry(entries, c.size+int64(off), timeOf(out[off:]))
-		off += n
+	var entries []byte
+	at := c.size
+	for _, chunk := range out {
+		if _, err := sf.f.WriteAt(chunk, at); err != nil {
+			return fail("write", err)
+		}
+		for off := 0; off < len(chunk); {
+			entries = appendOffsetEntry(entries, at+int64(off), timeOf(chunk[off:]))
+			off += codec.RecordLength(chunk[off:])
+		}
+		at += int64(len(chunk))
 	}
 	if _, err := sf.idx.WriteAt(entries, int64(firstPos-sf.first)*offsetEntrySize); err != nil {
 		return fail("write offsets of", err)

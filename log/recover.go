@@ -205,7 +205,7 @@ func (s *Store) catchUp(c *commitState, rebooted, lost bool) error {
 	if from >= c.next {
 		return nil
 	}
-	if err := s.reserveTables(c.next - from); err != nil {
+	if err := s.reserveTables(c.next-from, c.next-from); err != nil {
 		return err
 	}
 	err := s.iterate(from, c, func(rec *codec.Record) error {
@@ -237,17 +237,18 @@ func beyond(h *hashFile, i int, next uint64) bool {
 	return found
 }
 
-func (s *Store) reserveTables(n uint64) error {
-	h, err := s.heads.reserve(n)
+// reserveTables makes room for streams new heads and ids new ids.
+func (s *Store) reserveTables(streams, ids uint64) error {
+	h, err := s.heads.reserve(streams)
 	if err != nil {
 		return err
 	}
 	s.heads = h
-	ids, err := s.ids.reserve(n)
+	idx, err := s.ids.reserve(ids)
 	if err != nil {
 		return err
 	}
-	s.ids = ids
+	s.ids = idx
 	return nil
 }
 
