@@ -2,18 +2,18 @@ package cmd
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
+
+	"github.com/evtdev/evt/codec"
 )
 
 // Where a flag's value came from, as `evt config` shows it.
@@ -268,35 +268,18 @@ func (g *globalOptions) settings(flags *pflag.FlagSet) []setting {
 }
 
 func runConfig(g *globalOptions, rows []setting) error {
-	out := g.IO.Out
-	switch g.Output {
-	case "json":
-		enc := json.NewEncoder(out)
-		enc.SetEscapeHTML(false)
-		for _, r := range rows {
-			if err := enc.Encode(r); err != nil {
-				return err
-			}
-		}
-		return nil
-	case "table":
-	case "":
-		if !g.IO.IsStdoutTTY() {
-			for _, r := range rows {
-				if _, err := fmt.Fprintf(out, "%s\t%s\t%s\n", r.Key, r.Value, r.Source); err != nil {
-					return err
-				}
-			}
-			return nil
-		}
-	default:
-		// TODO: use codec's printer once it exists, for pretty, yaml and template=.
-		return usageErrorf("config: -o %s is not supported here (want json or table)", g.Output)
+	p, err := g.printer()
+	if err != nil {
+		return err
 	}
-	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "KEY\tVALUE\tSOURCE")
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", r.Key, r.Value, r.Source)
+		if err := p.Row([]codec.Field{
+			{Key: "key", Value: r.Key},
+			{Key: "value", Value: r.Value},
+			{Key: "source", Value: r.Source},
+		}); err != nil {
+			return err
+		}
 	}
-	return tw.Flush()
+	return p.Flush()
 }

@@ -284,7 +284,7 @@ func TestConfigTable(t *testing.T) {
 		t.Fatalf("exit %d", code)
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	if len(lines) != 6 || !strings.HasPrefix(lines[0], "KEY ") || !strings.Contains(lines[5], "sync ") {
+	if len(lines) != 6 || !strings.HasPrefix(strings.TrimSpace(lines[0]), "KEY ") || !strings.HasPrefix(strings.TrimSpace(lines[5]), "sync ") {
 		t.Errorf("table:\n%s", out)
 	}
 }

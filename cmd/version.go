@@ -33,18 +33,25 @@ func newVersionCmd(g *globalOptions) *cobra.Command {
 	}
 }
 
+// runVersion prints one line by default; any -o prints the versionInfo
+// document in that format.
 func runVersion(g *globalOptions, v versionInfo) error {
-	switch g.Output {
-	case "":
+	if g.Output == "" {
 		_, err := fmt.Fprintf(g.IO.Out, "evt %s (%s, %s/%s)\n", v.Version, v.Go, v.OS, v.Arch)
 		return err
-	case "json":
-		enc := json.NewEncoder(g.IO.Out)
-		enc.SetEscapeHTML(false)
-		return enc.Encode(v)
-	default:
-		return usageErrorf("version: -o %s is not supported here (want json)", g.Output)
 	}
+	p, err := g.printer()
+	if err != nil {
+		return err
+	}
+	doc, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	if err := p.JSON(doc); err != nil {
+		return err
+	}
+	return p.Flush()
 }
 
 // readVersion works out the version from the build: the link-time version,

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"time"
 
@@ -437,6 +438,21 @@ func (s *Store) roll(c *commitState, now int64) error {
 	}
 	if err := s.ids.sync(); err != nil {
 		return err
+	}
+	// A writer killed between creating a segment and publishing it leaves
+	// a file named inside the active segment's range; once the log rolls
+	// past it, it would shadow real positions. Remove such orphans first.
+	firsts, err := listSegments(s.dir)
+	if err != nil {
+		return err
+	}
+	for _, f := range firsts {
+		if f > c.active && f < c.next {
+			if err := os.Remove(join(s.dir, segmentName(f))); err != nil {
+				return err
+			}
+			os.Remove(join(s.dir, offsetsName(f)))
+		}
 	}
 	if err := createSegment(s.dir, c.next, now); err != nil {
 		return err

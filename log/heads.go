@@ -2,7 +2,6 @@ package log
 
 import (
 	"fmt"
-	"os"
 	"sort"
 	"time"
 
@@ -167,6 +166,5 @@ func (s *Store) Streams(match func(string) bool) ([]StreamInfo, error) {
 // Exists reports whether the directory holds a store, without creating
 // anything (for shell completion and friendly errors).
 func Exists(dir string) bool {
-	_, err := os.Stat(join(dir, commitFile))
-	return err == nil
+	return fileExists(join(dir, commitFile))
 }

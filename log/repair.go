@@ -32,6 +32,17 @@ func (s *Store) Repair(dropDamaged bool, progress Progress) (Report, error) {
 	if len(firsts) == 0 {
 		return rep, &CorruptError{File: segmentName(1), Offset: -1, Reason: "no segment files"}
 	}
+	// A segment past the committed end whose header never reached the
+	// disk is what a writer killed while rolling leaves: not part of the log.
+	if old, err := readCommit(s.commit); err == nil && len(firsts) > 1 {
+		last := firsts[len(firsts)-1]
+		if _, err := s.segment(last); err != nil && last >= old.next {
+			os.Remove(join(s.dir, segmentName(last)))
+			os.Remove(join(s.dir, offsetsName(last)))
+			firsts = firsts[:len(firsts)-1]
+			rep.Actions = append(rep.Actions, "removed "+segmentName(last)+", an unfinished segment past the end of the log")
+		}
+	}
 	var total, done int64
 	sizes := make([]int64, len(firsts))
 	for i, first := range firsts {

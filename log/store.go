@@ -128,9 +128,10 @@ func (s *Store) open() error {
 		if err != nil {
 			return err
 		}
-		if c.boot != s.boot {
-			// The machine rebooted since the last append: derived files may
-			// have lost unsynced pages. Repair them under the lock, once.
+		if c.boot != s.boot || !fileExists(join(s.dir, headsFile)) {
+			// The machine rebooted since the last append (derived files
+			// may have lost unsynced pages), or the heads table is gone:
+			// recover under the lock, once, as the next writer would.
 			if err := s.recoverAsReader(); err != nil {
 				return err
 			}
@@ -328,6 +329,11 @@ func (s *Store) segmentFor(pos uint64, c *commitState) (uint64, error) {
 		return 0, fmt.Errorf("%w: position %d is before the first segment", ErrNotFound, pos)
 	}
 	return s.firsts[i-1], nil
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }
 
 // bootID identifies this boot of the kernel; zero where unknown.
