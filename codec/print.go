@@ -114,6 +114,7 @@ func (p *Printer) JSON(doc []byte) error {
 		if err := yaml.Unmarshal(doc, &node); err != nil {
 			return err
 		}
+		blockStyle(&node)
 		if p.docs > 0 {
 			p.w.WriteString("---\n")
 		}
@@ -200,6 +201,8 @@ func (p *Printer) Flush() error {
 			tablewriter.WithHeaderAlignment(tw.AlignLeft),
 			tablewriter.WithRowAutoWrap(tw.WrapNone),
 			tablewriter.WithAlignment(tw.Alignment{tw.AlignLeft}),
+			tablewriter.WithPadding(tw.Padding{Left: "", Right: "  ", Overwrite: true}),
+			tablewriter.WithTrimSpace(tw.On),
 		)
 		t.Header(p.header)
 		if err := t.Bulk(p.rows); err != nil {
@@ -211,6 +214,15 @@ func (p *Printer) Flush() error {
 		p.rows = nil
 	}
 	return p.w.Flush()
+}
+
+// blockStyle clears the flow style that parsing JSON leaves on every node,
+// so YAML output reads as block YAML rather than JSON in disguise.
+func blockStyle(n *yaml.Node) {
+	n.Style &^= yaml.FlowStyle | yaml.DoubleQuotedStyle
+	for _, c := range n.Content {
+		blockStyle(c)
+	}
 }
 
 // AppendRowJSON encodes fields as one JSON object, keys in order.
