@@ -84,6 +84,10 @@ type Batch struct {
 	chunks [][]byte
 	events []pending
 	expect map[string]Expectation
+	// Distinct streams of the batch: events refer to them by index, so
+	// the append resolves each stream once rather than once per event.
+	streams   []string
+	streamIdx map[string]int
 }
 
 const batchChunk = 4 << 20
@@ -91,7 +95,7 @@ const batchChunk = 4 << 20
 type pending struct {
 	chunk  int // index into chunks
 	off    int // offset of the encoded record in its chunk
-	stream string
+	stream int // index into streams
 	id     string
 	given  bool // the producer chose the id: it may be a retry
 }
@@ -130,7 +134,16 @@ func (b *Batch) Add(stream, typ, id string, data, meta []byte) error {
 		b.chunks = append(b.chunks, make([]byte, 0, max(batchChunk, n)))
 		last++
 	}
-	b.events = append(b.events, pending{chunk: last, off: len(b.chunks[last]), stream: stream, id: id, given: given})
+	si, ok := b.streamIdx[stream]
+	if !ok {
+		if b.streamIdx == nil {
+			b.streamIdx = map[string]int{}
+		}
+		si = len(b.streams)
+		b.streams = append(b.streams, stream)
+		b.streamIdx[stream] = si
+	}
+	b.events = append(b.events, pending{chunk: last, off: len(b.chunks[last]), stream: si, id: id, given: given})
 	b.chunks[last] = codec.AppendRecord(b.chunks[last], stream, typ, id, data, meta)
 	return nil
 }
@@ -159,6 +172,7 @@ type Result struct {
 
 type streamState struct {
 	version, last, first uint64
+	loaded               bool
 	dirty                bool
 	fresh                int // events of this stream in the batch that are not duplicates
 }
@@ -192,18 +206,19 @@ func (s *Store) Append(b *Batch) ([]Result, error) {
 	}
 
 	results := make([]Result, len(b.events))
-	states := make(map[string]*streamState)
-	state := func(stream string) *streamState {
-		st := states[stream]
-		if st == nil {
-			st = &streamState{}
+	states := make([]streamState, len(b.streams))
+	load := func(stream string, st *streamState) *streamState {
+		if !st.loaded {
 			var vals [headsValues]uint64
 			if s.heads.get(keyOf(stream), vals[:]) {
 				st.last, st.version, st.first = vals[0], vals[1], vals[2]
 			}
-			states[stream] = st
+			st.loaded = true
 		}
 		return st
+	}
+	for i, name := range b.streams {
+		load(name, &states[i])
 	}
 
 	// Duplicates: ids given by the producer, already stored or repeated.
@@ -211,12 +226,13 @@ func (s *Store) Append(b *Batch) ([]Result, error) {
 	var seen map[hashKey]int
 	for i := range b.events {
 		p := &b.events[i]
-		st := state(p.stream)
+		st := &states[p.stream]
 		if !p.given {
 			st.fresh++
 			continue
 		}
-		key := idKey(p.stream, p.id)
+		name := b.streams[p.stream]
+		key := idKey(name, p.id)
 		if j, ok := seen[key]; ok {
 			dupOf[i] = j + 1
 			continue
@@ -227,7 +243,7 @@ func (s *Store) Append(b *Batch) ([]Result, error) {
 			if err != nil {
 				return nil, err
 			}
-			results[i] = Result{Position: rec.Position, Stream: p.stream, Version: rec.Version, ID: p.id,
+			results[i] = Result{Position: rec.Position, Stream: name, Version: rec.Version, ID: p.id,
 				Time: time.Unix(0, rec.Time).UTC(), Duplicate: true}
 			continue
 		}
@@ -240,9 +256,14 @@ func (s *Store) Append(b *Batch) ([]Result, error) {
 
 	// Expectations, against the versions before the batch.
 	for stream, e := range b.expect {
-		st := state(stream)
-		if st.fresh == 0 && hasEvents(b, stream) {
-			continue // every event is a stored duplicate: an idempotent retry
+		var st *streamState
+		if i, ok := b.streamIdx[stream]; ok {
+			st = &states[i]
+			if st.fresh == 0 {
+				continue // every event is a stored duplicate: an idempotent retry
+			}
+		} else {
+			st = load(stream, &streamState{})
 		}
 		if !e.holds(st.version) {
 			return nil, fmt.Errorf("%w: stream %s is at version %d, expected %s", ErrConflict, stream, st.version, e)
@@ -263,7 +284,7 @@ func (s *Store) Append(b *Batch) ([]Result, error) {
 			compact = true
 			continue
 		}
-		st := states[p.stream]
+		st := &states[p.stream]
 		st.version++
 		if st.version == 1 {
 			st.first = pos
@@ -274,7 +295,7 @@ func (s *Store) Append(b *Batch) ([]Result, error) {
 		}
 		codec.PatchRecord(b.record(i), pos, st.version, prev, now, 0)
 		st.last, st.dirty = pos, true
-		results[i] = Result{Position: pos, Stream: p.stream, Version: st.version, ID: p.id, Time: time.Unix(0, now).UTC()}
+		results[i] = Result{Position: pos, Stream: b.streams[p.stream], Version: st.version, ID: p.id, Time: time.Unix(0, now).UTC()}
 		lastWritten = i
 		pos++
 	}
@@ -326,36 +347,27 @@ func (s *Store) Append(b *Batch) ([]Result, error) {
 	// Derived tables, after the publish: a reader bounds them by the
 	// commit, and a crash here leaves a gap the next writer fills.
 	newStreams := uint64(0)
-	for _, st := range states {
-		if st.dirty && st.first >= pos-written {
+	for i := range states {
+		if st := &states[i]; st.dirty && st.first >= pos-written {
 			newStreams++
 		}
 	}
 	if err := s.reserveTables(newStreams, written); err != nil {
 		return results, nil // acknowledged: the next writer repairs the tables
 	}
-	for stream, st := range states {
-		if st.dirty {
-			s.heads.put(keyOf(stream), []uint64{st.last, st.version, st.first})
+	for i := range states {
+		if st := &states[i]; st.dirty {
+			s.heads.put(keyOf(b.streams[i]), []uint64{st.last, st.version, st.first})
 		}
 	}
 	for i, p := range b.events {
 		if !results[i].Duplicate {
-			s.ids.put(idKey(p.stream, p.id), []uint64{results[i].Position})
+			s.ids.put(idKey(b.streams[p.stream], p.id), []uint64{results[i].Position})
 		}
 	}
 	s.heads.setApplied(pos - 1)
 	s.ids.setApplied(pos - 1)
 	return results, nil
-}
-
-func hasEvents(b *Batch, stream string) bool {
-	for _, p := range b.events {
-		if p.stream == stream {
-			return true
-		}
-	}
-	return false
 }
 
 // prevOf reads the prev field of an encoded record (see codec/record.go).
@@ -463,14 +475,4 @@ func (s *Store) roll(c *commitState, now int64) error {
 }
 
 // Streams lists the distinct streams of the batch, in first-seen order.
-func (b *Batch) Streams() []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, p := range b.events {
-		if !seen[p.stream] {
-			seen[p.stream] = true
-			out = append(out, p.stream)
-		}
-	}
-	return out
-}
+func (b *Batch) Streams() []string { return b.streams }

@@ -3,7 +3,6 @@ package log
 import (
 	"encoding/binary"
 	"fmt"
-	"hash/fnv"
 	"os"
 	"sync/atomic"
 	"unsafe"
@@ -70,13 +69,37 @@ func keyOf(s string) hashKey {
 	if a == 0 {
 		a = 1
 	}
-	h := fnv.New64a()
-	h.Write([]byte(s))
-	return hashKey{a, h.Sum64()}
+	return hashKey{a, fnv1a(fnvOffset, s)}
 }
 
-// idKey is the id index key of an event id inside a stream.
-func idKey(stream, id string) hashKey { return keyOf(stream + "\x00" + id) }
+// idKey is the id index key of an event id inside a stream: the key of
+// stream + "\x00" + id, computed without building that string.
+func idKey(stream, id string) hashKey {
+	var d xxhash.Digest
+	d.Reset()
+	d.WriteString(stream)
+	d.WriteString("\x00")
+	d.WriteString(id)
+	a := d.Sum64()
+	if a == 0 {
+		a = 1
+	}
+	return hashKey{a, fnv1a(fnv1a(fnv1a(fnvOffset, stream), "\x00"), id)}
+}
+
+// FNV-1a 64, inline: hash/fnv's interface costs an allocation per key.
+const (
+	fnvOffset = 14695981039346656037
+	fnvPrime  = 1099511628211
+)
+
+func fnv1a(h uint64, s string) uint64 {
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= fnvPrime
+	}
+	return h
+}
 
 func (h *hashFile) word(off uint64) *uint64 {
 	return (*uint64)(unsafe.Pointer(&h.mem[off]))

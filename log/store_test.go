@@ -113,3 +113,13 @@ func TestExpectAndIdempotency(t *testing.T) {
 		t.Fatalf("append: %+v %v", res, err)
 	}
 }
+
+// The id key is the key of "stream\x00id", computed without allocating;
+// the two must agree or ids stored by one would be missed by the other.
+func TestIDKeyMatchesKeyOf(t *testing.T) {
+	for _, c := range [][2]string{{"a-1", "id"}, {"", ""}, {"ä-☃", "01JDX"}} {
+		if idKey(c[0], c[1]) != keyOf(c[0]+"\x00"+c[1]) {
+			t.Fatalf("idKey(%q, %q) differs from keyOf", c[0], c[1])
+		}
+	}
+}
