@@ -131,7 +131,13 @@ func (b *Batch) Add(stream, typ, id string, data, meta []byte) error {
 	}
 	last := len(b.chunks) - 1
 	if last < 0 || len(b.chunks[last])+n > cap(b.chunks[last]) {
-		b.chunks = append(b.chunks, make([]byte, 0, max(batchChunk, n)))
+		// Chunks double from 4 KiB to 4 MiB: a one-event batch stays
+		// small, a million-event one makes few chunks.
+		size := 4 << 10
+		if last >= 0 {
+			size = min(2*cap(b.chunks[last]), batchChunk)
+		}
+		b.chunks = append(b.chunks, make([]byte, 0, max(size, n)))
 		last++
 	}
 	si, ok := b.streamIdx[stream]

@@ -3,7 +3,10 @@ package log
 import (
 	"errors"
 	"fmt"
+	"os"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/evtdev/evt/codec"
 )
@@ -121,5 +124,50 @@ func TestIDKeyMatchesKeyOf(t *testing.T) {
 		if idKey(c[0], c[1]) != keyOf(c[0]+"\x00"+c[1]) {
 			t.Fatalf("idKey(%q, %q) differs from keyOf", c[0], c[1])
 		}
+	}
+}
+
+func TestLockTimeoutNamesHolder(t *testing.T) {
+	dir := t.TempDir()
+	holder := openTest(t, dir, 0)
+	appendN(t, holder, "a-1", 1)
+	if err := holder.lock.acquire(time.Second); err != nil {
+		t.Fatal(err)
+	}
+	defer holder.lock.release()
+	waiter, err := Open(dir, Options{Create: true, LockTimeout: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer waiter.Close()
+	var b Batch
+	b.Add("a-1", "T", "", []byte(`{}`), nil)
+	_, err = waiter.Append(&b)
+	if !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), fmt.Sprintf("pid %d", os.Getpid())) {
+		t.Fatalf("got %v, want ErrLocked naming pid %d", err, os.Getpid())
+	}
+}
+
+func TestSyncPolicies(t *testing.T) {
+	for _, p := range []SyncPolicy{SyncAlways, SyncInterval, SyncNone} {
+		got, err := ParseSyncPolicy(p.String())
+		if err != nil || got != p {
+			t.Fatalf("%v: %v %v", p, got, err)
+		}
+		s, err := Open(t.TempDir(), Options{Create: true, Sync: p, SyncInterval: time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < 3; i++ {
+			appendN(t, s, "a-1", 2)
+			time.Sleep(2 * time.Millisecond)
+		}
+		if _, err := s.Verify(nil); err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+	}
+	if _, err := ParseSyncPolicy("sometimes"); err == nil {
+		t.Fatal("sometimes accepted")
 	}
 }
