@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -102,10 +101,10 @@ func flockRetry(fd int) error {
 	}
 }
 
+// notePID records the holder. The PID is padded to a fixed width so the
+// file never changes size: no metadata update on the append path.
 func (l *appendLock) notePID() {
-	pid := strconv.Itoa(os.Getpid()) + "\n"
-	l.f.WriteAt([]byte(pid), 0)
-	l.f.Truncate(int64(len(pid)))
+	l.f.WriteAt([]byte(fmt.Sprintf("%-20d\n", os.Getpid())), 0)
 }
 
 func (l *appendLock) holder() string {
