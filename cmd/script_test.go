@@ -17,9 +17,13 @@ var update = flag.Bool("update", false, "update testscript files when a cmp with
 
 // TestMain lets the test binary act as evt: testscript puts a copy of it,
 // named evt, first in the scripts' PATH, and running it calls Main.
+// testscript.Main picks the command by the base name of os.Args[0], so the
+// process tests run the test binary as "evt" or as "evt-appender" (see
+// process_test.go) by setting Args[0].
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
-		"evt": func() { os.Exit(Main()) },
+		"evt":          func() { os.Exit(Main()) },
+		"evt-appender": func() { os.Exit(appenderMain(os.Args[1:])) },
 	})
 }
 
@@ -32,7 +36,8 @@ func TestScript(t *testing.T) {
 		RequireExplicitExec: true,
 		RequireUniqueNames:  true,
 		Cmds: map[string]func(*testscript.TestScript, bool, []string){
-			"exits": cmdExits,
+			"exits":   cmdExits,
+			"bigfile": cmdBigfile,
 		},
 		Setup: func(e *testscript.Env) error {
 			vars := e.Vars[:0]
@@ -73,4 +78,31 @@ func cmdExits(ts *testscript.TestScript, neg bool, args []string) {
 	if got != want {
 		ts.Fatalf("%s exited %d, want %d", args[1], got, want)
 	}
+}
+
+// cmdBigfile is the script command `bigfile NAME SIZE [PREFIX SUFFIX]`: it
+// writes PREFIX, a JSON string of exactly SIZE bytes (quotes included),
+// SUFFIX and a newline to NAME, for inputs near the 1 MiB record limit
+// that would not fit in a txtar file. A \n in PREFIX or SUFFIX is a
+// newline, so the big value can be one line of several.
+func cmdBigfile(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || (len(args) != 2 && len(args) != 4) {
+		ts.Fatalf("usage: bigfile NAME SIZE [PREFIX SUFFIX]")
+	}
+	size, err := strconv.Atoi(args[1])
+	if err != nil || size < 2 {
+		ts.Fatalf("bigfile: bad size %q", args[1])
+	}
+	var b strings.Builder
+	if len(args) == 4 {
+		b.WriteString(strings.ReplaceAll(args[2], `\n`, "\n"))
+	}
+	b.WriteByte('"')
+	b.WriteString(strings.Repeat("x", size-2))
+	b.WriteByte('"')
+	if len(args) == 4 {
+		b.WriteString(strings.ReplaceAll(args[3], `\n`, "\n"))
+	}
+	b.WriteByte('\n')
+	ts.Check(os.WriteFile(ts.MkAbs(args[0]), []byte(b.String()), 0o666))
 }
