@@ -86,6 +86,15 @@ func runAppend(g *globalOptions, o *appendOptions, args []string) error {
 			return usageErrorf("--id: %w", err)
 		}
 	}
+	if len(args) >= 2 {
+		// Arguments, not input: a bad name is a usage error (exit 2).
+		if err := codec.ValidateStream(args[0]); err != nil {
+			return usageErrorf("%w", err)
+		}
+		if err := codec.ValidateType(args[1]); err != nil {
+			return usageErrorf("%w", err)
+		}
+	}
 	p, err := g.printer()
 	if err != nil {
 		return err
@@ -104,12 +113,6 @@ func runAppend(g *globalOptions, o *appendOptions, args []string) error {
 			return err
 		}
 	case len(args) == 2:
-		if err := codec.ValidateStream(args[0]); err != nil {
-			return err
-		}
-		if err := codec.ValidateType(args[1]); err != nil {
-			return err
-		}
 		if err := readDataLines(g.IO.In, &b, args[0], args[1], o.ID, meta); err != nil {
 			return err
 		}
@@ -128,8 +131,14 @@ func runAppend(g *globalOptions, o *appendOptions, args []string) error {
 		return errors.New("no events on stdin")
 	}
 	if expect.Kind != log.ExpectAny {
-		for _, s := range batchStreams(args, &b) {
+		streams := batchStreams(args, &b)
+		for _, s := range streams {
 			b.Expect(s, expect)
+		}
+		// Every stream of a store that does not exist is at version 0:
+		// fail a doomed expectation without creating the store.
+		if dir := g.StoreDir(); dir != "" && !log.Exists(dir) && (expect.Kind == log.ExpectExists || expect.Kind == log.ExpectVersion) {
+			return fmt.Errorf("%w: stream %s is at version 0, expected %s", log.ErrConflict, streams[0], expect)
 		}
 	}
 

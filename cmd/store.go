@@ -22,7 +22,7 @@ func (g *globalOptions) openStore(create bool) (*log.Store, error) {
 	s, err := log.Open(dir, log.Options{Create: create, Sync: sync, LockTimeout: g.LockTimeout})
 	if err != nil {
 		if errors.Is(err, log.ErrNoStore) {
-			return nil, fmt.Errorf("%w at %s (append an event to create it)", log.ErrNoStore, dir)
+			return nil, errNoStore(dir)
 		}
 		return nil, err
 	}
@@ -37,4 +37,9 @@ func (g *globalOptions) printer() (*codec.Printer, error) {
 		return nil, usageErrorf("-o: %w", err)
 	}
 	return p, nil
+}
+
+// errNoStore is the one message for a store that does not exist (exit 4).
+func errNoStore(dir string) error {
+	return fmt.Errorf("%w at %s (append an event to create it)", log.ErrNoStore, dir)
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/evtdev/evt/codec"
 	"github.com/evtdev/evt/log"
 )
 
@@ -20,7 +21,17 @@ lock and changes nothing. The first problem is reported by file and byte
 offset, and evt exits 1.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := g.openStore(false)
+			p, err := g.printer()
+			if err != nil {
+				return err
+			}
+			dir := g.StoreDir()
+			if !log.Exists(dir) {
+				return errNoStore(dir)
+			}
+			// NoRecover: verify reports a missing or stale derived file
+			// instead of letting the open quietly rebuild it.
+			s, err := log.Open(dir, log.Options{NoRecover: true})
 			if err != nil {
 				return err
 			}
@@ -31,8 +42,7 @@ offset, and evt exits 1.`,
 			if err != nil {
 				return err
 			}
-			printReport(g, "ok", rep)
-			return nil
+			return printReport(g, p, "ok", rep)
 		},
 	}
 }
@@ -50,9 +60,13 @@ and changes nothing, unless --drop-damaged allows it to cut the active
 segment at the damage.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			p, err := g.printer()
+			if err != nil {
+				return err
+			}
 			dir := g.StoreDir()
 			if !log.Exists(dir) {
-				return fmt.Errorf("%w at %s", log.ErrNoStore, dir)
+				return errNoStore(dir)
 			}
 			s, err := g.openStore(true)
 			if err != nil {
@@ -65,22 +79,43 @@ segment at the damage.`,
 			if err != nil {
 				return err
 			}
-			for _, a := range rep.Actions {
-				fmt.Fprintln(g.IO.Out, a)
-			}
-			printReport(g, "repaired", rep)
-			return nil
+			return printReport(g, p, "repaired", rep)
 		},
 	}
 	cmd.Flags().BoolVar(&dropDamaged, "drop-damaged", false, "cut the active segment at damage, dropping the events from there on")
 	return cmd
 }
 
-func printReport(g *globalOptions, verdict string, rep log.Report) {
+// printReport prints what verify or repair did: a line per action and a
+// summary line, or with -o one object with the same facts.
+func printReport(g *globalOptions, p *codec.Printer, verdict string, rep log.Report) error {
 	for _, n := range rep.Notes {
 		fmt.Fprintln(g.IO.ErrOut, "note: "+n)
 	}
-	fmt.Fprintf(g.IO.Out, "%s: %d events in %d streams, %d segments, %s\n", verdict, rep.Events, rep.Streams, rep.Segments, humanBytes(rep.Bytes))
+	if p.Format() == codec.FormatAuto {
+		for _, a := range rep.Actions {
+			fmt.Fprintln(g.IO.Out, a)
+		}
+		_, err := fmt.Fprintf(g.IO.Out, "%s: %d events in %d streams, %d segments, %s\n", verdict, rep.Events, rep.Streams, rep.Segments, humanBytes(rep.Bytes))
+		return err
+	}
+	actions := rep.Actions
+	if actions == nil {
+		actions = []string{}
+	}
+	err := p.Row([]codec.Field{
+		{Key: "result", Value: verdict},
+		{Key: "events", Value: rep.Events},
+		{Key: "streams", Value: rep.Streams},
+		{Key: "segments", Value: rep.Segments},
+		{Key: "bytes", Value: uint64(rep.Bytes)},
+		{Key: "actions", Value: actions, Text: strings.Join(actions, "; ")},
+		{Key: "notes", Value: append([]string{}, rep.Notes...), Text: strings.Join(rep.Notes, "; ")},
+	})
+	if err != nil {
+		return err
+	}
+	return p.Flush()
 }
 
 func humanBytes(n int64) string {

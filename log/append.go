@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sort"
 	"strconv"
 	"time"
 
@@ -163,6 +164,24 @@ func (b *Batch) Expect(stream string, e Expectation) {
 	b.expect[stream] = e
 }
 
+// expectOrder lists the streams with expectations: the batch's streams
+// first, in order, then any others sorted.
+func (b *Batch) expectOrder() []string {
+	var out, rest []string
+	for _, name := range b.streams {
+		if _, ok := b.expect[name]; ok {
+			out = append(out, name)
+		}
+	}
+	for name := range b.expect {
+		if _, ok := b.streamIdx[name]; !ok {
+			rest = append(rest, name)
+		}
+	}
+	sort.Strings(rest)
+	return append(out, rest...)
+}
+
 // Len is the number of events added.
 func (b *Batch) Len() int { return len(b.events) }
 
@@ -260,8 +279,10 @@ func (s *Store) Append(b *Batch) ([]Result, error) {
 		st.fresh++
 	}
 
-	// Expectations, against the versions before the batch.
-	for stream, e := range b.expect {
+	// Expectations, against the versions before the batch, in the order
+	// the streams appear so a conflict names the same stream every time.
+	for _, stream := range b.expectOrder() {
+		e := b.expect[stream]
 		var st *streamState
 		if i, ok := b.streamIdx[stream]; ok {
 			st = &states[i]
@@ -465,7 +486,9 @@ func (s *Store) roll(c *commitState, now int64) error {
 		return err
 	}
 	for _, f := range firsts {
-		if f > c.active && f < c.next {
+		// (active, next]: next itself can only be an orphan here, as
+		// prepare adopts a segment at next that holds published data.
+		if f > c.active && f <= c.next {
 			if err := os.Remove(join(s.dir, segmentName(f))); err != nil {
 				return err
 			}

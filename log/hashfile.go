@@ -181,7 +181,7 @@ func mapHashFile(f *os.File, path string, k int, rw bool) (*hashFile, error) {
 	}
 	slots := binary.LittleEndian.Uint64(hdr[16:])
 	width := uint64(16 + 8*k)
-	if int(binary.LittleEndian.Uint32(hdr[12:])) != k || slots == 0 || slots&(slots-1) != 0 ||
+	if int(binary.LittleEndian.Uint32(hdr[12:])) != k || slots == 0 || slots&(slots-1) != 0 || slots > 1<<40 ||
 		st.Size() != int64(hashHeaderSize+slots*width) {
 		return nil, &CorruptError{File: name, Offset: 0, Reason: "header does not match the file"}
 	}

@@ -61,6 +61,12 @@ func (s *Store) Head(stream string) (StreamInfo, error) {
 		return StreamInfo{}, err
 	}
 	info := StreamInfo{Stream: stream}
+	if applied >= c.next {
+		// The table is ahead of the commit file (a publish lost to a
+		// crash of the machine): trust the log alone until a writer
+		// recovers.
+		found, applied = false, 0
+	}
 	if found && vals[0] < c.next {
 		rec, err := s.recordAt(vals[0], &c)
 		if err != nil {
@@ -115,6 +121,9 @@ func (s *Store) Streams(match func(string) bool) ([]StreamInfo, error) {
 	c, err := s.committed()
 	if err != nil {
 		return nil, err
+	}
+	if applied >= c.next {
+		slots, applied = nil, 0 // the table is ahead of the commit: see Head
 	}
 	// Read heads in log order: sequential-ish reads, and segments open once.
 	sort.Slice(slots, func(i, j int) bool { return slots[i][0] < slots[j][0] })

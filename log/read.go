@@ -59,6 +59,9 @@ func (s *Store) offsetOf(sf *segFile, pos uint64, c *commitState) (int64, error)
 	if sc.Err() != nil {
 		return 0, sc.Err()
 	}
+	if pos < c.next {
+		return 0, &CorruptError{File: segmentName(sf.first), Offset: -1, Reason: fmt.Sprintf("committed position %d is not in the segment that should hold it", pos)}
+	}
 	return 0, fmt.Errorf("%w: position %d", ErrNotFound, pos)
 }
 

@@ -40,7 +40,6 @@ func (s *Store) prepare() (commitState, error) {
 	if err != nil {
 		return c, fmt.Errorf("%w (run evt repair)", err)
 	}
-	rebooted := c.boot != s.boot
 	orig := c
 	sf, err := s.segment(c.active)
 	if err != nil {
@@ -50,6 +49,18 @@ func (s *Store) prepare() (commitState, error) {
 	if err != nil {
 		return c, err
 	}
+	if st.Size() < c.size {
+		return c, &CorruptError{File: segmentName(c.active), Offset: st.Size(), Reason: fmt.Sprintf("%d bytes shorter than its committed end; evt repair --drop-damaged drops the events past the damage", c.size-st.Size())}
+	}
+	// A rescan from the active segment's start ("rebooted") is needed
+	// after a reboot, and also whenever the commit file looks older than
+	// the store: a segment exists past the active one (a publish that
+	// rolled was lost), or the tables have absorbed positions past the
+	// committed end.
+	rebooted := c.boot != s.boot ||
+		(s.heads != nil && s.heads.applied() >= c.next) ||
+		(s.ids != nil && s.ids.applied() >= c.next) ||
+		fileExists(join(s.dir, segmentName(c.next))) && c.next != c.active
 	if rebooted {
 		if err := s.recoverTail(&c, sf, segmentHeaderSize, c.active, st.Size(), true); err != nil {
 			return c, err
@@ -61,6 +72,9 @@ func (s *Store) prepare() (commitState, error) {
 	}
 	lost := c.next < orig.next
 	if err := s.catchUp(&c, rebooted, lost); err != nil {
+		return c, err
+	}
+	if err := s.checkActiveIdx(&c); err != nil {
 		return c, err
 	}
 	if rebooted {
@@ -151,6 +165,37 @@ func (s *Store) recoverTail(c *commitState, sf *segFile, from int64, expect uint
 		s.firsts = nil
 		sf, from, expect, size = nsf, segmentHeaderSize, c.next, st.Size()
 	}
+}
+
+// checkActiveIdx rebuilds the active segment's offsets file when it holds
+// fewer entries than the segment has committed records (deleted, or cut
+// by a crash of the machine): a derived file is rebuilt, not trusted.
+func (s *Store) checkActiveIdx(c *commitState) error {
+	sf, err := s.segment(c.active)
+	if err != nil {
+		return err
+	}
+	want := int64(c.next-c.active) * offsetEntrySize
+	if sf.idx != nil {
+		if st, err := sf.idx.Stat(); err == nil && st.Size() >= want {
+			return nil
+		}
+	}
+	if err := s.ensureIdx(sf); err != nil {
+		return err
+	}
+	sc := newRecordScanner(sf.f, segmentName(sf.first), segmentHeaderSize, c.size, nil)
+	entries := make([]byte, 0, want)
+	for sc.Next() {
+		entries = appendOffsetEntry(entries, sc.Offset(), sc.Record().Time)
+	}
+	if sc.Err() != nil {
+		return sc.Err()
+	}
+	if _, err := sf.idx.WriteAt(entries, 0); err != nil {
+		return err
+	}
+	return sf.idx.Truncate(int64(len(entries)))
 }
 
 func appendOffsetEntry(b []byte, off int64, t int64) []byte {

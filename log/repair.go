@@ -32,48 +32,51 @@ func (s *Store) Repair(dropDamaged bool, progress Progress) (Report, error) {
 	if len(firsts) == 0 {
 		return rep, &CorruptError{File: segmentName(1), Offset: -1, Reason: "no segment files"}
 	}
-	// A segment past the committed end whose header never reached the
-	// disk is what a writer killed while rolling leaves: not part of the log.
-	if old, err := readCommit(s.commit); err == nil && len(firsts) > 1 {
-		last := firsts[len(firsts)-1]
-		if _, err := s.segment(last); err != nil && last >= old.next {
-			os.Remove(join(s.dir, segmentName(last)))
-			os.Remove(join(s.dir, offsetsName(last)))
-			firsts = firsts[:len(firsts)-1]
-			rep.Actions = append(rep.Actions, "removed "+segmentName(last)+", an unfinished segment past the end of the log")
+	var total, done int64
+	for _, first := range firsts {
+		if st, err := os.Stat(join(s.dir, segmentName(first))); err == nil {
+			total += st.Size()
 		}
 	}
-	var total, done int64
-	sizes := make([]int64, len(firsts))
+
+	// Pass 1, read only: find where the log really ends. A segment named
+	// inside the range the log before it already covers, or past the
+	// end with a header that never reached the disk, is an orphan of a
+	// writer killed while rolling: not part of the log.
+	type segEnd struct {
+		first uint64
+		size  int64
+		kept  int64
+		next  uint64
+		index []byte
+	}
+	var ends []segEnd
+	var orphans []uint64
+	expect := firsts[0]
+	var lastTime int64
 	for i, first := range firsts {
+		name := segmentName(first)
+		if i > 0 && first < expect {
+			orphans = append(orphans, first)
+			continue
+		}
+		if first != expect {
+			return rep, &CorruptError{File: name, Offset: 0, Reason: fmt.Sprintf("starts at position %d but the log before it ends at %d: events are missing; restore this store from a backup", first, expect-1)}
+		}
 		sf, err := s.segment(first)
 		if err != nil {
+			if i > 0 && i == len(firsts)-1 {
+				orphans = append(orphans, first)
+				continue
+			}
 			return rep, err
 		}
 		st, err := sf.f.Stat()
 		if err != nil {
 			return rep, err
 		}
-		sizes[i] = st.Size()
-		total += st.Size()
-	}
-
-	// Pass 1, read only: find where the log really ends.
-	type segEnd struct {
-		kept  int64
-		next  uint64
-		index []byte
-	}
-	ends := make([]segEnd, len(firsts))
-	expect := firsts[0]
-	var lastTime int64
-	for i, first := range firsts {
-		name := segmentName(first)
-		if first != expect {
-			return rep, &CorruptError{File: name, Offset: 0, Reason: fmt.Sprintf("starts at position %d but the log before it ends at %d: events are missing; restore this store from a backup", first, expect-1)}
-		}
-		sf, _ := s.segment(first)
-		sc := newRecordScanner(sf.f, name, segmentHeaderSize, sizes[i], nil)
+		size := st.Size()
+		sc := newRecordScanner(sf.f, name, segmentHeaderSize, size, nil)
 		kept, next := int64(segmentHeaderSize), first
 		var entries, pending []byte
 		pos := first
@@ -97,33 +100,46 @@ func (s *Store) Repair(dropDamaged bool, progress Progress) (Report, error) {
 				return rep, &CorruptError{File: name, Offset: kept, Reason: fmt.Sprintf("damaged below the committed end (%d bytes of acknowledged events follow); evt repair --drop-damaged drops them", old.size-kept)}
 			}
 		}
-		if kept < sizes[i] && !last {
+		if kept < size && !last {
 			reason := "a batch is cut short"
 			if sc.Err() != nil {
 				reason = sc.Err().Error()
 			}
 			return rep, &CorruptError{File: name, Offset: kept, Reason: reason + " inside a sealed segment; the events after it cannot be recovered; restore this store from a backup"}
 		}
-		ends[i] = segEnd{kept: kept, next: next, index: entries}
+		ends = append(ends, segEnd{first: first, size: size, kept: kept, next: next, index: entries})
 		expect = next
-		done += sizes[i]
+		done += size
 		if progress != nil {
 			progress(done, total)
 		}
 	}
+	for _, o := range orphans {
+		if err := os.Remove(join(s.dir, segmentName(o))); err != nil {
+			return rep, err
+		}
+		os.Remove(join(s.dir, offsetsName(o)))
+		if sf := s.segs[o]; sf != nil {
+			sf.f.Close()
+			delete(s.segs, o)
+		}
+		rep.Actions = append(rep.Actions, "removed "+segmentName(o)+", an unfinished segment a writer killed while rolling left")
+	}
+	s.firsts = nil
 
 	// Pass 2: write. The last segment loses its torn tail, if any.
-	li := len(firsts) - 1
-	active := firsts[li]
-	for i, first := range firsts {
+	li := len(ends) - 1
+	active := ends[li].first
+	for _, e := range ends {
+		first := e.first
 		sf, _ := s.segment(first)
-		if ends[i].kept < sizes[i] {
-			if err := sf.f.Truncate(ends[i].kept); err != nil {
+		if e.kept < e.size {
+			if err := sf.f.Truncate(e.kept); err != nil {
 				return rep, err
 			}
-			rep.Actions = append(rep.Actions, fmt.Sprintf("dropped %d bytes of an unfinished batch at the end of %s", sizes[i]-ends[i].kept, segmentName(first)))
+			rep.Actions = append(rep.Actions, fmt.Sprintf("dropped %d bytes of an unfinished batch at the end of %s", e.size-e.kept, segmentName(first)))
 		}
-		if err := writeFileAtomic(join(s.dir, offsetsName(first)), ends[i].index); err != nil {
+		if err := writeFileAtomic(join(s.dir, offsetsName(first)), e.index); err != nil {
 			return rep, err
 		}
 		if sf.idx != nil {
@@ -137,9 +153,9 @@ func (s *Store) Repair(dropDamaged bool, progress Progress) (Report, error) {
 			return rep, err
 		}
 		rep.Segments++
-		rep.Bytes += ends[i].kept
+		rep.Bytes += e.kept
 	}
-	rep.Actions = append(rep.Actions, fmt.Sprintf("rebuilt the offsets of %d segments", len(firsts)))
+	rep.Actions = append(rep.Actions, fmt.Sprintf("rebuilt the offsets of %d segments", len(ends)))
 	old, _ := readCommit(s.commit)
 	c := commitState{seq: old.seq + 1, next: expect, active: active, size: ends[li].kept, lastTime: lastTime, lastSync: lastTime, boot: s.boot}
 	if err := s.rebuildTables(&c); err != nil {

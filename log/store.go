@@ -59,6 +59,10 @@ type Options struct {
 	// accepts appends.
 	Create       bool
 	Sync         SyncPolicy
+	// NoRecover opens a store for reading without the one-time recovery
+	// an open runs after a reboot or when the heads table is missing
+	// (evt verify: report, do not fix).
+	NoRecover    bool
 	SyncInterval time.Duration // default 1s
 	SegmentSize  int64         // default DefaultSegmentSize
 	LockTimeout  time.Duration // default 10s
@@ -128,7 +132,7 @@ func (s *Store) open() error {
 		if err != nil {
 			return err
 		}
-		if c.boot != s.boot || !fileExists(join(s.dir, headsFile)) {
+		if !s.opts.NoRecover && (c.boot != s.boot || !fileExists(join(s.dir, headsFile))) {
 			// The machine rebooted since the last append (derived files
 			// may have lost unsynced pages), or the heads table is gone:
 			// recover under the lock, once, as the next writer would.
@@ -193,6 +197,17 @@ func (s *Store) initialize() error {
 	if _, err := os.Stat(join(s.dir, commitFile)); err == nil {
 		return nil // another process won
 	}
+	if firsts, err := listSegments(s.dir); err != nil {
+		return err
+	} else if len(firsts) > 0 {
+		// Segments without a commit file: the commit file was lost, the
+		// log was not. Never start afresh over it; leave a commit file
+		// with no valid slot so appends refuse and evt repair rebuilds it.
+		if err := os.WriteFile(join(s.dir, commitFile), make([]byte, commitSlotGap+commitSlotSize), 0o600); err != nil {
+			return err
+		}
+		return syncDir(s.dir)
+	}
 	now := time.Now().UnixNano()
 	if err := createSegment(s.dir, 1, now); err != nil {
 		return err
@@ -236,7 +251,9 @@ func (s *Store) initialize() error {
 
 // createSegment makes an empty segment and its offsets file durable.
 func createSegment(dir string, first uint64, now int64) error {
-	f, err := os.OpenFile(join(dir, segmentName(first)), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	// O_EXCL: a segment file is never overwritten; an orphan left by a
+	// killed roll is removed (roll) or adopted (recovery) first.
+	f, err := os.OpenFile(join(dir, segmentName(first)), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return fmt.Errorf("create segment: %w", err)
 	}

@@ -170,7 +170,11 @@ func (s *Store) verifyTables(c *commitState, streams map[string]*streamCheck) er
 	}
 	ids, err := openHashFile(join(s.dir, idsFile), idsValues, false)
 	if err != nil {
-		return fmt.Errorf("%w (run evt repair)", err)
+		var ce *CorruptError
+		if errors.As(err, &ce) {
+			return err
+		}
+		return &CorruptError{File: idsFile, Offset: -1, Reason: err.Error() + " (run evt repair)"}
 	}
 	defer ids.close()
 	idApplied := ids.applied()
