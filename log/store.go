@@ -57,8 +57,8 @@ type Options struct {
 	// Create makes the store directory and its files if missing; without
 	// it a missing store is ErrNoStore. Only a store opened with Create
 	// accepts appends.
-	Create       bool
-	Sync         SyncPolicy
+	Create bool
+	Sync   SyncPolicy
 	// NoRecover opens a store for reading without the one-time recovery
 	// an open runs after a reboot or when the heads table is missing
 	// (evt verify: report, do not fix).
