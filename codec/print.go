@@ -13,7 +13,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/olekukonko/tablewriter"
-	"github.com/olekukonko/tablewriter/tw"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -191,25 +190,31 @@ func (f Field) text() string {
 // Flush renders a pending table and flushes buffered output.
 func (p *Printer) Flush() error {
 	if len(p.rows) > 0 {
-		t := tablewriter.NewTable(p.w,
-			tablewriter.WithRendition(tw.Rendition{
-				Borders:  tw.BorderNone,
-				Symbols:  tw.NewSymbols(tw.StyleNone),
-				Settings: tw.Settings{Separators: tw.SeparatorsNone, Lines: tw.LinesNone},
-			}),
-			tablewriter.WithHeaderAutoFormat(tw.Off),
-			tablewriter.WithHeaderAlignment(tw.AlignLeft),
-			tablewriter.WithRowAutoWrap(tw.WrapNone),
-			tablewriter.WithAlignment(tw.Alignment{tw.AlignLeft}),
-			tablewriter.WithPadding(tw.Padding{Left: "", Right: "  ", Overwrite: true}),
-			tablewriter.WithTrimSpace(tw.On),
-		)
-		t.Header(p.header)
-		if err := t.Bulk(p.rows); err != nil {
-			return err
-		}
-		if err := t.Render(); err != nil {
-			return err
+		// kubectl-style: no borders, left-aligned, two spaces between
+		// columns, no wrapping (a terminal scrolls sideways better than a
+		// wrapped JSON document reads).
+		var out bytes.Buffer
+		t := tablewriter.NewWriter(&out)
+		t.SetHeader(p.header)
+		t.SetAutoFormatHeaders(false)
+		t.SetHeaderAlignment(tablewriter.ALIGN_LEFT)
+		t.SetAlignment(tablewriter.ALIGN_LEFT)
+		t.SetAutoWrapText(false)
+		t.SetBorder(false)
+		t.SetHeaderLine(false)
+		t.SetRowLine(false)
+		t.SetColumnSeparator("")
+		t.SetCenterSeparator("")
+		t.SetRowSeparator("")
+		t.SetTablePadding("  ")
+		t.SetNoWhiteSpace(true)
+		t.AppendBulk(p.rows)
+		t.Render()
+		for _, line := range bytes.SplitAfter(out.Bytes(), []byte("\n")) {
+			if trimmed := bytes.TrimRight(line, " \n"); len(line) > 0 {
+				p.w.Write(trimmed)
+				p.w.WriteByte('\n')
+			}
 		}
 		p.rows = nil
 	}

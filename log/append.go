@@ -268,6 +268,9 @@ func (s *Store) Append(b *Batch) ([]Result, error) {
 			if err != nil {
 				return nil, err
 			}
+			if string(rec.Stream) != name || string(rec.ID) != p.id {
+				return nil, &CorruptError{File: idsFile, Offset: -1, Reason: fmt.Sprintf("entry for id %s of %s points at another event (run evt repair)", p.id, name)}
+			}
 			results[i] = Result{Position: rec.Position, Stream: name, Version: rec.Version, ID: p.id,
 				Time: time.Unix(0, rec.Time).UTC(), Duplicate: true}
 			continue
