@@ -16,6 +16,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/evtdev/evt/log"
 )
 
 // globalOptions holds the persistent flags, resolved flag > env > config
@@ -30,6 +32,8 @@ type globalOptions struct {
 	Output      string        // -o/--output; "" = automatic (table on a terminal, json when piped)
 	Sync        string        // --sync: "always", "interval" or "none"
 	LockTimeout time.Duration // --lock-timeout: how long an appender waits for the lock
+	JQ          string        // --jq: a jq expression every printed document goes through
+	SegmentSize int64         // --segment-size: bytes at which appenders seal a segment
 
 	cfg configState // where each value came from; filled by load
 }
@@ -135,6 +139,9 @@ consuming them between processes.`,
 	pf.Var(newEnumValue(&g.Sync, syncAlways, syncInterval, syncNone), "sync",
 		"when appends are flushed to disk: always (every batch), interval or none")
 	pf.DurationVar(&g.LockTimeout, "lock-timeout", g.LockTimeout, "how long to wait for the store's append lock")
+	pf.StringVar(&g.JQ, "jq", "", "filter printed JSON through a jq expression (strings print raw)")
+	pf.Int64Var(&g.SegmentSize, "segment-size", log.DefaultSegmentSize, "size in bytes at which appends seal a segment and start the next")
+	_ = pf.MarkHidden("segment-size") // for tests and experiments; the default is measured
 	_ = root.RegisterFlagCompletionFunc("sync", cobra.FixedCompletions(
 		[]string{syncAlways, syncInterval, syncNone}, cobra.ShellCompDirectiveNoFileComp))
 	_ = root.RegisterFlagCompletionFunc("output", cobra.FixedCompletions(

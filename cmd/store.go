@@ -19,7 +19,10 @@ func (g *globalOptions) openStore(create bool) (*log.Store, error) {
 	if err != nil {
 		return nil, usageErrorf("--sync: %w", err)
 	}
-	s, err := log.Open(dir, log.Options{Create: create, Sync: sync, LockTimeout: g.LockTimeout})
+	if g.SegmentSize < 4096 {
+		return nil, usageErrorf("--segment-size: %d bytes is too small (at least 4096)", g.SegmentSize)
+	}
+	s, err := log.Open(dir, log.Options{Create: create, Sync: sync, LockTimeout: g.LockTimeout, SegmentSize: g.SegmentSize})
 	if err != nil {
 		if errors.Is(err, log.ErrNoStore) {
 			return nil, errNoStore(dir)
@@ -35,6 +38,13 @@ func (g *globalOptions) printer() (*codec.Printer, error) {
 	p, err := codec.NewPrinter(g.IO.Out, g.Output, g.IO.IsStdoutTTY())
 	if err != nil {
 		return nil, usageErrorf("-o: %w", err)
+	}
+	if g.JQ != "" {
+		j, err := codec.CompileJQ(g.JQ)
+		if err != nil {
+			return nil, usageErrorf("--jq: %w", err)
+		}
+		p.SetJQ(j)
 	}
 	return p, nil
 }

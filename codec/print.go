@@ -43,6 +43,7 @@ type Field struct {
 // only place that formats output; every command prints through one.
 type Printer struct {
 	w      *bufio.Writer
+	jq     *JQ
 	format string
 	tmpl   *template.Template
 	tty    bool
@@ -70,11 +71,33 @@ func NewPrinter(w io.Writer, format string, tty bool) (*Printer, error) {
 	return p, nil
 }
 
+// SetJQ filters every printed document through a jq expression (--jq):
+// each result prints as a line, strings raw (as gh does), other values
+// as JSON (indented with -o pretty).
+func (p *Printer) SetJQ(j *JQ) { p.jq = j }
+
 // Format is the parsed format name ("" for automatic).
 func (p *Printer) Format() string { return p.format }
 
+// Record prints one event straight from its record: in NDJSON (the
+// automatic format) without building an Event.
+func (p *Printer) Record(r *Record) error {
+	if p.jq == nil && (p.format == FormatAuto || p.format == FormatJSON) {
+		p.buf = AppendRecordJSON(p.buf[:0], r)
+		p.buf = append(p.buf, '\n')
+		_, err := p.w.Write(p.buf)
+		return err
+	}
+	e := r.Event()
+	return p.Event(&e)
+}
+
 // Event prints one event. Automatic format is NDJSON: events are data.
 func (p *Printer) Event(e *Event) error {
+	if p.jq != nil {
+		p.buf = AppendEventJSON(p.buf[:0], e)
+		return p.JSON(p.buf)
+	}
 	switch p.format {
 	case FormatAuto, FormatJSON:
 		p.buf = AppendEventJSON(p.buf[:0], e)
@@ -98,6 +121,9 @@ func (p *Printer) Event(e *Event) error {
 // JSON prints one JSON document in the printer's format (pretty, yaml,
 // template, or compact JSON for table and automatic).
 func (p *Printer) JSON(doc []byte) error {
+	if p.jq != nil {
+		return p.jq.Run(doc, p.jqResult)
+	}
 	switch p.format {
 	case FormatPretty:
 		var out bytes.Buffer
@@ -140,9 +166,36 @@ func (p *Printer) JSON(doc []byte) error {
 	return p.w.WriteByte('\n')
 }
 
+func (p *Printer) jqResult(v any) error {
+	if str, ok := v.(string); ok {
+		p.w.WriteString(str)
+		return p.w.WriteByte('\n')
+	}
+	var b []byte
+	var err error
+	if p.format == FormatPretty {
+		b, err = json.MarshalIndent(v, "", "  ")
+	} else {
+		b, err = json.Marshal(v)
+	}
+	if err != nil {
+		return err
+	}
+	p.w.Write(b)
+	return p.w.WriteByte('\n')
+}
+
+// Flushed writes out what is buffered: a follower calls it after every
+// event so each line appears as it is printed.
+func (p *Printer) Flushed() error { return p.w.Flush() }
+
 // Row prints one row of a listing: a table row on a terminal (or with -o
 // table), a tab-separated line when piped, otherwise one JSON object.
 func (p *Printer) Row(fields []Field) error {
+	if p.jq != nil {
+		p.buf = AppendRowJSON(p.buf[:0], fields)
+		return p.JSON(p.buf)
+	}
 	switch p.format {
 	case FormatAuto, FormatTable, FormatTSV:
 		texts := make([]string, len(fields))
@@ -268,25 +321,49 @@ func AppendRowJSON(dst []byte, fields []Field) []byte {
 // AppendEventJSON encodes the envelope of CLI.md, compact, keys in the
 // documented order; metadata is left out when empty.
 func AppendEventJSON(dst []byte, e *Event) []byte {
+	return appendEnvelope(dst, e.Position, e.Stream, e.Version, e.Type, e.Time, e.ID, e.Data, e.Metadata)
+}
+
+// AppendRecordJSON encodes a record's envelope straight from its bytes,
+// with no allocation: the replay path.
+func AppendRecordJSON(dst []byte, r *Record) []byte {
+	return appendEnvelope(dst, r.Position, r.Stream, r.Version, r.Type, time.Unix(0, r.Time), r.ID, r.Data, r.Metadata)
+}
+
+func appendEnvelope[S string | []byte](dst []byte, pos uint64, stream S, version uint64, typ S, t time.Time, id S, data, meta []byte) []byte {
 	dst = append(dst, `{"position":`...)
-	dst = strconv.AppendUint(dst, e.Position, 10)
+	dst = strconv.AppendUint(dst, pos, 10)
 	dst = append(dst, `,"stream":`...)
-	dst = AppendJSONString(dst, e.Stream)
+	dst = appendName(dst, stream)
 	dst = append(dst, `,"version":`...)
-	dst = strconv.AppendUint(dst, e.Version, 10)
+	dst = strconv.AppendUint(dst, version, 10)
 	dst = append(dst, `,"type":`...)
-	dst = AppendJSONString(dst, e.Type)
+	dst = appendName(dst, typ)
 	dst = append(dst, `,"time":"`...)
-	dst = e.Time.UTC().AppendFormat(dst, TimeFormat)
+	dst = t.UTC().AppendFormat(dst, TimeFormat)
 	dst = append(dst, `","id":`...)
-	dst = AppendJSONString(dst, e.ID)
+	dst = appendName(dst, id)
 	dst = append(dst, `,"data":`...)
-	dst = append(dst, e.Data...)
-	if len(e.Metadata) > 0 {
+	dst = append(dst, data...)
+	if len(meta) > 0 {
 		dst = append(dst, `,"metadata":`...)
-		dst = append(dst, e.Metadata...)
+		dst = append(dst, meta...)
 	}
 	return append(dst, '}')
+}
+
+// appendName quotes a stream name, type or id. They are valid UTF-8
+// without control characters (checked on append), so only quote and
+// backslash need escaping; anything else falls back to AppendJSONString.
+func appendName[S string | []byte](dst []byte, s S) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' {
+			return AppendJSONString(dst, string(s))
+		}
+	}
+	dst = append(dst, '"')
+	dst = append(dst, s...)
+	return append(dst, '"')
 }
 
 // AppendJSONString appends s as a JSON string. Invalid UTF-8 becomes

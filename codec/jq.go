@@ -1,0 +1,72 @@
+package codec
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/itchyny/gojq"
+)
+
+// JQ is a jq expression (gojq), compiled once and run on every document a
+// command prints (--jq).
+type JQ struct {
+	code *gojq.Code
+}
+
+// jqTimeout stops an expression that never ends (`repeat(.)`), so --jq
+// cannot hang a command.
+const jqTimeout = 10 * time.Second
+
+// CompileJQ parses and compiles expr.
+func CompileJQ(expr string) (*JQ, error) {
+	q, err := gojq.Parse(expr)
+	if err != nil {
+		return nil, fmt.Errorf("invalid jq expression: %w", err)
+	}
+	code, err := gojq.Compile(q)
+	if err != nil {
+		return nil, fmt.Errorf("invalid jq expression: %w", err)
+	}
+	return &JQ{code: code}, nil
+}
+
+// DecodeJSON decodes a document for jq, keeping numbers exact (json.Number)
+// as jq itself does for integers.
+func DecodeJSON(doc []byte) (any, error) {
+	d := json.NewDecoder(bytes.NewReader(doc))
+	d.UseNumber()
+	var v any
+	if err := d.Decode(&v); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// Run applies the expression to doc and calls emit for every result.
+func (j *JQ) Run(doc []byte, emit func(v any) error) error {
+	v, err := DecodeJSON(doc)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), jqTimeout)
+	defer cancel()
+	iter := j.code.RunWithContext(ctx, v)
+	for {
+		out, ok := iter.Next()
+		if !ok {
+			return nil
+		}
+		if err, ok := out.(error); ok {
+			if ctx.Err() != nil {
+				return fmt.Errorf("jq: gave up after %s", jqTimeout)
+			}
+			return fmt.Errorf("jq: %w", err)
+		}
+		if err := emit(out); err != nil {
+			return err
+		}
+	}
+}
