@@ -154,6 +154,8 @@ consuming them between processes.`,
 		newStreamsCmd(g),
 		newVerifyCmd(g),
 		newRepairCmd(g),
+		newTailCmd(g),
+		newReplayCmd(g),
 		newConfigCmd(g),
 		newVersionCmd(g),
 	)

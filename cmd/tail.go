@@ -1,0 +1,171 @@
+package cmd
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/evtdev/evt/codec"
+	"github.com/evtdev/evt/log"
+)
+
+type tailOptions struct {
+	Lines      uint64
+	From       string
+	Follow     bool
+	Poll       bool
+	CursorFile string
+	Count      uint64
+	Timeout    time.Duration
+	Types      []string
+}
+
+func newTailCmd(g *globalOptions) *cobra.Command {
+	o := &tailOptions{}
+	cmd := &cobra.Command{
+		Use:   "tail [SELECTION]",
+		Short: "Print the last events, or everything from a cursor; -f follows",
+		Long: `Print the last N events of a selection (default 10), or every event from
+a cursor, then exit; with -f keep printing new events as any process appends
+them, until interrupted, --count events were printed, or --timeout passed
+without one. Each event is flushed as it is printed.
+
+SELECTION is a stream, a glob (account-*, *) or nothing for every stream;
+--type (repeatable) keeps only those event types. A single stream that does
+not exist exits 4; with -f, evt waits for it to appear.
+
+CURSOR: start, end (or now), a position, +N (N events after the start of
+the selection), -N (N before the end), or @TIME: @2026-11-25T10:00:00Z,
+@2026-11-25, @1764064800, @-10m, @-2d.
+
+--cursor-file FILE resumes after the position saved in FILE and saves the
+position of every event printed (atomically), so a script run again
+continues exactly where the last run stopped. Without a saved position it
+starts at --from, or at the start of the log.`,
+		Example: `  evt tail                       # the last 10 events of the store
+  evt tail account-7 -n 3
+  evt tail 'account-*' --from @-1h --type Deposited
+  evt tail -f --count 1 order-42  # wait for the next event of order-42
+  evt tail --cursor-file seen.pos | ./process-events`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if cmd.Flags().Changed("lines") && cmd.Flags().Changed("from") && g.Source("lines") == sourceFlag && g.Source("from") == sourceFlag {
+				return usageErrorf("-n and --from exclude each other")
+			}
+			pattern := ""
+			if len(args) == 1 {
+				pattern = args[0]
+			}
+			f, err := newEventFilter(pattern, o.Types)
+			if err != nil {
+				return err
+			}
+			return runTail(cmd.Context(), g, o, f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.Uint64VarP(&o.Lines, "lines", "n", 10, "print the last N events")
+	fl.StringVar(&o.From, "from", "", "print everything from this cursor")
+	fl.BoolVarP(&o.Follow, "follow", "f", false, "keep printing new events as they are appended")
+	fl.BoolVar(&o.Poll, "poll", false, "follow by polling the store (once a second) instead of watching it")
+	fl.StringVar(&o.CursorFile, "cursor-file", "", "resume after the position saved in FILE; save each printed position there")
+	fl.Uint64Var(&o.Count, "count", 0, "stop after printing N events")
+	fl.DurationVar(&o.Timeout, "timeout", 0, "with -f, stop when no event arrived for this long")
+	fl.StringArrayVar(&o.Types, "type", nil, "only events of this type (repeatable)")
+	return cmd
+}
+
+func runTail(ctx context.Context, g *globalOptions, o *tailOptions, f eventFilter) error {
+	var from codec.Cursor
+	var err error
+	if o.From != "" {
+		if from, err = codec.ParseCursor(o.From, time.Now()); err != nil {
+			return usageErrorf("--from: %w", err)
+		}
+	}
+	p, err := g.printer()
+	if err != nil {
+		return err
+	}
+	var cf *cursorFile
+	resume := uint64(0)
+	if o.CursorFile != "" {
+		cf = &cursorFile{path: o.CursorFile}
+		if resume, err = cf.load(); err != nil {
+			return err
+		}
+	}
+	s, err := g.openStore(false)
+	if err != nil {
+		if errors.Is(err, log.ErrNoStore) && o.Follow {
+			// Following a store that does not exist yet: wait for it.
+			if s, err = waitForStore(ctx, g); err != nil {
+				return err
+			}
+		} else {
+			return err
+		}
+	}
+	defer s.Close()
+
+	r := &eventReader{s: s, f: f, ios: g.IO}
+	printed := uint64(0)
+	print := func(rec *codec.Record) error {
+		if err := p.Record(rec); err != nil {
+			return err
+		}
+		if err := p.Flushed(); err != nil {
+			return err
+		}
+		if cf != nil {
+			if err := cf.save(rec.Position); err != nil {
+				return err
+			}
+		}
+		printed++
+		if o.Count > 0 && printed >= o.Count {
+			return errStop
+		}
+		return nil
+	}
+	switch {
+	case resume > 0:
+		err = r.readFrom(codec.Cursor{Kind: codec.CursorPosition, N: resume + 1}, print)
+	case o.From != "":
+		err = r.readFrom(from, print)
+	case cf != nil:
+		err = r.readFrom(codec.Cursor{Kind: codec.CursorStart}, print)
+	default:
+		err = r.lastN(o.Lines, print)
+	}
+	if errors.Is(err, log.ErrNotFound) && o.Follow {
+		err = nil // the stream does not exist yet: follow waits for it
+	}
+	if err == nil && o.Follow && !r.done {
+		err = r.follow(ctx, o.Poll, o.Timeout, print)
+	}
+	if ferr := p.Flush(); err == nil {
+		err = ferr
+	}
+	return err
+}
+
+// waitForStore polls until the store exists (tail -f before the first
+// append), or ctx ends.
+func waitForStore(ctx context.Context, g *globalOptions) (*log.Store, error) {
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+		s, err := g.openStore(false)
+		if err == nil || !errors.Is(err, log.ErrNoStore) {
+			return s, err
+		}
+	}
+}
