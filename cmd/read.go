@@ -278,7 +278,7 @@ func cloneRecord(rec *codec.Record) codec.Record {
 // temporary file, rename), so a crash leaves the old or the new position,
 // never a torn one.
 type cursorFile struct {
-	path string
+	path  string
 	saved uint64
 }
 
