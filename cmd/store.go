@@ -39,6 +39,7 @@ func (g *globalOptions) printer() (*codec.Printer, error) {
 	if err != nil {
 		return nil, usageErrorf("-o: %w", err)
 	}
+	p.SetColor(g.IO.ColorEnabled())
 	if g.JQ != "" {
 		j, err := codec.CompileJQ(g.JQ)
 		if err != nil {

@@ -44,6 +44,7 @@ type Field struct {
 type Printer struct {
 	w      *bufio.Writer
 	jq     *JQ
+	color  bool
 	format string
 	tmpl   *template.Template
 	tty    bool
@@ -70,6 +71,10 @@ func NewPrinter(w io.Writer, format string, tty bool) (*Printer, error) {
 	}
 	return p, nil
 }
+
+// SetColor allows ANSI colour (bold table headers); the caller decides:
+// only on a terminal, never with NO_COLOR.
+func (p *Printer) SetColor(on bool) { p.color = on }
 
 // SetJQ filters every printed document through a jq expression (--jq):
 // each result prints as a line, strings raw (as gh does), other values
@@ -263,8 +268,14 @@ func (p *Printer) Flush() error {
 		t.SetNoWhiteSpace(true)
 		t.AppendBulk(p.rows)
 		t.Render()
-		for _, line := range bytes.SplitAfter(out.Bytes(), []byte("\n")) {
+		for i, line := range bytes.SplitAfter(out.Bytes(), []byte("\n")) {
 			if trimmed := bytes.TrimRight(line, " \n"); len(line) > 0 {
+				if i == 0 && p.color {
+					p.w.WriteString("\033[1m") // bold header
+					p.w.Write(trimmed)
+					p.w.WriteString("\033[0m\n")
+					continue
+				}
 				p.w.Write(trimmed)
 				p.w.WriteByte('\n')
 			}
