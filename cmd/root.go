@@ -156,6 +156,7 @@ consuming them between processes.`,
 		newRepairCmd(g),
 		newTailCmd(g),
 		newReplayCmd(g),
+		newFoldCmd(g),
 		newConfigCmd(g),
 		newVersionCmd(g),
 	)

@@ -35,7 +35,17 @@ func (g *globalOptions) openStore(create bool) (*log.Store, error) {
 // printer returns the printer for this command's output. listing says the
 // command prints rows (a table on a terminal) rather than events.
 func (g *globalOptions) printer() (*codec.Printer, error) {
-	p, err := codec.NewPrinter(g.IO.Out, g.Output, g.IO.IsStdoutTTY())
+	return g.printerPiped("")
+}
+
+// printerPiped is printer with another automatic format for a pipe: fold
+// rows carry JSON states, which tab-separated text would mangle.
+func (g *globalOptions) printerPiped(piped string) (*codec.Printer, error) {
+	format := g.Output
+	if format == "" && !g.IO.IsStdoutTTY() {
+		format = piped
+	}
+	p, err := codec.NewPrinter(g.IO.Out, format, g.IO.IsStdoutTTY())
 	if err != nil {
 		return nil, usageErrorf("-o: %w", err)
 	}

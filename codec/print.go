@@ -81,6 +81,12 @@ func (p *Printer) SetColor(on bool) { p.color = on }
 // as JSON (indented with -o pretty).
 func (p *Printer) SetJQ(j *JQ) { p.jq = j }
 
+// Tabular reports whether listing rows will render as a table (a
+// terminal, or -o table) rather than as lines.
+func (p *Printer) Tabular() bool {
+	return p.jq == nil && (p.format == FormatTable || p.format == FormatAuto && p.tty)
+}
+
 // Format is the parsed format name ("" for automatic).
 func (p *Printer) Format() string { return p.format }
 

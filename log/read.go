@@ -66,7 +66,9 @@ func (s *Store) offsetOf(sf *segFile, pos uint64, c *commitState) (int64, error)
 }
 
 // recordAt reads the record at a committed position. The record's slices
-// alias an internal buffer valid until the next read.
+// alias an internal buffer valid until the next read. The common path is
+// two preads: the offsets entry, then the record (checked to be the one
+// asked for, so a stale entry falls back to offsetOf's scan).
 func (s *Store) recordAt(pos uint64, c *commitState) (codec.Record, error) {
 	if pos == 0 || pos >= c.next {
 		return codec.Record{}, fmt.Errorf("%w: position %d", ErrNotFound, pos)
@@ -78,6 +80,18 @@ func (s *Store) recordAt(pos uint64, c *commitState) (codec.Record, error) {
 	sf, err := s.segment(first)
 	if err != nil {
 		return codec.Record{}, err
+	}
+	if sf.idx != nil {
+		var e [offsetEntrySize]byte
+		if n, _ := sf.idx.ReadAt(e[:], int64(pos-sf.first)*offsetEntrySize); n == offsetEntrySize {
+			if off := int64(binary.LittleEndian.Uint64(e[:])); off >= segmentHeaderSize {
+				rec, buf, err := readRecordAt(sf.f, segmentName(first), off, s.buf)
+				s.buf = buf
+				if err == nil && rec.Position == pos {
+					return rec, nil
+				}
+			}
+		}
 	}
 	off, err := s.offsetOf(sf, pos, c)
 	if err != nil {

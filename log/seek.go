@@ -132,9 +132,13 @@ func (s *Store) ReadStream(stream string, from uint64, fn func(rec *codec.Record
 	if from > info.Version {
 		return info.Version, nil
 	}
-	// Walk back from the head, remembering positions (8 bytes an event),
-	// then read forward.
-	positions := make([]uint64, 0, info.Version-from+1)
+	// Walk back from the head along the back-pointers, keeping copies of
+	// the records (up to readStreamCache bytes; past that only positions,
+	// and those records are read again), then deliver them oldest first.
+	n := info.Version - from + 1
+	positions := make([]uint64, 0, n)
+	var kept []codec.Record
+	keptBytes := 0
 	pos := info.Last
 	for v := info.Version; v >= from && pos != 0; v-- {
 		rec, err := s.recordAt(pos, &c)
@@ -146,12 +150,22 @@ func (s *Store) ReadStream(stream string, from uint64, fn func(rec *codec.Record
 			return 0, &CorruptError{File: segmentName(first), Offset: -1, Reason: fmt.Sprintf("stream %s: back-pointer chain broken at position %d (run evt verify)", stream, pos)}
 		}
 		positions = append(positions, pos)
+		if keptBytes+rec.Size <= readStreamCache {
+			kept = append(kept, copyRecord(&rec))
+			keptBytes += rec.Size
+		}
 		pos = rec.Prev
 	}
+	// kept holds the newest records; positions[len(kept):] must be re-read.
 	for i := len(positions) - 1; i >= 0; i-- {
-		rec, err := s.recordAt(positions[i], &c)
-		if err != nil {
-			return 0, err
+		var rec codec.Record
+		if i < len(kept) {
+			rec = kept[i]
+		} else {
+			var err error
+			if rec, err = s.recordAt(positions[i], &c); err != nil {
+				return 0, err
+			}
 		}
 		if err := fn(&rec); err != nil {
 			if err == errStop {
@@ -161,6 +175,25 @@ func (s *Store) ReadStream(stream string, from uint64, fn func(rec *codec.Record
 		}
 	}
 	return info.Version, nil
+}
+
+// readStreamCache bounds the records ReadStream keeps from its backward
+// walk, so reading a huge stream stays within constant memory.
+const readStreamCache = 16 << 20
+
+func copyRecord(rec *codec.Record) codec.Record {
+	c := *rec
+	b := make([]byte, 0, len(rec.Stream)+len(rec.Type)+len(rec.ID)+len(rec.Data)+len(rec.Metadata))
+	take := func(p []byte) []byte {
+		start := len(b)
+		b = append(b, p...)
+		return b[start:len(b):len(b)]
+	}
+	c.Stream, c.Type, c.ID, c.Data = take(rec.Stream), take(rec.Type), take(rec.ID), take(rec.Data)
+	if rec.Metadata != nil {
+		c.Metadata = take(rec.Metadata)
+	}
+	return c
 }
 
 // ErrStop, returned by a callback, ends a read early without error.
