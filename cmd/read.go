@@ -59,7 +59,8 @@ type eventReader struct {
 	ios  *IOStreams
 	next uint64 // the log position to scan from when following
 	last uint64 // the last position delivered
-	to   uint64 // deliver nothing after this position (0: no bound)
+	to   uint64 // with bounded, deliver nothing after this position
+	bounded bool
 	done bool   // the deliver function asked to stop
 }
 
@@ -67,7 +68,7 @@ type eventReader struct {
 // the upper bound and turns errStop into a clean end.
 func (r *eventReader) deliver(fn func(*codec.Record) error) func(*codec.Record) error {
 	return func(rec *codec.Record) error {
-		if r.to != 0 && rec.Position > r.to {
+		if r.bounded && rec.Position > r.to {
 			r.done = true
 			return log.ErrStop
 		}
@@ -102,6 +103,9 @@ func (r *eventReader) readFrom(c codec.Cursor, fn func(*codec.Record) error) err
 	}
 	d := r.deliver(fn)
 	stream, single := r.f.sel.Stream()
+	if err := r.mustExist(); err != nil {
+		return err
+	}
 	switch c.Kind {
 	case codec.CursorEnd:
 		return nil
@@ -148,10 +152,24 @@ func (r *eventReader) readFrom(c codec.Cursor, fn func(*codec.Record) error) err
 	return err
 }
 
+// mustExist fails with ErrNotFound (exit 4) when the selection is one
+// stream that does not exist, whatever the cursor.
+func (r *eventReader) mustExist() error {
+	if stream, single := r.f.sel.Stream(); single {
+		if _, err := r.s.Head(stream); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // lastN delivers the last n matching events.
 func (r *eventReader) lastN(n uint64, fn func(*codec.Record) error) error {
 	first, err := r.start()
 	if err != nil {
+		return err
+	}
+	if err := r.mustExist(); err != nil {
 		return err
 	}
 	if n == 0 {
@@ -297,6 +315,16 @@ func (c *cursorFile) load() (uint64, error) {
 	}
 	c.saved = p
 	return p, nil
+}
+
+// check fails early when the cursor file could not be saved, before an
+// event is printed that the next run would then print again.
+func (c *cursorFile) check() error {
+	dir := filepath.Dir(c.path)
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return fmt.Errorf("cursor file %s: directory %s does not exist", c.path, dir)
+	}
+	return nil
 }
 
 func (c *cursorFile) save(pos uint64) error {

@@ -3,7 +3,6 @@ package cmd
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -85,6 +84,7 @@ func runReplay(ctx context.Context, g *globalOptions, o *replayOptions, f eventF
 	if r.to, err = replayBound(r, to); err != nil {
 		return err
 	}
+	r.bounded = true
 
 	var handle func(*codec.Record) error
 	failed, total := 0, 0
@@ -126,7 +126,9 @@ func runReplay(ctx context.Context, g *globalOptions, o *replayOptions, f eventF
 	return err
 }
 
-// replayBound turns --to into the last position to replay (inclusive).
+// replayBound turns --to into the last position to replay (inclusive;
+// 0 replays nothing). +N and -N count events of the selection, as --from
+// does: the bound is the position of that event.
 func replayBound(r *eventReader, to codec.Cursor) (uint64, error) {
 	first, next, err := r.s.Bounds()
 	if err != nil {
@@ -135,31 +137,50 @@ func replayBound(r *eventReader, to codec.Cursor) (uint64, error) {
 	last := next - 1
 	switch to.Kind {
 	case codec.CursorEnd:
-		return max(last, 1), nil // 0 would mean "no bound"
+		return last, nil
 	case codec.CursorStart:
 		return first, nil
 	case codec.CursorPosition:
 		return to.N, nil
 	case codec.CursorTime:
-		p, err := r.s.PositionAt(to.Time)
+		// Inclusive: every event at or before the instant.
+		p, err := r.s.PositionAt(to.Time.Add(time.Nanosecond))
 		if err != nil {
 			return 0, err
 		}
-		if p > last { // no event at or after the time: up to the end
-			return max(last, 1), nil
-		}
-		return p, nil
-	case codec.CursorBeforeEnd, codec.CursorAfterHead:
-		if !r.f.sel.All() || r.f.types != nil {
-			return 0, usageErrorf("--to +N and -N count events of the whole log; with a selection use a position or @TIME")
+		return p - 1, nil
+	case codec.CursorAfterHead, codec.CursorBeforeEnd:
+		// Find the event the cursor names with a reader of its own.
+		probe := &eventReader{s: r.s, f: r.f, ios: r.ios}
+		var at uint64
+		found := func(rec *codec.Record) error {
+			at = rec.Position
+			return errStop
 		}
 		if to.Kind == codec.CursorAfterHead {
-			return first + to.N, nil
+			err = probe.readFrom(to, found)
+		} else {
+			// The first of the last N+1; with fewer, the bound lies before
+			// them all and nothing is replayed.
+			var n uint64
+			err = probe.lastN(to.N+1, func(rec *codec.Record) error {
+				if n == 0 {
+					at = rec.Position
+				}
+				n++
+				return nil
+			})
+			if n < to.N+1 {
+				at = 0
+			}
 		}
-		if to.N >= next {
-			return 0, errors.New("--to: before the start of the log")
+		if err != nil {
+			return 0, err
 		}
-		return next - 1 - to.N, nil
+		if at == 0 && to.Kind == codec.CursorAfterHead {
+			return last, nil // fewer events than N: up to the end
+		}
+		return at, nil
 	}
 	return 0, usageErrorf("--to: %s is not a place in the log", to)
 }

@@ -96,13 +96,16 @@ func runTail(ctx context.Context, g *globalOptions, o *tailOptions, f eventFilte
 		if resume, err = cf.load(); err != nil {
 			return err
 		}
+		if err := cf.check(); err != nil {
+			return err
+		}
 	}
 	s, err := g.openStore(false)
 	if err != nil {
 		if errors.Is(err, log.ErrNoStore) && o.Follow {
 			// Following a store that does not exist yet: wait for it.
-			if s, err = waitForStore(ctx, g); err != nil {
-				return err
+			if s, err = waitForStore(ctx, g, o.Timeout); err != nil || s == nil {
+				return err // nil, nil: --timeout passed first
 			}
 		} else {
 			return err
@@ -153,14 +156,22 @@ func runTail(ctx context.Context, g *globalOptions, o *tailOptions, f eventFilte
 }
 
 // waitForStore polls until the store exists (tail -f before the first
-// append), or ctx ends.
-func waitForStore(ctx context.Context, g *globalOptions) (*log.Store, error) {
+// append), ctx ends, or idle passes (nil, nil; 0 waits forever).
+func waitForStore(ctx context.Context, g *globalOptions, idle time.Duration) (*log.Store, error) {
 	t := time.NewTicker(200 * time.Millisecond)
 	defer t.Stop()
+	var deadline <-chan time.Time
+	if idle > 0 {
+		timer := time.NewTimer(idle)
+		defer timer.Stop()
+		deadline = timer.C
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
+		case <-deadline:
+			return nil, nil
 		case <-t.C:
 		}
 		s, err := g.openStore(false)

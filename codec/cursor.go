@@ -63,7 +63,10 @@ func ParseCursor(s string, now time.Time) (Cursor, error) {
 		}
 	default:
 		n, err := strconv.ParseUint(s, 10, 64)
-		if err != nil || n == 0 {
+		if err != nil {
+			return bad("not a cursor")
+		}
+		if n == 0 {
 			return bad("positions start at 1")
 		}
 		c.Kind, c.N = CursorPosition, n

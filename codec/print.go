@@ -50,6 +50,9 @@ type Printer struct {
 	tty    bool
 	rows   [][]string // table rows, rendered by Flush
 	header []string
+	// headerDone and boldDone: a table rendered in parts (tail -f) has
+	// its header once, at the top.
+	headerDone, boldDone bool
 	buf    []byte
 	docs   int
 }
@@ -162,8 +165,8 @@ func (p *Printer) JSON(doc []byte) error {
 		}
 		return enc.Close()
 	case FormatTemplate:
-		var v any
-		if err := json.Unmarshal(doc, &v); err != nil {
+		v, err := DecodeJSON(doc) // exact numbers: 1234567, not 1.234567e+06
+		if err != nil {
 			return err
 		}
 		if err := p.tmpl.Execute(p.w, v); err != nil {
@@ -197,8 +200,9 @@ func (p *Printer) jqResult(v any) error {
 }
 
 // Flushed writes out what is buffered: a follower calls it after every
-// event so each line appears as it is printed.
-func (p *Printer) Flushed() error { return p.w.Flush() }
+// event so each line appears as it is printed. Pending table rows are
+// rendered too; later renders leave the header out.
+func (p *Printer) Flushed() error { return p.Flush() }
 
 // Row prints one row of a listing: a table row on a terminal (or with -o
 // table), a tab-separated line when piped, otherwise one JSON object.
@@ -259,7 +263,10 @@ func (p *Printer) Flush() error {
 		// wrapped JSON document reads).
 		var out bytes.Buffer
 		t := tablewriter.NewWriter(&out)
-		t.SetHeader(p.header)
+		if !p.headerDone {
+			t.SetHeader(p.header)
+			p.headerDone = true
+		}
 		t.SetAutoFormatHeaders(false)
 		t.SetHeaderAlignment(tablewriter.ALIGN_LEFT)
 		t.SetAlignment(tablewriter.ALIGN_LEFT)
@@ -274,9 +281,11 @@ func (p *Printer) Flush() error {
 		t.SetNoWhiteSpace(true)
 		t.AppendBulk(p.rows)
 		t.Render()
+		bold := p.color && !p.boldDone
+		p.boldDone = true
 		for i, line := range bytes.SplitAfter(out.Bytes(), []byte("\n")) {
 			if trimmed := bytes.TrimRight(line, " \n"); len(line) > 0 {
-				if i == 0 && p.color {
+				if i == 0 && bold {
 					p.w.WriteString("\033[1m") // bold header
 					p.w.Write(trimmed)
 					p.w.WriteString("\033[0m\n")

@@ -14,9 +14,9 @@ package fold
 // Aliasing, so that a fold can patch one state per entity in place:
 //
 //   - patch is never modified.
-//   - target's objects are modified in place: when target is an object the
-//     result is target itself. Use target's old value only if you encoded
-//     or copied it before.
+//   - target's objects are modified in place: when target and patch are
+//     both objects the result is target itself. Use target's old value
+//     only if you encoded or copied it before.
 //   - Every object of the result reached from its root through objects
 //     only is target's or newly made, never patch's; so a later MergePatch
 //     on the result never modifies patch. The result may share patch's

@@ -205,3 +205,30 @@ func TestMergeReducerBadData(t *testing.T) {
 		t.Errorf("err = %q\nwant  %q", err, want)
 	}
 }
+
+func TestUniqueKeys(t *testing.T) {
+	many := `{"k0":0`
+	for i := 1; i < 40; i++ {
+		many += `,"k` + string(rune('0'+i/10)) + string(rune('0'+i%10)) + `":0`
+	}
+	tests := []struct {
+		in   string
+		want bool
+	}{
+		{`{"a":1,"b":{"a":2,"c":[{"a":1,"a":2}]},"c":"a\"b"}`, true},
+		{`[{"a":1,"a":2}]`, true}, // not streamed
+		{`{"a":[1,{"x":1,"x":2}],"b":"{\"a\":1}"}`, true},
+		{` { "a" : 1 , "b" : { "c" : 2 } } `, true},
+		{`{"a":1,"a":2}`, false},
+		{`{"a":1,"b":{"c":1,"d":{"e":{},"e":{}}}}`, false},
+		{`{"a":1,"\u0061":2}`, false}, // escaped keys take the slow path
+		{many + `}`, true},
+		{many + `,"k17":1}`, false}, // past the pairwise comparisons
+		{`{"a":`, false},
+	}
+	for _, tc := range tests {
+		if got := uniqueKeys([]byte(tc.in)); got != tc.want {
+			t.Errorf("uniqueKeys(%s) = %v, want %v", tc.in, got, tc.want)
+		}
+	}
+}

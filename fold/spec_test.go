@@ -216,3 +216,28 @@ func TestNewSpec(t *testing.T) {
 		t.Errorf("NewSpec with a struct: %v", err)
 	}
 }
+
+// FuzzParseSpec: a spec file is read from disk. ParseSpec must not panic,
+// and a spec that parses has a JSON init and a stable fingerprint.
+func FuzzParseSpec(f *testing.F) {
+	f.Add([]byte(accountSpec))
+	f.Add([]byte(`{"init": {"n": [1, 2.5, "x", null, true]}, "on": {"A": ".n += 1"}, "default": "."}`))
+	f.Add([]byte("init: &a {x: 1}\nv: {<<: *a, y: 0x1f}\non: {A: .}"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s, err := ParseSpec(b)
+		if err != nil {
+			if !errors.Is(err, ErrBadSpec) {
+				t.Fatalf("error %v is not an ErrBadSpec", err)
+			}
+			return
+		}
+		checkJSONTypes(t, s.init)
+		again, err := ParseSpec(b)
+		if err != nil || again.Reducer().Fingerprint() != s.Reducer().Fingerprint() {
+			t.Fatalf("second parse: %v, or a different fingerprint", err)
+		}
+		if _, err := Decode([]byte(mustEncode(t, s.init))); err != nil && !strings.Contains(err.Error(), "nested deeper") {
+			t.Fatalf("init does not round-trip: %v", err)
+		}
+	})
+}
