@@ -54,14 +54,14 @@ func (f eventFilter) match(rec *codec.Record) bool {
 // committed. It remembers the last position delivered, so an event is
 // never delivered twice when the initial read and the follow overlap.
 type eventReader struct {
-	s    *log.Store
-	f    eventFilter
-	ios  *IOStreams
-	next uint64 // the log position to scan from when following
-	last uint64 // the last position delivered
-	to   uint64 // with bounded, deliver nothing after this position
+	s       *log.Store
+	f       eventFilter
+	ios     *IOStreams
+	next    uint64 // the log position to scan from when following
+	last    uint64 // the last position delivered
+	to      uint64 // with bounded, deliver nothing after this position
 	bounded bool
-	done bool   // the deliver function asked to stop
+	done    bool // the deliver function asked to stop
 }
 
 // deliver wraps fn: it filters, skips what was delivered already, honours

@@ -53,8 +53,8 @@ type Printer struct {
 	// headerDone and boldDone: a table rendered in parts (tail -f) has
 	// its header once, at the top.
 	headerDone, boldDone bool
-	buf    []byte
-	docs   int
+	buf                  []byte
+	docs                 int
 }
 
 // NewPrinter parses format (json, pretty, table, yaml, template=TEXT, or
