@@ -10,6 +10,8 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/evtdev/evt/codec"
@@ -66,9 +68,9 @@ func (p *program) run(state any, ev *Input, timeout time.Duration) (any, error) 
 	}
 	ctx := context.Background()
 	if timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, timeout)
-		defer cancel()
+		sc := startStep(timeout)
+		defer sc.end()
+		ctx = sc
 	}
 	it := p.code.RunWithContext(ctx, state, event)
 	var out any
@@ -107,7 +109,7 @@ func envelope(ev *Input) (map[string]any, error) {
 	m["stream"] = ev.Stream
 	m["version"] = uintValue(ev.Version)
 	m["type"] = ev.Type
-	m["time"] = ev.Time.UTC().Format(codec.TimeFormat)
+	m["time"] = formatTime(ev.Time)
 	m["id"] = ev.ID
 	m["data"] = data
 	if len(ev.Metadata) > 0 {
@@ -118,6 +120,89 @@ func envelope(ev *Input) (map[string]any, error) {
 		m["metadata"] = meta
 	}
 	return m, nil
+}
+
+// formatTime is t.UTC().Format(codec.TimeFormat), by hand for the years
+// of four digits: Format takes 150 ns, a twentieth of a jq step.
+func formatTime(t time.Time) string {
+	t = t.UTC()
+	year, month, day := t.Date()
+	if year < 0 || year > 9999 {
+		return t.Format(codec.TimeFormat)
+	}
+	hour, minute, sec := t.Clock()
+	var b [30]byte // 2006-01-02T15:04:05.000000000Z
+	digits(b[0:4], year)
+	b[4] = '-'
+	digits(b[5:7], int(month))
+	b[7] = '-'
+	digits(b[8:10], day)
+	b[10] = 'T'
+	digits(b[11:13], hour)
+	b[13] = ':'
+	digits(b[14:16], minute)
+	b[16] = ':'
+	digits(b[17:19], sec)
+	b[19] = '.'
+	digits(b[20:29], t.Nanosecond())
+	b[29] = 'Z'
+	return string(b[:])
+}
+
+// digits writes n into b in decimal, zero-padded to len(b).
+func digits(b []byte, n int) {
+	for i := len(b) - 1; i >= 0; i-- {
+		b[i] = byte('0' + n%10)
+		n /= 10
+	}
+}
+
+// stepContext is the context of one jq step with a timeout: its Done
+// channel closes when the step has run for the timeout. It replaces
+// context.WithTimeout, which costs 500 ns and four allocations per step
+// (a seventh of a jq step); a stepContext is reused through a pool, its
+// timer only stopped and reset. Only gojq and run see it, so Deadline
+// reports none and Value knows nothing.
+type stepContext struct {
+	done    chan struct{}
+	timer   *time.Timer
+	expired atomic.Bool
+}
+
+var stepContexts sync.Pool // of *stepContext whose timer is stopped
+
+func startStep(timeout time.Duration) *stepContext {
+	if c, ok := stepContexts.Get().(*stepContext); ok {
+		c.timer.Reset(timeout)
+		return c
+	}
+	c := &stepContext{done: make(chan struct{})}
+	c.timer = time.AfterFunc(timeout, c.expire)
+	return c
+}
+
+func (c *stepContext) expire() {
+	c.expired.Store(true)
+	close(c.done)
+}
+
+// end stops the timer. A context whose timer already fired (or is firing)
+// is closed for good and left to the garbage collector.
+func (c *stepContext) end() {
+	if c.timer.Stop() {
+		stepContexts.Put(c)
+	}
+}
+
+func (c *stepContext) Deadline() (time.Time, bool) { return time.Time{}, false }
+func (c *stepContext) Done() <-chan struct{}       { return c.done }
+func (c *stepContext) Value(any) any               { return nil }
+
+func (c *stepContext) Err() error {
+	if c.expired.Load() {
+		return context.DeadlineExceeded
+	}
+	return nil
 }
 
 // uintValue is n as gojq's native int when it fits, else exact.

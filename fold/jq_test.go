@@ -3,8 +3,11 @@ package fold
 import (
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/evtdev/evt/codec"
 )
 
 // event is a test event of stream s-1 at version v (position 100+v).
@@ -149,6 +152,76 @@ func TestJQTimeout(t *testing.T) {
 		const want = "fold s-1 at position 101 (T): jq: timed out after 20ms on one event (does the expression ever end?)"
 		if err.Error() != want {
 			t.Errorf("err = %q\nwant  %q", err, want)
+		}
+	}
+}
+
+// After a step that timed out, the next ones run normally: the expired
+// context is not reused.
+func TestJQAfterTimeout(t *testing.T) {
+	r, err := NewJQ(`if $event.version == 2 then repeat(.) else (. // 0) + 1 end`, WithTimeout(20*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Step(nil, event(2, "T", `{}`)); !errors.Is(err, ErrTimeout) {
+		t.Fatalf("err = %v, want ErrTimeout", err)
+	}
+	var state any
+	for i := 0; i < 100; i++ {
+		if state, err = r.Step(state, event(1, "T", `{}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := mustEncode(t, state); got != "100" {
+		t.Errorf("state = %s", got)
+	}
+}
+
+// The reducers keep no per-call state: one may serve several folds at
+// once (run with -race).
+func TestJQConcurrent(t *testing.T) {
+	r, err := NewJQ(benchReduce, WithTimeout(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	results := make([]string, 4)
+	for g := range results {
+		wg.Go(func() {
+			var state any
+			for i := 0; i < 200; i++ {
+				var err error
+				if state, err = r.Step(state, event(1, "Deposited", `{"amount":2}`)); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+			results[g] = mustEncode(t, state)
+		})
+	}
+	wg.Wait()
+	for _, got := range results {
+		if got != "400" {
+			t.Errorf("state = %s, want 400", got)
+		}
+	}
+}
+
+func TestFormatTime(t *testing.T) {
+	times := []time.Time{
+		{},
+		time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC),
+		time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(2026, 3, 29, 1, 30, 0, 5, time.FixedZone("y", -9*3600)),
+		time.Unix(0, 0),
+	}
+	for i := int64(0); i < 1000; i++ {
+		times = append(times, time.Unix(0, i*7919*1e12+i*104729))
+	}
+	for _, tm := range times {
+		if got, want := formatTime(tm), tm.UTC().Format(codec.TimeFormat); got != want {
+			t.Errorf("formatTime(%v) = %s, want %s", tm, got, want)
 		}
 	}
 }

@@ -71,6 +71,16 @@ func (s *Store) prepare() (commitState, error) {
 		}
 	}
 	lost := c.next < orig.next
+	// Publish the recovered end before the tables absorb it: tables never
+	// run ahead of the commit file (readers and verify rely on that). The
+	// boot id is renewed only once the tables are caught up, so a crash in
+	// between makes the next writer take the thorough path again.
+	if c != orig {
+		c.seq++
+		if err := writeCommit(s.commit, &c); err != nil {
+			return c, err
+		}
+	}
 	if err := s.catchUp(&c, rebooted, lost); err != nil {
 		return c, err
 	}
@@ -79,9 +89,7 @@ func (s *Store) prepare() (commitState, error) {
 	}
 	if rebooted {
 		c.boot = s.boot
-	}
-	if c != orig {
-		c.seq = orig.seq + 1
+		c.seq++
 		if err := writeCommit(s.commit, &c); err != nil {
 			return c, err
 		}

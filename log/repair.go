@@ -121,6 +121,9 @@ func (s *Store) Repair(dropDamaged bool, progress Progress) (Report, error) {
 		os.Remove(join(s.dir, offsetsName(o)))
 		if sf := s.segs[o]; sf != nil {
 			sf.f.Close()
+			if sf.idx != nil {
+				sf.idx.Close()
+			}
 			delete(s.segs, o)
 		}
 		rep.Actions = append(rep.Actions, "removed "+segmentName(o)+", an unfinished segment a writer killed while rolling left")

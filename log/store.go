@@ -87,6 +87,7 @@ type Store struct {
 	heads  *hashFile
 	ids    *hashFile // writers only
 	segs   map[uint64]*segFile
+	lru    []uint64 // segs' keys, least recently opened first
 	firsts []uint64 // known segment first positions, sorted
 	boot   [16]byte
 	failed error // sticky: set when a write or sync failed mid-append
@@ -284,6 +285,7 @@ func (s *Store) Close() error {
 		}
 	}
 	s.segs = map[uint64]*segFile{}
+	s.lru = nil
 	s.heads.close()
 	s.ids.close()
 	s.heads, s.ids = nil, nil
@@ -302,6 +304,7 @@ func (s *Store) Dir() string { return s.dir }
 // segment opens (and caches) the segment whose first position is first.
 func (s *Store) segment(first uint64) (*segFile, error) {
 	if sf := s.segs[first]; sf != nil {
+		s.touch(first)
 		return sf, nil
 	}
 	flag := os.O_RDONLY
@@ -326,7 +329,43 @@ func (s *Store) segment(first uint64) (*segFile, error) {
 	}
 	sf := &segFile{first: first, f: f, idx: idx}
 	s.segs[first] = sf
+	s.touch(first)
+	s.evictSegments()
 	return sf, nil
+}
+
+// touch makes first the most recently used segment.
+func (s *Store) touch(first uint64) {
+	if n := len(s.lru); n > 0 && s.lru[n-1] == first {
+		return
+	}
+	for i, f := range s.lru {
+		if f == first {
+			s.lru = append(s.lru[:i], s.lru[i+1:]...)
+			break
+		}
+	}
+	s.lru = append(s.lru, first)
+}
+
+// maxOpenSegments bounds the segment files a Store keeps open, so a
+// replay or a long tail -f over thousands of segments holds a constant
+// number of descriptors. Eviction is least recently used.
+const maxOpenSegments = 32
+
+// evictSegments closes the least recently used segments past the bound.
+func (s *Store) evictSegments() {
+	for len(s.lru) > maxOpenSegments {
+		first := s.lru[0]
+		s.lru = s.lru[1:]
+		if sf := s.segs[first]; sf != nil {
+			sf.f.Close()
+			if sf.idx != nil {
+				sf.idx.Close()
+			}
+			delete(s.segs, first)
+		}
+	}
 }
 
 // segmentFor returns the first position of the segment holding pos.
