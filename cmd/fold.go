@@ -358,7 +358,6 @@ func (fr *folder) follow(ctx context.Context, f eventFilter) error {
 		if err := w.Wait(ctx); err != nil {
 			return err
 		}
-		var changed []*foldEntry
 		next, err := fr.s.Scan(fr.next, func(rec *codec.Record) error {
 			if !f.match(rec) {
 				return nil
@@ -376,20 +375,17 @@ func (fr *folder) follow(ctx context.Context, f eventFilter) error {
 			if err := fr.step(e, rec); err != nil {
 				return err
 			}
-			changed = append(changed, e)
-			return nil
+			if fr.o.Trace {
+				return nil
+			}
+			// Print now: the next event of this stream in the same read
+			// changes the state in place.
+			return fr.printRow(e, nil)
 		})
 		if err != nil {
 			return err
 		}
 		fr.next = next
-		if !fr.o.Trace {
-			for _, e := range changed {
-				if err := fr.printRow(e, nil); err != nil {
-					return err
-				}
-			}
-		}
 	}
 }
 

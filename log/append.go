@@ -1,9 +1,11 @@
 package log
 
 import (
+	cryptorand "crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"sort"
 	"strconv"
@@ -89,16 +91,45 @@ type Batch struct {
 	// the append resolves each stream once rather than once per event.
 	streams   []string
 	streamIdx map[string]int
+	// entropy makes this batch's ULIDs: monotonic, seeded once from the
+	// system's randomness. ulid.Make's global source takes a lock per id,
+	// which batches encoded on several cores would contend for.
+	entropy *ulid.MonotonicEntropy
+}
+
+// newID returns a fresh ULID.
+func (b *Batch) newID() string {
+	if b.entropy == nil {
+		var seed [32]byte
+		if _, err := cryptorand.Read(seed[:]); err != nil {
+			return ulid.Make().String()
+		}
+		b.entropy = ulid.Monotonic(rand.NewChaCha8(seed), 0)
+	}
+	id, err := ulid.New(ulid.Timestamp(time.Now()), b.entropy)
+	if err != nil { // the monotonic counter overflowed within one millisecond
+		return ulid.Make().String()
+	}
+	return id.String()
 }
 
 const batchChunk = 4 << 20
 
+// pending is one event of a batch. It holds no pointers (the id is read
+// back from the encoded record), so a million of them cost the garbage
+// collector nothing to scan and little to copy.
 type pending struct {
-	chunk  int // index into chunks
-	off    int // offset of the encoded record in its chunk
-	stream int // index into streams
-	id     string
-	given  bool // the producer chose the id: it may be a retry
+	chunk  int32 // index into chunks
+	off    int32 // offset of the encoded record in its chunk
+	stream int32 // index into streams
+	given  bool  // the producer chose the id: it may be a retry
+}
+
+// id returns the id of event i, read from its encoded record.
+func (b *Batch) id(i int) []byte {
+	rec := b.record(i)
+	start := codec.RecordHeaderSize + int(rec[42]) + int(rec[43])
+	return rec[start : start+int(rec[44])]
 }
 
 // record returns the encoded record of event i.
@@ -124,7 +155,7 @@ func (b *Batch) Add(stream, typ, id string, data, meta []byte) error {
 			return err
 		}
 	} else {
-		id = ulid.Make().String()
+		id = b.newID()
 	}
 	n := codec.RecordSize(stream, typ, id, data, meta)
 	if n > codec.MaxRecordSize {
@@ -150,7 +181,7 @@ func (b *Batch) Add(stream, typ, id string, data, meta []byte) error {
 		b.streams = append(b.streams, stream)
 		b.streamIdx[stream] = si
 	}
-	b.events = append(b.events, pending{chunk: last, off: len(b.chunks[last]), stream: si, id: id, given: given})
+	b.events = append(b.events, pending{chunk: int32(last), off: int32(len(b.chunks[last])), stream: int32(si), given: given})
 	b.chunks[last] = codec.AppendRecord(b.chunks[last], stream, typ, id, data, meta)
 	return nil
 }
@@ -257,7 +288,8 @@ func (s *Store) Append(b *Batch) ([]Result, error) {
 			continue
 		}
 		name := b.streams[p.stream]
-		key := idKey(name, p.id)
+		id := string(b.id(i))
+		key := idKey(name, id)
 		if j, ok := seen[key]; ok {
 			dupOf[i] = j + 1
 			continue
@@ -268,12 +300,13 @@ func (s *Store) Append(b *Batch) ([]Result, error) {
 			if err != nil {
 				return nil, err
 			}
-			if string(rec.Stream) != name || string(rec.ID) != p.id {
-				return nil, &CorruptError{File: idsFile, Offset: -1, Reason: fmt.Sprintf("entry for id %s of %s points at another event (run evt repair)", p.id, name)}
+			// An entry naming another event is stale (an append that failed
+			// or died after filling the index): not a duplicate.
+			if string(rec.Stream) == name && string(rec.ID) == id {
+				results[i] = Result{Position: rec.Position, Stream: name, Version: rec.Version, ID: id,
+					Time: time.Unix(0, rec.Time).UTC(), Duplicate: true}
+				continue
 			}
-			results[i] = Result{Position: rec.Position, Stream: name, Version: rec.Version, ID: p.id,
-				Time: time.Unix(0, rec.Time).UTC(), Duplicate: true}
-			continue
 		}
 		if seen == nil {
 			seen = map[hashKey]int{}
@@ -325,7 +358,7 @@ func (s *Store) Append(b *Batch) ([]Result, error) {
 		}
 		codec.PatchRecord(b.record(i), pos, st.version, prev, now, 0)
 		st.last, st.dirty = pos, true
-		results[i] = Result{Position: pos, Stream: b.streams[p.stream], Version: st.version, ID: p.id, Time: time.Unix(0, now).UTC()}
+		results[i] = Result{Position: pos, Stream: b.streams[p.stream], Version: st.version, ID: string(b.id(i)), Time: time.Unix(0, now).UTC()}
 		lastWritten = i
 		pos++
 	}
@@ -361,10 +394,37 @@ func (s *Store) Append(b *Batch) ([]Result, error) {
 			return nil, err
 		}
 	}
-	if err := s.write(&c, out, c.next, now); err != nil {
+	written := pos - c.next
+	newStreams := uint64(0)
+	for i := range states {
+		if st := &states[i]; st.dirty && st.first >= c.next {
+			newStreams++
+		}
+	}
+	tablesOK := s.reserveTables(newStreams, written) == nil
+
+	// The id index is only read by writers, under the lock, and they check
+	// every hit against the record it names: it may run ahead of the
+	// commit. So it is filled while the batch is written and synced, on
+	// the other core. The heads table is read by readers without a lock:
+	// it is updated only after the publish.
+	idsDone := make(chan struct{})
+	go func() {
+		defer close(idsDone)
+		if !tablesOK {
+			return
+		}
+		for i, p := range b.events {
+			if !results[i].Duplicate {
+				s.ids.put(idKeyBytes(b.streams[p.stream], b.id(i)), []uint64{results[i].Position})
+			}
+		}
+	}()
+	err = s.write(&c, out, c.next, now)
+	<-idsDone
+	if err != nil {
 		return nil, err
 	}
-	written := pos - c.next
 	c.seq++
 	c.next = pos
 	c.size += size
@@ -374,25 +434,14 @@ func (s *Store) Append(b *Batch) ([]Result, error) {
 		return nil, fmt.Errorf("publish commit: %w", err)
 	}
 
-	// Derived tables, after the publish: a reader bounds them by the
+	// The heads table, after the publish: a reader bounds it by the
 	// commit, and a crash here leaves a gap the next writer fills.
-	newStreams := uint64(0)
-	for i := range states {
-		if st := &states[i]; st.dirty && st.first >= pos-written {
-			newStreams++
-		}
-	}
-	if err := s.reserveTables(newStreams, written); err != nil {
+	if !tablesOK {
 		return results, nil // acknowledged: the next writer repairs the tables
 	}
 	for i := range states {
 		if st := &states[i]; st.dirty {
 			s.heads.put(keyOf(b.streams[i]), []uint64{st.last, st.version, st.first})
-		}
-	}
-	for i, p := range b.events {
-		if !results[i].Duplicate {
-			s.ids.put(idKey(b.streams[p.stream], p.id), []uint64{results[i].Position})
 		}
 	}
 	s.heads.setApplied(pos - 1)
@@ -504,6 +553,38 @@ func (s *Store) roll(c *commitState, now int64) error {
 	c.active, c.size, c.lastSync = c.next, segmentHeaderSize, now
 	s.firsts = nil
 	return nil
+}
+
+// Join moves the events of o to the end of b (o is left empty). It lets
+// several goroutines encode parts of one batch; expectations stay b's.
+func (b *Batch) Join(o *Batch) {
+	base := len(b.chunks)
+	b.chunks = append(b.chunks, o.chunks...)
+	if need := len(b.events) + len(o.events); need > cap(b.events) {
+		grown := make([]pending, len(b.events), max(need, 2*cap(b.events)))
+		copy(grown, b.events)
+		b.events = grown
+	}
+	remap := make([]int, len(o.streams))
+	for i, name := range o.streams {
+		si, ok := b.streamIdx[name]
+		if !ok {
+			if b.streamIdx == nil {
+				b.streamIdx = map[string]int{}
+			}
+			si = len(b.streams)
+			b.streams = append(b.streams, name)
+			b.streamIdx[name] = si
+		}
+		remap[i] = si
+	}
+	for _, p := range o.events {
+		p.chunk += int32(base)
+		p.stream = int32(remap[p.stream])
+		b.events = append(b.events, p)
+	}
+	entropy := o.entropy
+	*o = Batch{entropy: entropy}
 }
 
 // Streams lists the distinct streams of the batch, in first-seen order.

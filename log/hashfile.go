@@ -87,6 +87,25 @@ func idKey(stream, id string) hashKey {
 	return hashKey{a, fnv1a(fnv1a(fnv1a(fnvOffset, stream), "\x00"), id)}
 }
 
+// idKeyBytes is idKey for an id held as bytes (read from a record).
+func idKeyBytes(stream string, id []byte) hashKey {
+	var d xxhash.Digest
+	d.Reset()
+	d.WriteString(stream)
+	d.WriteString("\x00")
+	d.Write(id)
+	a := d.Sum64()
+	if a == 0 {
+		a = 1
+	}
+	h := fnv1a(fnv1a(fnvOffset, stream), "\x00")
+	for _, c := range id {
+		h ^= uint64(c)
+		h *= fnvPrime
+	}
+	return hashKey{a, h}
+}
+
 // FNV-1a 64, inline: hash/fnv's interface costs an allocation per key.
 const (
 	fnvOffset = 14695981039346656037

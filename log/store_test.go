@@ -121,7 +121,7 @@ func TestExpectAndIdempotency(t *testing.T) {
 // the two must agree or ids stored by one would be missed by the other.
 func TestIDKeyMatchesKeyOf(t *testing.T) {
 	for _, c := range [][2]string{{"a-1", "id"}, {"", ""}, {"ä-☃", "01JDX"}} {
-		if idKey(c[0], c[1]) != keyOf(c[0]+"\x00"+c[1]) {
+		if idKey(c[0], c[1]) != keyOf(c[0]+"\x00"+c[1]) || idKeyBytes(c[0], []byte(c[1])) != idKey(c[0], c[1]) {
 			t.Fatalf("idKey(%q, %q) differs from keyOf", c[0], c[1])
 		}
 	}
