@@ -16,6 +16,7 @@ import (
 // committed end and never counts events.
 type Watcher struct {
 	w    *fsnotify.Watcher // nil when polling only
+	also map[string]bool   // more directories whose every change wakes
 	poll time.Duration
 	hint chan struct{}
 	done chan struct{}
@@ -25,8 +26,10 @@ type Watcher struct {
 const DefaultPoll = time.Second
 
 // Watch starts watching the store. With pollOnly, or if inotify is not
-// available, it polls every poll interval.
-func (s *Store) Watch(poll time.Duration, pollOnly bool) (*Watcher, error) {
+// available, it polls every poll interval. Any change in one of the also
+// directories wakes it too (a consumer group's state: an ack by another
+// member can unblock a stream).
+func (s *Store) Watch(poll time.Duration, pollOnly bool, also ...string) (*Watcher, error) {
 	if poll <= 0 {
 		poll = DefaultPoll
 	}
@@ -42,6 +45,14 @@ func (s *Store) Watch(poll time.Duration, pollOnly bool) (*Watcher, error) {
 		fw.Close()
 		return w, nil
 	}
+	for _, dir := range also {
+		if err := fw.Add(dir); err == nil {
+			if w.also == nil {
+				w.also = map[string]bool{}
+			}
+			w.also[filepath.Clean(dir)] = true
+		}
+	}
 	w.w = fw
 	go w.relay()
 	return w, nil
@@ -54,7 +65,7 @@ func (w *Watcher) relay() {
 			if !ok {
 				return
 			}
-			if filepath.Base(ev.Name) == commitFile {
+			if filepath.Base(ev.Name) == commitFile || w.also[filepath.Dir(ev.Name)] {
 				w.wake()
 			}
 		case _, ok := <-w.w.Errors:

@@ -1,0 +1,255 @@
+package cmd
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/evtdev/evt/codec"
+	"github.com/evtdev/evt/log"
+)
+
+type consumeOptions struct {
+	Exec      string
+	Batch     int
+	Once      bool
+	Count     uint64
+	ManualAck bool
+	Poll      bool
+}
+
+func newConsumeCmd(g *globalOptions) *cobra.Command {
+	o := &consumeOptions{}
+	cmd := &cobra.Command{
+		Use:   "consume NAME",
+		Short: "Consume a group's events, sharing the work with other members",
+		Long: `Take events from consumer group NAME, at least once; any number of
+processes can consume the same group, and each event goes to one of them
+at a time.
+
+Without --exec, events print as NDJSON and are acked once written;
+--manual-ack leaves acking to "evt ack NAME POSITION...". With --exec CMD,
+CMD runs (sh -c) once per event with the envelope on stdin and
+EVT_POSITION, EVT_STREAM, EVT_VERSION, EVT_TYPE and EVT_DELIVERY (the
+attempt, from 1) in its environment: exit 0 acks the event; a failure, a
+crash or outliving the group's --ack-wait delivers it again (to any
+member) after a backoff; after --max-deliver attempts it is parked with
+its last error and the group moves on.
+
+--once drains what can be taken now (waiting out retries) and exits;
+--count N exits after N events; otherwise consume waits for new events.`,
+		Example: `  evt consume billing --exec './bill.sh'
+  evt consume audit --once > audit.ndjson
+  evt consume mailer --manual-ack --batch 10`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if o.Batch < 0 {
+				return usageErrorf("--batch must be positive")
+			}
+			return runConsume(cmd.Context(), g, o, args[0])
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&o.Exec, "exec", "", "run this shell command per event; exit 0 acks")
+	fl.IntVar(&o.Batch, "batch", 0, "events to take at a time (default 1000 printing, 1 with --exec)")
+	fl.BoolVar(&o.Once, "once", false, "take what is there, then exit")
+	fl.Uint64Var(&o.Count, "count", 0, "exit after N events")
+	fl.BoolVar(&o.ManualAck, "manual-ack", false, "print events but leave acking to evt ack")
+	fl.BoolVar(&o.Poll, "poll", false, "wait for events by polling instead of watching the store")
+	return cmd
+}
+
+func runConsume(ctx context.Context, g *globalOptions, o *consumeOptions, name string) error {
+	p, err := g.printer()
+	if err != nil {
+		return err
+	}
+	s, err := g.openStore(false)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	grp, err := s.OpenGroup(name)
+	if err != nil {
+		return err
+	}
+	defer grp.Close()
+	if err := grp.Join(); err != nil {
+		return err
+	}
+	f, err := newEventFilter(selectionPattern(grp.Config.Selection), grp.Config.Types)
+	if err != nil {
+		return err
+	}
+	batch := o.Batch
+	if batch == 0 {
+		batch = 1000
+		if o.Exec != "" {
+			batch = 1
+		}
+	}
+	w, err := s.Watch(log.DefaultPoll, o.Poll, grp.Dir())
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	// Whatever this member still holds when it stops goes back at once,
+	// not after the ack wait.
+	defer grp.Release()
+
+	var done uint64
+	var envelope []byte
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		n := batch
+		if o.Count > 0 {
+			n = int(min(uint64(n), o.Count-done))
+		}
+		ds, retryAt, err := grp.Lease(n, f.match)
+		if err != nil {
+			return err
+		}
+		if len(ds) == 0 {
+			if o.Once && retryAt.IsZero() {
+				return p.Flush()
+			}
+			wctx, cancel := ctx, context.CancelFunc(func() {})
+			if !retryAt.IsZero() {
+				wctx, cancel = context.WithDeadline(ctx, retryAt)
+			}
+			err := w.Wait(wctx)
+			cancel()
+			if err != nil && ctx.Err() != nil {
+				return ctx.Err()
+			}
+			continue
+		}
+		if o.Exec == "" {
+			positions := make([]uint64, 0, len(ds))
+			for i := range ds {
+				if err := p.Event(&ds[i].Event); err != nil {
+					return err
+				}
+				positions = append(positions, ds[i].Event.Position)
+			}
+			if err := p.Flushed(); err != nil {
+				return err
+			}
+			if !o.ManualAck {
+				if _, err := grp.Ack(positions...); err != nil {
+					return err
+				}
+			}
+			done += uint64(len(ds))
+		} else {
+			for i := range ds {
+				d := &ds[i]
+				envelope = append(codec.AppendEventJSON(envelope[:0], &d.Event), '\n')
+				herr := runHandler(ctx, g, o.Exec, d, envelope)
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				if herr == nil {
+					if _, err := grp.Ack(d.Event.Position); err != nil {
+						return err
+					}
+				} else if err := grp.Nack(d.Event.Position, herr.Error()); err != nil {
+					return err
+				}
+				done++
+			}
+		}
+		if o.Count > 0 && done >= o.Count {
+			return p.Flush()
+		}
+	}
+}
+
+// runHandler runs the --exec command for one delivery. Its error says how
+// it failed, with the last line it wrote to stderr, for parked events.
+func runHandler(ctx context.Context, g *globalOptions, command string, d *log.Delivery, envelope []byte) error {
+	c := exec.CommandContext(ctx, "sh", "-c", command)
+	c.Stdin = bytes.NewReader(envelope)
+	c.Stdout = g.IO.Out
+	var stderr tailBuffer
+	c.Stderr = &teeWriter{g.IO.ErrOut, &stderr}
+	e := &d.Event
+	c.Env = append(os.Environ(),
+		"EVT_POSITION="+strconv.FormatUint(e.Position, 10),
+		"EVT_STREAM="+e.Stream,
+		"EVT_VERSION="+strconv.FormatUint(e.Version, 10),
+		"EVT_TYPE="+e.Type,
+		"EVT_DELIVERY="+strconv.Itoa(d.Deliveries),
+	)
+	err := c.Run()
+	if err == nil {
+		return nil
+	}
+	if last := stderr.lastLine(); last != "" {
+		return fmt.Errorf("%v: %s", err, last)
+	}
+	return err
+}
+
+// tailBuffer keeps the last few hundred bytes written to it.
+type tailBuffer struct{ b []byte }
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.b = append(t.b, p...)
+	if len(t.b) > 512 {
+		t.b = t.b[len(t.b)-512:]
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) lastLine() string {
+	lines := strings.Split(strings.TrimSpace(string(t.b)), "\n")
+	return strings.TrimSpace(lines[len(lines)-1])
+}
+
+type teeWriter struct{ a, b interface{ Write([]byte) (int, error) } }
+
+func (t *teeWriter) Write(p []byte) (int, error) {
+	t.b.Write(p)
+	return t.a.Write(p)
+}
+
+func newAckCmd(g *globalOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:   "ack NAME POSITION...",
+		Short: "Ack events of a group consumed with --manual-ack",
+		Args:  cobra.MinimumNArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			positions, err := parsePositions(args[1:])
+			if err != nil {
+				return err
+			}
+			s, err := g.openStore(false)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			grp, err := s.OpenGroup(args[0])
+			if err != nil {
+				return err
+			}
+			defer grp.Close()
+			n, err := grp.Ack(positions...)
+			if err != nil {
+				return err
+			}
+			if n < len(positions) {
+				return fmt.Errorf("acked %d of %d: the others were not pending in %s", n, len(positions), args[0])
+			}
+			return nil
+		},
+	}
+}
