@@ -215,7 +215,9 @@ func (t *tailBuffer) lastLine() string {
 	return strings.TrimSpace(lines[len(lines)-1])
 }
 
-type teeWriter struct{ a, b interface{ Write([]byte) (int, error) } }
+type teeWriter struct {
+	a, b interface{ Write([]byte) (int, error) }
+}
 
 func (t *teeWriter) Write(p []byte) (int, error) {
 	t.b.Write(p)
