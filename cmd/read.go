@@ -17,8 +17,9 @@ import (
 // eventFilter picks the events a reading command prints: a selection of
 // streams and, optionally, a set of types.
 type eventFilter struct {
-	sel   codec.Selection
-	types map[string]bool // nil: every type
+	sel       codec.Selection
+	types     map[string]bool // nil: every type
+	fromGroup bool            // no selection given: use a group's (tail --group)
 }
 
 func newEventFilter(pattern string, types []string) (eventFilter, error) {
@@ -112,7 +113,7 @@ func (r *eventReader) readFrom(c codec.Cursor, fn func(*codec.Record) error) err
 	case codec.CursorBeforeEnd:
 		return r.lastN(c.N, fn)
 	case codec.CursorStored:
-		return usageErrorf("cursor stored needs a consumer group (--group), and consumer groups are not built yet")
+		return usageErrorf("cursor stored needs a consumer group: --group NAME")
 	case codec.CursorPosition:
 		if c.N < first {
 			fmt.Fprintf(r.ios.ErrOut, "evt: note: position %d is before the first retained event (%d); reading from there\n", c.N, first)

@@ -20,6 +20,7 @@ type tailOptions struct {
 	Count      uint64
 	Timeout    time.Duration
 	Types      []string
+	Group      string
 }
 
 func newTailCmd(g *globalOptions) *cobra.Command {
@@ -62,6 +63,9 @@ starts at --from, or at the start of the log.`,
 			if err != nil {
 				return err
 			}
+			if o.Group != "" && len(args) == 0 && len(o.Types) == 0 {
+				f.fromGroup = true // the group's own selection, resolved once the store is open
+			}
 			return runTail(cmd.Context(), g, o, f)
 		},
 	}
@@ -74,6 +78,7 @@ starts at --from, or at the start of the log.`,
 	fl.Uint64Var(&o.Count, "count", 0, "stop after printing N events")
 	fl.DurationVar(&o.Timeout, "timeout", 0, "with -f, stop when no event arrived for this long")
 	fl.StringArrayVar(&o.Types, "type", nil, "only events of this type (repeatable)")
+	fl.StringVar(&o.Group, "group", "", "with --from stored: the consumer group whose committed position to start at")
 	return cmd
 }
 
@@ -113,6 +118,14 @@ func runTail(ctx context.Context, g *globalOptions, o *tailOptions, f eventFilte
 	}
 	defer s.Close()
 
+	if from.Kind == codec.CursorStored {
+		if o.Group == "" {
+			return usageErrorf("--from stored needs --group NAME")
+		}
+		if from, f, err = storedCursor(s, o.Group, f); err != nil {
+			return err
+		}
+	}
 	r := &eventReader{s: s, f: f, ios: g.IO}
 	printed := uint64(0)
 	print := func(rec *codec.Record) error {
@@ -179,4 +192,24 @@ func waitForStore(ctx context.Context, g *globalOptions, idle time.Duration) (*l
 			return s, err
 		}
 	}
+}
+
+// storedCursor turns "stored" into the group's committed position, and a
+// selection left out into the group's own.
+func storedCursor(s *log.Store, name string, f eventFilter) (codec.Cursor, eventFilter, error) {
+	grp, err := s.OpenGroup(name)
+	if err != nil {
+		return codec.Cursor{}, f, err
+	}
+	defer grp.Close()
+	st, err := grp.State()
+	if err != nil {
+		return codec.Cursor{}, f, err
+	}
+	if f.fromGroup {
+		if f, err = newEventFilter(selectionPattern(grp.Config.Selection), grp.Config.Types); err != nil {
+			return codec.Cursor{}, f, err
+		}
+	}
+	return codec.Cursor{Kind: codec.CursorPosition, N: max(st.Committed, 1)}, f, nil
 }
