@@ -294,6 +294,9 @@ func (fr *folder) one(name string) error {
 		return err
 	}
 	if e.version == 0 && !fr.o.Follow {
+		if fr.bound.before != 0 {
+			return fmt.Errorf("%w: stream %s has no events before %s", log.ErrNotFound, name, fr.o.At[1:])
+		}
 		return fmt.Errorf("%w: stream %s", log.ErrNotFound, name)
 	}
 	if useSnapshots && e.folded >= snapshotMin && fr.bound == (foldBound{}) {
@@ -302,7 +305,7 @@ func (fr *folder) one(name string) error {
 			_ = fr.s.SaveSnapshot(fr.r.Fingerprint(), name, log.Snapshot{Version: e.version, Position: e.last, State: b})
 		}
 	}
-	if fr.o.Trace {
+	if fr.o.Trace || e.version == 0 { // -f on a stream not there yet: nothing to print
 		return nil
 	}
 	return fr.printRows([]*foldEntry{e})
