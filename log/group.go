@@ -252,7 +252,7 @@ func (g *Group) alive(member string) bool {
 // Members lists the live members.
 func (g *Group) Members() []string {
 	ents, _ := os.ReadDir(join(g.dir, "members"))
-	var live []string
+	live := []string{}
 	for _, e := range ents {
 		if g.alive(e.Name()) {
 			live = append(live, e.Name())
