@@ -105,6 +105,12 @@ func runConsume(ctx context.Context, g *globalOptions, o *consumeOptions, name s
 
 	var done uint64
 	var envelope []byte
+	var acks []uint64 // printed, to ack with the next lease
+	defer func() {
+		if len(acks) > 0 {
+			grp.Ack(acks...)
+		}
+	}()
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -113,10 +119,11 @@ func runConsume(ctx context.Context, g *globalOptions, o *consumeOptions, name s
 		if o.Count > 0 {
 			n = int(min(uint64(n), o.Count-done))
 		}
-		ds, retryAt, err := grp.Lease(n, f.match)
+		ds, retryAt, err := grp.Lease(n, f.match, acks...)
 		if err != nil {
 			return err
 		}
+		acks = acks[:0]
 		if len(ds) == 0 {
 			if o.Once && retryAt.IsZero() {
 				return p.Flush()
@@ -144,9 +151,7 @@ func runConsume(ctx context.Context, g *globalOptions, o *consumeOptions, name s
 				return err
 			}
 			if !o.ManualAck {
-				if _, err := grp.Ack(positions...); err != nil {
-					return err
-				}
+				acks = append(acks, positions...) // acked with the next lease, or on the way out
 			}
 			done += uint64(len(ds))
 		} else {
@@ -168,7 +173,7 @@ func runConsume(ctx context.Context, g *globalOptions, o *consumeOptions, name s
 			}
 		}
 		if o.Count > 0 && done >= o.Count {
-			return p.Flush()
+			return p.Flush() // the deferred ack follows
 		}
 	}
 }

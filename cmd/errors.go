@@ -53,7 +53,7 @@ func exitCode(err error, interrupted bool) int {
 		return exitInterrupted
 	case err == nil:
 		return exitOK
-	case errors.As(err, &ue):
+	case errors.As(err, &ue), errors.Is(err, log.ErrBadName):
 		return exitUsage
 	case errors.Is(err, log.ErrConflict):
 		return exitConflict

@@ -19,8 +19,9 @@ import (
 // the log, kept in DIR/groups/NAME/:
 //
 //	config.json   how the group was created (selection, ack wait, …)
-//	state.json    committed position, scan frontier, leases, parked events
-//	lock          flock guarding state.json (never the append lock)
+//	state         committed position, scan frontier, leases, parked events
+//	              (binary, see groupstate.go)
+//	lock          flock guarding state (never the append lock)
 //	members/PID   one per live consumer, flocked by it while it runs
 //
 // Each event goes to one member at a time, at least once. A member leases
@@ -136,7 +137,7 @@ func (s *Store) CreateGroup(cfg GroupConfig, start uint64) error {
 		return err
 	}
 	st := GroupState{Committed: start, Next: start, Pending: map[uint64]*Lease{}, Parked: map[uint64]Parked{}}
-	if err := writeJSONAtomic(join(dir, "state.json"), &st); err != nil {
+	if err := writeFileReplace(join(dir, "state"), encodeGroupState(&st)); err != nil {
 		return err
 	}
 	// config.json last: a group exists once its config does.
@@ -276,28 +277,22 @@ func (g *Group) Update(fn func(st *GroupState) error) error {
 		return err
 	}
 	st.advance()
-	return writeJSONAtomic(join(g.dir, "state.json"), st)
+	return writeFileReplace(join(g.dir, "state"), encodeGroupState(st))
 }
 
 // State reads the current state (no lock: the file is replaced atomically).
 func (g *Group) State() (*GroupState, error) { return g.read() }
 
 func (g *Group) read() (*GroupState, error) {
-	b, err := os.ReadFile(join(g.dir, "state.json"))
+	b, err := os.ReadFile(join(g.dir, "state"))
 	if err != nil {
 		return nil, err
 	}
-	var st GroupState
-	if err := json.Unmarshal(b, &st); err != nil {
-		return nil, &CorruptError{File: "groups/" + g.Config.Name + "/state.json", Offset: -1, Reason: err.Error()}
+	st, err := decodeGroupState(b)
+	if err != nil {
+		return nil, &CorruptError{File: "groups/" + g.Config.Name + "/state", Offset: -1, Reason: err.Error()}
 	}
-	if st.Pending == nil {
-		st.Pending = map[uint64]*Lease{}
-	}
-	if st.Parked == nil {
-		st.Parked = map[uint64]Parked{}
-	}
-	return &st, nil
+	return st, nil
 }
 
 // advance moves Committed to the smallest pending position, or Next.
@@ -326,10 +321,16 @@ type Delivery struct {
 // retryAt is the earliest time an event now waiting out a backoff may be
 // handed out again (zero if none waits): a member with nothing to do
 // sleeps until then.
-func (g *Group) Lease(n int, match func(*codec.Record) bool) (out []Delivery, retryAt time.Time, err error) {
+//
+// acks, if any, are acked first in the same update: a consumer that acks
+// a batch and takes the next pays for one state write, not two.
+func (g *Group) Lease(n int, match func(*codec.Record) bool, acks ...uint64) (out []Delivery, retryAt time.Time, err error) {
 	now := time.Now()
 	err = g.Update(func(st *GroupState) error {
 		out, retryAt = out[:0], time.Time{}
+		for _, p := range acks {
+			delete(st.Pending, p)
+		}
 		g.reclaim(st, now)
 		// Scan new events into the pending set as waiting, up to a bound
 		// (the scan-ahead lets ordered streams skip blocked events).
@@ -347,6 +348,7 @@ func (g *Group) Lease(n int, match func(*codec.Record) bool) (out []Delivery, re
 					return nil
 				}
 				st.Pending[rec.Position] = &Lease{Stream: string(rec.Stream)}
+				delete(st.Parked, rec.Position) // delivered again (a reset): no longer parked
 				fresh[rec.Position] = rec.Event()
 				waiting++
 				if waiting >= want {
@@ -548,9 +550,5 @@ func writeJSONAtomic(path string, v any) error {
 	if err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return writeFileReplace(path, b)
 }

@@ -132,7 +132,14 @@ func (s *Store) iterate(from uint64, c *commitState, fn func(rec *codec.Record) 
 	if err != nil {
 		return err
 	}
-	var buf []byte
+	// One scan buffer per Store, lent to one iteration at a time.
+	buf := s.scanBuf
+	s.scanBuf = nil
+	defer func() {
+		if buf != nil {
+			s.scanBuf = buf
+		}
+	}()
 	for {
 		sf, err := s.segment(first)
 		if err != nil {

@@ -117,6 +117,10 @@ type recordScanner struct {
 	rec    codec.Record
 	recOff int64 // file offset of rec
 	err    error
+	// read is how much the next refill asks for: it starts small and
+	// doubles, so a scan that stops after a few records (a consumer's
+	// batch) does not read megabytes, and a long one soon reads big.
+	read int
 }
 
 const scanChunk = 1 << 20 // at least codec.MaxRecordSize, so one record always fits
@@ -125,7 +129,7 @@ func newRecordScanner(f *os.File, name string, from, limit int64, buf []byte) *r
 	if cap(buf) < 2*scanChunk {
 		buf = make([]byte, 2*scanChunk)
 	}
-	return &recordScanner{f: f, name: name, off: from, limit: limit, buf: buf[:cap(buf)]}
+	return &recordScanner{f: f, name: name, off: from, limit: limit, buf: buf[:cap(buf)], read: 64 << 10}
 }
 
 // Next decodes the next record; it returns false at the limit or on error
@@ -160,7 +164,8 @@ func (s *recordScanner) Next() bool {
 		}
 		n := copy(s.buf, avail)
 		s.pos, s.end = 0, n
-		want := int64(len(s.buf) - n)
+		want := int64(min(len(s.buf)-n, s.read))
+		s.read = min(2*s.read, len(s.buf))
 		if want > left {
 			want = left
 		}

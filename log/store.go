@@ -92,6 +92,8 @@ type Store struct {
 	boot   [16]byte
 	failed error // sticky: set when a write or sync failed mid-append
 	buf    []byte
+	// scanBuf is the buffer of record scans, kept between iterations.
+	scanBuf []byte
 }
 
 type segFile struct {
