@@ -540,12 +540,12 @@ func damageSnapshots(t *testing.T, rng *rand.Rand, round int, dir string, stale 
 }
 
 // snapshotHeader is the size of a snapshot file's header: magic, version,
-// position, and the lengths of fingerprint, stream and state.
-const snapshotHeader = 8 + 8 + 8 + 4 + 4 + 4
+// position, and the lengths of fingerprint, stream, state and event id.
+const snapshotHeader = 8 + 8 + 8 + 4 + 4 + 4 + 4
 
 // snapshotInfo reads the version and stream of a snapshot file.
 func snapshotInfo(b []byte) (version uint64, stream string, ok bool) {
-	if len(b) < snapshotHeader+4 || string(b[:8]) != "EVTSNAP1" {
+	if len(b) < snapshotHeader+4 || string(b[:8]) != "EVTSNAP2" {
 		return 0, "", false
 	}
 	fl := int(binary.LittleEndian.Uint32(b[24:]))
@@ -560,7 +560,7 @@ func snapshotInfo(b []byte) (version uint64, stream string, ok bool) {
 // that its checksum is right and its content wrong.
 func forgeSnapshot(b []byte, rng *rand.Rand, positions []uint64) ([]byte, bool) {
 	const header = snapshotHeader
-	if len(b) < header+4 || string(b[:8]) != "EVTSNAP1" {
+	if len(b) < header+4 || string(b[:8]) != "EVTSNAP2" {
 		return nil, false
 	}
 	b = slices.Clone(b[:len(b)-4])
@@ -579,7 +579,9 @@ func forgeSnapshot(b []byte, rng *rand.Rand, positions []uint64) ([]byte, bool) 
 	default:
 		fl := binary.LittleEndian.Uint32(b[24:])
 		sl := binary.LittleEndian.Uint32(b[28:])
-		b = append(b[:header+int(fl)+int(sl)], `{"a":`...)
+		stl := binary.LittleEndian.Uint32(b[32:])
+		id := slices.Clone(b[header+int(fl)+int(sl)+int(stl):])
+		b = append(append(b[:header+int(fl)+int(sl)], `{"a":`...), id...)
 		binary.LittleEndian.PutUint32(b[32:], 5)
 	}
 	return binary.LittleEndian.AppendUint32(b, codec.Checksum(b)), true

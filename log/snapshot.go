@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 
@@ -16,13 +17,16 @@ import (
 // DIR/snapshots/, one file each, written atomically, deletable at any
 // time; a fold that finds none folds from the first event.
 //
-// File layout: magic "EVTSNAP1", version u64, position u64, fingerprint
-// length u32, stream length u32, state length u32, then fingerprint,
-// stream, state (JSON), and a crc32c u32 of everything before it.
+// File layout: magic "EVTSNAP2", version u64, position u64, fingerprint
+// length u32, stream length u32, state length u32, id length u32, then
+// fingerprint, stream, state (JSON), the id of the event at position,
+// and a crc32c u32 of everything before it. The id ties the snapshot to
+// that very event: a log that lost its tail and got other events at the
+// same positions does not match.
 const (
 	snapshotDir   = "snapshots"
-	snapshotMagic = "EVTSNAP1"
-	snapHeader    = 8 + 8 + 8 + 4 + 4 + 4
+	snapshotMagic = "EVTSNAP2"
+	snapHeader    = 8 + 8 + 8 + 4 + 4 + 4 + 4
 )
 
 // Snapshot is a cached fold state.
@@ -55,9 +59,11 @@ func (s *Store) LoadSnapshot(fingerprint, stream string) (Snapshot, bool) {
 	fl := int(binary.LittleEndian.Uint32(b[24:]))
 	sl := int(binary.LittleEndian.Uint32(b[28:]))
 	stl := int(binary.LittleEndian.Uint32(b[32:]))
-	if snapHeader+fl+sl+stl != len(b) {
+	il := int(binary.LittleEndian.Uint32(b[36:]))
+	if fl < 0 || sl < 0 || stl < 0 || il < 0 || snapHeader+fl+sl+stl+il != len(b) {
 		return Snapshot{}, false
 	}
+	id := string(b[snapHeader+fl+sl+stl:])
 	body := b[snapHeader:]
 	if string(body[:fl]) != fingerprint || string(body[fl:fl+sl]) != stream {
 		return Snapshot{}, false
@@ -67,29 +73,43 @@ func (s *Store) LoadSnapshot(fingerprint, stream string) (Snapshot, bool) {
 		return Snapshot{}, false
 	}
 	rec, err := s.recordAt(pos, &c)
-	if err != nil || string(rec.Stream) != stream || rec.Version != ver {
+	if err != nil || string(rec.Stream) != stream || rec.Version != ver || string(rec.ID) != id {
 		return Snapshot{}, false
 	}
-	return Snapshot{Version: ver, Position: pos, State: body[fl+sl:]}, true
+	return Snapshot{Version: ver, Position: pos, State: body[fl+sl : fl+sl+stl]}, true
 }
 
 // SaveSnapshot stores a fold state. It is best effort: a store that is
 // read-only to this user simply gets no snapshots.
 func (s *Store) SaveSnapshot(fingerprint, stream string, snap Snapshot) error {
+	c, err := s.committed()
+	if err != nil {
+		return err
+	}
+	rec, err := s.recordAt(snap.Position, &c)
+	if err != nil {
+		return err
+	}
+	if string(rec.Stream) != stream || rec.Version != snap.Version {
+		return fmt.Errorf("snapshot of %s: position %d is not its version %d", stream, snap.Position, snap.Version)
+	}
+	id := string(rec.ID)
 	dir := join(s.dir, snapshotDir)
 	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 		return err
 	}
-	b := make([]byte, snapHeader, snapHeader+len(fingerprint)+len(stream)+len(snap.State)+4)
+	b := make([]byte, snapHeader, snapHeader+len(fingerprint)+len(stream)+len(snap.State)+len(id)+4)
 	copy(b, snapshotMagic)
 	binary.LittleEndian.PutUint64(b[8:], snap.Version)
 	binary.LittleEndian.PutUint64(b[16:], snap.Position)
 	binary.LittleEndian.PutUint32(b[24:], uint32(len(fingerprint)))
 	binary.LittleEndian.PutUint32(b[28:], uint32(len(stream)))
 	binary.LittleEndian.PutUint32(b[32:], uint32(len(snap.State)))
+	binary.LittleEndian.PutUint32(b[36:], uint32(len(id)))
 	b = append(b, fingerprint...)
 	b = append(b, stream...)
 	b = append(b, snap.State...)
+	b = append(b, id...)
 	b = binary.LittleEndian.AppendUint32(b, codec.Checksum(b))
 	path := s.snapshotPath(fingerprint, stream)
 	tmp := path + ".tmp"
