@@ -239,16 +239,11 @@ func newAckCmd(g *globalOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			s, err := g.openStore(false)
+			_, grp, done, err := g.openGroup(args[0])
 			if err != nil {
 				return err
 			}
-			defer s.Close()
-			grp, err := s.OpenGroup(args[0])
-			if err != nil {
-				return err
-			}
-			defer grp.Close()
+			defer done()
 			n, err := grp.Ack(positions...)
 			if err != nil {
 				return err

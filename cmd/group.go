@@ -326,16 +326,11 @@ func newGroupResetCmd(g *globalOptions) *cobra.Command {
 			if err != nil {
 				return usageErrorf("--to: %w", err)
 			}
-			s, err := g.openStore(false)
+			s, grp, done, err := g.openGroup(args[0])
 			if err != nil {
 				return err
 			}
-			defer s.Close()
-			grp, err := s.OpenGroup(args[0])
-			if err != nil {
-				return err
-			}
-			defer grp.Close()
+			defer done()
 			f, err := newEventFilter(selectionPattern(grp.Config.Selection), grp.Config.Types)
 			if err != nil {
 				return err
@@ -407,16 +402,11 @@ func newGroupParkedCmd(g *globalOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			s, err := g.openStore(false)
+			_, grp, done, err := g.openGroup(args[0])
 			if err != nil {
 				return err
 			}
-			defer s.Close()
-			grp, err := s.OpenGroup(args[0])
-			if err != nil {
-				return err
-			}
-			defer grp.Close()
+			defer done()
 			st, err := grp.State()
 			if err != nil {
 				return err
@@ -451,16 +441,11 @@ func newGroupRetryCmd(g *globalOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			s, err := g.openStore(false)
+			_, grp, done, err := g.openGroup(args[0])
 			if err != nil {
 				return err
 			}
-			defer s.Close()
-			grp, err := s.OpenGroup(args[0])
-			if err != nil {
-				return err
-			}
-			defer grp.Close()
+			defer done()
 			n, err := grp.Retry(positions...)
 			if err != nil {
 				return err
@@ -481,4 +466,18 @@ func parsePositions(args []string) ([]uint64, error) {
 		out = append(out, p)
 	}
 	return out, nil
+}
+
+// openGroup opens the store and one of its groups; done closes both.
+func (g *globalOptions) openGroup(name string) (*log.Store, *log.Group, func(), error) {
+	s, err := g.openStore(false)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	grp, err := s.OpenGroup(name)
+	if err != nil {
+		s.Close()
+		return nil, nil, nil, err
+	}
+	return s, grp, func() { grp.Close(); s.Close() }, nil
 }

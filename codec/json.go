@@ -368,7 +368,7 @@ func (s *jsonScanner) str() error {
 // escapeLen checks the escape sequence at src[i] == '\\' and returns its
 // length: 2, or 6 for \uXXXX. Surrogates are not paired up here: "\ud800"
 // alone is valid JSON (RFC 8259 §8.2 leaves its meaning open), and
-// appendUnescaped decodes it as U+FFFD the way encoding/json does.
+// AppendUnescaped decodes it as U+FFFD the way encoding/json does.
 func escapeLen(src []byte, i int) (int, error) {
 	if i+1 >= len(src) {
 		return 0, &SyntaxError{Offset: len(src), Msg: "unexpected end of input in string"}
@@ -693,7 +693,7 @@ func (s *jsonScanner) envelopeKey(keyOff int) (field int, name string) {
 		return fieldName(raw)
 	}
 	mark := len(s.dst)
-	s.dst = appendUnescaped(s.dst, raw)
+	s.dst = AppendUnescaped(s.dst, raw)
 	field, name = fieldName(s.dst[mark:])
 	s.dst = s.dst[:mark]
 	return field, name
@@ -741,7 +741,7 @@ func (s *jsonScanner) stringValue() (v string, ok bool, err error) {
 	}
 	// Decode in dst's spare room, copy out, give the room back.
 	mark := len(s.dst)
-	s.dst = appendUnescaped(s.dst, raw)
+	s.dst = AppendUnescaped(s.dst, raw)
 	v = string(s.dst[mark:])
 	s.dst = s.dst[:mark]
 	return v, true, nil
@@ -767,11 +767,11 @@ func kindOf(c byte) string {
 	return "a number"
 }
 
-// appendUnescaped appends the decoded content of a string whose body (the
+// AppendUnescaped appends the decoded content of a JSON string whose body (the
 // bytes between the quotes) str has already validated. \uXXXX escapes are
 // decoded as UTF-16: a surrogate pair becomes one rune, a surrogate that is
 // not part of a pair becomes U+FFFD, as encoding/json does.
-func appendUnescaped(dst, body []byte) []byte {
+func AppendUnescaped(dst, body []byte) []byte {
 	for i := 0; i < len(body); {
 		if body[i] != '\\' {
 			j := bytes.IndexByte(body[i:], '\\')

@@ -493,7 +493,7 @@ func (d *decoder) stringBytes() ([]byte, error) {
 			if !escaped {
 				return src[start:i], nil
 			}
-			d.scratch = appendUnescaped(d.scratch[:0], src[start:i])
+			d.scratch = codec.AppendUnescaped(d.scratch[:0], src[start:i])
 			return d.scratch, nil
 		case c == '\\':
 			n, err := escapeLen(src, i)
@@ -546,50 +546,6 @@ func hexValue(c byte) rune {
 		return rune(c - 'A' + 10)
 	}
 	return -1
-}
-
-// appendUnescaped decodes a validated string body: surrogate pairs become
-// one rune, a lone surrogate U+FFFD, as in encoding/json.
-func appendUnescaped(dst, body []byte) []byte {
-	for i := 0; i < len(body); {
-		c := body[i]
-		if c != '\\' {
-			dst = append(dst, c)
-			i++
-			continue
-		}
-		c = body[i+1]
-		i += 2
-		switch c {
-		case 'b':
-			dst = append(dst, '\b')
-		case 'f':
-			dst = append(dst, '\f')
-		case 'n':
-			dst = append(dst, '\n')
-		case 'r':
-			dst = append(dst, '\r')
-		case 't':
-			dst = append(dst, '\t')
-		case 'u':
-			r := hex4(body[i:])
-			i += 4
-			if r >= 0xd800 && r < 0xdc00 && i+6 <= len(body) && body[i] == '\\' && body[i+1] == 'u' {
-				if r2 := hex4(body[i+2:]); r2 >= 0xdc00 && r2 < 0xe000 {
-					r = 0x10000 + (r-0xd800)<<10 + (r2 - 0xdc00)
-					i += 6
-				}
-			}
-			dst = utf8.AppendRune(dst, r)
-		default: // '"', '\\', '/'
-			dst = append(dst, c)
-		}
-	}
-	return dst
-}
-
-func hex4(b []byte) rune {
-	return hexValue(b[0])<<12 | hexValue(b[1])<<8 | hexValue(b[2])<<4 | hexValue(b[3])
 }
 
 // number reads -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? and keeps
