@@ -8,6 +8,8 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -108,7 +110,9 @@ func runConsume(ctx context.Context, g *globalOptions, o *consumeOptions, name s
 	var acks []uint64 // printed, to ack with the next lease
 	defer func() {
 		if len(acks) > 0 {
-			grp.Ack(acks...)
+			if err := grp.AckOwn(acks...); err != nil {
+				fmt.Fprintln(g.IO.ErrOut, errorLine(fmt.Errorf("ack on the way out: %w (the events will be delivered again)", err)))
+			}
 		}
 	}()
 	for {
@@ -119,7 +123,7 @@ func runConsume(ctx context.Context, g *globalOptions, o *consumeOptions, name s
 		if o.Count > 0 {
 			n = int(min(uint64(n), o.Count-done))
 		}
-		ds, retryAt, err := grp.Lease(n, f.match, acks...)
+		ds, retryAt, err := grp.Lease(n, f.match, !o.ManualAck, acks...)
 		if err != nil {
 			return err
 		}
@@ -155,21 +159,32 @@ func runConsume(ctx context.Context, g *globalOptions, o *consumeOptions, name s
 			}
 			done += uint64(len(ds))
 		} else {
+			failed := map[string]bool{} // streams whose event failed in this batch
 			for i := range ds {
 				d := &ds[i]
+				if failed[d.Event.Stream] && grp.Config.Ordering != "none" {
+					// Its stream's earlier event goes round again first.
+					if err := grp.Return(d.Event.Position); err != nil {
+						return err
+					}
+					continue
+				}
 				envelope = append(codec.AppendEventJSON(envelope[:0], &d.Event), '\n')
-				herr := runHandler(ctx, g, o.Exec, d, envelope)
+				herr := runHandler(ctx, g, o.Exec, d, envelope, grp.Config.AckWait)
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
 				if herr == nil {
-					if _, err := grp.Ack(d.Event.Position); err != nil {
+					if err := grp.AckOwn(d.Event.Position); err != nil {
 						return err
 					}
-				} else if err := grp.Nack(d.Event.Position, herr.Error()); err != nil {
-					return err
+					done++
+				} else {
+					failed[d.Event.Stream] = true
+					if err := grp.Nack(d.Event.Position, herr.Error()); err != nil {
+						return err
+					}
 				}
-				done++
 			}
 		}
 		if o.Count > 0 && done >= o.Count {
@@ -179,9 +194,15 @@ func runConsume(ctx context.Context, g *globalOptions, o *consumeOptions, name s
 }
 
 // runHandler runs the --exec command for one delivery. Its error says how
-// it failed, with the last line it wrote to stderr, for parked events.
-func runHandler(ctx context.Context, g *globalOptions, command string, d *log.Delivery, envelope []byte) error {
+// it failed, with the last line it wrote to stderr, for parked events. A
+// handler that outlives the ack wait is killed (its event goes to another
+// member anyway), and so is one whose member dies (Pdeathsig), so two
+// copies of a handler never run for long.
+func runHandler(ctx context.Context, g *globalOptions, command string, d *log.Delivery, envelope []byte, ackWait time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, ackWait)
+	defer cancel()
 	c := exec.CommandContext(ctx, "sh", "-c", command)
+	c.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	c.Stdin = bytes.NewReader(envelope)
 	c.Stdout = g.IO.Out
 	var stderr tailBuffer
@@ -197,6 +218,9 @@ func runHandler(ctx context.Context, g *globalOptions, command string, d *log.De
 	err := c.Run()
 	if err == nil {
 		return nil
+	}
+	if ctx.Err() == context.DeadlineExceeded {
+		return fmt.Errorf("killed after the ack wait (%s)", ackWait)
 	}
 	if last := stderr.lastLine(); last != "" {
 		return fmt.Errorf("%v: %s", err, last)

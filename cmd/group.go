@@ -161,13 +161,13 @@ func selectionPattern(sel string) string {
 	return sel
 }
 
-// groupLag counts the selected events not yet done and how far behind
-// the head the oldest of them is.
+// groupLag counts the selected events not yet done and how long ago the
+// oldest of them was appended (0 when there is none): a group stuck on
+// an old event shows its age even when nothing new arrives.
 func groupLag(s *log.Store, f eventFilter, st *log.GroupState) (uint64, time.Duration, error) {
 	var n uint64
-	var oldest, newest time.Time
+	var oldest time.Time
 	_, err := s.Scan(st.Committed, func(rec *codec.Record) error {
-		newest = time.Unix(0, rec.Time)
 		if !f.match(rec) {
 			return nil
 		}
@@ -182,7 +182,7 @@ func groupLag(s *log.Store, f eventFilter, st *log.GroupState) (uint64, time.Dur
 	if err != nil || n == 0 {
 		return 0, 0, err
 	}
-	return n, newest.Sub(oldest), nil
+	return n, time.Since(oldest), nil
 }
 
 func newGroupLsCmd(g *globalOptions) *cobra.Command {
@@ -191,7 +191,7 @@ func newGroupLsCmd(g *globalOptions) *cobra.Command {
 		Use:   "ls",
 		Short: "List groups: position, lag, pending, parked, live members",
 		Long: `List the consumer groups: committed position, lag (selected events not yet
-handled, and how far the oldest of them is behind the newest event),
+handled, and how long ago the oldest of them was appended),
 events leased to members, parked events and live members.
 
 --fail-if-lag 5m (a duration) or 1000 (a count) exits 1 when any group

@@ -118,6 +118,9 @@ func runTail(ctx context.Context, g *globalOptions, o *tailOptions, f eventFilte
 	}
 	defer s.Close()
 
+	if o.Group != "" && from.Kind != codec.CursorStored {
+		return usageErrorf("--group goes with --from stored")
+	}
 	if from.Kind == codec.CursorStored {
 		if o.Group == "" {
 			return usageErrorf("--from stored needs --group NAME")

@@ -322,15 +322,20 @@ type Delivery struct {
 // handed out again (zero if none waits): a member with nothing to do
 // sleeps until then.
 //
-// acks, if any, are acked first in the same update: a consumer that acks
-// a batch and takes the next pays for one state write, not two.
-func (g *Group) Lease(n int, match func(*codec.Record) bool, acks ...uint64) (out []Delivery, retryAt time.Time, err error) {
+// acks, if any, are this member's acks, applied first in the same update:
+// a consumer that acks a batch and takes the next pays for one state
+// write, not two.
+//
+// With chain, a member that handles its batch strictly in order (prints
+// it, or runs handlers one by one and hands a stream's rest back when one
+// fails: Return) may get several events of one stream in one batch;
+// without it, as for --manual-ack, a stream's next event waits for the
+// ack of the one before, as CLI.md promises.
+func (g *Group) Lease(n int, match func(*codec.Record) bool, chain bool, acks ...uint64) (out []Delivery, retryAt time.Time, err error) {
 	now := time.Now()
 	err = g.Update(func(st *GroupState) error {
 		out, retryAt = out[:0], time.Time{}
-		for _, p := range acks {
-			delete(st.Pending, p)
-		}
+		g.ackOwn(st, acks)
 		g.reclaim(st, now)
 		// Scan new events into the pending set as waiting, up to a bound
 		// (the scan-ahead lets ordered streams skip blocked events).
@@ -400,7 +405,7 @@ func (g *Group) Lease(n int, match func(*codec.Record) bool, acks ...uint64) (ou
 			l.Deadline = now.Add(g.Config.AckWait)
 			l.Deliveries++
 			out = append(out, Delivery{Event: ev, Deliveries: l.Deliveries})
-			if ordered {
+			if ordered && !chain {
 				blocked[l.Stream] = true
 			}
 		}
@@ -446,8 +451,42 @@ func (g *Group) park(st *GroupState, p uint64, l *Lease, now time.Time) {
 	delete(st.Pending, p)
 }
 
-// Ack marks positions handled. It returns how many were leased (to any
-// member) or waiting; an ack of a position that is not pending is a no-op.
+// ackOwn acks positions this member holds. A lease that expired and went
+// to another member is that member's to ack: it may still be handling the
+// event, and an early ack would let the stream's next event overtake it.
+func (g *Group) ackOwn(st *GroupState, positions []uint64) {
+	for _, p := range positions {
+		if l, ok := st.Pending[p]; ok && (l.Member == g.id || l.Member == "") {
+			delete(st.Pending, p)
+		}
+	}
+}
+
+// AckOwn acks events this member handled (see ackOwn).
+func (g *Group) AckOwn(positions ...uint64) error {
+	return g.Update(func(st *GroupState) error {
+		g.ackOwn(st, positions)
+		return nil
+	})
+}
+
+// Return hands leased events back unhandled, not counting the delivery:
+// the rest of a stream's batch after one of its events failed.
+func (g *Group) Return(positions ...uint64) error {
+	return g.Update(func(st *GroupState) error {
+		for _, p := range positions {
+			if l, ok := st.Pending[p]; ok && l.Member == g.id {
+				l.Member = ""
+				l.Deliveries--
+			}
+		}
+		return nil
+	})
+}
+
+// Ack marks positions handled, whoever holds them (evt ack). It returns
+// how many were pending; an ack of a position that is not pending is a
+// no-op.
 func (g *Group) Ack(positions ...uint64) (int, error) {
 	n := 0
 	err := g.Update(func(st *GroupState) error {
@@ -469,8 +508,8 @@ func (g *Group) Nack(p uint64, reason string) error {
 	now := time.Now()
 	return g.Update(func(st *GroupState) error {
 		l, ok := st.Pending[p]
-		if !ok {
-			return nil
+		if !ok || l.Member != g.id {
+			return nil // acked, or now another member's: theirs to report
 		}
 		l.Member, l.LastError = "", reason
 		if l.Deliveries >= g.Config.MaxDeliver {
