@@ -103,6 +103,7 @@ func runAppend(g *globalOptions, o *appendOptions, args []string) error {
 	}
 
 	var b log.Batch
+	var lines lineParser // reads stdin, in the forms that take it
 	switch {
 	case len(args) == 3 || len(args) == 2 && !stdinHasData(g.IO):
 		data := []byte("{}")
@@ -115,9 +116,7 @@ func runAppend(g *globalOptions, o *appendOptions, args []string) error {
 			return err
 		}
 	case len(args) == 2:
-		if err := readDataLines(g.IO.In, &b, args[0], args[1], o.ID, meta); err != nil {
-			return err
-		}
+		lines = dataLineParser(args[0], args[1], o.ID, meta)
 	default:
 		if g.IO.IsStdinTTY() {
 			return usageErrorf("nothing to append: give STREAM TYPE [DATA], or pipe NDJSON envelopes to stdin")
@@ -125,33 +124,65 @@ func runAppend(g *globalOptions, o *appendOptions, args []string) error {
 		if o.ID != "" {
 			return usageErrorf("--id goes with STREAM TYPE; envelopes carry their own \"id\"")
 		}
-		if err := readEnvelopes(g.IO.In, &b, meta); err != nil {
-			return err
+		lines = envelopeParser(meta)
+	}
+	// Expectations: on STREAM, or on every stream of the envelopes.
+	var expectOn map[string]log.Expectation
+	expectAll := log.Expectation{}
+	if expect.Kind != log.ExpectAny {
+		if len(args) >= 2 {
+			expectOn = map[string]log.Expectation{args[0]: expect}
+		} else {
+			expectAll = expect
 		}
 	}
-	if b.Len() == 0 {
-		return errors.New("no events on stdin")
-	}
-	if expect.Kind != log.ExpectAny {
-		streams := batchStreams(args, &b)
-		for _, s := range streams {
-			b.Expect(s, expect)
+	doomed := expect.Kind == log.ExpectExists || expect.Kind == log.ExpectVersion
+	missing := !log.Exists(g.StoreDir())
+
+	var results []log.Result
+	var s *log.Store
+	if lines != nil && stdinIsFile(g.IO) && !(doomed && missing) {
+		// A file on stdin: write the batch as it is parsed (see
+		// log.Appender), overlapping parsing with the disk.
+		if s, err = g.openStore(true); err != nil {
+			return err
+		}
+		defer s.Close()
+		if results, err = appendStreaming(s, g.IO.In, lines, expectOn, expectAll, o.ID != "", o.Quiet); err != nil {
+			return err
+		}
+	} else {
+		if lines != nil {
+			if err := parseLines(g.IO.In, func(sub *log.Batch) error { b.Join(sub); return nil }, lines); err != nil {
+				return err
+			}
+			if o.ID != "" && b.Len() > 1 {
+				return usageErrorf("--id names one event, stdin has more than one line")
+			}
+		}
+		if b.Len() == 0 {
+			return errors.New("no events on stdin")
+		}
+		for name, e := range expectOn {
+			b.Expect(name, e)
+		}
+		if expectAll.Kind != log.ExpectAny {
+			for _, name := range b.Streams() {
+				b.Expect(name, expectAll)
+			}
 		}
 		// Every stream of a store that does not exist is at version 0:
 		// fail a doomed expectation without creating the store.
-		if dir := g.StoreDir(); dir != "" && !log.Exists(dir) && (expect.Kind == log.ExpectExists || expect.Kind == log.ExpectVersion) {
-			return fmt.Errorf("%w: stream %s is at version 0, expected %s", log.ErrConflict, streams[0], expect)
+		if doomed && missing {
+			return fmt.Errorf("%w: stream %s is at version 0, expected %s", log.ErrConflict, b.Streams()[0], expect)
 		}
-	}
-
-	s, err := g.openStore(true)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	results, err := s.Append(&b)
-	if err != nil {
-		return err
+		if s, err = g.openStore(true); err != nil {
+			return err
+		}
+		defer s.Close()
+		if results, err = s.Append(&b); err != nil {
+			return err
+		}
 	}
 	if o.Quiet {
 		return nil
@@ -162,7 +193,7 @@ func runAppend(g *globalOptions, o *appendOptions, args []string) error {
 		if r.Duplicate {
 			dups++
 		}
-		if p.Format() == codec.FormatAuto {
+		if p.Format() == codec.FormatAuto && g.JQ == "" {
 			line = strconv.AppendUint(line[:0], r.Position, 10)
 			line = append(line, ' ')
 			line = append(line, r.Stream...)
@@ -244,25 +275,24 @@ func readFileLimited(path string, limit int64) ([]byte, error) {
 	return io.ReadAll(io.LimitReader(f, limit))
 }
 
-// readDataLines reads one JSON value per line as the data of an event of
-// stream and type.
-func readDataLines(in io.Reader, b *log.Batch, stream, typ, id string, meta []byte) error {
-	err := parseLines(in, b, func(sub *log.Batch, line, buf []byte) ([]byte, error) {
+// lineParser adds the event of one input line to a batch; buf is scratch
+// space it may grow and returns.
+type lineParser func(sub *log.Batch, line, buf []byte) ([]byte, error)
+
+// dataLineParser reads each line as the data of an event of stream and typ.
+func dataLineParser(stream, typ, id string, meta []byte) lineParser {
+	return func(sub *log.Batch, line, buf []byte) ([]byte, error) {
 		buf, err := codec.AppendCompact(buf[:0], line)
 		if err != nil {
 			return buf, err
 		}
 		return buf, sub.Add(stream, typ, id, buf, meta)
-	})
-	if err == nil && id != "" && b.Len() > 1 {
-		return usageErrorf("--id names one event, stdin has more than one line")
 	}
-	return err
 }
 
-// readEnvelopes reads one envelope per line.
-func readEnvelopes(in io.Reader, b *log.Batch, meta []byte) error {
-	return parseLines(in, b, func(sub *log.Batch, line, buf []byte) ([]byte, error) {
+// envelopeParser reads each line as an envelope.
+func envelopeParser(meta []byte) lineParser {
+	return func(sub *log.Batch, line, buf []byte) ([]byte, error) {
 		var env codec.Envelope
 		buf, err := codec.ParseEnvelope(line, &env, buf[:0])
 		if err != nil {
@@ -277,7 +307,51 @@ func readEnvelopes(in io.Reader, b *log.Batch, meta []byte) error {
 			m = meta
 		}
 		return buf, sub.Add(env.Stream, env.Type, env.ID, data, m)
-	})
+	}
+}
+
+// appendStreaming parses stdin and appends it as one batch that is written
+// while it is parsed; the lock is taken when the first block is ready.
+func appendStreaming(s *log.Store, in io.Reader, lines lineParser, expectOn map[string]log.Expectation, expectAll log.Expectation, oneID, quiet bool) ([]log.Result, error) {
+	var a *log.Appender
+	n := 0
+	err := parseLines(in, func(sub *log.Batch) error {
+		if n += sub.Len(); oneID && n > 1 {
+			return usageErrorf("--id names one event, stdin has more than one line")
+		}
+		if a == nil {
+			var err error
+			if a, err = s.BeginAppend(expectOn, expectAll); err != nil {
+				return err
+			}
+			a.NoResults = quiet // -q prints nothing: keep no result per event
+		}
+		return a.Add(sub)
+	}, lines)
+	if err != nil {
+		if a != nil {
+			a.Abort()
+		}
+		return nil, err
+	}
+	if a == nil || n == 0 {
+		if a != nil {
+			a.Abort()
+		}
+		return nil, errors.New("no events on stdin")
+	}
+	return a.Commit()
+}
+
+// stdinIsFile reports whether stdin is a regular file: read at disk speed,
+// so holding the append lock while it is parsed delays no one for long.
+func stdinIsFile(ios *IOStreams) bool {
+	f, ok := ios.In.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode().IsRegular()
 }
 
 // lineBlock is a run of input lines handed to a parsing worker.
@@ -290,12 +364,12 @@ type lineBlock struct {
 	batch log.Batch
 }
 
-// parseLines adds one event per line of in to b, parsing on every core:
-// a reader cuts the input into blocks of lines, workers parse each block
-// into a batch of its own, and the batches join b in input order. The
-// error is that of the first bad line, named by its number; nothing is
-// added to b after it. Parsing is most of a bulk import's CPU time.
-func parseLines(in io.Reader, b *log.Batch, add func(sub *log.Batch, line, buf []byte) ([]byte, error)) error {
+// parseLines parses one event per line of in, on every core: a reader
+// cuts the input into blocks of lines, workers parse each block into a
+// batch of its own, and sink gets the batches in input order. The error is
+// that of the first bad line, named by its number, or sink's; sink gets
+// nothing after it. Parsing is most of a bulk import's CPU time.
+func parseLines(in io.Reader, sink func(sub *log.Batch) error, add lineParser) error {
 	const blockLines, blockBytes = 4096, 1 << 20
 	workers := max(1, min(runtime.GOMAXPROCS(0), 4))
 	todo := make(chan *lineBlock, workers)
@@ -374,19 +448,15 @@ func parseLines(in io.Reader, b *log.Batch, add func(sub *log.Batch, line, buf [
 			}
 			delete(pending, next)
 			next++
-			b.Join(&blk.batch)
+			if blk.batch.Len() > 0 {
+				if err := sink(&blk.batch); err != nil {
+					return err
+				}
+			}
 			if blk.err != nil {
 				return blk.err
 			}
 		}
 	}
 	return nil
-}
-
-// batchStreams lists the streams an --expect applies to.
-func batchStreams(args []string, b *log.Batch) []string {
-	if len(args) >= 2 {
-		return []string{args[0]}
-	}
-	return b.Streams()
 }

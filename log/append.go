@@ -3,11 +3,9 @@ package log
 import (
 	cryptorand "crypto/rand"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"sort"
 	"strconv"
 	"time"
 
@@ -195,24 +193,6 @@ func (b *Batch) Expect(stream string, e Expectation) {
 	b.expect[stream] = e
 }
 
-// expectOrder lists the streams with expectations: the batch's streams
-// first, in order, then any others sorted.
-func (b *Batch) expectOrder() []string {
-	var out, rest []string
-	for _, name := range b.streams {
-		if _, ok := b.expect[name]; ok {
-			out = append(out, name)
-		}
-	}
-	for name := range b.expect {
-		if _, ok := b.streamIdx[name]; !ok {
-			rest = append(rest, name)
-		}
-	}
-	sort.Strings(rest)
-	return append(out, rest...)
-}
-
 // Len is the number of events added.
 func (b *Batch) Len() int { return len(b.events) }
 
@@ -228,9 +208,8 @@ type Result struct {
 
 type streamState struct {
 	version, last, first uint64
-	loaded               bool
-	dirty                bool
-	fresh                int // events of this stream in the batch that are not duplicates
+	dirty                bool // an event of it was written in this batch
+	checked              bool // its expectation held
 }
 
 // Append stores the batch atomically and durably (per the sync policy)
@@ -238,215 +217,24 @@ type streamState struct {
 //
 // An event whose id the stream already holds (from an earlier call or
 // earlier in this batch) is not written again; its result reports the
-// original with Duplicate set. A stream whose events in the batch are all
-// such duplicates is a retry that already succeeded, so its expectation is
-// not checked. Any failed expectation fails the whole batch with
-// ErrConflict and writes nothing.
+// original with Duplicate set. A stream's expectation is checked against
+// its version before the batch, at its first event that is written: a
+// stream whose events in the batch are all such duplicates is a retry
+// that already succeeded, and is not checked. Any failed expectation
+// fails the whole batch with ErrConflict and writes nothing.
 func (s *Store) Append(b *Batch) ([]Result, error) {
-	if s.lock == nil {
-		return nil, errors.New("store opened read-only")
-	}
-	if s.failed != nil {
-		return nil, fmt.Errorf("%w: %v", ErrFailed, s.failed)
-	}
-	if len(b.events) == 0 {
+	if len(b.events) == 0 && len(b.expect) == 0 {
 		return nil, nil
 	}
-	if err := s.lock.acquire(s.opts.LockTimeout); err != nil {
-		return nil, err
-	}
-	defer s.lock.release()
-	c, err := s.prepare()
+	a, err := s.BeginAppend(b.expect, Expectation{})
 	if err != nil {
 		return nil, err
 	}
-
-	results := make([]Result, len(b.events))
-	states := make([]streamState, len(b.streams))
-	load := func(stream string, st *streamState) *streamState {
-		if !st.loaded {
-			var vals [headsValues]uint64
-			if s.heads.get(keyOf(stream), vals[:]) {
-				st.last, st.version, st.first = vals[0], vals[1], vals[2]
-			}
-			st.loaded = true
-		}
-		return st
-	}
-	for i, name := range b.streams {
-		load(name, &states[i])
-	}
-
-	// Duplicates: ids given by the producer, already stored or repeated.
-	dupOf := make([]int, len(b.events)) // index+1 of the earlier event in the batch
-	var seen map[hashKey]int
-	for i := range b.events {
-		p := &b.events[i]
-		st := &states[p.stream]
-		if !p.given {
-			st.fresh++
-			continue
-		}
-		name := b.streams[p.stream]
-		id := string(b.id(i))
-		key := idKey(name, id)
-		if j, ok := seen[key]; ok {
-			dupOf[i] = j + 1
-			continue
-		}
-		var vals [idsValues]uint64
-		if s.ids.get(key, vals[:]) && vals[0] < c.next {
-			rec, err := s.recordAt(vals[0], &c)
-			if err != nil {
-				return nil, err
-			}
-			// An entry naming another event is stale (an append that failed
-			// or died after filling the index): not a duplicate.
-			if string(rec.Stream) == name && string(rec.ID) == id {
-				results[i] = Result{Position: rec.Position, Stream: name, Version: rec.Version, ID: id,
-					Time: time.Unix(0, rec.Time).UTC(), Duplicate: true}
-				continue
-			}
-		}
-		if seen == nil {
-			seen = map[hashKey]int{}
-		}
-		seen[key] = i
-		st.fresh++
-	}
-
-	// Expectations, against the versions before the batch, in the order
-	// the streams appear so a conflict names the same stream every time.
-	for _, stream := range b.expectOrder() {
-		e := b.expect[stream]
-		var st *streamState
-		if i, ok := b.streamIdx[stream]; ok {
-			st = &states[i]
-			if st.fresh == 0 {
-				continue // every event is a stored duplicate: an idempotent retry
-			}
-		} else {
-			st = load(stream, &streamState{})
-		}
-		if !e.holds(st.version) {
-			return nil, fmt.Errorf("%w: stream %s is at version %d, expected %s", ErrConflict, stream, st.version, e)
-		}
-	}
-
-	// Positions and versions.
-	now := time.Now().UnixNano()
-	if now < c.lastTime {
-		now = c.lastTime // times never go back in the log
-	}
-	pos := c.next
-	compact := false
-	lastWritten := -1
-	for i := range b.events {
-		p := &b.events[i]
-		if results[i].Duplicate || dupOf[i] != 0 {
-			compact = true
-			continue
-		}
-		st := &states[p.stream]
-		st.version++
-		if st.version == 1 {
-			st.first = pos
-		}
-		prev := st.last
-		if st.version == 1 {
-			prev = 0
-		}
-		codec.PatchRecord(b.record(i), pos, st.version, prev, now, 0)
-		st.last, st.dirty = pos, true
-		results[i] = Result{Position: pos, Stream: b.streams[p.stream], Version: st.version, ID: string(b.id(i)), Time: time.Unix(0, now).UTC()}
-		lastWritten = i
-		pos++
-	}
-	for i, j := range dupOf {
-		if j != 0 {
-			results[i] = results[j-1]
-			results[i].Duplicate = true
-		}
-	}
-	if lastWritten < 0 {
-		return results, nil // all duplicates
-	}
-	last := b.record(lastWritten)
-	r := results[lastWritten]
-	codec.PatchRecord(last, r.Position, r.Version, prevOf(last), now, codec.FlagEndOfBatch)
-	out := b.chunks
-	if compact {
-		var keep []byte
-		for i := range b.events {
-			if !results[i].Duplicate {
-				keep = append(keep, b.record(i)...)
-			}
-		}
-		out = [][]byte{keep}
-	}
-	var size int64
-	for _, chunk := range out {
-		size += int64(len(chunk))
-	}
-
-	if c.size > segmentHeaderSize && c.size+size > s.opts.SegmentSize {
-		if err := s.roll(&c, now); err != nil {
-			return nil, err
-		}
-	}
-	written := pos - c.next
-	newStreams := uint64(0)
-	for i := range states {
-		if st := &states[i]; st.dirty && st.first >= c.next {
-			newStreams++
-		}
-	}
-	tablesOK := s.reserveTables(newStreams, written) == nil
-
-	// The id index is only read by writers, under the lock, and they check
-	// every hit against the record it names: it may run ahead of the
-	// commit. So it is filled while the batch is written and synced, on
-	// the other core. The heads table is read by readers without a lock:
-	// it is updated only after the publish.
-	idsDone := make(chan struct{})
-	go func() {
-		defer close(idsDone)
-		if !tablesOK {
-			return
-		}
-		for i, p := range b.events {
-			if !results[i].Duplicate {
-				s.ids.put(idKeyBytes(b.streams[p.stream], b.id(i)), []uint64{results[i].Position})
-			}
-		}
-	}()
-	err = s.write(&c, out, c.next, now)
-	<-idsDone
-	if err != nil {
+	if err := a.Add(b); err != nil {
+		a.Abort()
 		return nil, err
 	}
-	c.seq++
-	c.next = pos
-	c.size += size
-	c.lastTime = now
-	if err := writeCommit(s.commit, &c); err != nil {
-		s.failed = err
-		return nil, fmt.Errorf("publish commit: %w", err)
-	}
-
-	// The heads table, after the publish: a reader bounds it by the
-	// commit, and a crash here leaves a gap the next writer fills.
-	if !tablesOK {
-		return results, nil // acknowledged: the next writer repairs the tables
-	}
-	for i := range states {
-		if st := &states[i]; st.dirty {
-			s.heads.put(keyOf(b.streams[i]), []uint64{st.last, st.version, st.first})
-		}
-	}
-	s.heads.setApplied(pos - 1)
-	s.ids.setApplied(pos - 1)
-	return results, nil
+	return a.Commit()
 }
 
 // prevOf reads the prev field of an encoded record (see codec/record.go).
@@ -454,58 +242,6 @@ func prevOf(rec []byte) uint64 { return binary.LittleEndian.Uint64(rec[24:]) }
 
 // timeOf reads the time field of an encoded record.
 func timeOf(rec []byte) int64 { return int64(binary.LittleEndian.Uint64(rec[32:])) }
-
-// write puts the records and their offsets into the active segment and
-// syncs per policy. On failure it cuts the segment back to the committed
-// size, so nothing unacknowledged is left for recovery to adopt, and if
-// it cannot be sure of that the store refuses further appends.
-func (s *Store) write(c *commitState, out [][]byte, firstPos uint64, now int64) error {
-	sf, err := s.segment(c.active)
-	if err != nil {
-		return err
-	}
-	if err := s.ensureIdx(sf); err != nil {
-		return err
-	}
-	fail := func(what string, err error) error {
-		if terr := sf.f.Truncate(c.size); terr != nil || what == "sync" {
-			// After a failed fsync the page cache may hold data the disk
-			// does not: acknowledge nothing more from this process.
-			s.failed = err
-		}
-		return fmt.Errorf("%s %s: %w", what, segmentName(sf.first), err)
-	}
-	var entries []byte
-	at := c.size
-	for _, chunk := range out {
-		if _, err := sf.f.WriteAt(chunk, at); err != nil {
-			return fail("write", err)
-		}
-		for off := 0; off < len(chunk); {
-			entries = appendOffsetEntry(entries, at+int64(off), timeOf(chunk[off:]))
-			off += codec.RecordLength(chunk[off:])
-		}
-		at += int64(len(chunk))
-	}
-	if _, err := sf.idx.WriteAt(entries, int64(firstPos-sf.first)*offsetEntrySize); err != nil {
-		return fail("write offsets of", err)
-	}
-	switch s.opts.Sync {
-	case SyncAlways:
-		if err := unix.Fdatasync(int(sf.f.Fd())); err != nil {
-			return fail("sync", err)
-		}
-		c.lastSync = now
-	case SyncInterval:
-		if time.Duration(now-c.lastSync) >= s.opts.SyncInterval {
-			if err := unix.Fdatasync(int(sf.f.Fd())); err != nil {
-				return fail("sync", err)
-			}
-			c.lastSync = now
-		}
-	}
-	return nil
-}
 
 // roll seals the active segment and starts a new one at c.next. Sealing
 // is the checkpoint recovery after a reboot relies on: the segment, its

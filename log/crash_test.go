@@ -46,9 +46,33 @@ func crashChild() {
 		for j := 0; j < n; j++ {
 			b.Add(fmt.Sprintf("c%s-%d", id, rng.Intn(4)), "T", fmt.Sprintf("%s.%d.%d", id, i, j), data, nil)
 		}
-		if _, err := s.Append(&b); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
+		if i%2 == 0 {
+			if _, err := s.Append(&b); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(1)
+			}
+		} else {
+			// The same batch in parts, as a bulk import from a file
+			// writes it: a kill between parts must leave nothing.
+			a, err := s.BeginAppend(nil, Expectation{})
+			if err == nil {
+				err = a.Add(&b)
+			}
+			for k := 0; err == nil && k < 2; k++ {
+				var more Batch
+				for j := 0; j < 1+rng.Intn(20); j++ {
+					more.Add(fmt.Sprintf("c%s-%d", id, rng.Intn(4)), "T", fmt.Sprintf("%s.%d.%d", id, i, n), data, nil)
+					n++
+				}
+				err = a.Add(&more)
+			}
+			if err == nil {
+				_, err = a.Commit()
+			}
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(1)
+			}
 		}
 		fmt.Printf("%s.%d %d\n", id, i, n)
 	}

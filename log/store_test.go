@@ -171,3 +171,63 @@ func TestSyncPolicies(t *testing.T) {
 		t.Fatal("sometimes accepted")
 	}
 }
+
+// An Appender's parts are invisible until Commit; Abort leaves the store
+// as it was, even after parts were written to the segment.
+func TestAppenderParts(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, dir, 0)
+	appendN(t, s, "a-1", 3)
+	part := func(stream string, n int) *Batch {
+		var b Batch
+		for i := 0; i < n; i++ {
+			b.Add(stream, "T", "", []byte(`{"pad":"`+strings.Repeat("x", 1000)+`"}`), nil)
+		}
+		return &b
+	}
+	a, err := s.BeginAppend(nil, Expectation{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ { // 3 × 6 MB: past the 4 MiB flush, twice
+		if err := a.Add(part("a-2", 6000)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.Abort()
+	if _, err := s.Head("a-2"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("aborted stream visible: %v", err)
+	}
+	if rep, err := s.Verify(nil); err != nil || rep.Events != 3 {
+		t.Fatalf("after abort: %+v %v", rep, err)
+	}
+	// A conflict found in a later part aborts the whole batch.
+	a, err = s.BeginAppend(map[string]Expectation{"a-1": {Kind: ExpectVersion, Version: 1}}, Expectation{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Add(part("a-3", 5000)); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Add(part("a-1", 1)); !errors.Is(err, ErrConflict) {
+		t.Fatalf("want a conflict, got %v", err)
+	}
+	a.Abort()
+	// Parts that commit: all there, one batch, dense.
+	a, err = s.BeginAppend(nil, Expectation{Kind: ExpectNone})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		if err := a.Add(part(fmt.Sprintf("b-%d", i), 4000)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := a.Commit()
+	if err != nil || len(res) != 12000 || res[0].Position != 4 || res[11999].Position != 12003 {
+		t.Fatalf("commit: %d results, %v", len(res), err)
+	}
+	if rep, err := s.Verify(nil); err != nil || rep.Events != 12003 {
+		t.Fatalf("after commit: %+v %v", rep, err)
+	}
+}

@@ -1,0 +1,408 @@
+package log
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/evtdev/evt/codec"
+)
+
+// Appender writes one atomic batch in parts: the parts are written to the
+// active segment past the committed end as they come, and nothing is
+// visible until Commit publishes the new end; Abort (or a crash) leaves
+// the store as it was, because recovery drops records that no
+// end-of-batch record follows.
+//
+// It holds the append lock from Begin to Commit or Abort. A bulk import
+// from a file uses it to overlap parsing with writing: the lock is held
+// about as long as the write and sync of the whole batch would hold it
+// anyway. Every part is validated (encoded by Batch.Add) before it is
+// added, and a bad part aborts the batch.
+type Appender struct {
+	s         *Store
+	c         commitState // the committed state at Begin
+	expect    map[string]Expectation
+	expectAll Expectation // for every stream of the batch (--expect with envelopes)
+	now       int64
+	pos       uint64 // next position to give
+	written   int64  // bytes written past c.size
+	out       []byte // records not yet written; the last one is held for its end-of-batch flag
+	lastRec   int    // offset in out of the last record, -1 if none
+	idx       []byte // offsets entries of every record of the batch
+	states    map[string]*streamState
+	seen      map[hashKey]int // given ids of this batch → index in results
+	results   []Result
+	idsWork   []idPut
+	sf        *segFile
+	done      bool
+	synced    bool
+	added     int            // events added, duplicates included
+	firsts    map[int]Result // with NoResults: results a later duplicate may repeat
+
+	// NoResults skips keeping a result per event (evt append -q on a
+	// million events): Commit then returns only those of duplicates.
+	NoResults bool
+	// Duplicates counts the events that were not written again.
+	Duplicates int
+}
+
+type idPut struct {
+	key hashKey
+	pos uint64
+}
+
+// flushAt is how many bytes of records an Appender gathers before it
+// writes them.
+const flushAt = 4 << 20
+
+// BeginAppend takes the append lock and readies a batch. expect holds
+// expectations per stream; all, unless ExpectAny, applies to every stream
+// the batch holds events of.
+func (s *Store) BeginAppend(expect map[string]Expectation, all Expectation) (*Appender, error) {
+	if s.lock == nil {
+		return nil, errors.New("store opened read-only")
+	}
+	if s.failed != nil {
+		return nil, fmt.Errorf("%w: %v", ErrFailed, s.failed)
+	}
+	if err := s.lock.acquire(s.opts.LockTimeout); err != nil {
+		return nil, err
+	}
+	c, err := s.prepare()
+	if err != nil {
+		s.lock.release()
+		return nil, err
+	}
+	now := time.Now().UnixNano()
+	if now < c.lastTime {
+		now = c.lastTime // times never go back in the log
+	}
+	return &Appender{s: s, c: c, expect: expect, expectAll: all, now: now, pos: c.next, lastRec: -1,
+		states: map[string]*streamState{}}, nil
+}
+
+func (a *Appender) state(name string) *streamState {
+	st := a.states[name]
+	if st == nil {
+		st = &streamState{}
+		var vals [headsValues]uint64
+		if a.s.heads.get(keyOf(name), vals[:]) {
+			st.last, st.version, st.first = vals[0], vals[1], vals[2]
+		}
+		a.states[name] = st
+	}
+	return st
+}
+
+func (a *Appender) expectation(name string) Expectation {
+	if e, ok := a.expect[name]; ok {
+		return e
+	}
+	return a.expectAll
+}
+
+// Add appends the events of b (which it empties of nothing; b may be
+// reused after). An event whose id its stream already holds, or that an
+// earlier event of this batch had, is not written: its result reports the
+// original. A stream's expectation is checked before its first event
+// that is written, against its version before the batch; a failure is
+// ErrConflict, and the caller must Abort.
+func (a *Appender) Add(b *Batch) error {
+	if a.done {
+		return errors.New("append already finished")
+	}
+	if a.sf == nil {
+		// Roll before the first byte, if the active segment is full.
+		var size int64
+		for _, ch := range b.chunks {
+			size += int64(len(ch))
+		}
+		if a.c.size > segmentHeaderSize && a.c.size+size > a.s.opts.SegmentSize {
+			if err := a.s.roll(&a.c, a.now); err != nil {
+				return err
+			}
+		}
+		sf, err := a.s.segment(a.c.active)
+		if err != nil {
+			return err
+		}
+		if err := a.s.ensureIdx(sf); err != nil {
+			return err
+		}
+		a.sf = sf
+	}
+	if !a.NoResults {
+		a.results = slices.Grow(a.results, len(b.events))
+	}
+	// Resolve each of b's streams once, not once per event.
+	sub := make([]*streamState, len(b.streams))
+	for i := range b.events {
+		p := &b.events[i]
+		name := b.streams[p.stream]
+		st := sub[p.stream]
+		if st == nil {
+			st = a.state(name)
+			sub[p.stream] = st
+		}
+		var key hashKey
+		if p.given {
+			id := b.id(i)
+			key = idKeyBytes(name, id)
+			if j, ok := a.seen[key]; ok {
+				a.duplicate(a.resultAt(j))
+				continue
+			}
+			if r, ok, err := a.stored(key, name, id); err != nil {
+				return err
+			} else if ok {
+				a.duplicate(r)
+				continue
+			}
+			if a.seen == nil {
+				a.seen = map[hashKey]int{}
+			}
+			a.seen[key] = a.added
+		} else {
+			key = idKeyBytes(name, b.id(i))
+		}
+		if !st.checked {
+			if e := a.expectation(name); !e.holds(st.version) {
+				return fmt.Errorf("%w: stream %s is at version %d, expected %s", ErrConflict, name, st.version, e)
+			}
+			st.checked = true
+		}
+		st.version++
+		prev := st.last
+		if st.version == 1 {
+			st.first, prev = a.pos, 0
+		}
+		rec := b.record(i)
+		codec.PatchRecord(rec, a.pos, st.version, prev, a.now, 0)
+		a.idx = appendOffsetEntry(a.idx, a.c.size+a.written+int64(len(a.out)), a.now)
+		a.lastRec = len(a.out)
+		a.out = append(a.out, rec...)
+		st.last, st.dirty = a.pos, true
+		r := Result{Position: a.pos, Stream: name, Version: st.version, Time: time.Unix(0, a.now).UTC()}
+		if !a.NoResults || p.given {
+			r.ID = string(b.id(i))
+		}
+		a.record(r, p.given)
+		a.idsWork = append(a.idsWork, idPut{key, a.pos})
+		a.pos++
+		if len(a.out) >= flushAt {
+			if err := a.flush(false); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// record notes the result of the next event; without results only the
+// ones a later duplicate of this batch may need are kept.
+func (a *Appender) record(r Result, given bool) {
+	a.added++
+	if !a.NoResults {
+		a.results = append(a.results, r)
+		return
+	}
+	if given { // a later event of the batch may repeat its id
+		if a.firsts == nil {
+			a.firsts = map[int]Result{}
+		}
+		a.firsts[a.added-1] = r
+	}
+}
+
+func (a *Appender) duplicate(r Result) {
+	r.Duplicate = true
+	a.Duplicates++
+	a.record(r, false)
+}
+
+func (a *Appender) resultAt(j int) Result {
+	if !a.NoResults {
+		return a.results[j]
+	}
+	return a.firsts[j]
+}
+
+// stored looks an id up in the index and checks the hit against the log.
+func (a *Appender) stored(key hashKey, name string, id []byte) (Result, bool, error) {
+	var vals [idsValues]uint64
+	if !a.s.ids.get(key, vals[:]) || vals[0] >= a.c.next {
+		return Result{}, false, nil
+	}
+	rec, err := a.s.recordAt(vals[0], &a.c)
+	if err != nil {
+		return Result{}, false, err
+	}
+	// An entry naming another event is stale (an append that failed or
+	// died after filling the index): not a duplicate.
+	if string(rec.Stream) != name || string(rec.ID) != string(id) {
+		return Result{}, false, nil
+	}
+	return Result{Position: rec.Position, Stream: name, Version: rec.Version, ID: string(id),
+		Time: time.Unix(0, rec.Time).UTC(), Duplicate: true}, true, nil
+}
+
+// flush writes the gathered records; unless final, the last one stays
+// behind so Commit can flag it as the end of the batch.
+func (a *Appender) flush(final bool) error {
+	n := len(a.out)
+	if !final {
+		n = a.lastRec
+	}
+	if n <= 0 {
+		return nil
+	}
+	if _, err := a.sf.f.WriteAt(a.out[:n], a.c.size+a.written); err != nil {
+		return a.fail("write", err)
+	}
+	a.written += int64(n)
+	rest := copy(a.out, a.out[n:])
+	a.out = a.out[:rest]
+	if a.lastRec >= n {
+		a.lastRec -= n
+	}
+	return nil
+}
+
+// fail cuts the segment back to the committed end after a failed write
+// or sync; if it cannot, or the sync failed, this process stops
+// appending: the page cache may hold data the disk does not.
+func (a *Appender) fail(what string, err error) error {
+	if terr := a.sf.f.Truncate(a.c.size); terr != nil || what == "sync" {
+		a.s.failed = err
+	}
+	a.done = true
+	a.s.lock.release()
+	return fmt.Errorf("%s %s: %w", what, segmentName(a.sf.first), err)
+}
+
+// Abort drops what was written and releases the lock.
+func (a *Appender) Abort() {
+	if a.done {
+		return
+	}
+	a.done = true
+	if a.sf != nil && a.written > 0 {
+		if err := a.sf.f.Truncate(a.c.size); err != nil {
+			a.s.failed = err // recovery would drop it, but be sure: no more appends here
+		}
+	}
+	a.s.lock.release()
+}
+
+// Commit writes the rest, syncs per policy, publishes the new end and
+// updates the tables. It returns one result per event added, in order.
+func (a *Appender) Commit() ([]Result, error) {
+	if a.done {
+		return nil, errors.New("append already finished")
+	}
+	// Expectations of streams that have no event in the batch.
+	var others []string
+	for name := range a.expect {
+		if a.states[name] == nil {
+			others = append(others, name)
+		}
+	}
+	sort.Strings(others)
+	for _, name := range others {
+		if e, st := a.expect[name], a.state(name); !e.holds(st.version) {
+			a.Abort()
+			return nil, fmt.Errorf("%w: stream %s is at version %d, expected %s", ErrConflict, name, st.version, e)
+		}
+	}
+	if a.lastRec < 0 && a.written == 0 {
+		a.done = true
+		a.s.lock.release()
+		return a.results, nil // nothing new: all duplicates, or no events
+	}
+	defer func() {
+		if !a.done {
+			a.done = true
+			a.s.lock.release()
+		}
+	}()
+	last := a.out[a.lastRec:]
+	codec.PatchRecord(last, binary.LittleEndian.Uint64(last[8:]), binary.LittleEndian.Uint64(last[16:]),
+		prevOf(last), a.now, codec.FlagEndOfBatch)
+
+	newStreams := uint64(0)
+	for _, st := range a.states {
+		if st.dirty && st.first >= a.c.next {
+			newStreams++
+		}
+	}
+	written := a.pos - a.c.next
+	tablesOK := a.s.reserveTables(newStreams, written) == nil
+
+	// The id index is only read by writers, under the lock, and they check
+	// every hit against the record it names: it may run ahead of the
+	// commit. So it is filled while the batch is written and synced, on
+	// the other core. The heads table is read by readers without a lock:
+	// it is updated only after the publish.
+	idsDone := make(chan struct{})
+	go func() {
+		defer close(idsDone)
+		if tablesOK {
+			for _, w := range a.idsWork {
+				a.s.ids.put(w.key, []uint64{w.pos})
+			}
+		}
+	}()
+	err := a.finish()
+	<-idsDone
+	if err != nil {
+		return nil, err
+	}
+	c := a.c
+	c.seq++
+	c.next = a.pos
+	c.size += a.written
+	c.lastTime = a.now
+	if a.s.opts.Sync == SyncAlways || a.synced {
+		c.lastSync = a.now
+	}
+	if err := writeCommit(a.s.commit, &c); err != nil {
+		a.s.failed = err
+		return nil, fmt.Errorf("publish commit: %w", err)
+	}
+	if !tablesOK {
+		return a.results, nil // acknowledged: the next writer repairs the tables
+	}
+	for name, st := range a.states {
+		if st.dirty {
+			a.s.heads.put(keyOf(name), []uint64{st.last, st.version, st.first})
+		}
+	}
+	a.s.heads.setApplied(a.pos - 1)
+	a.s.ids.setApplied(a.pos - 1)
+	return a.results, nil
+}
+
+// finish writes the last records and the offsets, then syncs.
+func (a *Appender) finish() error {
+	if err := a.flush(true); err != nil {
+		return err
+	}
+	if _, err := a.sf.idx.WriteAt(a.idx, int64(a.c.next-a.sf.first)*offsetEntrySize); err != nil {
+		return a.fail("write offsets of", err)
+	}
+	sync := a.s.opts.Sync == SyncAlways ||
+		a.s.opts.Sync == SyncInterval && time.Duration(a.now-a.c.lastSync) >= a.s.opts.SyncInterval
+	if sync {
+		if err := unix.Fdatasync(int(a.sf.f.Fd())); err != nil {
+			return a.fail("sync", err)
+		}
+		a.synced = true
+	}
+	return nil
+}
