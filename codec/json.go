@@ -307,7 +307,11 @@ var plainStringByte = func() (t [256]bool) {
 	return t
 }()
 
-// hasSpecialByte reports whether any of the eight bytes in x is not a
+// PlainStringByte reports whether c can be copied inside a JSON string
+// without a second look (see plainStringByte).
+func PlainStringByte(c byte) bool { return plainStringByte[c] }
+
+// HasSpecialByte reports whether any of the eight bytes in x is not a
 // plainStringByte, so str can skip plain text eight bytes per step (SWAR).
 // Per byte b, with the high bits as flags:
 //
@@ -319,7 +323,7 @@ var plainStringByte = func() (t [256]bool) {
 // The subtractions also flag bytes >= 0x80, which b flags anyway, and a
 // borrow only crosses into the next byte from a byte that was flagged, so
 // the "any byte" answer is exact.
-func hasSpecialByte(x uint64) bool {
+func HasSpecialByte(x uint64) bool {
 	const ones = 0x0101010101010101
 	const high = 0x8080808080808080
 	return ((x-ones*0x20)|((x^ones*'"')-ones)|((x^ones*'\\')-ones)|x)&high != 0
@@ -331,7 +335,7 @@ func (s *jsonScanner) str() error {
 	src := s.src
 	i := s.i + 1
 	for {
-		for i+8 <= len(src) && !hasSpecialByte(binary.LittleEndian.Uint64(src[i:])) {
+		for i+8 <= len(src) && !HasSpecialByte(binary.LittleEndian.Uint64(src[i:])) {
 			i += 8
 		}
 		for i < len(src) && plainStringByte[src[i]] {

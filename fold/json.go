@@ -181,7 +181,7 @@ func skipSpaceAt(src []byte, i int) int {
 func stringEnd(src []byte, i int) (int, bool) {
 	escaped := false
 	for i++; i < len(src); i++ {
-		for i+8 <= len(src) && !hasSpecialByte(binary.LittleEndian.Uint64(src[i:])) {
+		for i+8 <= len(src) && !codec.HasSpecialByte(binary.LittleEndian.Uint64(src[i:])) {
 			i += 8
 		}
 		if i >= len(src) {
@@ -451,23 +451,6 @@ func (d *decoder) string() (any, error) {
 	return string(b), nil
 }
 
-// plainStringByte[c]: printable ASCII except '"' and '\\', the bytes a
-// string copies without a second look.
-var plainStringByte = func() (t [256]bool) {
-	for c := 0x20; c < 0x80; c++ {
-		t[c] = c != '"' && c != '\\'
-	}
-	return t
-}()
-
-// hasSpecialByte reports whether any of the eight bytes of x is not a
-// plainStringByte (see codec's scanner for the derivation).
-func hasSpecialByte(x uint64) bool {
-	const ones = 0x0101010101010101
-	const high = 0x8080808080808080
-	return ((x-ones*0x20)|((x^ones*'"')-ones)|((x^ones*'\\')-ones)|x)&high != 0
-}
-
 // stringBytes reads the string starting at its quote and returns its
 // decoded content: a subslice of src when it has no escapes, else of
 // scratch. Either way it is only valid until the next read.
@@ -477,10 +460,10 @@ func (d *decoder) stringBytes() ([]byte, error) {
 	i := start
 	escaped := false
 	for {
-		for i+8 <= len(src) && !hasSpecialByte(binary.LittleEndian.Uint64(src[i:])) {
+		for i+8 <= len(src) && !codec.HasSpecialByte(binary.LittleEndian.Uint64(src[i:])) {
 			i += 8
 		}
-		for i < len(src) && plainStringByte[src[i]] {
+		for i < len(src) && codec.PlainStringByte(src[i]) {
 			i++
 		}
 		if i >= len(src) {
