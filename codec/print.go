@@ -148,22 +148,7 @@ func (p *Printer) JSON(doc []byte) error {
 		_, err := p.w.Write(out.Bytes())
 		return err
 	case FormatYAML:
-		// JSON is YAML: decoding into a node keeps the key order.
-		var node yaml.Node
-		if err := yaml.Unmarshal(doc, &node); err != nil {
-			return err
-		}
-		blockStyle(&node)
-		if p.docs > 0 {
-			p.w.WriteString("---\n")
-		}
-		p.docs++
-		enc := yaml.NewEncoder(p.w)
-		enc.SetIndent(2)
-		if err := enc.Encode(&node); err != nil {
-			return err
-		}
-		return enc.Close()
+		return p.yaml(doc)
 	case FormatTemplate:
 		v, err := DecodeJSON(doc) // exact numbers: 1234567, not 1.234567e+06
 		if err != nil {
@@ -180,6 +165,26 @@ func (p *Printer) JSON(doc []byte) error {
 	return p.w.WriteByte('\n')
 }
 
+// yaml prints a JSON document as a YAML document. JSON is YAML: decoding
+// into a node keeps the key order.
+func (p *Printer) yaml(doc []byte) error {
+	var node yaml.Node
+	if err := yaml.Unmarshal(doc, &node); err != nil {
+		return err
+	}
+	blockStyle(&node)
+	if p.docs > 0 {
+		p.w.WriteString("---\n")
+	}
+	p.docs++
+	enc := yaml.NewEncoder(p.w)
+	enc.SetIndent(2)
+	if err := enc.Encode(&node); err != nil {
+		return err
+	}
+	return enc.Close()
+}
+
 func (p *Printer) jqResult(v any) error {
 	if str, ok := v.(string); ok {
 		p.w.WriteString(str)
@@ -187,6 +192,12 @@ func (p *Printer) jqResult(v any) error {
 	}
 	var b []byte
 	var err error
+	if p.format == FormatYAML {
+		if b, err = json.Marshal(v); err != nil {
+			return err
+		}
+		return p.yaml(b)
+	}
 	if p.format == FormatPretty {
 		b, err = json.MarshalIndent(v, "", "  ")
 	} else {
