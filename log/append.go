@@ -141,8 +141,12 @@ func (b *Batch) record(i int) []byte {
 // compact JSON (codec.AppendCompact); meta may be nil. An empty id gets a
 // fresh ULID.
 func (b *Batch) Add(stream, typ, id string, data, meta []byte) error {
-	if err := codec.ValidateStream(stream); err != nil {
-		return err
+	// A stream already in the batch was validated when it first came.
+	si, known := b.streamIdx[stream]
+	if !known {
+		if err := codec.ValidateStream(stream); err != nil {
+			return err
+		}
 	}
 	if err := codec.ValidateType(typ); err != nil {
 		return err
@@ -170,8 +174,7 @@ func (b *Batch) Add(stream, typ, id string, data, meta []byte) error {
 		b.chunks = append(b.chunks, make([]byte, 0, max(size, n)))
 		last++
 	}
-	si, ok := b.streamIdx[stream]
-	if !ok {
+	if !known {
 		if b.streamIdx == nil {
 			b.streamIdx = map[string]int{}
 		}
