@@ -166,6 +166,7 @@ consuming them between processes.`,
 
 	root.InitDefaultHelpCmd()
 	root.InitDefaultCompletionCmd()
+	registerCompletions(g, root)
 	finishCommandTree(root)
 	return root
 }
