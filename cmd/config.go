@@ -238,6 +238,9 @@ $XDG_CONFIG_HOME/evt/config.yaml; its keys are flag names:
   dir: /var/lib/evt
   sync: interval
   lock-timeout: 30s`,
+		Example: `  evt config
+  evt config --sync interval     # source: flag
+  evt config -o json --jq 'select(.source != "default")'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runConfig(g, g.settings(cmd.Root().PersistentFlags()))

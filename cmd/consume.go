@@ -257,7 +257,14 @@ func newAckCmd(g *globalOptions) *cobra.Command {
 	return &cobra.Command{
 		Use:   "ack NAME POSITION...",
 		Short: "Ack events of a group consumed with --manual-ack",
-		Args:  cobra.MinimumNArgs(2),
+		Long: `Ack events of consumer group NAME by position, once they are handled:
+the group does not deliver them again. This is for events that
+"evt consume NAME --manual-ack" printed; other members ack their own.
+Exits 1 if a position was not pending in the group (never delivered, or
+acked already), after acking the others.`,
+		Example: `  evt consume mailer --manual-ack --count 2 --jq .position
+  evt ack mailer 3 4`,
+		Args: cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			positions, err := parsePositions(args[1:])
 			if err != nil {

@@ -33,6 +33,16 @@ func newGroupCreateCmd(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "create NAME [SELECTION]",
 		Short: "Create a consumer group",
+		Long: `Create consumer group NAME over SELECTION (a stream, a glob, or nothing
+for every stream), keeping only events of the --type types if given.
+
+The group starts at --from: end (the default) delivers only events
+appended from now on, start the whole log, or any other cursor (evt help
+cursors). --ack-wait is how long a member may hold an event before it is
+delivered again, --max-deliver how many deliveries an event gets before
+it is parked, and --ordering stream (the default) never hands out an
+event while an earlier event of its stream is unacked; none hands events
+out in any order, for more parallel work.`,
 		Example: `  evt group create billing 'order-*' --from start
   evt group create mailer --from end --ack-wait 1m --max-deliver 3 --ordering none`,
 		Args: cobra.RangeArgs(1, 2),
@@ -190,6 +200,9 @@ func newGroupLsCmd(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "ls",
 		Short: "List groups: position, lag, pending, parked, live members",
+		Example: `  evt group ls
+  evt group ls --fail-if-lag 5m    # for cron: exits 1 when a group is 5 minutes behind
+  evt group ls -o json`,
 		Long: `List the consumer groups: committed position, lag (selected events not yet
 handled, and how long ago the oldest of them was appended),
 events leased to members, parked events and live members.
@@ -254,7 +267,15 @@ func newGroupShowCmd(g *globalOptions) *cobra.Command {
 	return &cobra.Command{
 		Use:   "show NAME",
 		Short: "Show one group: its settings, position, lag and leases",
-		Args:  cobra.ExactArgs(1),
+		Long: `Show consumer group NAME: its selection, committed position, lag,
+pending (leased) and parked events, members, and its settings (ack wait,
+max deliver, ordering, when it was created), one "key: value" per line;
+-o json and the other formats print them as one document. A group whose
+position lies before the first retained event says where consumption
+resumes. Exits 4 if there is no such group.`,
+		Example: `  evt group show billing
+  evt group show billing -o json --jq .lag`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p, err := g.printer()
 			if err != nil {
@@ -315,6 +336,11 @@ func newGroupResetCmd(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "reset NAME --to CURSOR",
 		Short: "Move a group to another position (replay or skip events)",
+		Long: `Move consumer group NAME to CURSOR (evt help cursors): back, to deliver
+events again, or forward, to skip them. It prints how many events of the
+group's selection that redelivers or skips; --dry-run prints only that
+and changes nothing. Leases are dropped (their events are delivered
+again from the new position); parked events stay parked.`,
 		Example: `  evt group reset billing --to start --dry-run
   evt group reset billing --to @2026-11-25T10:00:00Z`,
 		Args: cobra.ExactArgs(1),
@@ -380,7 +406,11 @@ func newGroupRmCmd(g *globalOptions) *cobra.Command {
 	return &cobra.Command{
 		Use:   "rm NAME",
 		Short: "Remove a group and its state",
-		Args:  cobra.ExactArgs(1),
+		Long: `Remove consumer group NAME: its configuration, committed position,
+leases and parked events. The events themselves stay in the log. Exits 4
+if there is no such group.`,
+		Example: `  evt group rm billing`,
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			s, err := g.openStore(false)
 			if err != nil {
@@ -396,7 +426,12 @@ func newGroupParkedCmd(g *globalOptions) *cobra.Command {
 	return &cobra.Command{
 		Use:   "parked NAME",
 		Short: "List a group's parked events with reason and attempts",
-		Args:  cobra.ExactArgs(1),
+		Long: `List the events consumer group NAME gave up on after --max-deliver
+deliveries: position, stream, type, attempts, the last error and when it
+was parked. "evt group retry NAME" delivers them again.`,
+		Example: `  evt group parked billing
+  evt group parked billing -o json --jq .position`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p, err := g.printer()
 			if err != nil {
@@ -435,7 +470,12 @@ func newGroupRetryCmd(g *globalOptions) *cobra.Command {
 	return &cobra.Command{
 		Use:   "retry NAME [POSITION...]",
 		Short: "Re-queue parked events (all, or the positions given)",
-		Args:  cobra.MinimumNArgs(1),
+		Long: `Re-queue parked events of consumer group NAME, all of them or the
+positions given, so that its members get them again. It prints how many
+were re-queued; a position that is not parked is left alone.`,
+		Example: `  evt group retry billing
+  evt group retry billing 5`,
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			positions, err := parsePositions(args[1:])
 			if err != nil {

@@ -162,11 +162,13 @@ consuming them between processes.`,
 		newAckCmd(g),
 		newConfigCmd(g),
 		newVersionCmd(g),
+		newDocsCmd(g),
 	)
 
 	root.InitDefaultHelpCmd()
 	root.InitDefaultCompletionCmd()
 	registerCompletions(g, root)
+	addHelpTopics(root)
 	finishCommandTree(root)
 	return root
 }

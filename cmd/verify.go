@@ -19,6 +19,8 @@ positions and versions, back-pointers, times, batch ends, and every derived
 file (offsets, heads table, id index) against the segments. It takes no
 lock and changes nothing. The first problem is reported by file and byte
 offset, and evt exits 1.`,
+		Example: `  evt verify
+  evt verify -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p, err := g.printer()
@@ -58,6 +60,8 @@ batch at the end of the log (never acknowledged) is dropped. Damage inside
 the log cannot be repaired without losing events: repair says where it is
 and changes nothing, unless --drop-damaged allows it to cut the active
 segment at the damage.`,
+		Example: `  evt repair
+  evt verify || evt repair`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p, err := g.printer()

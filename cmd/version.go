@@ -26,7 +26,13 @@ func newVersionCmd(g *globalOptions) *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
 		Short: "Print evt's version",
-		Args:  cobra.NoArgs,
+		Long: `Print evt's version, the Go release it was built with, and its OS and
+architecture. The version is the release tag, else the commit it was
+built from (with -dirty if the tree had changes), else devel. Any -o
+prints {"version","go","os","arch","commit"} in that format.`,
+		Example: `  evt version
+  evt version -o json --jq .version`,
+		Args: cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
 			return runVersion(g, readVersion())
 		},
