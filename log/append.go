@@ -243,9 +243,6 @@ func (s *Store) Append(b *Batch) ([]Result, error) {
 // prevOf reads the prev field of an encoded record (see codec/record.go).
 func prevOf(rec []byte) uint64 { return binary.LittleEndian.Uint64(rec[24:]) }
 
-// timeOf reads the time field of an encoded record.
-func timeOf(rec []byte) int64 { return int64(binary.LittleEndian.Uint64(rec[32:])) }
-
 // roll seals the active segment and starts a new one at c.next. Sealing
 // is the checkpoint recovery after a reboot relies on: the segment, its
 // offsets and the tables are synced before the next segment exists.

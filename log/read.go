@@ -3,7 +3,6 @@ package log
 import (
 	"encoding/binary"
 	"fmt"
-	"io"
 
 	"github.com/evtdev/evt/codec"
 )
@@ -198,16 +197,4 @@ func (s *Store) Scan(from uint64, fn func(rec *codec.Record) error) (uint64, err
 	}
 	err = s.iterate(from, &c, fn)
 	return c.next, err
-}
-
-// readFull is io.ReadFull for ReadAt.
-func readFullAt(r io.ReaderAt, b []byte, off int64) error {
-	n, err := r.ReadAt(b, off)
-	if n == len(b) {
-		return nil
-	}
-	if err == nil || err == io.EOF {
-		err = io.ErrUnexpectedEOF
-	}
-	return err
 }
