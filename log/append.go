@@ -121,6 +121,7 @@ type pending struct {
 	off    int32 // offset of the encoded record in its chunk
 	stream int32 // index into streams
 	given  bool  // the producer chose the id: it may be a retry
+	timed  bool  // the producer chose the time (AddAt): it is in the record
 }
 
 // id returns the id of event i, read from its encoded record.
@@ -184,6 +185,20 @@ func (b *Batch) Add(stream, typ, id string, data, meta []byte) error {
 	}
 	b.events = append(b.events, pending{chunk: int32(last), off: int32(len(b.chunks[last])), stream: int32(si), given: given})
 	b.chunks[last] = codec.AppendRecord(b.chunks[last], stream, typ, id, data, meta)
+	return nil
+}
+
+// AddAt is Add for an event that keeps the time it was first appended
+// at (evt import), in unix nanoseconds. Times never decrease along the
+// log, so an event older than the log's newest is stored at that newest
+// time instead.
+func (b *Batch) AddAt(stream, typ, id string, data, meta []byte, t int64) error {
+	if err := b.Add(stream, typ, id, data, meta); err != nil {
+		return err
+	}
+	p := &b.events[len(b.events)-1]
+	p.timed = true
+	binary.LittleEndian.PutUint64(b.record(len(b.events)-1)[32:], uint64(t))
 	return nil
 }
 

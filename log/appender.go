@@ -30,6 +30,7 @@ type Appender struct {
 	expect    map[string]Expectation
 	expectAll Expectation // for every stream of the batch (--expect with envelopes)
 	now       int64
+	lastTime  int64 // time of the newest record given so far
 	pos       uint64 // next position to give
 	written   int64  // bytes written past c.size
 	out       []byte // records not yet written; the last one is held for its end-of-batch flag
@@ -83,7 +84,7 @@ func (s *Store) BeginAppend(expect map[string]Expectation, all Expectation) (*Ap
 	if now < c.lastTime {
 		now = c.lastTime // times never go back in the log
 	}
-	return &Appender{s: s, c: c, expect: expect, expectAll: all, now: now, pos: c.next, lastRec: -1,
+	return &Appender{s: s, c: c, expect: expect, expectAll: all, now: now, lastTime: c.lastTime, pos: c.next, lastRec: -1,
 		states: map[string]*streamState{}}, nil
 }
 
@@ -183,12 +184,19 @@ func (a *Appender) Add(b *Batch) error {
 			st.first, prev = a.pos, 0
 		}
 		rec := b.record(i)
-		codec.PatchRecord(rec, a.pos, st.version, prev, a.now, 0)
-		a.idx = appendOffsetEntry(a.idx, a.c.size+a.written+int64(len(a.out)), a.now)
+		t := a.now
+		if p.timed {
+			t = max(int64(binary.LittleEndian.Uint64(rec[32:])), a.c.lastTime)
+		}
+		// Times never decrease along the log, whatever AddAt was given.
+		t = max(t, a.lastTime)
+		a.lastTime = t
+		codec.PatchRecord(rec, a.pos, st.version, prev, t, 0)
+		a.idx = appendOffsetEntry(a.idx, a.c.size+a.written+int64(len(a.out)), t)
 		a.lastRec = len(a.out)
 		a.out = append(a.out, rec...)
 		st.last, st.dirty = a.pos, true
-		r := Result{Position: a.pos, Stream: name, Version: st.version, Time: time.Unix(0, a.now).UTC()}
+		r := Result{Position: a.pos, Stream: name, Version: st.version, Time: time.Unix(0, t).UTC()}
 		if !a.NoResults || p.given {
 			r.ID = string(b.id(i))
 		}
@@ -333,7 +341,7 @@ func (a *Appender) Commit() ([]Result, error) {
 	}()
 	last := a.out[a.lastRec:]
 	codec.PatchRecord(last, binary.LittleEndian.Uint64(last[8:]), binary.LittleEndian.Uint64(last[16:]),
-		prevOf(last), a.now, codec.FlagEndOfBatch)
+		prevOf(last), int64(binary.LittleEndian.Uint64(last[32:])), codec.FlagEndOfBatch)
 
 	newStreams := uint64(0)
 	for _, st := range a.states {
@@ -367,7 +375,7 @@ func (a *Appender) Commit() ([]Result, error) {
 	c.seq++
 	c.next = a.pos
 	c.size += a.written
-	c.lastTime = a.now
+	c.lastTime = a.lastTime
 	if a.s.opts.Sync == SyncAlways || a.synced {
 		c.lastSync = a.now
 	}
