@@ -198,7 +198,7 @@ func (b *Batch) AddAt(stream, typ, id string, data, meta []byte, t int64) error 
 	}
 	p := &b.events[len(b.events)-1]
 	p.timed = true
-	binary.LittleEndian.PutUint64(b.record(len(b.events)-1)[32:], uint64(t))
+	binary.LittleEndian.PutUint64(b.record(len(b.events) - 1)[32:], uint64(t))
 	return nil
 }
 

@@ -30,7 +30,7 @@ type Appender struct {
 	expect    map[string]Expectation
 	expectAll Expectation // for every stream of the batch (--expect with envelopes)
 	now       int64
-	lastTime  int64 // time of the newest record given so far
+	lastTime  int64  // time of the newest record given so far
 	pos       uint64 // next position to give
 	written   int64  // bytes written past c.size
 	out       []byte // records not yet written; the last one is held for its end-of-batch flag
