@@ -506,6 +506,10 @@ type Envelope struct {
 	// {}, because the printed envelope omits empty metadata.
 	Data, Metadata []byte
 	HasData        bool // "data" was present (even as null)
+	// Time is the "time" value as it stands in the line (for an envelope
+	// evt printed, a JSON string, quotes included), nil when absent. It
+	// aliases the line, and is only read by evt import: append ignores it.
+	Time []byte
 }
 
 // The envelope's fields, as bits so one int detects duplicates.
@@ -526,7 +530,8 @@ const (
 //
 // Keys: "stream" and "type" (strings, required), "id" (string, optional),
 // "data" and "metadata" (any JSON, optional); "position", "version" and
-// "time" are checked for syntax and ignored. Any other key, a repeated key,
+// "time" are checked for syntax and ignored ("time" is passed on raw in
+// env.Time). Any other key, a repeated key,
 // or a string field of another type is an *EnvelopeError. Names are not
 // validated here: that is ValidateStream's and ValidateType's job.
 //
@@ -652,6 +657,9 @@ func (s *jsonScanner) envelope(env *Envelope) (data, meta valueSpan, err error) 
 					s.dst = s.dst[:meta.start]
 					meta = valueSpan{-1, -1}
 				}
+			case fieldTime: // kept raw; checked only by evt import
+				err = s.skipValue()
+				env.Time = s.src[valueOff:s.i:s.i]
 			default: // ignored and unknown keys: valid JSON, any type
 				err = s.skipValue()
 			}

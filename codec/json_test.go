@@ -250,12 +250,13 @@ var envelopeTests = []struct {
 	{
 		name: "printed envelope pipes back",
 		in:   `{"position":42,"stream":"account-7","version":3,"type":"Deposited","time":"2026-11-25T22:00:00.123456789Z","id":"01JDX","data":{"amount":50}}`,
-		want: Envelope{Stream: "account-7", Type: "Deposited", ID: "01JDX", Data: []byte(`{"amount":50}`), HasData: true},
+		want: Envelope{Stream: "account-7", Type: "Deposited", ID: "01JDX", Data: []byte(`{"amount":50}`), HasData: true,
+			Time: []byte(`"2026-11-25T22:00:00.123456789Z"`)},
 	},
 	{
 		name: "ignored fields may have any type",
 		in:   `{"position":"x","version":[{}],"time":null,"stream":"s","type":"t"}`,
-		want: Envelope{Stream: "s", Type: "t", Data: []byte(`null`)},
+		want: Envelope{Stream: "s", Type: "t", Data: []byte(`null`), Time: []byte(`null`)},
 	},
 	{
 		name: "escapes in strings",

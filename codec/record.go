@@ -44,8 +44,14 @@ const (
 // Record flags.
 const (
 	FlagEndOfBatch uint16 = 1 << 0
-	FlagTombstone  uint16 = 1 << 1
-	knownFlags            = FlagEndOfBatch | FlagTombstone
+	// FlagTombstone marks a delete marker: every version of its stream up
+	// to the record's version is gone, and the stream reads as deleted
+	// until a new event is appended to it.
+	FlagTombstone uint16 = 1 << 1
+	// FlagTruncate marks a truncate marker: every version of its stream up
+	// to the record's version is gone.
+	FlagTruncate uint16 = 1 << 2
+	knownFlags          = FlagEndOfBatch | FlagTombstone | FlagTruncate
 )
 
 // Errors of record decoding. A *RecordError wraps one of them.
@@ -78,6 +84,12 @@ type Record struct {
 
 // EndOfBatch reports whether the record closes an atomic batch.
 func (r *Record) EndOfBatch() bool { return r.Flags&FlagEndOfBatch != 0 }
+
+// Marker reports whether the record is a delete or truncate marker rather
+// than an event. A marker's version field holds the last version it cuts
+// off; it takes no version of its own and is not on the stream's chain of
+// back-pointers (its prev is 0). Readers never print markers.
+func (r *Record) Marker() bool { return r.Flags&(FlagTombstone|FlagTruncate) != 0 }
 
 // RecordSize is the encoded size of a record with these fields.
 func RecordSize(stream, typ, id string, data, meta []byte) int {

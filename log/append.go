@@ -117,11 +117,12 @@ const batchChunk = 4 << 20
 // back from the encoded record), so a million of them cost the garbage
 // collector nothing to scan and little to copy.
 type pending struct {
-	chunk  int32 // index into chunks
-	off    int32 // offset of the encoded record in its chunk
-	stream int32 // index into streams
-	given  bool  // the producer chose the id: it may be a retry
-	timed  bool  // the producer chose the time (AddAt): it is in the record
+	chunk  int32  // index into chunks
+	off    int32  // offset of the encoded record in its chunk
+	stream int32  // index into streams
+	given  bool   // the producer chose the id: it may be a retry
+	timed  bool   // the producer chose the time (AddAt): it is in the record
+	marker uint16 // FlagTombstone or FlagTruncate: a marker, not an event
 }
 
 // id returns the id of event i, read from its encoded record.
@@ -202,6 +203,21 @@ func (b *Batch) AddAt(stream, typ, id string, data, meta []byte, t int64) error 
 	return nil
 }
 
+// addMarker adds a delete (FlagTombstone) or truncate (FlagTruncate)
+// marker that cuts off every version of stream up to cut.
+func (b *Batch) addMarker(stream string, flag uint16, cut uint64) error {
+	typ := "$truncate"
+	if flag == codec.FlagTombstone {
+		typ = "$delete"
+	}
+	if err := b.Add(stream, typ, "", []byte("{}"), nil); err != nil {
+		return err
+	}
+	b.events[len(b.events)-1].marker = flag
+	binary.LittleEndian.PutUint64(b.record(len(b.events) - 1)[16:], cut)
+	return nil
+}
+
 // Expect adds an expected-version check on stream, evaluated against the
 // stream's version before the batch.
 func (b *Batch) Expect(stream string, e Expectation) {
@@ -225,9 +241,11 @@ type Result struct {
 }
 
 type streamState struct {
-	version, last, first uint64
-	dirty                bool // an event of it was written in this batch
-	checked              bool // its expectation held
+	version, last uint64
+	cut           uint64 // the heads table's cut value (see cutValue)
+	dirty         bool   // an event or marker of it was written in this batch
+	created       bool   // its first event is in this batch
+	checked       bool   // its expectation held
 }
 
 // Append stores the batch atomically and durably (per the sync policy)

@@ -94,7 +94,7 @@ func (a *Appender) state(name string) *streamState {
 		st = &streamState{}
 		var vals [headsValues]uint64
 		if a.s.heads.get(keyOf(name), vals[:]) {
-			st.last, st.version, st.first = vals[0], vals[1], vals[2]
+			st.last, st.version, st.cut = vals[0], vals[1], vals[2]
 		}
 		a.states[name] = st
 	}
@@ -178,12 +178,16 @@ func (a *Appender) Add(b *Batch) error {
 			}
 			st.checked = true
 		}
+		rec := b.record(i)
+		if p.marker != 0 {
+			a.addMarker(rec, name, st, p.marker)
+			continue
+		}
 		st.version++
 		prev := st.last
 		if st.version == 1 {
-			st.first, prev = a.pos, 0
+			st.created, prev = true, 0
 		}
-		rec := b.record(i)
 		t := a.now
 		if p.timed {
 			t = max(int64(binary.LittleEndian.Uint64(rec[32:])), a.c.lastTime)
@@ -192,6 +196,7 @@ func (a *Appender) Add(b *Batch) error {
 		t = max(t, a.lastTime)
 		a.lastTime = t
 		codec.PatchRecord(rec, a.pos, st.version, prev, t, 0)
+		st.cut &^= cutDeleted // the stream lives again
 		a.idx = appendOffsetEntry(a.idx, a.c.size+a.written+int64(len(a.out)), t)
 		a.lastRec = len(a.out)
 		a.out = append(a.out, rec...)
@@ -210,6 +215,23 @@ func (a *Appender) Add(b *Batch) error {
 		}
 	}
 	return nil
+}
+
+// addMarker writes a delete or truncate marker (see codec.Record.Marker).
+// It takes no version: the stream's head stays where it is, only its cut
+// moves.
+func (a *Appender) addMarker(rec []byte, name string, st *streamState, flag uint16) {
+	cut := binary.LittleEndian.Uint64(rec[16:])
+	t := max(a.now, a.lastTime)
+	a.lastTime = t
+	codec.PatchRecord(rec, a.pos, cut, 0, t, flag)
+	a.idx = appendOffsetEntry(a.idx, a.c.size+a.written+int64(len(a.out)), t)
+	a.lastRec = len(a.out)
+	a.out = append(a.out, rec...)
+	st.cut = cutValue(st.cut, flag, cut)
+	st.dirty = true
+	a.record(Result{Position: a.pos, Stream: name, Version: cut, Time: time.Unix(0, t).UTC()}, false)
+	a.pos++
 }
 
 // record notes the result of the next event; without results only the
@@ -341,11 +363,11 @@ func (a *Appender) Commit() ([]Result, error) {
 	}()
 	last := a.out[a.lastRec:]
 	codec.PatchRecord(last, binary.LittleEndian.Uint64(last[8:]), binary.LittleEndian.Uint64(last[16:]),
-		prevOf(last), int64(binary.LittleEndian.Uint64(last[32:])), codec.FlagEndOfBatch)
+		prevOf(last), int64(binary.LittleEndian.Uint64(last[32:])), binary.LittleEndian.Uint16(last[40:])|codec.FlagEndOfBatch)
 
 	newStreams := uint64(0)
 	for _, st := range a.states {
-		if st.dirty && st.first >= a.c.next {
+		if st.created {
 			newStreams++
 		}
 	}
@@ -388,7 +410,7 @@ func (a *Appender) Commit() ([]Result, error) {
 	}
 	for name, st := range a.states {
 		if st.dirty {
-			a.s.heads.put(keyOf(name), []uint64{st.last, st.version, st.first})
+			a.s.heads.put(keyOf(name), []uint64{st.last, st.version, st.cut})
 		}
 	}
 	a.s.heads.setApplied(a.pos - 1)

@@ -10,9 +10,13 @@ import (
 
 // StreamInfo describes the head of one stream.
 type StreamInfo struct {
-	Stream   string
-	Version  uint64 // last version; 0 only for a stream that does not exist
-	First    uint64 // position of version 1
+	Stream  string
+	Version uint64 // last version; 0 only for a stream that does not exist
+	// Cut is the last version removed by evt truncate or evt delete: the
+	// stream's events start after it. Deleted says the last cut was a
+	// delete and no event has been appended since.
+	Cut      uint64
+	Deleted  bool
 	Last     uint64 // position of the last event
 	LastType string
 	LastTime time.Time
@@ -75,16 +79,13 @@ func (s *Store) Head(stream string) (StreamInfo, error) {
 		if string(rec.Stream) != stream {
 			return info, &CorruptError{File: headsFile, Offset: -1, Reason: fmt.Sprintf("entry for %q points at an event of %q (run evt repair)", stream, rec.Stream)}
 		}
-		info.First = vals[2]
+		info.Cut, info.Deleted = splitCut(vals[2])
 		setHead(&info, &rec)
 	}
 	if applied+1 < c.next {
 		err := s.iterate(applied+1, &c, func(rec *codec.Record) error {
-			if string(rec.Stream) == stream && rec.Position > info.Last {
-				if rec.Version == 1 {
-					info.First = rec.Position
-				}
-				setHead(&info, rec)
+			if string(rec.Stream) == stream {
+				applyInfo(&info, rec)
 			}
 			return nil
 		})
@@ -96,6 +97,46 @@ func (s *Store) Head(stream string) (StreamInfo, error) {
 		return info, fmt.Errorf("%w: stream %s", ErrNotFound, stream)
 	}
 	return info, nil
+}
+
+// The third value of a heads entry is the stream's cut: the last version
+// removed by a truncate or delete marker, with cutDeleted set when that
+// was a delete and nothing was appended since.
+const cutDeleted = 1 << 63
+
+func splitCut(v uint64) (cut uint64, deleted bool) {
+	return v &^ cutDeleted, v&cutDeleted != 0
+}
+
+// cutValue is the heads value after a marker with flag and cut: cuts only
+// grow (a truncate below the current cut changes nothing).
+func cutValue(old uint64, flag uint16, cut uint64) uint64 {
+	oldCut, deleted := splitCut(old)
+	if cut < oldCut {
+		cut = oldCut
+	} else {
+		deleted = flag == codec.FlagTombstone
+	}
+	if deleted {
+		return cut | cutDeleted
+	}
+	return cut
+}
+
+// applyInfo updates info with a record the heads table has not absorbed.
+func applyInfo(info *StreamInfo, rec *codec.Record) {
+	if rec.Marker() {
+		old := info.Cut
+		if info.Deleted {
+			old |= cutDeleted
+		}
+		info.Cut, info.Deleted = splitCut(cutValue(old, rec.Flags&^codec.FlagEndOfBatch, rec.Version))
+		return
+	}
+	if rec.Position > info.Last {
+		setHead(info, rec)
+		info.Deleted = false
+	}
 }
 
 func setHead(info *StreamInfo, rec *codec.Record) {
@@ -140,7 +181,8 @@ func (s *Store) Streams(match func(string) bool) ([]StreamInfo, error) {
 		if match != nil && !match(name) {
 			continue
 		}
-		info := &StreamInfo{Stream: name, First: v[2]}
+		info := &StreamInfo{Stream: name}
+		info.Cut, info.Deleted = splitCut(v[2])
 		setHead(info, &rec)
 		byName[name] = info
 	}
@@ -152,12 +194,10 @@ func (s *Store) Streams(match func(string) bool) ([]StreamInfo, error) {
 			}
 			info := byName[name]
 			if info == nil {
-				info = &StreamInfo{Stream: name, First: rec.Position}
+				info = &StreamInfo{Stream: name}
 				byName[name] = info
 			}
-			if rec.Position > info.Last {
-				setHead(info, rec)
-			}
+			applyInfo(info, rec)
 			return nil
 		})
 		if err != nil {

@@ -216,7 +216,7 @@ func (s *Store) ensureIdx(sf *segFile) error {
 	if sf.idx != nil {
 		return nil
 	}
-	f, err := os.OpenFile(join(s.dir, offsetsName(sf.first)), os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := os.OpenFile(join(s.dir, sf.idxName()), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return err
 	}
@@ -309,18 +309,25 @@ func (s *Store) reserveTables(streams, ids uint64) error {
 // records again gives the same table, so recovery may overlap.
 func applyHeads(h *hashFile, rec *codec.Record) {
 	key := keyOf(string(rec.Stream))
-	first := rec.Position
-	if rec.Version > 1 {
-		var vals [headsValues]uint64
-		if h.get(key, vals[:]) {
-			first = vals[2]
+	var vals [headsValues]uint64
+	found := h.get(key, vals[:])
+	if rec.Marker() {
+		if !found {
+			return // a marker follows an event of its stream; never alone
 		}
+		vals[2] = cutValue(vals[2], rec.Flags&^codec.FlagEndOfBatch, rec.Version)
+	} else {
+		vals[0], vals[1] = rec.Position, rec.Version
+		vals[2] &^= cutDeleted
 	}
-	h.put(key, []uint64{rec.Position, rec.Version, first})
+	h.put(key, vals[:])
 }
 
 // applyID records rec's id; the first event with an id in a stream wins.
 func applyID(h *hashFile, rec *codec.Record) {
+	if rec.Marker() {
+		return // markers are never looked up by id
+	}
 	key := idKey(string(rec.Stream), string(rec.ID))
 	var vals [idsValues]uint64
 	if h.get(key, vals[:]) && vals[0] <= rec.Position {

@@ -45,6 +45,7 @@ func (s *Store) Repair(dropDamaged bool, progress Progress) (Report, error) {
 	// writer killed while rolling: not part of the log.
 	type segEnd struct {
 		first uint64
+		gen   uint32
 		size  int64
 		kept  int64
 		next  uint64
@@ -80,14 +81,26 @@ func (s *Store) Repair(dropDamaged bool, progress Progress) (Report, error) {
 		kept, next := int64(segmentHeaderSize), first
 		var entries, pending []byte
 		pos := first
+		// A compacted segment (generation > 0) holds committed records
+		// only, with gaps where compaction dropped some: every record
+		// ends a batch there, and a gap gets empty offsets entries.
+		end := uint64(0)
+		if i+1 < len(firsts) {
+			end = firsts[i+1]
+		}
 		for sc.Next() {
 			rec := sc.Record()
+			if sf.gen > 0 && rec.Position > pos && (end == 0 || rec.Position < end) {
+				for ; pos < rec.Position; pos++ {
+					pending = appendOffsetEntry(pending, 0, rec.Time)
+				}
+			}
 			if rec.Position != pos {
 				break
 			}
 			pos++
 			pending = appendOffsetEntry(pending, sc.Offset(), rec.Time)
-			if rec.EndOfBatch() {
+			if rec.EndOfBatch() || sf.gen > 0 {
 				kept, next = sc.off, pos
 				entries = append(entries, pending...)
 				pending = pending[:0]
@@ -95,6 +108,11 @@ func (s *Store) Repair(dropDamaged bool, progress Progress) (Report, error) {
 			}
 		}
 		last := i == len(firsts)-1
+		if sf.gen > 0 && !last && kept == size {
+			for ; next < end; next++ {
+				entries = appendOffsetEntry(entries, 0, lastTime)
+			}
+		}
 		if last && !dropDamaged {
 			if old, err := readCommit(s.commit); err == nil && old.active == first && kept < old.size {
 				return rep, &CorruptError{File: name, Offset: kept, Reason: fmt.Sprintf("damaged below the committed end (%d bytes of acknowledged events follow); evt repair --drop-damaged drops them", old.size-kept)}
@@ -107,7 +125,7 @@ func (s *Store) Repair(dropDamaged bool, progress Progress) (Report, error) {
 			}
 			return rep, &CorruptError{File: name, Offset: kept, Reason: reason + " inside a sealed segment; the events after it cannot be recovered; restore this store from a backup"}
 		}
-		ends = append(ends, segEnd{first: first, size: size, kept: kept, next: next, index: entries})
+		ends = append(ends, segEnd{first: first, gen: sf.gen, size: size, kept: kept, next: next, index: entries})
 		expect = next
 		done += size
 		if progress != nil {
@@ -142,7 +160,7 @@ func (s *Store) Repair(dropDamaged bool, progress Progress) (Report, error) {
 			}
 			rep.Actions = append(rep.Actions, fmt.Sprintf("dropped %d bytes of an unfinished batch at the end of %s", e.size-e.kept, segmentName(first)))
 		}
-		if err := writeFileAtomic(join(s.dir, offsetsName(first)), e.index); err != nil {
+		if err := writeFileAtomic(join(s.dir, offsetsNameGen(first, e.gen)), e.index); err != nil {
 			return rep, err
 		}
 		if sf.idx != nil {

@@ -23,7 +23,8 @@ import (
 //	12  header size u32 (64)
 //	16  first position u64 (equals the file name)
 //	24  created, unix nanoseconds i64
-//	32  reserved, zero (28 bytes)
+//	32  generation u32: 0 as appended, n after its n-th compaction
+//	36  reserved, zero (24 bytes)
 //	60  crc32c of bytes [0, 60) u32
 //
 // Records follow back to back from offset 64. Only the active (last)
@@ -47,27 +48,49 @@ const (
 func segmentName(first uint64) string { return fmt.Sprintf("%020d.seg", first) }
 func offsetsName(first uint64) string { return fmt.Sprintf("%020d.idx", first) }
 
+// offsetsNameGen names the offsets file of a segment's generation gen. A
+// compacted segment's offsets file carries the generation in its name, so
+// the swap of a compacted segment is one rename: the new segment file
+// arrives already pointing at its own, complete offsets file.
+func offsetsNameGen(first uint64, gen uint32) string {
+	if gen == 0 {
+		return offsetsName(first)
+	}
+	return fmt.Sprintf("%020d.%d.idx", first, gen)
+}
+
 func encodeSegmentHeader(first uint64, created int64) []byte {
+	return encodeSegmentHeaderGen(first, created, 0)
+}
+
+func encodeSegmentHeaderGen(first uint64, created int64, gen uint32) []byte {
 	h := make([]byte, segmentHeaderSize)
 	copy(h, segmentMagic)
 	binary.LittleEndian.PutUint32(h[8:], segmentFormat)
 	binary.LittleEndian.PutUint32(h[12:], segmentHeaderSize)
 	binary.LittleEndian.PutUint64(h[16:], first)
 	binary.LittleEndian.PutUint64(h[24:], uint64(created))
+	binary.LittleEndian.PutUint32(h[32:], gen)
 	binary.LittleEndian.PutUint32(h[60:], codec.Checksum(h[:60]))
 	return h
 }
 
-// checkSegmentHeader validates the header of the segment named for first.
-func checkSegmentHeader(f *os.File, first uint64) error {
+// checkSegmentHeader validates the header of the segment named for first
+// and returns its generation.
+func checkSegmentHeader(f *os.File, first uint64) (uint32, error) {
 	h := make([]byte, segmentHeaderSize)
 	name := segmentName(first)
 	if _, err := f.ReadAt(h, 0); err != nil {
 		if errors.Is(err, io.EOF) {
-			return &CorruptError{File: name, Offset: 0, Reason: "shorter than its header"}
+			return 0, &CorruptError{File: name, Offset: 0, Reason: "shorter than its header"}
 		}
-		return err
+		return 0, err
 	}
+	return binary.LittleEndian.Uint32(h[32:]), checkHeaderBytes(h, first)
+}
+
+func checkHeaderBytes(h []byte, first uint64) error {
+	name := segmentName(first)
 	switch {
 	case string(h[:8]) != segmentMagic:
 		return &CorruptError{File: name, Offset: 0, Reason: "not an evt segment (bad magic)"}

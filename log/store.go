@@ -71,7 +71,7 @@ type Options struct {
 const (
 	headsFile = "heads"
 	idsFile   = "ids"
-	// heads values: last position, version, first position.
+	// heads values: last position, version, cut (see cutValue).
 	headsValues = 3
 	// ids values: position.
 	idsValues = 1
@@ -98,9 +98,13 @@ type Store struct {
 
 type segFile struct {
 	first uint64
+	gen   uint32 // 0 as appended; > 0 once compacted (positions may be missing)
 	f     *os.File
 	idx   *os.File
 }
+
+// idxName names the segment's offsets file.
+func (sf *segFile) idxName() string { return offsetsNameGen(sf.first, sf.gen) }
 
 // Open opens the store in dir.
 func Open(dir string, opts Options) (*Store, error) {
@@ -320,16 +324,17 @@ func (s *Store) segment(first uint64) (*segFile, error) {
 		}
 		return nil, err
 	}
-	if err := checkSegmentHeader(f, first); err != nil {
+	gen, err := checkSegmentHeader(f, first)
+	if err != nil {
 		f.Close()
 		return nil, err
 	}
-	idx, err := os.OpenFile(join(s.dir, offsetsName(first)), flag, 0)
+	idx, err := os.OpenFile(join(s.dir, offsetsNameGen(first, gen)), flag, 0)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		f.Close()
 		return nil, err
 	}
-	sf := &segFile{first: first, f: f, idx: idx}
+	sf := &segFile{first: first, gen: gen, f: f, idx: idx}
 	s.segs[first] = sf
 	s.touch(first)
 	s.evictSegments()

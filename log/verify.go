@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"slices"
 
 	"github.com/evtdev/evt/codec"
 )
@@ -23,7 +24,7 @@ type Report struct {
 // Progress is told how many bytes of how many are done; it may be nil.
 type Progress func(done, total int64)
 
-type streamCheck struct{ last, version, first uint64 }
+type streamCheck struct{ last, version, cut uint64 }
 
 // Verify checks every record of every segment (checksums, dense
 // positions, versions and back-pointers, times, batch ends) and every
@@ -61,7 +62,10 @@ func (s *Store) Verify(progress Progress) (Report, error) {
 		return rep, &CorruptError{File: segmentName(c.active), Offset: -1, Reason: "no segment files"}
 	}
 	streams := map[string]*streamCheck{}
-	expect := firsts[0]
+	expect, base := firsts[0], firsts[0]
+	// present marks the positions some segment holds, to tell an event
+	// that follows one dropped by compaction from a broken chain.
+	present := newBitset(c.next - base)
 	var lastTime int64
 	var done int64
 	for _, first := range firsts {
@@ -74,6 +78,10 @@ func (s *Store) Verify(progress Progress) (Report, error) {
 		}
 		sf, _ := s.segment(first)
 		lim, _ := s.limit(sf, &c)
+		end := c.next // one past the last position the segment may hold
+		if i := slices.Index(firsts, first); i+1 < len(firsts) && firsts[i+1] <= c.active {
+			end = firsts[i+1]
+		}
 		if first == c.active {
 			if st, err := sf.f.Stat(); err == nil && st.Size() > c.size {
 				rep.Notes = append(rep.Notes, fmt.Sprintf("%s has %d uncommitted bytes past the committed end (an interrupted append; the next append recovers or drops them)", name, st.Size()-c.size))
@@ -81,7 +89,7 @@ func (s *Store) Verify(progress Progress) (Report, error) {
 		}
 		// Read the offsets file afresh: a cached descriptor may point at a
 		// file that repair has since replaced.
-		idx, err := os.ReadFile(join(s.dir, offsetsName(first)))
+		idx, err := os.ReadFile(join(s.dir, sf.idxName()))
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return rep, err
 		}
@@ -93,9 +101,10 @@ func (s *Store) Verify(progress Progress) (Report, error) {
 			bad := func(format string, a ...any) error {
 				return &CorruptError{File: name, Offset: off, Reason: fmt.Sprintf(format, a...)}
 			}
-			if rec.Position != expect {
+			if rec.Position < expect || sf.gen == 0 && rec.Position != expect || rec.Position >= end {
 				return rep, bad("position %d, expected %d", rec.Position, expect)
 			}
+			present.set(rec.Position - base)
 			if rec.Time < lastTime {
 				return rep, bad("time goes back")
 			}
@@ -104,21 +113,34 @@ func (s *Store) Verify(progress Progress) (Report, error) {
 			}
 			st := streams[string(rec.Stream)]
 			if st == nil {
-				st = &streamCheck{first: rec.Position}
+				st = &streamCheck{}
 				streams[string(rec.Stream)] = st
 			}
-			if rec.Version != st.version+1 || rec.Prev != st.last {
+			// Compaction drops events, never the newest of a stream, so an
+			// event may follow a gap in its stream: its prev is then a
+			// position no segment holds any more.
+			dropped := rec.Prev < rec.Position && rec.Prev >= st.last && (rec.Prev < base || !present.has(rec.Prev-base))
+			switch {
+			case rec.Marker():
+				if rec.Prev != 0 || rec.Version > st.version && !dropped || rec.Flags&codec.FlagTombstone != 0 && rec.Flags&codec.FlagTruncate != 0 {
+					return rep, bad("stream %s: marker cuts version %d of %d, prev %d", rec.Stream, rec.Version, st.version, rec.Prev)
+				}
+				st.cut = cutValue(st.cut, rec.Flags&^codec.FlagEndOfBatch, rec.Version)
+			case rec.Version == st.version+1 && rec.Prev == st.last,
+				rec.Version > st.version && dropped && (rec.Prev != 0 || rec.Version == 1):
+				st.version, st.last = rec.Version, rec.Position
+				st.cut &^= cutDeleted
+			default:
 				return rep, bad("stream %s: version %d after %d, prev %d after %d", rec.Stream, rec.Version, st.version, rec.Prev, st.last)
 			}
-			st.version, st.last = rec.Version, rec.Position
 			i := int(rec.Position-first) * offsetEntrySize
 			if i+offsetEntrySize > len(idx) || int64(binary.LittleEndian.Uint64(idx[i:])) != off ||
 				int64(binary.LittleEndian.Uint64(idx[i+8:])) != rec.Time {
-				return rep, &CorruptError{File: offsetsName(first), Offset: int64(i), Reason: fmt.Sprintf("entry for position %d is missing or wrong (run evt repair)", rec.Position)}
+				return rep, &CorruptError{File: sf.idxName(), Offset: int64(i), Reason: fmt.Sprintf("entry for position %d is missing or wrong (run evt repair)", rec.Position)}
 			}
 			lastTime = rec.Time
 			endOfBatch = rec.EndOfBatch()
-			expect++
+			expect = rec.Position + 1
 			rep.Events++
 			if progress != nil && rep.Events%65536 == 0 {
 				progress(done+off, total)
@@ -127,8 +149,13 @@ func (s *Store) Verify(progress Progress) (Report, error) {
 		if err := sc.Err(); err != nil {
 			return rep, err
 		}
-		if !endOfBatch {
+		if !endOfBatch && sf.gen == 0 {
+			// (Compaction may drop the end of a batch, never a whole one
+			// that was not committed.)
 			return rep, &CorruptError{File: name, Offset: lim, Reason: "ends inside a batch"}
+		}
+		if sf.gen > 0 {
+			expect = end // the positions compaction dropped
 		}
 		done += lim
 		rep.Bytes += lim
@@ -156,13 +183,13 @@ func (s *Store) verifyTables(c *commitState, streams map[string]*streamCheck) er
 	for name, want := range streams {
 		var v [headsValues]uint64
 		if !h.get(keyOf(name), v[:]) {
-			if want.first <= applied {
+			if want.last <= applied {
 				return &CorruptError{File: headsFile, Offset: -1, Reason: fmt.Sprintf("stream %s is missing (run evt repair)", name)}
 			}
 			continue
 		}
-		if want.last <= applied && (v[0] != want.last || v[1] != want.version || v[2] != want.first) {
-			return &CorruptError{File: headsFile, Offset: -1, Reason: fmt.Sprintf("stream %s: table says version %d at %d (first %d), the log %d at %d (first %d) (run evt repair)", name, v[1], v[0], v[2], want.version, want.last, want.first)}
+		if want.last <= applied && (v[0] != want.last || v[1] != want.version || v[2] != want.cut) {
+			return &CorruptError{File: headsFile, Offset: -1, Reason: fmt.Sprintf("stream %s: table says version %d at %d (cut %#x), the log %d at %d (cut %#x) (run evt repair)", name, v[1], v[0], v[2], want.version, want.last, want.cut)}
 		}
 	}
 	if n := h.count(); applied+1 >= c.next && n != uint64(len(streams)) {
@@ -182,6 +209,9 @@ func (s *Store) verifyTables(c *commitState, streams map[string]*streamCheck) er
 		if rec.Position > idApplied {
 			return errStop
 		}
+		if rec.Marker() {
+			return nil
+		}
 		var v [idsValues]uint64
 		if !ids.get(idKey(string(rec.Stream), string(rec.ID)), v[:]) || v[0] != rec.Position {
 			return &CorruptError{File: idsFile, Offset: -1, Reason: fmt.Sprintf("id %s of position %d is missing or wrong (run evt repair)", rec.ID, rec.Position)}
@@ -189,3 +219,10 @@ func (s *Store) verifyTables(c *commitState, streams map[string]*streamCheck) er
 		return nil
 	})
 }
+
+// bitset is a set of small integers.
+type bitset []uint64
+
+func newBitset(n uint64) bitset    { return make(bitset, (n+63)/64) }
+func (b bitset) set(i uint64)      { b[i/64] |= 1 << (i % 64) }
+func (b bitset) has(i uint64) bool { return i/64 < uint64(len(b)) && b[i/64]&(1<<(i%64)) != 0 }
