@@ -84,7 +84,15 @@ func (s *Store) BeginAppend(expect map[string]Expectation, all Expectation) (*Ap
 	if now < c.lastTime {
 		now = c.lastTime // times never go back in the log
 	}
-	return &Appender{s: s, c: c, expect: expect, expectAll: all, now: now, lastTime: c.lastTime, pos: c.next, lastRec: -1,
+	// The newest time of the log, below which no event may go. A log
+	// without events has none: the store's creation time, which the
+	// commit file holds until the first append, must not move the times
+	// AddAt keeps (an import into a new store keeps them exactly).
+	newest := c.lastTime
+	if c.next == 1 {
+		newest = 0
+	}
+	return &Appender{s: s, c: c, expect: expect, expectAll: all, now: now, lastTime: newest, pos: c.next, lastRec: -1,
 		states: map[string]*streamState{}}, nil
 }
 
@@ -190,7 +198,7 @@ func (a *Appender) Add(b *Batch) error {
 		}
 		t := a.now
 		if p.timed {
-			t = max(int64(binary.LittleEndian.Uint64(rec[32:])), a.c.lastTime)
+			t = int64(binary.LittleEndian.Uint64(rec[32:]))
 		}
 		// Times never decrease along the log, whatever AddAt was given.
 		t = max(t, a.lastTime)
@@ -411,6 +419,9 @@ func (a *Appender) Commit() ([]Result, error) {
 	for name, st := range a.states {
 		if st.dirty {
 			a.s.heads.put(keyOf(name), []uint64{st.last, st.version, st.cut})
+			if st.cut != 0 {
+				a.s.heads.setCuts()
+			}
 		}
 	}
 	a.s.heads.setApplied(a.pos - 1)

@@ -34,6 +34,7 @@ import (
 //	  32  count u64             occupied slots
 //	  40  applied u64           every position ≤ applied is reflected
 //	  48  moved u64             1 once the file has been replaced
+//	  56  cuts u64              heads: 1 once any stream has a cut
 //	4096  slots: key1 u64, key2 u64, k values u64 each
 //
 // A key is 128 bits from two unrelated hash functions (xxhash64 and
@@ -230,6 +231,8 @@ func (h *hashFile) count() uint64       { return h.load(32) }
 func (h *hashFile) applied() uint64     { return h.load(40) }
 func (h *hashFile) setApplied(p uint64) { h.store(40, p) }
 func (h *hashFile) moved() bool         { return h.load(48) != 0 }
+func (h *hashFile) hasCuts() bool       { return h.load(56) != 0 }
+func (h *hashFile) setCuts()            { h.store(56, 1) }
 
 // get returns the values stored for key, or nil if absent.
 func (h *hashFile) get(key hashKey, vals []uint64) bool {
@@ -307,6 +310,7 @@ func (h *hashFile) reserve(n uint64) (*hashFile, error) {
 		return true
 	})
 	g.setApplied(h.applied())
+	g.store(56, h.load(56))
 	if err := g.sync(); err != nil {
 		g.close()
 		return nil, err

@@ -1,6 +1,7 @@
 package log
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -96,7 +97,33 @@ func (s *Store) Head(stream string) (StreamInfo, error) {
 	if info.Version == 0 {
 		return info, fmt.Errorf("%w: stream %s", ErrNotFound, stream)
 	}
-	return info, nil
+	v, err := s.view(&c)
+	if err != nil {
+		return info, err
+	}
+	return info, s.retained(&info, v, &c)
+}
+
+// retained says whether a stream has events left after the limits, as
+// ErrNotFound naming the reason if not. The newest event is enough to
+// look at: every limit removes a prefix of a stream.
+func (s *Store) retained(info *StreamInfo, v *view, c *commitState) error {
+	switch {
+	case info.Deleted && info.Cut >= info.Version:
+		return fmt.Errorf("%w: stream %s (deleted)", ErrNotFound, info.Stream)
+	case info.Cut >= info.Version:
+		return fmt.Errorf("%w: stream %s (truncated before version %d)", ErrNotFound, info.Stream, info.Cut+1)
+	case v.plain:
+		return nil
+	}
+	rec, err := s.recordAt(info.Last, c)
+	if err == nil && v.visible(&rec) {
+		return nil
+	}
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	return fmt.Errorf("%w: stream %s (its events were removed by retention)", ErrNotFound, info.Stream)
 }
 
 // The third value of a heads entry is the stream's cut: the last version
@@ -204,8 +231,18 @@ func (s *Store) Streams(match func(string) bool) ([]StreamInfo, error) {
 			return nil, err
 		}
 	}
+	v, err := s.view(&c)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]StreamInfo, 0, len(byName))
 	for _, info := range byName {
+		if err := s.retained(info, v, &c); err != nil {
+			if errors.Is(err, ErrNotFound) {
+				continue
+			}
+			return nil, err
+		}
 		out = append(out, *info)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Stream < out[j].Stream })

@@ -3,6 +3,7 @@ package log
 import (
 	"encoding/binary"
 	"fmt"
+	"sort"
 
 	"github.com/evtdev/evt/codec"
 )
@@ -58,10 +59,66 @@ func (s *Store) offsetOf(sf *segFile, pos uint64, c *commitState) (int64, error)
 	if sc.Err() != nil {
 		return 0, sc.Err()
 	}
+	if sf.gen > 0 {
+		return 0, fmt.Errorf("%w: position %d", errCompacted, pos)
+	}
 	if pos < c.next {
 		return 0, &CorruptError{File: segmentName(sf.first), Offset: -1, Reason: fmt.Sprintf("committed position %d is not in the segment that should hold it", pos)}
 	}
 	return 0, fmt.Errorf("%w: position %d", ErrNotFound, pos)
+}
+
+// errCompacted says a position's event was dropped by compaction (or,
+// below the first segment, with its whole segment): it is gone, not
+// damaged.
+var errCompacted = fmt.Errorf("%w: removed by retention", ErrNotFound)
+
+// seekOffset finds the offset of the first record at or after position
+// from in sf: from itself, or in a compacted segment the next position
+// compaction kept. It returns the segment's limit if there is none.
+func (s *Store) seekOffset(sf *segFile, from uint64, c *commitState) (int64, error) {
+	if sf.gen == 0 {
+		return s.offsetOf(sf, from, c)
+	}
+	lim, err := s.limit(sf, c)
+	if err != nil {
+		return 0, err
+	}
+	if sf.idx != nil {
+		// The next non-empty offsets entry, checked against its record.
+		buf := make([]byte, 64*offsetEntrySize)
+		for at := int64(from-sf.first) * offsetEntrySize; ; at += int64(len(buf)) {
+			n, _ := sf.idx.ReadAt(buf, at)
+			n -= n % offsetEntrySize
+			for i := 0; i < n; i += offsetEntrySize {
+				off := int64(binary.LittleEndian.Uint64(buf[i:]))
+				if off < segmentHeaderSize {
+					continue
+				}
+				want := sf.first + uint64(at+int64(i))/offsetEntrySize
+				rec, b, err := readRecordAt(sf.f, segmentName(sf.first), off, s.buf)
+				s.buf = b
+				if err == nil && rec.Position == want {
+					return off, nil
+				}
+				n = 0 // a stale entry: scan instead
+				break
+			}
+			if n < len(buf) {
+				break
+			}
+		}
+	}
+	sc := newRecordScanner(sf.f, segmentName(sf.first), segmentHeaderSize, lim, nil)
+	for sc.Next() {
+		if sc.Record().Position >= from {
+			return sc.Offset(), nil
+		}
+	}
+	if sc.Err() != nil {
+		return 0, sc.Err()
+	}
+	return lim, nil
 }
 
 // recordAt reads the record at a committed position. The record's slices
@@ -78,17 +135,23 @@ func (s *Store) recordAt(pos uint64, c *commitState) (codec.Record, error) {
 	}
 	sf, err := s.segment(first)
 	if err != nil {
+		if _, removed := s.removedSegment(first, c); removed {
+			return codec.Record{}, fmt.Errorf("%w: position %d", errCompacted, pos)
+		}
 		return codec.Record{}, err
 	}
 	if sf.idx != nil {
 		var e [offsetEntrySize]byte
 		if n, _ := sf.idx.ReadAt(e[:], int64(pos-sf.first)*offsetEntrySize); n == offsetEntrySize {
-			if off := int64(binary.LittleEndian.Uint64(e[:])); off >= segmentHeaderSize {
+			off := int64(binary.LittleEndian.Uint64(e[:]))
+			if off >= segmentHeaderSize {
 				rec, buf, err := readRecordAt(sf.f, segmentName(first), off, s.buf)
 				s.buf = buf
 				if err == nil && rec.Position == pos {
 					return rec, nil
 				}
+			} else if sf.gen > 0 {
+				return codec.Record{}, fmt.Errorf("%w: position %d", errCompacted, pos)
 			}
 		}
 	}
@@ -107,9 +170,19 @@ func (s *Store) ReadAt(pos uint64) (codec.Event, error) {
 	if err != nil {
 		return codec.Event{}, err
 	}
+	v, err := s.view(&c)
+	if err != nil {
+		return codec.Event{}, err
+	}
+	if pos < v.start {
+		return codec.Event{}, fmt.Errorf("%w: position %d", errCompacted, pos)
+	}
 	rec, err := s.recordAt(pos, &c)
 	if err != nil {
 		return codec.Event{}, err
+	}
+	if !v.visible(&rec) {
+		return codec.Event{}, fmt.Errorf("%w: position %d", errCompacted, pos)
 	}
 	return rec.Event(), nil
 }
@@ -142,7 +215,14 @@ func (s *Store) iterate(from uint64, c *commitState, fn func(rec *codec.Record) 
 	for {
 		sf, err := s.segment(first)
 		if err != nil {
-			return err
+			// Compaction may have removed the segment since it was listed:
+			// then the log now starts after it.
+			next, ok := s.removedSegment(first, c)
+			if !ok {
+				return err
+			}
+			first, from = next, max(from, next)
+			continue
 		}
 		lim, err := s.limit(sf, c)
 		if err != nil {
@@ -150,7 +230,7 @@ func (s *Store) iterate(from uint64, c *commitState, fn func(rec *codec.Record) 
 		}
 		start := int64(segmentHeaderSize)
 		if from > first {
-			if start, err = s.offsetOf(sf, from, c); err != nil {
+			if start, err = s.seekOffset(sf, from, c); err != nil {
 				return err
 			}
 		}
@@ -173,11 +253,14 @@ func (s *Store) iterate(from uint64, c *commitState, fn func(rec *codec.Record) 
 			return sc.Err()
 		}
 		buf = sc.buf
-		if first == c.active || last+1 >= c.next {
+		if first == c.active || sf.gen == 0 && last+1 >= c.next {
 			return nil
 		}
-		next, err := s.segmentFor(last+1, c)
-		if err != nil {
+		var next uint64
+		if sf.gen > 0 {
+			// Compaction leaves gaps: the next segment is the next one listed.
+			next = s.segmentAfter(first, c)
+		} else if next, err = s.segmentFor(last+1, c); err != nil {
 			return err
 		}
 		if next <= first {
@@ -185,6 +268,31 @@ func (s *Store) iterate(from uint64, c *commitState, fn func(rec *codec.Record) 
 		}
 		first, from = next, next
 	}
+}
+
+// segmentAfter is the first position of the segment after first, or 0.
+func (s *Store) segmentAfter(first uint64, c *commitState) uint64 {
+	firsts, err := s.segmentList(c)
+	if err != nil {
+		return 0
+	}
+	i := sort.Search(len(firsts), func(i int) bool { return firsts[i] > first })
+	if i == len(firsts) {
+		return 0
+	}
+	return firsts[i]
+}
+
+// removedSegment reports whether the segment first, which could not be
+// opened, was removed by compaction: it lies before the log's first
+// segment now. It returns that first segment.
+func (s *Store) removedSegment(first uint64, c *commitState) (uint64, bool) {
+	s.firsts = nil
+	firsts, err := s.segmentList(c)
+	if err != nil || len(firsts) == 0 || firsts[0] <= first {
+		return 0, false
+	}
+	return firsts[0], true
 }
 
 // Scan calls fn for every committed event from position from, in order,
@@ -195,6 +303,16 @@ func (s *Store) Scan(from uint64, fn func(rec *codec.Record) error) (uint64, err
 	if err != nil {
 		return 0, err
 	}
-	err = s.iterate(from, &c, fn)
+	v, err := s.view(&c)
+	if err != nil {
+		return 0, err
+	}
+	from = max(from, v.start)
+	err = s.iterate(from, &c, func(rec *codec.Record) error {
+		if !v.visible(rec) {
+			return nil
+		}
+		return fn(rec)
+	})
 	return c.next, err
 }

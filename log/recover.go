@@ -316,6 +316,7 @@ func applyHeads(h *hashFile, rec *codec.Record) {
 			return // a marker follows an event of its stream; never alone
 		}
 		vals[2] = cutValue(vals[2], rec.Flags&^codec.FlagEndOfBatch, rec.Version)
+		h.setCuts()
 	} else {
 		vals[0], vals[1] = rec.Position, rec.Version
 		vals[2] &^= cutDeleted

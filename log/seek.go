@@ -2,6 +2,7 @@ package log
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -11,16 +12,18 @@ import (
 
 // Bounds returns the first retained position and the committed end (the
 // position the next event will get). An empty store has first == next.
+// Positions before first are gone: their segments were removed, or
+// max-bytes removes them. (Other limits leave gaps after first.)
 func (s *Store) Bounds() (first, next uint64, err error) {
 	c, err := s.committed()
 	if err != nil {
 		return 0, 0, err
 	}
-	firsts, err := s.segmentList(&c)
+	v, err := s.view(&c)
 	if err != nil {
 		return 0, 0, err
 	}
-	return firsts[0], c.next, nil
+	return v.start, c.next, nil
 }
 
 // segmentList returns the first positions of the segments up to the
@@ -100,7 +103,9 @@ func (s *Store) timeAt(sf *segFile, pos uint64, c *commitState) (int64, error) {
 	if sf.idx != nil {
 		var e [offsetEntrySize]byte
 		if n, _ := sf.idx.ReadAt(e[:], int64(pos-sf.first)*offsetEntrySize); n == offsetEntrySize {
-			if off := binary.LittleEndian.Uint64(e[:]); off >= segmentHeaderSize {
+			// A compacted segment keeps the times of the positions it
+			// dropped, so the search still sees times in order.
+			if off := binary.LittleEndian.Uint64(e[:]); off >= segmentHeaderSize || sf.gen > 0 {
 				return int64(binary.LittleEndian.Uint64(e[8:])), nil
 			}
 		}
@@ -129,8 +134,13 @@ func (s *Store) ReadStream(stream string, from uint64, fn func(rec *codec.Record
 	if from == 0 {
 		from = 1
 	}
+	from = max(from, info.Cut+1)
 	if from > info.Version {
 		return info.Version, nil
+	}
+	view, err := s.view(&c)
+	if err != nil {
+		return 0, err
 	}
 	// Walk back from the head along the back-pointers, keeping copies of
 	// the records (up to readStreamCache bytes; past that only positions,
@@ -140,14 +150,20 @@ func (s *Store) ReadStream(stream string, from uint64, fn func(rec *codec.Record
 	var kept []codec.Record
 	keptBytes := 0
 	pos := info.Last
-	for v := info.Version; v >= from && pos != 0; v-- {
+	for v := info.Version; v >= from && pos >= view.start; v-- {
 		rec, err := s.recordAt(pos, &c)
+		if errors.Is(err, errCompacted) {
+			break // compaction dropped it, and so everything before it
+		}
 		if err != nil {
 			return 0, err
 		}
 		if string(rec.Stream) != stream || rec.Version != v {
 			first, _ := s.segmentFor(pos, &c)
 			return 0, &CorruptError{File: segmentName(first), Offset: -1, Reason: fmt.Sprintf("stream %s: back-pointer chain broken at position %d (run evt verify)", stream, pos)}
+		}
+		if !view.visible(&rec) {
+			break // limits remove a prefix of a stream
 		}
 		positions = append(positions, pos)
 		if keptBytes+rec.Size <= readStreamCache {

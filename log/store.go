@@ -93,7 +93,8 @@ type Store struct {
 	failed error // sticky: set when a write or sync failed mid-append
 	buf    []byte
 	// scanBuf is the buffer of record scans, kept between iterations.
-	scanBuf []byte
+	scanBuf   []byte
+	retention retentionCache
 }
 
 type segFile struct {
