@@ -278,6 +278,11 @@ func (a *Appender) stored(key hashKey, name string, id []byte) (Result, bool, er
 		return Result{}, false, nil
 	}
 	rec, err := a.s.recordAt(vals[0], &a.c)
+	if errors.Is(err, ErrNotFound) {
+		// Compaction dropped the event: the id is free again. (Retention
+		// outlives retries by far; a retry that late appends anew.)
+		return Result{}, false, nil
+	}
 	if err != nil {
 		return Result{}, false, err
 	}

@@ -22,8 +22,8 @@ func (s *Store) Delete(stream string, e Expectation) (Result, error) {
 // compaction reclaims the space. Truncating below an earlier cut changes
 // nothing. The result's Version is the stream's cut afterwards.
 func (s *Store) Truncate(stream string, before uint64, e Expectation) (Result, error) {
-	if before < 2 {
-		return Result{}, fmt.Errorf("truncate %s before version %d: nothing to remove (versions start at 1)", stream, before)
+	if before == 0 {
+		return Result{}, fmt.Errorf("truncate %s before version 0: versions start at 1", stream)
 	}
 	return s.cut(stream, codec.FlagTruncate, before-1, e)
 }

@@ -309,6 +309,12 @@ func (h *hashFile) reserve(n uint64) (*hashFile, error) {
 		g.put(key, vals)
 		return true
 	})
+	return h.replaceBy(g)
+}
+
+// replaceBy makes g, filled from h, the table at h's path: it copies h's
+// marks, syncs g and renames it over h, which it flags moved and closes.
+func (h *hashFile) replaceBy(g *hashFile) (*hashFile, error) {
 	g.setApplied(h.applied())
 	g.store(56, h.load(56))
 	if err := g.sync(); err != nil {

@@ -200,6 +200,11 @@ func (s *Store) iterate(from uint64, c *commitState, fn func(rec *codec.Record) 
 	if from >= c.next {
 		return nil
 	}
+	// Positions before the first segment are gone (compaction removed
+	// their segments): start at the first there is.
+	if firsts, err := s.segmentList(c); err == nil && from < firsts[0] {
+		from = firsts[0]
+	}
 	first, err := s.segmentFor(from, c)
 	if err != nil {
 		return err

@@ -272,6 +272,11 @@ func (s *Store) catchUp(c *commitState, rebooted, lost bool) error {
 	s.heads.setApplied(c.next - 1)
 	s.ids.setApplied(c.next - 1)
 	if rebooted {
+		h, err := s.heads.rewriteAfterRestart()
+		if err != nil {
+			return err
+		}
+		s.heads = h
 		if err := s.heads.sync(); err != nil {
 			return err
 		}
@@ -331,7 +336,9 @@ func applyID(h *hashFile, rec *codec.Record) {
 	}
 	key := idKey(string(rec.Stream), string(rec.ID))
 	var vals [idsValues]uint64
-	if h.get(key, vals[:]) && vals[0] <= rec.Position {
+	// Position 0 is no event: a slot whose key reached the disk without
+	// its value (the two on pages written back at different times).
+	if h.get(key, vals[:]) && vals[0] != 0 && vals[0] <= rec.Position {
 		return
 	}
 	h.put(key, []uint64{rec.Position})

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"strconv"
 
 	"github.com/evtdev/evt/codec"
 )
@@ -45,6 +46,10 @@ func (s *Store) snapshotPath(fingerprint, stream string) string {
 // this fingerprint, if there is a valid one that still matches the log
 // (the event it names exists, in this stream, at that version).
 func (s *Store) LoadSnapshot(fingerprint, stream string) (Snapshot, bool) {
+	fingerprint, ok := s.snapshotKey(fingerprint, stream)
+	if !ok {
+		return Snapshot{}, false
+	}
 	b, err := os.ReadFile(s.snapshotPath(fingerprint, stream))
 	if err != nil || len(b) < snapHeader+4 || string(b[:8]) != snapshotMagic {
 		return Snapshot{}, false
@@ -82,6 +87,10 @@ func (s *Store) LoadSnapshot(fingerprint, stream string) (Snapshot, bool) {
 // SaveSnapshot stores a fold state. It is best effort: a store that is
 // read-only to this user simply gets no snapshots.
 func (s *Store) SaveSnapshot(fingerprint, stream string, snap Snapshot) error {
+	fingerprint, ok := s.snapshotKey(fingerprint, stream)
+	if !ok {
+		return nil
+	}
 	c, err := s.committed()
 	if err != nil {
 		return err
@@ -117,4 +126,49 @@ func (s *Store) SaveSnapshot(fingerprint, stream string, snap Snapshot) error {
 		return err
 	}
 	return os.Rename(tmp, path)
+}
+
+// snapshotKey ties a snapshot to the events it was folded from. A stream
+// that was truncated or deleted folds from after its cut, so the cut is
+// part of the key: a snapshot taken before the cut no longer matches (and
+// compaction deletes it, see removeStaleSnapshots). A stream some
+// retention rule limits has no stable first event at all: no snapshots.
+func (s *Store) snapshotKey(fingerprint, stream string) (string, bool) {
+	r, err := s.Retention()
+	if err != nil || r.MaxBytes > 0 {
+		return "", false
+	}
+	for _, rule := range r.Rules {
+		if sel, err := codec.ParseSelection(rule.Selection); err != nil || sel.Match(stream) {
+			return "", false
+		}
+	}
+	h, err := s.tables()
+	if err != nil {
+		return "", false
+	}
+	var vals [headsValues]uint64
+	if h.get(keyOf(stream), vals[:]) {
+		if cut, _ := splitCut(vals[2]); cut > 0 {
+			return fingerprint + cutSuffix(cut), true
+		}
+	}
+	return fingerprint, true
+}
+
+// cutSuffix is what snapshotKey adds to the fingerprint of a stream cut
+// at version cut.
+func cutSuffix(cut uint64) string { return "\x00cut=" + strconv.FormatUint(cut, 10) }
+
+// snapshotNames reads the fingerprint and stream of a snapshot file.
+func snapshotNames(b []byte) (fingerprint, stream string, ok bool) {
+	if len(b) < snapHeader || string(b[:8]) != snapshotMagic {
+		return "", "", false
+	}
+	fl := int(binary.LittleEndian.Uint32(b[24:]))
+	sl := int(binary.LittleEndian.Uint32(b[28:]))
+	if fl < 0 || sl < 0 || snapHeader+fl+sl > len(b) {
+		return "", "", false
+	}
+	return string(b[snapHeader : snapHeader+fl]), string(b[snapHeader+fl : snapHeader+fl+sl]), true
 }

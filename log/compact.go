@@ -1,0 +1,426 @@
+package log
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/evtdev/evt/codec"
+)
+
+// Compaction reclaims the space of the events the limits removed (see
+// view). It only ever touches sealed segments, which no writer changes,
+// so appends go on meanwhile; it takes the append lock only for a moment
+// at the start, to bring the tables up to the committed end.
+//
+// Each sealed segment with removed events is either
+//   - deleted, when it is the oldest segment and nothing in it is kept:
+//     the log then starts at the next segment; or
+//   - rewritten into a new file of the next generation, swapped in with
+//     one rename. Positions, versions, ids and times of the surviving
+//     records do not change; the offsets file of the new generation
+//     (NAME.GEN.idx) is written before the swap, with empty entries for
+//     the dropped positions, so the segment file always names a complete
+//     offsets file of its own.
+//
+// A reader that opened the old file keeps reading it (a rename or unlink
+// leaves an open file intact); a reader that opens the segment afterwards
+// sees the new one. A crash at any point leaves either file whole; the
+// next compaction removes the leftovers (NAME.seg.compact, offsets files
+// of other generations).
+//
+// Compaction keeps, though no read shows them, the newest record of every
+// stream and the marker that set each stream's cut: a rebuild of the
+// tables from the segments then still finds every stream's version, so a
+// deleted stream's versions are never given again.
+
+// CompactReport says what a compaction did.
+type CompactReport struct {
+	Segments    int    // sealed segments examined
+	Rewritten   int    // segments rewritten smaller
+	Removed     int    // segments deleted whole
+	Dropped     uint64 // records dropped
+	BytesBefore int64  // bytes of the sealed segments before
+	BytesAfter  int64  // and after
+	Snapshots   int    // fold snapshots removed (taken before a cut)
+}
+
+const compactLockFile = "compact.lock"
+
+// Compact reclaims the space of removed events. Only one compaction runs
+// at a time; another one gets an error at once.
+func (s *Store) Compact(progress Progress) (CompactReport, error) {
+	var rep CompactReport
+	if s.lock == nil {
+		return rep, errors.New("compaction needs a store opened for writing")
+	}
+	lf, err := os.OpenFile(join(s.dir, compactLockFile), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return rep, err
+	}
+	defer lf.Close()
+	if err := unix.Flock(int(lf.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return rep, fmt.Errorf("%w: another evt compact is running on this store", ErrLocked)
+		}
+		return rep, err
+	}
+	defer unix.Flock(int(lf.Fd()), unix.LOCK_UN)
+
+	// The tables must be up to the committed end: they say which record
+	// is each stream's newest.
+	if err := s.lock.acquire(s.opts.LockTimeout); err != nil {
+		return rep, err
+	}
+	c, err := s.prepare()
+	s.lock.release()
+	if err != nil {
+		return rep, err
+	}
+	if err := s.removeLeftovers(); err != nil {
+		return rep, err
+	}
+	v, err := s.view(&c)
+	if err != nil {
+		return rep, err
+	}
+	h, err := s.tables()
+	if err != nil {
+		return rep, err
+	}
+	s.firsts = nil
+	firsts, err := s.segmentList(&c)
+	if err != nil {
+		return rep, err
+	}
+	sealed := firsts[:len(firsts)-1]
+	var total, done int64
+	sizes := make([]int64, len(sealed))
+	for i, first := range sealed {
+		st, err := os.Stat(join(s.dir, segmentName(first)))
+		if err != nil {
+			return rep, err
+		}
+		sizes[i] = st.Size()
+		total += st.Size()
+	}
+	rep.BytesBefore = total
+	prefix := true // every segment before this one was deleted
+	for i, first := range sealed {
+		rep.Segments++
+		end := firsts[i+1]
+		kept, err := s.compactSegment(first, end, &c, v, h, prefix, &rep)
+		if err != nil {
+			return rep, err
+		}
+		rep.BytesAfter += kept
+		prefix = prefix && kept == 0
+		done += sizes[i]
+		if progress != nil {
+			progress(done, total)
+		}
+	}
+	n, err := s.removeStaleSnapshots(h)
+	rep.Snapshots = n
+	return rep, err
+}
+
+// compactSegment compacts one sealed segment and returns its size after
+// (0 if it was deleted).
+func (s *Store) compactSegment(first, end uint64, c *commitState, v *view, h *hashFile, prefix bool, rep *CompactReport) (int64, error) {
+	sf, err := s.segment(first)
+	if err != nil {
+		return 0, err
+	}
+	lim, err := s.limit(sf, c)
+	if err != nil {
+		return 0, err
+	}
+	name := segmentName(first)
+	// First pass: does anything go?
+	drop, keep := 0, 0
+	sc := newRecordScanner(sf.f, name, segmentHeaderSize, lim, s.scanBuf)
+	for sc.Next() {
+		if s.keeps(sc.Record(), v, h) {
+			keep++
+		} else {
+			drop++
+		}
+	}
+	if sc.Err() != nil {
+		return 0, sc.Err()
+	}
+	s.scanBuf = sc.buf
+	if drop == 0 {
+		return lim, nil
+	}
+	rep.Dropped += uint64(drop)
+	if keep == 0 && prefix {
+		s.forget(first)
+		// The segment first: a reader that fails to open it then finds
+		// the log starts later (removedSegment).
+		if err := os.Remove(join(s.dir, segmentName(first))); err != nil {
+			return 0, err
+		}
+		os.Remove(join(s.dir, sf.idxName()))
+		if err := syncDir(s.dir); err != nil {
+			return 0, err
+		}
+		rep.Removed++
+		return 0, nil
+	}
+
+	// Second pass: write the kept records to the next generation.
+	gen := sf.gen + 1
+	tmpPath := join(s.dir, segmentName(first)+".compact")
+	out, err := os.OpenFile(tmpPath, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return 0, fmt.Errorf("compact %s: %w", name, err)
+	}
+	defer func() {
+		out.Close()
+		os.Remove(tmpPath)
+	}()
+	created, err := segmentCreated(sf.f)
+	if err != nil {
+		return 0, err
+	}
+	hdr := encodeSegmentHeaderGen(first, created, gen)
+	w := newCompactWriter(out, hdr)
+	idx := make([]byte, 0, int(end-first)*offsetEntrySize)
+	pos := first
+	sc = newRecordScanner(sf.f, name, segmentHeaderSize, lim, s.scanBuf)
+	for sc.Next() {
+		rec := sc.Record()
+		// Positions dropped before, or now: an empty entry with a time
+		// no later than theirs, so time search still works.
+		for ; pos < rec.Position; pos++ {
+			idx = appendOffsetEntry(idx, 0, rec.Time)
+		}
+		if s.keeps(rec, v, h) {
+			off, err := w.write(sc.raw())
+			if err != nil {
+				return 0, fmt.Errorf("compact %s: %w", name, err)
+			}
+			idx = appendOffsetEntry(idx, off, rec.Time)
+		} else {
+			idx = appendOffsetEntry(idx, 0, rec.Time)
+		}
+		pos++
+	}
+	if sc.Err() != nil {
+		return 0, sc.Err()
+	}
+	s.scanBuf = sc.buf
+	var lastTime int64
+	if len(idx) >= offsetEntrySize {
+		lastTime = int64(binary.LittleEndian.Uint64(idx[len(idx)-8:]))
+	}
+	for ; pos < end; pos++ {
+		idx = appendOffsetEntry(idx, 0, lastTime)
+	}
+	if err := w.flush(); err != nil {
+		return 0, fmt.Errorf("compact %s: %w", name, err)
+	}
+	if err := out.Sync(); err != nil {
+		return 0, fmt.Errorf("compact %s: %w", name, err)
+	}
+	// The new generation's offsets file exists, complete and synced,
+	// before the segment that names it.
+	if err := writeFileAtomic(join(s.dir, offsetsNameGen(first, gen)), idx); err != nil {
+		return 0, fmt.Errorf("compact %s: %w", name, err)
+	}
+	if err := syncDir(s.dir); err != nil {
+		return 0, err
+	}
+	s.forget(first)
+	if err := os.Rename(tmpPath, join(s.dir, segmentName(first))); err != nil {
+		return 0, fmt.Errorf("compact %s: %w", name, err)
+	}
+	if err := syncDir(s.dir); err != nil {
+		return 0, err
+	}
+	os.Remove(join(s.dir, offsetsNameGen(first, sf.gen)))
+	rep.Rewritten++
+	return w.size, nil
+}
+
+// keeps reports whether compaction keeps a record: an event the limits
+// keep, a stream's newest record, or the marker that set its cut.
+func (s *Store) keeps(rec *codec.Record, v *view, h *hashFile) bool {
+	if v.visible(rec) {
+		return true
+	}
+	var vals [headsValues]uint64
+	if !h.get(keyOf(string(rec.Stream)), vals[:]) {
+		return false // not in the table: no stream has it as its head
+	}
+	if rec.Marker() {
+		cut, _ := splitCut(vals[2])
+		return rec.Version == cut
+	}
+	return vals[0] == rec.Position
+}
+
+// forget closes this Store's descriptors of a segment about to change.
+func (s *Store) forget(first uint64) {
+	if sf := s.segs[first]; sf != nil {
+		sf.f.Close()
+		if sf.idx != nil {
+			sf.idx.Close()
+		}
+		delete(s.segs, first)
+	}
+	for i, f := range s.lru {
+		if f == first {
+			s.lru = append(s.lru[:i], s.lru[i+1:]...)
+			break
+		}
+	}
+	s.firsts = nil
+}
+
+// removeLeftovers deletes what a killed compaction left: unfinished
+// segment copies, and offsets files of generations no segment has.
+func (s *Store) removeLeftovers() error {
+	ents, err := os.ReadDir(s.dir)
+	if err != nil {
+		return err
+	}
+	gens := map[uint64]uint32{}
+	for _, e := range ents {
+		name := e.Name()
+		if strings.HasSuffix(name, ".seg") && len(name) == 24 {
+			first, err := strconv.ParseUint(name[:20], 10, 64)
+			if err != nil {
+				continue
+			}
+			f, err := os.Open(join(s.dir, name))
+			if err != nil {
+				continue
+			}
+			gen, err := checkSegmentHeader(f, first)
+			f.Close()
+			if err == nil {
+				gens[first] = gen
+			}
+		}
+	}
+	for _, e := range ents {
+		name := e.Name()
+		switch {
+		case strings.HasSuffix(name, ".seg.compact"):
+			os.Remove(join(s.dir, name))
+		case strings.HasSuffix(name, ".idx") && len(name) >= 24:
+			// NAME.idx (generation 0) or NAME.GEN.idx.
+			first, err := strconv.ParseUint(name[:20], 10, 64)
+			if err != nil {
+				continue
+			}
+			gen := uint64(0)
+			if mid := name[20 : len(name)-4]; mid != "" {
+				if gen, err = strconv.ParseUint(strings.TrimPrefix(mid, "."), 10, 32); err != nil {
+					continue
+				}
+			}
+			if cur, ok := gens[first]; !ok && first < s.oldestSegment(gens) || ok && uint64(cur) != gen {
+				os.Remove(join(s.dir, name))
+			}
+		}
+	}
+	return nil
+}
+
+// oldestSegment is the smallest first position among gens.
+func (s *Store) oldestSegment(gens map[uint64]uint32) uint64 {
+	oldest := ^uint64(0)
+	for f := range gens {
+		oldest = min(oldest, f)
+	}
+	return oldest
+}
+
+// removeStaleSnapshots deletes fold snapshots of streams cut since they
+// were taken: they hold state folded from events that are gone.
+func (s *Store) removeStaleSnapshots(h *hashFile) (int, error) {
+	dir := join(s.dir, snapshotDir)
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, e := range ents {
+		b, err := os.ReadFile(join(dir, e.Name()))
+		if err != nil {
+			continue
+		}
+		fp, stream, ok := snapshotNames(b)
+		if !ok {
+			continue
+		}
+		var vals [headsValues]uint64
+		if !h.get(keyOf(stream), vals[:]) {
+			continue
+		}
+		if cut, _ := splitCut(vals[2]); cut > 0 && !strings.HasSuffix(fp, cutSuffix(cut)) {
+			if os.Remove(join(dir, e.Name())) == nil {
+				n++
+			}
+		}
+	}
+	return n, nil
+}
+
+// segmentCreated reads the creation time from a segment's header.
+func segmentCreated(f *os.File) (int64, error) {
+	var b [8]byte
+	if _, err := f.ReadAt(b[:], 24); err != nil {
+		return 0, err
+	}
+	return int64(binary.LittleEndian.Uint64(b[:])), nil
+}
+
+// compactWriter writes a new segment file through a buffer.
+type compactWriter struct {
+	f    *os.File
+	buf  []byte
+	size int64 // bytes written or buffered
+}
+
+func newCompactWriter(f *os.File, hdr []byte) *compactWriter {
+	w := &compactWriter{f: f, buf: make([]byte, 0, 1<<20)}
+	w.buf = append(w.buf, hdr...)
+	w.size = int64(len(hdr))
+	return w
+}
+
+// write adds a record and returns its offset in the new file.
+func (w *compactWriter) write(rec []byte) (int64, error) {
+	off := w.size
+	if len(w.buf)+len(rec) > cap(w.buf) {
+		if err := w.flush(); err != nil {
+			return 0, err
+		}
+	}
+	w.buf = append(w.buf, rec...)
+	w.size += int64(len(rec))
+	return off, nil
+}
+
+func (w *compactWriter) flush() error {
+	if len(w.buf) == 0 {
+		return nil
+	}
+	_, err := w.f.Write(w.buf)
+	w.buf = w.buf[:0]
+	return err
+}
