@@ -1,0 +1,70 @@
+package cmd
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/evtdev/evt/codec"
+	"github.com/evtdev/evt/log"
+)
+
+func newCompactCmd(g *globalOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:   "compact",
+		Short: "Reclaim the space of expired, deleted and truncated events",
+		Long: `Rewrite the sealed segments that hold events removed by retention
+rules, evt delete or evt truncate, and delete the oldest segments once
+nothing in them is kept. Positions, versions, ids and times of the events
+that stay never change. Appends, tails, folds and consumers go on while it
+runs; a reader that has a segment open keeps reading the old file. A crash
+at any point leaves a store that opens and verifies; the next compaction
+cleans up after it. Only one compaction runs at a time.
+
+Compaction keeps the newest record of every stream and the marker of each
+delete or truncate, though no read shows them, so the stream's versions
+survive. Fold snapshots taken before a delete or truncate are removed.
+A progress bar goes to stderr on a terminal.`,
+		Example: `  evt compact
+  evt compact -o json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, err := g.printer()
+			if err != nil {
+				return err
+			}
+			s, err := openExisting(g)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			bar := newProgress(g.IO, "compact")
+			rep, err := s.Compact(bar.update)
+			bar.done()
+			if err != nil {
+				return err
+			}
+			return printCompactReport(g, p, rep)
+		},
+	}
+}
+
+func printCompactReport(g *globalOptions, p *codec.Printer, rep log.CompactReport) error {
+	if p.Format() == codec.FormatAuto {
+		_, err := fmt.Fprintf(g.IO.Out, "compacted: %d events dropped; %d of %d sealed segments rewritten, %d removed; %s → %s (%s reclaimed)\n",
+			rep.Dropped, rep.Rewritten, rep.Segments, rep.Removed, humanBytes(rep.BytesBefore), humanBytes(rep.BytesAfter), humanBytes(rep.BytesBefore-rep.BytesAfter))
+		return err
+	}
+	if err := p.Row([]codec.Field{
+		{Key: "dropped", Value: rep.Dropped},
+		{Key: "segments", Value: rep.Segments},
+		{Key: "rewritten", Value: rep.Rewritten},
+		{Key: "removed", Value: rep.Removed},
+		{Key: "bytes_before", Value: uint64(rep.BytesBefore)},
+		{Key: "bytes_after", Value: uint64(rep.BytesAfter)},
+		{Key: "snapshots_removed", Value: rep.Snapshots},
+	}); err != nil {
+		return err
+	}
+	return p.Flush()
+}
