@@ -141,7 +141,9 @@ func (s *Store) Verify(progress Progress) (Report, error) {
 			lastTime = rec.Time
 			endOfBatch = rec.EndOfBatch()
 			expect = rec.Position + 1
-			rep.Events++
+			if !rec.Marker() {
+				rep.Events++
+			}
 			if progress != nil && rep.Events%65536 == 0 {
 				progress(done+off, total)
 			}
