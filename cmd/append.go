@@ -124,7 +124,7 @@ func runAppend(g *globalOptions, o *appendOptions, args []string) error {
 		if o.ID != "" {
 			return usageErrorf("--id goes with STREAM TYPE; envelopes carry their own \"id\"")
 		}
-		lines = envelopeParser(meta)
+		lines = envelopeParser(meta, false)
 	}
 	// Expectations: on STREAM, or on every stream of the envelopes.
 	var expectOn map[string]log.Expectation
@@ -148,7 +148,7 @@ func runAppend(g *globalOptions, o *appendOptions, args []string) error {
 			return err
 		}
 		defer s.Close()
-		if results, err = appendStreaming(s, g.IO.In, lines, expectOn, expectAll, o.ID != "", o.Quiet); err != nil {
+		if results, _, err = appendStreaming(s, g.IO.In, lines, expectOn, expectAll, o.ID != "", o.Quiet); err != nil {
 			return err
 		}
 	} else {
@@ -161,7 +161,7 @@ func runAppend(g *globalOptions, o *appendOptions, args []string) error {
 			}
 		}
 		if b.Len() == 0 {
-			return errors.New("no events on stdin")
+			return errNoEvents
 		}
 		for name, e := range expectOn {
 			b.Expect(name, e)
@@ -290,8 +290,10 @@ func dataLineParser(stream, typ, id string, meta []byte) lineParser {
 	}
 }
 
-// envelopeParser reads each line as an envelope.
-func envelopeParser(meta []byte) lineParser {
+// envelopeParser reads each line as an envelope. With restore (evt
+// import) the line must carry the event's id and time, and the event
+// keeps both (see restoredTime).
+func envelopeParser(meta []byte, restore bool) lineParser {
 	return func(sub *log.Batch, line, buf []byte) ([]byte, error) {
 		var env codec.Envelope
 		buf, err := codec.ParseEnvelope(line, &env, buf[:0])
@@ -306,13 +308,27 @@ func envelopeParser(meta []byte) lineParser {
 		if m == nil {
 			m = meta
 		}
-		return buf, sub.Add(env.Stream, env.Type, env.ID, data, m)
+		if !restore {
+			return buf, sub.Add(env.Stream, env.Type, env.ID, data, m)
+		}
+		t, err := restoredTime(&env)
+		if err != nil {
+			return buf, err
+		}
+		return buf, sub.AddAt(env.Stream, env.Type, env.ID, data, m, t)
 	}
 }
 
+// errNoEvents is the error of an append whose input held no event.
+var errNoEvents = errors.New("no events on stdin")
+
+// appendCounts says how many events an append read, and how many of them
+// were not written because their stream already held their id.
+type appendCounts struct{ events, duplicates int }
+
 // appendStreaming parses stdin and appends it as one batch that is written
 // while it is parsed; the lock is taken when the first block is ready.
-func appendStreaming(s *log.Store, in io.Reader, lines lineParser, expectOn map[string]log.Expectation, expectAll log.Expectation, oneID, quiet bool) ([]log.Result, error) {
+func appendStreaming(s *log.Store, in io.Reader, lines lineParser, expectOn map[string]log.Expectation, expectAll log.Expectation, oneID, quiet bool) ([]log.Result, appendCounts, error) {
 	var a *log.Appender
 	n := 0
 	err := parseLines(in, func(sub *log.Batch) error {
@@ -332,15 +348,16 @@ func appendStreaming(s *log.Store, in io.Reader, lines lineParser, expectOn map[
 		if a != nil {
 			a.Abort()
 		}
-		return nil, err
+		return nil, appendCounts{}, err
 	}
 	if a == nil || n == 0 {
 		if a != nil {
 			a.Abort()
 		}
-		return nil, errors.New("no events on stdin")
+		return nil, appendCounts{}, errNoEvents
 	}
-	return a.Commit()
+	results, err := a.Commit()
+	return results, appendCounts{events: n, duplicates: a.Duplicates}, err
 }
 
 // stdinIsFile reports whether stdin is a regular file: read at disk speed,

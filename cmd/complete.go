@@ -34,6 +34,8 @@ func (c completer) argCompletions() []argCompletion {
 		{"replay", []cobra.CompletionFunc{c.streams}},
 		{"fold", []cobra.CompletionFunc{c.streams}},
 		{"streams", []cobra.CompletionFunc{c.streams}},
+		{"stats", []cobra.CompletionFunc{c.streams}},
+		{"export", []cobra.CompletionFunc{c.streams}},
 		{"consume", []cobra.CompletionFunc{c.groups}},
 		{"ack", []cobra.CompletionFunc{c.groups}},                // POSITION...: nothing
 		{"group create", []cobra.CompletionFunc{nil, c.streams}}, // NAME is a new name
@@ -60,6 +62,10 @@ func (c completer) flagCompletions() []flagCompletion {
 		{"replay", "from", cursorCompletion("start", "end", "now")},
 		{"replay", "to", cursorCompletion("start", "end", "now")},
 		{"fold", "spec", c.specs},
+		{"stats", "type", c.types},
+		{"export", "type", c.types},
+		{"export", "from", cursorCompletion("start", "end", "now")},
+		{"export", "to", cursorCompletion("start", "end", "now")},
 		{"group create", "type", c.types},
 		{"group create", "from", cursorCompletion("start", "end", "now")},
 		{"group reset", "to", cursorCompletion("start", "end", "now")},

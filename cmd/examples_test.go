@@ -37,6 +37,8 @@ func TestCommandDocs(t *testing.T) {
 // work directory.
 var exampleFiles = map[string]string{
 	"order.json": `{"item":"book","qty":1}`,
+	"backup.ndjson": `{"position":1,"stream":"account-9","version":1,"type":"Deposited","time":"2026-11-01T10:00:00Z","id":"01JDX0000000000000000000AA","data":{"amount":5}}
+`,
 	"order.yaml": `init: {status: new, paid: 0}
 on:
   Placed: '.status = "placed" | .item = $event.data.item'

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/evtdev/evt/codec"
+	"github.com/evtdev/evt/log"
 )
 
 type replayOptions struct {
@@ -62,29 +63,19 @@ exits 1 at the end if any failed.`,
 }
 
 func runReplay(ctx context.Context, g *globalOptions, o *replayOptions, f eventFilter) error {
-	now := time.Now()
-	from, err := codec.ParseCursor(o.From, now)
+	from, to, err := parseRange(o.From, o.To)
 	if err != nil {
-		return usageErrorf("--from: %w", err)
-	}
-	to, err := codec.ParseCursor(o.To, now)
-	if err != nil {
-		return usageErrorf("--to: %w", err)
+		return err
 	}
 	p, err := g.printer()
 	if err != nil {
 		return err
 	}
-	s, err := g.openStore(false)
+	s, r, err := openRange(g, f, to)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	r := &eventReader{s: s, f: f, ios: g.IO}
-	if r.to, err = replayBound(r, to); err != nil {
-		return err
-	}
-	r.bounded = true
 
 	var handle func(*codec.Record) error
 	failed, total := 0, 0
@@ -124,6 +115,34 @@ func runReplay(ctx context.Context, g *globalOptions, o *replayOptions, f eventF
 		err = fmt.Errorf("--exec failed on %d of %d events", failed, total)
 	}
 	return err
+}
+
+// parseRange reads the --from and --to cursors of replay and export.
+func parseRange(fromText, toText string) (from, to codec.Cursor, err error) {
+	now := time.Now()
+	if from, err = codec.ParseCursor(fromText, now); err != nil {
+		return from, to, usageErrorf("--from: %w", err)
+	}
+	if to, err = codec.ParseCursor(toText, now); err != nil {
+		return from, to, usageErrorf("--to: %w", err)
+	}
+	return from, to, nil
+}
+
+// openRange opens the store for reading and a reader of f's events that
+// stops after the --to cursor (inclusive); readFrom starts it at --from.
+func openRange(g *globalOptions, f eventFilter, to codec.Cursor) (*log.Store, *eventReader, error) {
+	s, err := g.openStore(false)
+	if err != nil {
+		return nil, nil, err
+	}
+	r := &eventReader{s: s, f: f, ios: g.IO}
+	if r.to, err = replayBound(r, to); err != nil {
+		s.Close()
+		return nil, nil, err
+	}
+	r.bounded = true
+	return s, r, nil
 }
 
 // replayBound turns --to into the last position to replay (inclusive;

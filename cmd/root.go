@@ -163,6 +163,9 @@ consuming them between processes.`,
 		newConfigCmd(g),
 		newVersionCmd(g),
 		newDocsCmd(g),
+		newStatsCmd(g),
+		newExportCmd(g),
+		newImportCmd(g),
 	)
 
 	root.InitDefaultHelpCmd()
