@@ -156,6 +156,9 @@ func initHashFile(f *os.File, path string, k int, slots uint64) (*hashFile, erro
 	if err := f.Truncate(size); err != nil {
 		return nil, err
 	}
+	if err := allocate(f, size); err != nil {
+		return nil, err
+	}
 	hdr := make([]byte, 32)
 	copy(hdr, hashMagic)
 	binary.LittleEndian.PutUint32(hdr[8:], 1)

@@ -176,12 +176,16 @@ func mustEvt(t *testing.T, stdin string, args ...string) string {
 // wanted, and one line "evt: …" on stderr, with no Go stack trace.
 func checkErrorLine(t *testing.T, what string, r run, wantCode int) {
 	t.Helper()
+	short := r.errOut
+	if len(short) > 400 {
+		short = short[:400] + "…"
+	}
 	if r.code != wantCode {
-		t.Errorf("%s: exit %d, want %d (stderr %q)", what, r.code, wantCode, r.errOut)
+		t.Errorf("%s: exit %d, want %d (stderr %q)", what, r.code, wantCode, short)
 	}
 	msg := strings.TrimSuffix(r.errOut, "\n")
 	if msg == "" || strings.Contains(msg, "\n") || !strings.HasPrefix(msg, "evt: ") {
-		t.Errorf("%s: stderr %q, want one line \"evt: …\"", what, r.errOut)
+		t.Errorf("%s: stderr %q, want one line \"evt: …\"", what, short)
 	}
 	if strings.Contains(r.errOut, "goroutine ") || strings.Contains(r.errOut, "panic") {
 		t.Errorf("%s: a Go stack trace or panic: %q", what, r.errOut)
