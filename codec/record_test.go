@@ -257,7 +257,7 @@ func TestDecodeRecordMalformed(t *testing.T) {
 			return b
 		}), ErrChecksum},
 		{"unknown flag", edit(func(b []byte) []byte {
-			binary.LittleEndian.PutUint16(b[40:], FlagEndOfBatch|1<<2)
+			binary.LittleEndian.PutUint16(b[40:], FlagEndOfBatch|1<<3)
 			return reseal(b)
 		}), ErrBadRecord},
 		{"high flag", edit(func(b []byte) []byte {
