@@ -489,7 +489,7 @@ func (c *crashState) drain() {
 }
 
 func TestCrash(t *testing.T) {
-	epochs, rounds := scale(1, 8), scale(40, 400)
+	epochs, rounds := scale(1, 5), scale(40, 300)
 	seed := time.Now().UnixNano()
 	t.Logf("seed %d, %d epochs of %d rounds", seed, epochs, rounds)
 	rng := rand.New(rand.NewSource(seed))

@@ -346,7 +346,7 @@ func (r *powerRun) checkImage(t *testing.T, rng *rand.Rand, dir string, k int) b
 }
 
 func TestPowerLoss(t *testing.T) {
-	appends, variants := scale(30, 300), scale(1, 6)
+	appends, variants := scale(30, 200), scale(1, 4)
 	seed := time.Now().UnixNano()
 	rng := rand.New(rand.NewSource(seed))
 	t.Logf("seed %d: %d appends, %d images per phase of each", seed, appends, variants)
