@@ -43,11 +43,11 @@ type Appender struct {
 	sf        *segFile
 	done      bool
 	synced    bool
-	added     int            // events added, duplicates included
-	firsts    map[int]Result // with NoResults: results a later duplicate may repeat
+	added     int // events added, duplicates included
 
-	// NoResults skips keeping a result per event (evt append -q on a
-	// million events): Commit then returns only those of duplicates.
+	// NoResults skips keeping a result per event (evt append -q, evt
+	// import: a million events): Commit then returns none, and
+	// Duplicates says how many events were not written again.
 	NoResults bool
 	// Duplicates counts the events that were not written again.
 	Duplicates int
@@ -126,26 +126,6 @@ func (a *Appender) Add(b *Batch) error {
 	if a.done {
 		return errors.New("append already finished")
 	}
-	if a.sf == nil {
-		// Roll before the first byte, if the active segment is full.
-		var size int64
-		for _, ch := range b.chunks {
-			size += int64(len(ch))
-		}
-		if a.c.size > segmentHeaderSize && a.c.size+size > a.s.opts.SegmentSize {
-			if err := a.s.roll(&a.c, a.now); err != nil {
-				return err
-			}
-		}
-		sf, err := a.s.segment(a.c.active)
-		if err != nil {
-			return err
-		}
-		if err := a.s.ensureIdx(sf); err != nil {
-			return err
-		}
-		a.sf = sf
-	}
 	if !a.NoResults {
 		a.results = slices.Grow(a.results, len(b.events))
 	}
@@ -186,6 +166,11 @@ func (a *Appender) Add(b *Batch) error {
 			}
 			st.checked = true
 		}
+		if a.sf == nil {
+			if err := a.openSegment(b); err != nil {
+				return err
+			}
+		}
 		rec := b.record(i)
 		if p.marker != 0 {
 			a.addMarker(rec, name, st, p.marker)
@@ -210,10 +195,10 @@ func (a *Appender) Add(b *Batch) error {
 		a.out = append(a.out, rec...)
 		st.last, st.dirty = a.pos, true
 		r := Result{Position: a.pos, Stream: name, Version: st.version, Time: time.Unix(0, t).UTC()}
-		if !a.NoResults || p.given {
+		if !a.NoResults {
 			r.ID = string(b.id(i))
 		}
-		a.record(r, p.given)
+		a.record(r)
 		a.idsWork = append(a.idsWork, idPut{key, a.pos})
 		a.pos++
 		if len(a.out) >= flushAt {
@@ -222,6 +207,31 @@ func (a *Appender) Add(b *Batch) error {
 			}
 		}
 	}
+	return nil
+}
+
+// openSegment readies the active segment for the batch's first record,
+// rolling to a new one first if b would not fit. It waits for a record to
+// write: a batch of duplicates, or one that fails its expectation, must
+// leave no new segment behind.
+func (a *Appender) openSegment(b *Batch) error {
+	var size int64
+	for _, ch := range b.chunks {
+		size += int64(len(ch))
+	}
+	if a.c.size > segmentHeaderSize && a.c.size+size > a.s.opts.SegmentSize {
+		if err := a.s.roll(&a.c, a.now); err != nil {
+			return err
+		}
+	}
+	sf, err := a.s.segment(a.c.active)
+	if err != nil {
+		return err
+	}
+	if err := a.s.ensureIdx(sf); err != nil {
+		return err
+	}
+	a.sf = sf
 	return nil
 }
 
@@ -238,37 +248,29 @@ func (a *Appender) addMarker(rec []byte, name string, st *streamState, flag uint
 	a.out = append(a.out, rec...)
 	st.cut = cutValue(st.cut, flag, cut)
 	st.dirty = true
-	a.record(Result{Position: a.pos, Stream: name, Version: cut, Time: time.Unix(0, t).UTC()}, false)
+	a.record(Result{Position: a.pos, Stream: name, Version: cut, Time: time.Unix(0, t).UTC()})
 	a.pos++
 }
 
-// record notes the result of the next event; without results only the
-// ones a later duplicate of this batch may need are kept.
-func (a *Appender) record(r Result, given bool) {
+// record notes the result of the next event, unless NoResults.
+func (a *Appender) record(r Result) {
 	a.added++
 	if !a.NoResults {
 		a.results = append(a.results, r)
-		return
-	}
-	if given { // a later event of the batch may repeat its id
-		if a.firsts == nil {
-			a.firsts = map[int]Result{}
-		}
-		a.firsts[a.added-1] = r
 	}
 }
 
 func (a *Appender) duplicate(r Result) {
 	r.Duplicate = true
 	a.Duplicates++
-	a.record(r, false)
+	a.record(r)
 }
 
 func (a *Appender) resultAt(j int) Result {
-	if !a.NoResults {
-		return a.results[j]
+	if a.NoResults {
+		return Result{} // recorded nowhere: a result per event is what NoResults saves
 	}
-	return a.firsts[j]
+	return a.results[j]
 }
 
 // stored looks an id up in the index and checks the hit against the log.
