@@ -23,8 +23,9 @@ The stream's versions are never given again: an append with --expect none
 fails (exit 3), and a plain append continues after the deleted version,
 which brings the stream back with only the new events. --expect checks the
 stream's version first, like an append's.`,
-		Example: `  evt append cart-9 Opened '{}' && evt delete cart-9
-  evt delete account-7 --expect 12`,
+		Example: `  evt delete account-8
+  evt delete order-42 --expect 3
+  evt delete order-42 --expect 2   # the stream moved on: exit 3`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			e, err := parseCutExpect(expect)
@@ -51,8 +52,8 @@ start at VERSION at once, and evt compact reclaims the space. Versions do
 not change. Truncating below an earlier truncation changes nothing;
 --before one past the last version removes every event (the stream then
 reads as not found, and its next append continues its versions).`,
-		Example: `  evt append cart-9 Opened '{}' && evt append cart-9 Added '{}' && evt truncate cart-9 --before 2
-  evt truncate account-7 --before 100 --expect 120`,
+		Example: `  evt truncate order-42 --before 3
+  evt truncate order-42 --before 2 --expect 3`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if !cmd.Flags().Changed("before") {

@@ -184,8 +184,8 @@ func newRetentionRmCmd(g *globalOptions) *cobra.Command {
 		Long: `Remove the rule of SELECTION (as listed by evt retention ls), or with
 --max-bytes the store-wide size limit. Events a limit removed come back
 only if evt compact has not reclaimed them yet.`,
-		Example: `  evt retention rm 'order-*'
-  evt retention rm --max-bytes`,
+		Example: `  evt retention rm --max-bytes
+  evt retention rm 'order-*'   # no such rule yet: exit 4`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 && !maxBytes {
