@@ -184,6 +184,7 @@ func runAppend(g *globalOptions, o *appendOptions, args []string) error {
 			return err
 		}
 	}
+	autoCompact(g, s)
 	if o.Quiet {
 		return nil
 	}

@@ -2,6 +2,9 @@ package cmd
 
 import (
 	"fmt"
+	"os"
+	"os/exec"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -10,7 +13,8 @@ import (
 )
 
 func newCompactCmd(g *globalOptions) *cobra.Command {
-	return &cobra.Command{
+	var auto string
+	cmd := &cobra.Command{
 		Use:   "compact",
 		Short: "Reclaim the space of expired, deleted and truncated events",
 		Long: `Rewrite the sealed segments that hold events removed by retention
@@ -24,20 +28,34 @@ cleans up after it. Only one compaction runs at a time.
 Compaction keeps the newest record of every stream and the marker of each
 delete or truncate, though no read shows them, so the stream's versions
 survive. Fold snapshots taken before a delete or truncate are removed.
-A progress bar goes to stderr on a terminal.`,
+A progress bar goes to stderr on a terminal.
+
+--auto on makes every append that seals a segment start a compaction in
+the background (a detached evt compact; one that finds another running
+exits at once); --auto off stops that. Neither compacts now.`,
 		Example: `  evt compact
-  evt compact -o json`,
+  evt compact -o json
+  evt compact --auto on`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p, err := g.printer()
 			if err != nil {
 				return err
 			}
+			if auto != "" && auto != "on" && auto != "off" {
+				return usageErrorf("invalid --auto %q (want on or off)", auto)
+			}
 			s, err := openExisting(g)
 			if err != nil {
 				return err
 			}
 			defer s.Close()
+			if auto != "" {
+				return s.UpdateRetention(func(r *log.Retention) error {
+					r.AutoCompact = auto == "on"
+					return nil
+				})
+			}
 			bar := newProgress(g.IO, "compact")
 			rep, err := s.Compact(bar.update)
 			bar.done()
@@ -46,6 +64,30 @@ A progress bar goes to stderr on a terminal.`,
 			}
 			return printCompactReport(g, p, rep)
 		},
+	}
+	cmd.Flags().StringVar(&auto, "auto", "", "on: compact in the background whenever an append seals a segment; off: stop")
+	return cmd
+}
+
+// autoCompact starts a detached evt compact when an append of this
+// process sealed a segment and the store has --auto on. Best effort: the
+// append already succeeded, and a compaction that finds another running
+// exits at once.
+func autoCompact(g *globalOptions, s *log.Store) {
+	if !s.Sealed() {
+		return
+	}
+	if r, err := s.Retention(); err != nil || !r.AutoCompact {
+		return
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return
+	}
+	c := exec.Command(exe, "--dir", s.Dir(), "compact", "-o", "json")
+	c.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // outlives this process and its terminal
+	if c.Start() == nil {
+		c.Process.Release()
 	}
 }
 

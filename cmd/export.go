@@ -193,6 +193,7 @@ func importFrom(g *globalOptions, o *importOptions, p *codec.Printer, in io.Read
 	if err != nil && !errors.Is(err, errNoEvents) {
 		return err
 	}
+	autoCompact(g, s)
 	imported, skipped := counts.events-counts.duplicates, counts.duplicates
 	if o.Quiet {
 		return nil

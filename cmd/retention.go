@@ -114,9 +114,10 @@ func newRetentionLsCmd(g *globalOptions) *cobra.Command {
 		Use:   "ls",
 		Short: "List the retention rules",
 		Long: `List the retention rules, one per selection, and the store-wide size
-limit as the row of selection (store). -o json prints
-{"selection","max_age","max_count","until_acked","max_bytes"} per line;
-max_age in seconds.`,
+limit and automatic compaction (evt compact --auto) as the row of
+selection (store). -o json prints
+{"selection","max_age","max_count","until_acked","max_bytes","auto_compact"}
+per line; max_age in seconds.`,
 		Example: `  evt retention ls
   evt retention ls -o json`,
 		Args: cobra.NoArgs,
@@ -139,12 +140,12 @@ max_age in seconds.`,
 				return err
 			}
 			for _, rule := range r.Rules {
-				if err := p.Row(retentionRow(rule.Selection, rule.MaxAge, rule.MaxCount, rule.UntilAcked, 0)); err != nil {
+				if err := p.Row(retentionRow(rule.Selection, rule.MaxAge, rule.MaxCount, rule.UntilAcked, 0, false)); err != nil {
 					return err
 				}
 			}
-			if r.MaxBytes > 0 {
-				if err := p.Row(retentionRow("(store)", 0, 0, false, r.MaxBytes)); err != nil {
+			if r.MaxBytes > 0 || r.AutoCompact {
+				if err := p.Row(retentionRow("(store)", 0, 0, false, r.MaxBytes, r.AutoCompact)); err != nil {
 					return err
 				}
 			}
@@ -153,7 +154,7 @@ max_age in seconds.`,
 	}
 }
 
-func retentionRow(sel string, age time.Duration, count uint64, untilAcked bool, maxBytes int64) []codec.Field {
+func retentionRow(sel string, age time.Duration, count uint64, untilAcked bool, maxBytes int64, auto bool) []codec.Field {
 	ageText, countText, bytesText, ackedText := "-", "-", "-", "-"
 	if age > 0 {
 		ageText = formatAge(age)
@@ -167,12 +168,17 @@ func retentionRow(sel string, age time.Duration, count uint64, untilAcked bool, 
 	if untilAcked {
 		ackedText = "yes"
 	}
+	autoText := "-"
+	if auto {
+		autoText = "on"
+	}
 	return []codec.Field{
 		{Key: "selection", Value: sel},
 		{Key: "max_age", Value: uint64(age / time.Second), Text: ageText},
 		{Key: "max_count", Value: count, Text: countText},
 		{Key: "until_acked", Value: untilAcked, Text: ackedText},
 		{Key: "max_bytes", Value: uint64(maxBytes), Text: bytesText},
+		{Key: "auto_compact", Value: auto, Text: autoText},
 	}
 }
 

@@ -3,12 +3,14 @@ package cmd
 import (
 	"errors"
 	"flag"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
 )
@@ -36,8 +38,9 @@ func TestScript(t *testing.T) {
 		RequireExplicitExec: true,
 		RequireUniqueNames:  true,
 		Cmds: map[string]func(*testscript.TestScript, bool, []string){
-			"exits":   cmdExits,
-			"bigfile": cmdBigfile,
+			"exits":    cmdExits,
+			"bigfile":  cmdBigfile,
+			"waitgone": cmdWaitGone,
 		},
 		Setup: func(e *testscript.Env) error {
 			vars := e.Vars[:0]
@@ -105,4 +108,20 @@ func cmdBigfile(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	b.WriteByte('\n')
 	ts.Check(os.WriteFile(ts.MkAbs(args[0]), []byte(b.String()), 0o666))
+}
+
+// cmdWaitGone is the script command `waitgone PATH`: it waits until PATH
+// no longer exists, for work a detached process does (evt compact --auto).
+// It gives up after a minute: a bound for a hung test, not a speed check.
+func cmdWaitGone(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: waitgone PATH")
+	}
+	path := ts.MkAbs(args[0])
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			return
+		}
+	}
+	ts.Fatalf("waitgone: %s still exists after a minute", args[0])
 }

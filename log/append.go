@@ -321,6 +321,7 @@ func (s *Store) roll(c *commitState, now int64) error {
 	}
 	c.active, c.size, c.lastSync = c.next, segmentHeaderSize, now
 	s.firsts = nil
+	s.sealed = true
 	return nil
 }
 

@@ -24,6 +24,9 @@ type Retention struct {
 	// MaxBytes bounds the log's segment files: the oldest sealed segments
 	// are removed while the rest exceeds it. 0: no limit.
 	MaxBytes int64 `json:"max_bytes,omitempty"`
+	// AutoCompact asks the appender that seals a segment to start a
+	// compaction in the background (evt compact --auto on).
+	AutoCompact bool `json:"auto_compact,omitempty"`
 }
 
 // Rule limits the streams its selection matches. Every rule that matches

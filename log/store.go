@@ -95,7 +95,12 @@ type Store struct {
 	// scanBuf is the buffer of record scans, kept between iterations.
 	scanBuf   []byte
 	retention retentionCache
+	sealed    bool // an append of this Store sealed a segment
 }
+
+// Sealed reports whether an append through this Store sealed a segment
+// (for automatic compaction).
+func (s *Store) Sealed() bool { return s.sealed }
 
 type segFile struct {
 	first uint64
