@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"strings"
 	"syscall"
 	"time"
 	"unsafe"
@@ -36,6 +37,8 @@ type view struct {
 	groups   []groupMark // for until-acked rules
 	marks    map[string]uint64
 	maxCount bool
+	// ruleMatch caches which rules match a stream (see matching).
+	ruleMatch map[string]uint64
 }
 
 type viewRule struct {
@@ -128,9 +131,10 @@ func (v *view) visible(rec *codec.Record) bool {
 			head = vals[1]
 		}
 	}
+	matches := v.matching(name)
 	for i := range v.rules {
 		r := &v.rules[i]
-		if !r.sel.Match(name) {
+		if i < 64 && matches&(1<<i) == 0 || i >= 64 && !r.sel.Match(name) {
 			continue
 		}
 		if rec.Time < r.minTime {
@@ -144,6 +148,26 @@ func (v *view) visible(rec *codec.Record) bool {
 		}
 	}
 	return true
+}
+
+// matching returns which of the first 64 rules match stream, as bits,
+// remembered per stream: a glob match per rule per record would be most
+// of the cost of a filtered replay.
+func (v *view) matching(stream string) uint64 {
+	if m, ok := v.ruleMatch[stream]; ok {
+		return m
+	}
+	var m uint64
+	for i := range min(len(v.rules), 64) {
+		if v.rules[i].sel.Match(stream) {
+			m |= 1 << i
+		}
+	}
+	if v.ruleMatch == nil || len(v.ruleMatch) > 1<<16 {
+		v.ruleMatch = map[string]uint64{} // bounded memory over millions of streams
+	}
+	v.ruleMatch[strings.Clone(stream)] = m
+	return m
 }
 
 // ackedBelow is the position below which every group reading stream has
@@ -165,7 +189,7 @@ func (v *view) ackedBelow(stream string) uint64 {
 	if len(v.marks) > 1<<16 {
 		clear(v.marks) // bounded memory over millions of streams
 	}
-	v.marks[stream] = m
+	v.marks[strings.Clone(stream)] = m
 	return m
 }
 
