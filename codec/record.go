@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"time"
 )
 
@@ -60,11 +59,6 @@ var (
 	ErrChecksum    = errors.New("codec: checksum mismatch")
 	ErrBadRecord   = errors.New("codec: malformed record")
 )
-
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
-// Checksum is CRC32C, the checksum of every record and store file.
-func Checksum(b []byte) uint32 { return crc32.Checksum(b, castagnoli) }
 
 // Record is a decoded view of one record; its byte slices alias the buffer
 // it was decoded from.
