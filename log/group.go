@@ -1,6 +1,7 @@
 package log
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -269,7 +270,11 @@ func (g *Group) Update(fn func(st *GroupState) error) error {
 		return err
 	}
 	defer unix.Flock(int(g.lock.Fd()), unix.LOCK_UN)
-	st, err := g.read()
+	old, err := os.ReadFile(join(g.dir, "state"))
+	if err != nil {
+		return err
+	}
+	st, err := g.decode(old)
 	if err != nil {
 		return err
 	}
@@ -277,7 +282,14 @@ func (g *Group) Update(fn func(st *GroupState) error) error {
 		return err
 	}
 	st.advance()
-	return writeFileReplace(join(g.dir, "state"), encodeGroupState(st))
+	b := encodeGroupState(st)
+	if bytes.Equal(b, old) {
+		// Unchanged: no write. A member watches the group directory for
+		// other members' changes; writing anyway would wake itself (and
+		// every other member) in a loop.
+		return nil
+	}
+	return writeFileReplace(join(g.dir, "state"), b)
 }
 
 // State reads the current state (no lock: the file is replaced atomically).
@@ -288,6 +300,10 @@ func (g *Group) read() (*GroupState, error) {
 	if err != nil {
 		return nil, err
 	}
+	return g.decode(b)
+}
+
+func (g *Group) decode(b []byte) (*GroupState, error) {
 	st, err := decodeGroupState(b)
 	if err != nil {
 		return nil, &CorruptError{File: "groups/" + g.Config.Name + "/state", Offset: -1, Reason: err.Error()}

@@ -1,9 +1,14 @@
 package log
 
 import (
+	"os"
+	"path/filepath"
 	"reflect"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/evtdev/evt/codec"
 )
 
 func TestGroupStateRoundTrip(t *testing.T) {
@@ -46,4 +51,52 @@ func FuzzDecodeGroupState(f *testing.F) {
 			t.Fatalf("re-encoding fails: %v", err)
 		}
 	})
+}
+
+// TestIdleLeaseWritesNothing: a member that finds nothing to do must not
+// rewrite the group's state. Members watch the group directory, so each
+// write wakes every member, the writer included: an idle consumer looped
+// at full speed (found by the compaction process tests).
+func TestIdleLeaseWritesNothing(t *testing.T) {
+	s := openTest(t, t.TempDir(), 0)
+	appendN(t, s, "a-1", 1)
+	appendN(t, s, "b-1", 1)
+	if err := s.CreateGroup(GroupConfig{Name: "g", AckWait: time.Minute, MaxDeliver: 5, Ordering: "stream"}, 1); err != nil {
+		t.Fatal(err)
+	}
+	g, err := s.OpenGroup("g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	if err := g.Join(); err != nil {
+		t.Fatal(err)
+	}
+	all := func(*codec.Record) bool { return true }
+	ds, _, err := g.Lease(10, all, false)
+	if err != nil || len(ds) != 2 {
+		t.Fatalf("first lease: %d deliveries, %v", len(ds), err)
+	}
+	inode := func() uint64 {
+		fi, err := os.Stat(filepath.Join(g.Dir(), "state"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Sys().(*syscall.Stat_t).Ino
+	}
+	before := inode()
+	for i := 0; i < 5; i++ {
+		if ds, _, err := g.Lease(10, all, false); err != nil || len(ds) != 0 {
+			t.Fatalf("idle lease %d: %d deliveries, %v", i, len(ds), err)
+		}
+	}
+	if inode() != before {
+		t.Fatal("an idle lease rewrote the group state")
+	}
+	if _, _, err := g.Lease(10, all, false, ds[0].Event.Position); err != nil {
+		t.Fatal(err)
+	}
+	if inode() == before {
+		t.Fatal("an ack did not write the group state")
+	}
 }

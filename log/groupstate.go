@@ -4,7 +4,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/evtdev/evt/codec"
@@ -32,7 +34,10 @@ func encodeGroupState(st *GroupState) []byte {
 	b = binary.LittleEndian.AppendUint64(b, st.Next)
 	b = binary.LittleEndian.AppendUint32(b, uint32(len(st.Pending)))
 	b = binary.LittleEndian.AppendUint32(b, uint32(len(st.Parked)))
-	for p, l := range st.Pending {
+	// Sorted, so the same state always encodes to the same bytes (an
+	// Update that changed nothing then writes nothing).
+	for _, p := range slices.Sorted(maps.Keys(st.Pending)) {
+		l := st.Pending[p]
 		b = binary.LittleEndian.AppendUint64(b, p)
 		b = binary.LittleEndian.AppendUint32(b, uint32(l.Deliveries))
 		b = binary.LittleEndian.AppendUint64(b, uint64(unixNano(l.Deadline)))
@@ -41,7 +46,8 @@ func encodeGroupState(st *GroupState) []byte {
 		b = appendStr(b, l.Member)
 		b = appendStr(b, l.LastError)
 	}
-	for p, pk := range st.Parked {
+	for _, p := range slices.Sorted(maps.Keys(st.Parked)) {
+		pk := st.Parked[p]
 		b = binary.LittleEndian.AppendUint64(b, p)
 		b = binary.LittleEndian.AppendUint32(b, uint32(pk.Deliveries))
 		b = binary.LittleEndian.AppendUint64(b, uint64(unixNano(pk.At)))
