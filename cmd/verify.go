@@ -11,16 +11,25 @@ import (
 )
 
 func newVerifyCmd(g *globalOptions) *cobra.Command {
-	return &cobra.Command{
+	var chain bool
+	cmd := &cobra.Command{
 		Use:   "verify",
 		Short: "Check every record and every derived file of the store",
 		Long: `Read the whole store and check it: every record's checksum, dense
 positions and versions, back-pointers, times, batch ends, and every derived
 file (offsets, heads table, id index) against the segments. It takes no
 lock and changes nothing. The first problem is reported by file and byte
-offset, and evt exits 1.`,
+offset, and evt exits 1.
+
+--chain also checks the hash chain (DIR/chain): every sealed segment must
+hash to its line, or it was changed outside evt. Segments sealed since the
+last run are added to the chain (the one file verify writes), and the
+chain's head is printed: note it somewhere else, and a later head that
+does not follow from it means the history was rewritten. Compaction, the
+one legitimate rewrite of a sealed segment, updates the chain.`,
 		Example: `  evt verify
-  evt verify -o json`,
+  evt verify -o json
+  evt verify --chain`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p, err := g.printer()
@@ -44,9 +53,21 @@ offset, and evt exits 1.`,
 			if err != nil {
 				return err
 			}
+			if chain {
+				head, added, err := s.VerifyChain()
+				if err != nil {
+					return err
+				}
+				rep.Chain = head
+				if added > 0 {
+					rep.Notes = append(rep.Notes, fmt.Sprintf("hash chain: %d sealed segments added", added))
+				}
+			}
 			return printReport(g, p, "ok", rep)
 		},
 	}
+	cmd.Flags().BoolVar(&chain, "chain", false, "also check sealed segments against the hash chain, extend it, print its head")
+	return cmd
 }
 
 func newRepairCmd(g *globalOptions) *cobra.Command {
@@ -100,14 +121,20 @@ func printReport(g *globalOptions, p *codec.Printer, verdict string, rep log.Rep
 		for _, a := range rep.Actions {
 			fmt.Fprintln(g.IO.Out, a)
 		}
-		_, err := fmt.Fprintf(g.IO.Out, "%s: %d events in %d streams, %d segments, %s\n", verdict, rep.Events, rep.Streams, rep.Segments, humanBytes(rep.Bytes))
-		return err
+		if _, err := fmt.Fprintf(g.IO.Out, "%s: %d events in %d streams, %d segments, %s\n", verdict, rep.Events, rep.Streams, rep.Segments, humanBytes(rep.Bytes)); err != nil {
+			return err
+		}
+		if rep.Chain != "" {
+			_, err := fmt.Fprintf(g.IO.Out, "chain: %s\n", rep.Chain)
+			return err
+		}
+		return nil
 	}
 	actions := rep.Actions
 	if actions == nil {
 		actions = []string{}
 	}
-	err := p.Row([]codec.Field{
+	fields := []codec.Field{
 		{Key: "result", Value: verdict},
 		{Key: "events", Value: rep.Events},
 		{Key: "streams", Value: rep.Streams},
@@ -115,7 +142,11 @@ func printReport(g *globalOptions, p *codec.Printer, verdict string, rep log.Rep
 		{Key: "bytes", Value: uint64(rep.Bytes)},
 		{Key: "actions", Value: actions, Text: strings.Join(actions, "; ")},
 		{Key: "notes", Value: append([]string{}, rep.Notes...), Text: strings.Join(rep.Notes, "; ")},
-	})
+	}
+	if rep.Chain != "" {
+		fields = append(fields, codec.Field{Key: "chain", Value: rep.Chain})
+	}
+	err := p.Row(fields)
 	if err != nil {
 		return err
 	}

@@ -86,6 +86,9 @@ func (s *Store) Compact(progress Progress) (CompactReport, error) {
 	if err := s.removeLeftovers(); err != nil {
 		return rep, err
 	}
+	if err := s.rechain(); err != nil { // a compaction killed before it rechained
+		return rep, err
+	}
 	v, err := s.view(&c)
 	if err != nil {
 		return rep, err
@@ -125,6 +128,9 @@ func (s *Store) Compact(progress Progress) (CompactReport, error) {
 		if progress != nil {
 			progress(done, total)
 		}
+	}
+	if err := s.rechain(); err != nil {
+		return rep, err
 	}
 	n, err := s.removeStaleSnapshots(h)
 	rep.Snapshots = n
@@ -301,13 +307,7 @@ func (s *Store) removeLeftovers() error {
 			if err != nil {
 				continue
 			}
-			f, err := os.Open(join(s.dir, name))
-			if err != nil {
-				continue
-			}
-			gen, err := checkSegmentHeader(f, first)
-			f.Close()
-			if err == nil {
+			if gen, err := segmentGen(join(s.dir, name), first); err == nil {
 				gens[first] = gen
 			}
 		}

@@ -19,6 +19,7 @@ type Report struct {
 	Bytes    int64
 	Notes    []string // conditions that are not errors (an uncommitted tail)
 	Actions  []string // what repair changed
+	Chain    string   // head of the hash chain, when verify checked it
 }
 
 // Progress is told how many bytes of how many are done; it may be nil.
