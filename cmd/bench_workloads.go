@@ -43,7 +43,11 @@ const tailWarmup = 2
 
 func (b *bench) run(ctx context.Context, workload string, bar *progress) (benchResult, error) {
 	if workload != "bulk" && workload != "proc" && workload != "tail" && !b.loaded {
-		if _, err := b.load(bar); err != nil {
+		// A reading workload without bulk: load the store, untimed.
+		loading := newProgress(b.g.IO, "bench loading the store")
+		_, err := b.load(loading)
+		loading.done()
+		if err != nil {
 			return benchResult{}, err
 		}
 	}
