@@ -241,6 +241,7 @@ type Result struct {
 }
 
 type streamState struct {
+	key           hashKey
 	version, last uint64
 	cut           uint64 // the heads table's cut value (see cutValue)
 	dirty         bool   // an event or marker of it was written in this batch

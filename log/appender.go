@@ -36,7 +36,7 @@ type Appender struct {
 	out       []byte // records not yet written; the last one is held for its end-of-batch flag
 	lastRec   int    // offset in out of the last record, -1 if none
 	idx       []byte // offsets entries of every record of the batch
-	states    map[string]*streamState
+	states    map[hashKey]*streamState // by keyOf(stream): fixed-size keys look up faster than names
 	seen      map[hashKey]int // given ids of this batch → index in results
 	results   []Result
 	idsWork   []idPut
@@ -93,18 +93,19 @@ func (s *Store) BeginAppend(expect map[string]Expectation, all Expectation) (*Ap
 		newest = 0
 	}
 	return &Appender{s: s, c: c, expect: expect, expectAll: all, now: now, lastTime: newest, pos: c.next, lastRec: -1,
-		states: map[string]*streamState{}}, nil
+		states: map[hashKey]*streamState{}}, nil
 }
 
 func (a *Appender) state(name string) *streamState {
-	st := a.states[name]
+	key := keyOf(name)
+	st := a.states[key]
 	if st == nil {
-		st = &streamState{}
+		st = &streamState{key: key}
 		var vals [headsValues]uint64
-		if a.s.heads.get(keyOf(name), vals[:]) {
+		if a.s.heads.get(key, vals[:]) {
 			st.last, st.version, st.cut = vals[0], vals[1], vals[2]
 		}
-		a.states[name] = st
+		a.states[key] = st
 	}
 	return st
 }
@@ -354,7 +355,7 @@ func (a *Appender) Commit() ([]Result, error) {
 	// Expectations of streams that have no event in the batch.
 	var others []string
 	for name := range a.expect {
-		if a.states[name] == nil {
+		if a.states[keyOf(name)] == nil {
 			others = append(others, name)
 		}
 	}
@@ -423,9 +424,9 @@ func (a *Appender) Commit() ([]Result, error) {
 	if !tablesOK {
 		return a.results, nil // acknowledged: the next writer repairs the tables
 	}
-	for name, st := range a.states {
+	for _, st := range a.states {
 		if st.dirty {
-			a.s.heads.put(keyOf(name), []uint64{st.last, st.version, st.cut})
+			a.s.heads.put(st.key, []uint64{st.last, st.version, st.cut})
 			if st.cut != 0 {
 				a.s.heads.setCuts()
 			}
