@@ -1046,15 +1046,8 @@ func TestCompactionSIGKILL(t *testing.T) {
 		kills, time.Since(loop).Round(time.Millisecond), kills-byProgress, maxDelay.Round(time.Millisecond), byProgress, steps, untouched, midway, allSwapped, finished, withTemp, withGen, withTmp)
 }
 
-// Known compaction bugs that the tests above ran into, each reproduced on
-// its own. They fail until log/compact.go or log/view.go is fixed, so they
-// only run with EVT_COMPACT_KNOWN_BUGS=1: remove the skip with the fix.
-func skipKnownBug(t *testing.T) {
-	t.Helper()
-	if os.Getenv("EVT_COMPACT_KNOWN_BUGS") == "" {
-		t.Skip("known compaction bug, not fixed yet: run with EVT_COMPACT_KNOWN_BUGS=1")
-	}
-}
+// Compaction bugs the tests above ran into, each reproduced on its own
+// (regression tests of the fixes).
 
 // appendPadded appends n events of about 120 bytes each to stream in one
 // evt append (one batch, so in one segment), after extra envelopes.
@@ -1083,7 +1076,6 @@ func appendPadded(t *testing.T, seg []string, stream string, n int, extra ...str
 // solo-1, which evt replay and evt streams did not show before evt
 // compact, shows after it. An event a limit removed must never come back.
 func TestCompactMaxBytesKeepsRemoved(t *testing.T) {
-	skipKnownBug(t)
 	dir := filepath.Join(t.TempDir(), "store")
 	seg := []string{"--dir", dir, "--segment-size", "4096"}
 	appendPadded(t, seg, "acct-1", 30, `{"stream":"solo-1","type":"T","data":{}}`)
@@ -1127,7 +1119,6 @@ func TestCompactMaxBytesKeepsRemoved(t *testing.T) {
 // file (16 bytes per position) for good: in a --until-acked queue, where
 // segments empty out of order, the disk is never reclaimed.
 func TestCompactRemovesEmptiedOldestSegments(t *testing.T) {
-	skipKnownBug(t)
 	dir := filepath.Join(t.TempDir(), "store")
 	seg := []string{"--dir", dir, "--segment-size", "4096"}
 	evtMust(t, append(seg, "append", "tmp-a", "T", "{}", "-q")...)

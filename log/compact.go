@@ -123,7 +123,7 @@ func (s *Store) Compact(progress Progress) (CompactReport, error) {
 			return rep, err
 		}
 		rep.BytesAfter += kept
-		prefix = prefix && kept == 0
+		prefix = prefix && kept == 0 // removed: the next one may be the oldest
 		done += sizes[i]
 		if progress != nil {
 			progress(done, total)
@@ -163,23 +163,17 @@ func (s *Store) compactSegment(first, end uint64, c *commitState, v *view, h *ha
 		return 0, sc.Err()
 	}
 	s.scanBuf = sc.buf
+	if keep == 0 && prefix && drop == 0 {
+		// Emptied by an earlier compaction while an older segment still
+		// kept a record; now the oldest: it goes.
+		return 0, s.removeSegment(sf, rep)
+	}
 	if drop == 0 {
 		return lim, nil
 	}
 	rep.Dropped += uint64(drop)
 	if keep == 0 && prefix {
-		s.forget(first)
-		// The segment first: a reader that fails to open it then finds
-		// the log starts later (removedSegment).
-		if err := os.Remove(join(s.dir, segmentName(first))); err != nil {
-			return 0, err
-		}
-		os.Remove(join(s.dir, sf.idxName()))
-		if err := syncDir(s.dir); err != nil {
-			return 0, err
-		}
-		rep.Removed++
-		return 0, nil
+		return 0, s.removeSegment(sf, rep)
 	}
 
 	// Second pass: write the kept records to the next generation.
@@ -193,11 +187,16 @@ func (s *Store) compactSegment(first, end uint64, c *commitState, v *view, h *ha
 		out.Close()
 		os.Remove(tmpPath)
 	}()
-	created, err := segmentCreated(sf.f)
-	if err != nil {
+	var old [segmentHeaderSize]byte
+	if _, err := sf.f.ReadAt(old[:], 0); err != nil {
 		return 0, err
 	}
-	hdr := encodeSegmentHeaderGen(first, created, gen)
+	created := int64(binary.LittleEndian.Uint64(old[24:]))
+	origSize := lim
+	if sf.gen > 0 {
+		origSize = int64(binary.LittleEndian.Uint64(old[40:]))
+	}
+	hdr := encodeSegmentHeaderGen(first, created, gen, origSize)
 	w := newCompactWriter(out, hdr)
 	idx := make([]byte, 0, int(end-first)*offsetEntrySize)
 	pos := first
@@ -255,6 +254,23 @@ func (s *Store) compactSegment(first, end uint64, c *commitState, v *view, h *ha
 	os.Remove(join(s.dir, offsetsNameGen(first, sf.gen)))
 	rep.Rewritten++
 	return w.size, nil
+}
+
+// removeSegment deletes the oldest segment, which keeps nothing.
+func (s *Store) removeSegment(sf *segFile, rep *CompactReport) error {
+	first, idx := sf.first, sf.idxName()
+	s.forget(first)
+	// The segment first: a reader that fails to open it then finds the
+	// log starts later (removedSegment).
+	if err := os.Remove(join(s.dir, segmentName(first))); err != nil {
+		return err
+	}
+	os.Remove(join(s.dir, idx))
+	if err := syncDir(s.dir); err != nil {
+		return err
+	}
+	rep.Removed++
+	return nil
 }
 
 // keeps reports whether compaction keeps a record: an event the limits
@@ -315,7 +331,7 @@ func (s *Store) removeLeftovers() error {
 	for _, e := range ents {
 		name := e.Name()
 		switch {
-		case strings.HasSuffix(name, ".seg.compact"):
+		case strings.HasSuffix(name, ".seg.compact"), strings.HasSuffix(name, ".idx.tmp"):
 			os.Remove(join(s.dir, name))
 		case strings.HasSuffix(name, ".idx") && len(name) >= 24:
 			// NAME.idx (generation 0) or NAME.GEN.idx.
@@ -378,15 +394,6 @@ func (s *Store) removeStaleSnapshots(h *hashFile) (int, error) {
 		}
 	}
 	return n, nil
-}
-
-// segmentCreated reads the creation time from a segment's header.
-func segmentCreated(f *os.File) (int64, error) {
-	var b [8]byte
-	if _, err := f.ReadAt(b[:], 24); err != nil {
-		return 0, err
-	}
-	return int64(binary.LittleEndian.Uint64(b[:])), nil
 }
 
 // compactWriter writes a new segment file through a buffer.

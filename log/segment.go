@@ -24,7 +24,9 @@ import (
 //	16  first position u64 (equals the file name)
 //	24  created, unix nanoseconds i64
 //	32  generation u32: 0 as appended, n after its n-th compaction
-//	36  reserved, zero (24 bytes)
+//	36  reserved, zero (4 bytes)
+//	40  size before its first compaction u64 (0 in generation 0)
+//	48  reserved, zero (12 bytes)
 //	60  crc32c of bytes [0, 60) u32
 //
 // Records follow back to back from offset 64. Only the active (last)
@@ -60,10 +62,13 @@ func offsetsNameGen(first uint64, gen uint32) string {
 }
 
 func encodeSegmentHeader(first uint64, created int64) []byte {
-	return encodeSegmentHeaderGen(first, created, 0)
+	return encodeSegmentHeaderGen(first, created, 0, 0)
 }
 
-func encodeSegmentHeaderGen(first uint64, created int64, gen uint32) []byte {
+// encodeSegmentHeaderGen makes the header of generation gen; origSize is
+// the segment's size as appended, which max-bytes goes by (compaction
+// must not make the log look smaller than the limits left it).
+func encodeSegmentHeaderGen(first uint64, created int64, gen uint32, origSize int64) []byte {
 	h := make([]byte, segmentHeaderSize)
 	copy(h, segmentMagic)
 	binary.LittleEndian.PutUint32(h[8:], segmentFormat)
@@ -71,6 +76,7 @@ func encodeSegmentHeaderGen(first uint64, created int64, gen uint32) []byte {
 	binary.LittleEndian.PutUint64(h[16:], first)
 	binary.LittleEndian.PutUint64(h[24:], uint64(created))
 	binary.LittleEndian.PutUint32(h[32:], gen)
+	binary.LittleEndian.PutUint64(h[40:], uint64(origSize))
 	binary.LittleEndian.PutUint32(h[60:], codec.Checksum(h[:60]))
 	return h
 }

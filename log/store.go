@@ -95,7 +95,8 @@ type Store struct {
 	// scanBuf is the buffer of record scans, kept between iterations.
 	scanBuf   []byte
 	retention retentionCache
-	sealed    bool // an append of this Store sealed a segment
+	sealed    bool                // an append of this Store sealed a segment
+	sizes     map[[2]uint64]int64 // appendedSize by (first position, inode)
 }
 
 // Sealed reports whether an append through this Store sealed a segment

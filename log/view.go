@@ -1,6 +1,7 @@
 package log
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"io/fs"
@@ -238,19 +239,54 @@ func (s *Store) groupMarks() ([]groupMark, error) {
 func (s *Store) bytesStart(firsts []uint64, c *commitState, maxBytes int64) (uint64, error) {
 	total := c.size
 	for i := len(firsts) - 2; i >= 0; i-- {
-		st, err := os.Stat(join(s.dir, segmentName(firsts[i])))
+		size, err := s.appendedSize(firsts[i])
 		if errors.Is(err, fs.ErrNotExist) {
 			continue // compacted away meanwhile
 		}
 		if err != nil {
 			return 0, err
 		}
-		total += st.Size()
+		total += size
 		if total > maxBytes {
 			return firsts[i+1], nil
 		}
 	}
 	return firsts[0], nil
+}
+
+// appendedSize is a sealed segment's size as appended, before any
+// compaction: max-bytes goes by it, or compacting the segments it removed
+// (which keeps each stream's newest record) would make the log look
+// smaller and bring removed events back. Remembered per file: a segment
+// file never changes, compaction replaces it.
+func (s *Store) appendedSize(first uint64) (int64, error) {
+	p := join(s.dir, segmentName(first))
+	fi, err := os.Stat(p)
+	if err != nil {
+		return 0, err
+	}
+	key := [2]uint64{first, inode(fi)}
+	if n, ok := s.sizes[key]; ok {
+		return n, nil
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	var h [segmentHeaderSize]byte
+	if _, err := f.ReadAt(h[:], 0); err != nil {
+		return 0, err
+	}
+	n := fi.Size()
+	if gen := binary.LittleEndian.Uint32(h[32:]); gen > 0 {
+		n = int64(binary.LittleEndian.Uint64(h[40:]))
+	}
+	if s.sizes == nil || len(s.sizes) > 1<<16 {
+		s.sizes = map[[2]uint64]int64{}
+	}
+	s.sizes[key] = n
+	return n, nil
 }
 
 // inode is a file's inode number, to tell a replaced file from the old.
