@@ -1,9 +1,11 @@
 package log
 
 import (
+	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"strconv"
@@ -149,15 +151,36 @@ func (s *Store) compactSegment(first, end uint64, c *commitState, v *view, h *ha
 		return 0, err
 	}
 	name := segmentName(first)
-	// First pass: does anything go?
+	// One scan decides every record and lays out the new file: the
+	// offsets entries (with the new offsets of kept records, an empty
+	// entry with a time no later than theirs for dropped positions, so
+	// time search still works) and the byte ranges to copy.
 	drop, keep := 0, 0
+	idx := make([]byte, 0, int(end-first)*offsetEntrySize)
+	var runs []byteRange // kept records, adjacent ones merged
+	size := int64(segmentHeaderSize)
+	pos := first
 	sc := newRecordScanner(sf.f, name, segmentHeaderSize, lim, s.scanBuf)
 	for sc.Next() {
-		if s.keeps(sc.Record(), v, h) {
-			keep++
-		} else {
-			drop++
+		rec := sc.Record()
+		for ; pos < rec.Position; pos++ { // dropped by an earlier compaction
+			idx = appendOffsetEntry(idx, 0, rec.Time)
 		}
+		pos++
+		if !s.keeps(rec, v, h) {
+			drop++
+			idx = appendOffsetEntry(idx, 0, rec.Time)
+			continue
+		}
+		keep++
+		idx = appendOffsetEntry(idx, size, rec.Time)
+		off, n := sc.Offset(), int64(rec.Size)
+		if k := len(runs) - 1; k >= 0 && runs[k].end == off {
+			runs[k].end += n
+		} else {
+			runs = append(runs, byteRange{off, off + n})
+		}
+		size += n
 	}
 	if sc.Err() != nil {
 		return 0, sc.Err()
@@ -175,8 +198,16 @@ func (s *Store) compactSegment(first, end uint64, c *commitState, v *view, h *ha
 	if keep == 0 && prefix {
 		return 0, s.removeSegment(sf, rep)
 	}
+	var lastTime int64
+	if len(idx) >= offsetEntrySize {
+		lastTime = int64(binary.LittleEndian.Uint64(idx[len(idx)-8:]))
+	}
+	for ; pos < end; pos++ {
+		idx = appendOffsetEntry(idx, 0, lastTime)
+	}
 
-	// Second pass: write the kept records to the next generation.
+	// Write the next generation: the header, then the kept byte ranges
+	// (records are kept byte for byte, and were checked by the scan).
 	gen := sf.gen + 1
 	tmpPath := join(s.dir, segmentName(first)+".compact")
 	out, err := os.OpenFile(tmpPath, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
@@ -196,41 +227,10 @@ func (s *Store) compactSegment(first, end uint64, c *commitState, v *view, h *ha
 	if sf.gen > 0 {
 		origSize = int64(binary.LittleEndian.Uint64(old[40:]))
 	}
-	hdr := encodeSegmentHeaderGen(first, created, gen, origSize)
-	w := newCompactWriter(out, hdr)
-	idx := make([]byte, 0, int(end-first)*offsetEntrySize)
-	pos := first
-	sc = newRecordScanner(sf.f, name, segmentHeaderSize, lim, s.scanBuf)
-	for sc.Next() {
-		rec := sc.Record()
-		// Positions dropped before, or now: an empty entry with a time
-		// no later than theirs, so time search still works.
-		for ; pos < rec.Position; pos++ {
-			idx = appendOffsetEntry(idx, 0, rec.Time)
-		}
-		if s.keeps(rec, v, h) {
-			off, err := w.write(sc.raw())
-			if err != nil {
-				return 0, fmt.Errorf("compact %s: %w", name, err)
-			}
-			idx = appendOffsetEntry(idx, off, rec.Time)
-		} else {
-			idx = appendOffsetEntry(idx, 0, rec.Time)
-		}
-		pos++
+	if _, err := out.Write(encodeSegmentHeaderGen(first, created, gen, origSize)); err != nil {
+		return 0, fmt.Errorf("compact %s: %w", name, err)
 	}
-	if sc.Err() != nil {
-		return 0, sc.Err()
-	}
-	s.scanBuf = sc.buf
-	var lastTime int64
-	if len(idx) >= offsetEntrySize {
-		lastTime = int64(binary.LittleEndian.Uint64(idx[len(idx)-8:]))
-	}
-	for ; pos < end; pos++ {
-		idx = appendOffsetEntry(idx, 0, lastTime)
-	}
-	if err := w.flush(); err != nil {
+	if err := copyRuns(out, sf.f, runs); err != nil {
 		return 0, fmt.Errorf("compact %s: %w", name, err)
 	}
 	if err := out.Sync(); err != nil {
@@ -253,7 +253,7 @@ func (s *Store) compactSegment(first, end uint64, c *commitState, v *view, h *ha
 	}
 	os.Remove(join(s.dir, offsetsNameGen(first, sf.gen)))
 	rep.Rewritten++
-	return w.size, nil
+	return size, nil
 }
 
 // removeSegment deletes the oldest segment, which keeps nothing.
@@ -396,38 +396,66 @@ func (s *Store) removeStaleSnapshots(h *hashFile) (int, error) {
 	return n, nil
 }
 
-// compactWriter writes a new segment file through a buffer.
-type compactWriter struct {
-	f    *os.File
-	buf  []byte
-	size int64 // bytes written or buffered
-}
+// byteRange is the bytes [off, end) of a file.
+type byteRange struct{ off, end int64 }
 
-func newCompactWriter(f *os.File, hdr []byte) *compactWriter {
-	w := &compactWriter{f: f, buf: make([]byte, 0, 1<<20)}
-	w.buf = append(w.buf, hdr...)
-	w.size = int64(len(hdr))
-	return w
-}
-
-// write adds a record and returns its offset in the new file.
-func (w *compactWriter) write(rec []byte) (int64, error) {
-	off := w.size
-	if len(w.buf)+len(rec) > cap(w.buf) {
-		if err := w.flush(); err != nil {
-			return 0, err
+// copyRuns appends the byte ranges runs of src to dst, in order. Small
+// ranges (kept records between dropped ones) are copied through one
+// window of src read in large preads; a long range is copied by the
+// kernel.
+func copyRuns(dst, src *os.File, runs []byteRange) error {
+	const window = 1 << 20
+	w := bufio.NewWriterSize(dst, window)
+	buf := make([]byte, window)
+	var bufOff, bufEnd int64 // src bytes [bufOff, bufEnd) are in buf
+	for _, r := range runs {
+		if r.end-r.off >= window {
+			if err := w.Flush(); err != nil {
+				return err
+			}
+			if err := copyRange(dst, src, r); err != nil {
+				return err
+			}
+			continue
+		}
+		for off := r.off; off < r.end; {
+			if off < bufOff || off >= bufEnd {
+				n, err := src.ReadAt(buf, off)
+				if n == 0 {
+					if err == nil || errors.Is(err, io.EOF) {
+						err = io.ErrUnexpectedEOF
+					}
+					return err
+				}
+				bufOff, bufEnd = off, off+int64(n)
+			}
+			m := min(r.end, bufEnd) - off
+			if _, err := w.Write(buf[off-bufOff : off-bufOff+m]); err != nil {
+				return err
+			}
+			off += m
 		}
 	}
-	w.buf = append(w.buf, rec...)
-	w.size += int64(len(rec))
-	return off, nil
+	return w.Flush()
 }
 
-func (w *compactWriter) flush() error {
-	if len(w.buf) == 0 {
-		return nil
+// copyRange appends the bytes r of src to dst: copy_file_range, which
+// copies inside the kernel (or shares blocks), falling back to read and
+// write where the file system cannot.
+func copyRange(dst, src *os.File, r byteRange) error {
+	off := r.off
+	for off < r.end {
+		n, err := unix.CopyFileRange(int(src.Fd()), &off, int(dst.Fd()), nil, int(r.end-off), 0)
+		if err != nil {
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			_, err := io.Copy(dst, io.NewSectionReader(src, off, r.end-off))
+			return err
+		}
+		if n == 0 {
+			return io.ErrUnexpectedEOF
+		}
 	}
-	_, err := w.f.Write(w.buf)
-	w.buf = w.buf[:0]
-	return err
+	return nil
 }

@@ -1,6 +1,7 @@
 package log
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -269,5 +270,37 @@ func TestCompactionShrinksAndRemovesSegments(t *testing.T) {
 	rep, err = s.Compact(nil)
 	if err != nil || rep.Dropped != 0 {
 		t.Fatalf("second compaction: %+v %v", rep, err)
+	}
+}
+
+func TestCopyRuns(t *testing.T) {
+	dir := t.TempDir()
+	src := make([]byte, 5<<20)
+	for i := range src {
+		src[i] = byte(i * 7 / 3)
+	}
+	in := filepath.Join(dir, "in")
+	os.WriteFile(in, src, 0o600)
+	f, _ := os.Open(in)
+	defer f.Close()
+	out, _ := os.Create(filepath.Join(dir, "out"))
+	defer out.Close()
+	out.Write([]byte("head"))
+	// Small ranges within one window, across a window edge, and ranges
+	// long enough for the kernel copy.
+	runs := []byteRange{{10, 20}, {30, 1 << 19}, {1<<20 - 5, 1<<20 + 5}, {(1 << 20) + 100, (3 << 20) + 7}, {4 << 20, 5 << 20}}
+	if err := copyRuns(out, f, runs); err != nil {
+		t.Fatal(err)
+	}
+	want := []byte("head")
+	for _, r := range runs {
+		want = append(want, src[r.off:r.end]...)
+	}
+	got, _ := os.ReadFile(filepath.Join(dir, "out"))
+	if !bytes.Equal(got, want) {
+		t.Fatalf("copied %d bytes, want %d (equal: %v)", len(got), len(want), bytes.Equal(got, want))
+	}
+	if err := copyRuns(out, f, []byteRange{{5 << 20, 5<<20 + 10}}); err == nil {
+		t.Fatal("a range past the end copied")
 	}
 }
