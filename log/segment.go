@@ -214,9 +214,6 @@ func (s *recordScanner) Next() bool {
 // Record returns the record decoded by the last Next; valid until Next.
 func (s *recordScanner) Record() *codec.Record { return &s.rec }
 
-// raw is the encoded bytes of the current record; valid until Next.
-func (s *recordScanner) raw() []byte { return s.buf[s.pos-s.rec.Size : s.pos] }
-
 // Offset is the file offset of the current record.
 func (s *recordScanner) Offset() int64 { return s.recOff }
 
