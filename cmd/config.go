@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -10,7 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
-	"go.yaml.in/yaml/v3"
+	"github.com/spf13/viper"
 
 	"github.com/evtdev/evt/codec"
 )
@@ -41,7 +42,6 @@ type configState struct {
 	file      string            // absolute path of the config file read, "" if none
 	fileFrom  string            // how it was chosen: flag, env or default (found by search)
 	sources   map[string]string // flag name → sourceFlag, sourceEnv, sourceFile or sourceDefault
-	values    map[string]any    // the config file's top-level keys, lower case, and their values
 }
 
 // envName is the variable that sets a flag: EVT_ and the flag's name in
@@ -52,9 +52,8 @@ func envName(flag string) string {
 
 // load gives every flag of cmd (its own and those it inherits) that was
 // not set on the command line the value of EVT_<FLAG> or, failing that, of
-// the same key in the config file (keys are not case-sensitive), the
-// stingoftheviper way: afterwards the options structs hold the final
-// values and nothing reads the environment or the file again.
+// the same key in the config file, the stingoftheviper way: afterwards the
+// options structs hold the final values and viper is not needed again.
 // A value from env or file that does not parse is a usage error naming
 // its source; a config file that cannot be read or parsed is an error.
 //
@@ -74,7 +73,8 @@ func (g *globalOptions) loadFor(cmd *cobra.Command) error {
 	if cmd.Name() == cobra.ShellCompRequestCmd || cmd.Name() == cobra.ShellCompNoDescRequestCmd {
 		return nil // completing: a broken config must not break the shell
 	}
-	if err := g.readConfigFile(cmd); err != nil {
+	v := viper.New()
+	if err := g.readConfigFile(cmd, v); err != nil {
 		return err
 	}
 
@@ -84,27 +84,26 @@ func (g *globalOptions) loadFor(cmd *cobra.Command) error {
 			return
 		}
 		env := envName(f.Name)
-		envValue, fromEnv := "", false
+		fromEnv := false
 		if !notFromEnv[env] {
-			envValue, fromEnv = os.LookupEnv(env)
-			fromEnv = fromEnv && envValue != "" // an empty variable counts as unset
+			_ = v.BindEnv(f.Name, env) // only fails without a key
+			// Viper's own test for "set": present and not empty.
+			val, ok := os.LookupEnv(env)
+			fromEnv = ok && val != ""
 		}
-		fileValue, inFile := g.cfg.values[f.Name]
-		inFile = inFile && fileValue != nil // "key:" with no value leaves the default
-		var val any
 		switch {
 		case f.Changed:
 			g.cfg.sources[f.Name] = sourceFlag
 			return
 		case fromEnv:
-			g.cfg.sources[f.Name], val = sourceEnv, envValue
-		case inFile:
-			g.cfg.sources[f.Name], val = sourceFile, fileValue
+			g.cfg.sources[f.Name] = sourceEnv
+		case g.cfg.file != "" && v.InConfig(f.Name):
+			g.cfg.sources[f.Name] = sourceFile
 		default:
 			g.cfg.sources[f.Name] = sourceDefault
 			return
 		}
-		if err := setFlag(f, val); err != nil {
+		if err := setFlag(f, v.Get(f.Name)); err != nil {
 			if fromEnv {
 				errs = append(errs, usageErrorf("%s: %w", env, err))
 			} else {
@@ -120,12 +119,8 @@ func (g *globalOptions) loadFor(cmd *cobra.Command) error {
 
 // readConfigFile finds the config file (--config or EVT_CONFIG, which must
 // exist; else ./evt.yaml; else $XDG_CONFIG_HOME/evt/config.yaml) and reads
-// its top-level keys into g.cfg.values. No file at all is fine.
-//
-// It parses YAML itself rather than through viper: viper's dependencies
-// (afero with net/http, cast with html/template, ...) made every evt
-// process start 0.3 ms slower, and a map of keys is all evt needs.
-func (g *globalOptions) readConfigFile(cmd *cobra.Command) error {
+// it into v. No file at all is fine.
+func (g *globalOptions) readConfigFile(cmd *cobra.Command, v *viper.Viper) error {
 	var path string
 	if f := cmd.Flags().Lookup("config"); f != nil && f.Changed {
 		path, g.cfg.fileFrom = g.ConfigFile, sourceFlag
@@ -159,13 +154,13 @@ func (g *globalOptions) readConfigFile(cmd *cobra.Command) error {
 		return fmt.Errorf("config file %s: %w", path, err)
 	}
 	// YAML only (JSON, being YAML, works too): one format to document.
-	var doc map[string]any
-	if err := yaml.Unmarshal(data, &doc); err != nil {
+	v.SetConfigType("yaml")
+	if err := v.ReadConfig(bytes.NewReader(data)); err != nil {
+		var pe viper.ConfigParseError
+		if errors.As(err, &pe) {
+			err = pe.Unwrap() // drop viper's "While parsing config:"
+		}
 		return fmt.Errorf("config file %s: %w", path, err)
-	}
-	g.cfg.values = make(map[string]any, len(doc))
-	for k, v := range doc {
-		g.cfg.values[strings.ToLower(k)] = v
 	}
 	g.cfg.file = path
 	return nil
@@ -176,11 +171,13 @@ func isFile(path string) bool {
 	return err == nil && !fi.IsDir()
 }
 
-// setFlag sets f from a string from the environment, or from whatever
-// YAML made of the config file's value.
+// setFlag sets f from a value that viper found: a string from the
+// environment, or whatever YAML made of the config file's value.
 func setFlag(f *pflag.Flag, val any) error {
 	var err error
 	switch val := val.(type) {
+	case nil:
+		return nil // "key:" with no value: leave the default
 	case map[string]any:
 		return errors.New("want a single value, not a mapping")
 	case []any:

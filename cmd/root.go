@@ -1,6 +1,6 @@
 // Package cmd is evt's command line: one file per command, the root that
 // wires them together, configuration, terminal handling and exit codes.
-// Nothing outside this package knows about cobra, the config file or terminals.
+// Nothing outside this package knows about cobra, viper or terminals.
 package cmd
 
 import (
@@ -23,7 +23,7 @@ import (
 // globalOptions holds the persistent flags, resolved flag > env > config
 // file > default before any command runs (see load in config.go), and the
 // IOStreams. Every newXCmd gets the same pointer; run functions read it and
-// never read the environment or the config file themselves.
+// never call viper.
 type globalOptions struct {
 	IO *IOStreams
 

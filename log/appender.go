@@ -30,14 +30,14 @@ type Appender struct {
 	expect    map[string]Expectation
 	expectAll Expectation // for every stream of the batch (--expect with envelopes)
 	now       int64
-	lastTime  int64  // time of the newest record given so far
-	pos       uint64 // next position to give
-	written   int64  // bytes written past c.size
-	out       []byte // records not yet written; the last one is held for its end-of-batch flag
-	lastRec   int    // offset in out of the last record, -1 if none
-	idx       []byte // offsets entries of every record of the batch
+	lastTime  int64                    // time of the newest record given so far
+	pos       uint64                   // next position to give
+	written   int64                    // bytes written past c.size
+	out       []byte                   // records not yet written; the last one is held for its end-of-batch flag
+	lastRec   int                      // offset in out of the last record, -1 if none
+	idx       []byte                   // offsets entries of every record of the batch
 	states    map[hashKey]*streamState // by keyOf(stream): fixed-size keys look up faster than names
-	seen      map[hashKey]int // given ids of this batch → index in results
+	seen      map[hashKey]int          // given ids of this batch → index in results
 	results   []Result
 	idsWork   []idPut
 	sf        *segFile
