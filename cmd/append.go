@@ -395,14 +395,26 @@ func parseLines(in io.Reader, sink func(sub *log.Batch) error, add lineParser) e
 	quit := make(chan struct{})
 	defer close(quit)
 
+	// Text buffers go round: reader → worker → back, so a big input
+	// neither allocates nor grows a buffer per block.
+	free := make(chan []byte, 2*workers)
+	newBlock := func(seq int) *lineBlock {
+		blk := &lineBlock{seq: seq, ends: make([]int, 0, blockLines), nums: make([]int, 0, blockLines)}
+		select {
+		case blk.text = <-free:
+		default:
+			blk.text = make([]byte, 0, blockBytes+64<<10)
+		}
+		return blk
+	}
 	go func() { // the reader
 		defer close(todo)
 		lr := codec.NewLineReader(in, codec.MaxRecordSize)
-		blk := &lineBlock{}
+		blk := newBlock(0)
 		send := func() bool {
 			select {
 			case todo <- blk:
-				blk = &lineBlock{seq: blk.seq + 1}
+				blk = newBlock(blk.seq + 1)
 				return true
 			case <-quit:
 				return false
@@ -442,6 +454,10 @@ func parseLines(in io.Reader, sink func(sub *log.Batch) error, add lineParser) e
 						break
 					}
 					start = end
+				}
+				select {
+				case free <- blk.text[:0]:
+				default:
 				}
 				blk.text = nil
 				select {

@@ -39,7 +39,8 @@ type Appender struct {
 	states    map[hashKey]*streamState // by keyOf(stream): fixed-size keys look up faster than names
 	seen      map[hashKey]int          // given ids of this batch → index in results
 	results   []Result
-	idsWork   []idPut
+	idxDone   int64     // offsets entries already written
+	idsWork   [][]idPut // in blocks: a million ids never copied to grow
 	sf        *segFile
 	done      bool
 	synced    bool
@@ -200,7 +201,10 @@ func (a *Appender) Add(b *Batch) error {
 			r.ID = string(b.id(i))
 		}
 		a.record(r)
-		a.idsWork = append(a.idsWork, idPut{key, a.pos})
+		if k := len(a.idsWork) - 1; k < 0 || len(a.idsWork[k]) == cap(a.idsWork[k]) {
+			a.idsWork = append(a.idsWork, make([]idPut, 0, 1<<16))
+		}
+		a.idsWork[len(a.idsWork)-1] = append(a.idsWork[len(a.idsWork)-1], idPut{key, a.pos})
 		a.pos++
 		if len(a.out) >= flushAt {
 			if err := a.flush(false); err != nil {
@@ -317,6 +321,22 @@ func (a *Appender) flush(final bool) error {
 	if a.lastRec >= n {
 		a.lastRec -= n
 	}
+	return a.writeIdx()
+}
+
+// writeIdx writes the offsets entries gathered so far, so they never
+// pile up for a million-event batch. Entries past the committed end are
+// never read, and recovery cuts them.
+func (a *Appender) writeIdx() error {
+	if len(a.idx) == 0 {
+		return nil
+	}
+	at := (int64(a.c.next-a.sf.first) + a.idxDone) * offsetEntrySize
+	if _, err := a.sf.idx.WriteAt(a.idx, at); err != nil {
+		return a.fail("write offsets of", err)
+	}
+	a.idxDone += int64(len(a.idx) / offsetEntrySize)
+	a.idx = a.idx[:0]
 	return nil
 }
 
@@ -399,8 +419,10 @@ func (a *Appender) Commit() ([]Result, error) {
 	go func() {
 		defer close(idsDone)
 		if tablesOK {
-			for _, w := range a.idsWork {
-				a.s.ids.put(w.key, []uint64{w.pos})
+			for _, block := range a.idsWork {
+				for _, w := range block {
+					a.s.ids.put(w.key, []uint64{w.pos})
+				}
 			}
 		}
 	}()
@@ -442,8 +464,8 @@ func (a *Appender) finish() error {
 	if err := a.flush(true); err != nil {
 		return err
 	}
-	if _, err := a.sf.idx.WriteAt(a.idx, int64(a.c.next-a.sf.first)*offsetEntrySize); err != nil {
-		return a.fail("write offsets of", err)
+	if err := a.writeIdx(); err != nil {
+		return err
 	}
 	sync := a.s.opts.Sync == SyncAlways ||
 		a.s.opts.Sync == SyncInterval && time.Duration(a.now-a.c.lastSync) >= a.s.opts.SyncInterval
