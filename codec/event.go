@@ -72,6 +72,19 @@ func validateName(s string, max int, forbidden string) error {
 	if len(s) > max {
 		return fmt.Errorf("%d bytes, the limit is %d", len(s), max)
 	}
+	// The common name is printable ASCII: one pass over the bytes (this
+	// runs for every event of a bulk append).
+	ascii := true
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c >= 0x7f || forbidden != "" && strings.IndexByte(forbidden, c) >= 0 {
+			ascii = false
+			break
+		}
+	}
+	if ascii {
+		return nil
+	}
 	if !utf8.ValidString(s) {
 		return errors.New("not valid UTF-8")
 	}

@@ -93,7 +93,15 @@ type Batch struct {
 	// system's randomness. ulid.Make's global source takes a lock per id,
 	// which batches encoded on several cores would contend for.
 	entropy *ulid.MonotonicEntropy
+	// idTime is the millisecond of the ULIDs made, read from the clock
+	// once per idClockEvery ids: a clock read per event was 5% of a bulk
+	// append, and the monotonic entropy keeps ids of one millisecond
+	// ordered and distinct.
+	idTime  uint64
+	idCount int
 }
+
+const idClockEvery = 256
 
 // newID returns a fresh ULID.
 func (b *Batch) newID() string {
@@ -104,7 +112,11 @@ func (b *Batch) newID() string {
 		}
 		b.entropy = ulid.Monotonic(rand.NewChaCha8(seed), 0)
 	}
-	id, err := ulid.New(ulid.Timestamp(time.Now()), b.entropy)
+	if b.idCount%idClockEvery == 0 {
+		b.idTime = ulid.Timestamp(time.Now())
+	}
+	b.idCount++
+	id, err := ulid.New(b.idTime, b.entropy)
 	if err != nil { // the monotonic counter overflowed within one millisecond
 		return ulid.Make().String()
 	}
