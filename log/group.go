@@ -391,6 +391,7 @@ func (g *Group) Lease(n int, match func(*codec.Record) bool, chain bool, acks ..
 		}
 		sort.Slice(positions, func(i, j int) bool { return positions[i] < positions[j] })
 		blocked := map[string]bool{}
+		var read func(uint64) (codec.Event, error) // made on first use
 		for _, p := range positions {
 			if len(out) >= n {
 				break
@@ -409,7 +410,12 @@ func (g *Group) Lease(n int, match func(*codec.Record) bool, chain bool, acks ..
 			ev, ok := fresh[p]
 			if !ok {
 				var err error
-				if ev, err = g.s.ReadAt(p); err != nil {
+				if read == nil {
+					if read, err = g.s.positionReader(); err != nil {
+						return err
+					}
+				}
+				if ev, err = read(p); err != nil {
 					if errors.Is(err, ErrNotFound) {
 						delete(st.Pending, p) // gone from the log
 						continue

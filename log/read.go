@@ -166,25 +166,38 @@ func (s *Store) recordAt(pos uint64, c *commitState) (codec.Record, error) {
 
 // ReadAt returns the event at a committed position.
 func (s *Store) ReadAt(pos uint64) (codec.Event, error) {
-	c, err := s.committed()
+	read, err := s.positionReader()
 	if err != nil {
 		return codec.Event{}, err
+	}
+	return read(pos)
+}
+
+// positionReader returns a function that reads events by position under
+// one committed end and one view of the limits, for a caller that reads
+// many (a group's leases).
+func (s *Store) positionReader() (func(pos uint64) (codec.Event, error), error) {
+	c, err := s.committed()
+	if err != nil {
+		return nil, err
 	}
 	v, err := s.view(&c)
 	if err != nil {
-		return codec.Event{}, err
+		return nil, err
 	}
-	if pos < v.start {
-		return codec.Event{}, fmt.Errorf("%w: position %d", errCompacted, pos)
-	}
-	rec, err := s.recordAt(pos, &c)
-	if err != nil {
-		return codec.Event{}, err
-	}
-	if !v.visible(&rec) {
-		return codec.Event{}, fmt.Errorf("%w: position %d", errCompacted, pos)
-	}
-	return rec.Event(), nil
+	return func(pos uint64) (codec.Event, error) {
+		if pos < v.start {
+			return codec.Event{}, fmt.Errorf("%w: position %d", errCompacted, pos)
+		}
+		rec, err := s.recordAt(pos, &c)
+		if err != nil {
+			return codec.Event{}, err
+		}
+		if !v.visible(&rec) {
+			return codec.Event{}, fmt.Errorf("%w: position %d", errCompacted, pos)
+		}
+		return rec.Event(), nil
+	}, nil
 }
 
 // errStop ends an iteration early without error.
@@ -240,6 +253,7 @@ func (s *Store) iterate(from uint64, c *commitState, fn func(rec *codec.Record) 
 			}
 		}
 		sc := newRecordScanner(sf.f, segmentName(first), start, lim, buf)
+		buf = sc.buf // returned to the Store however the scan ends
 		last := first - 1
 		for sc.Next() {
 			rec := sc.Record()
