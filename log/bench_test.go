@@ -3,6 +3,8 @@ package log
 import (
 	"fmt"
 	"testing"
+
+	"github.com/evtdev/evt/codec"
 )
 
 // fillStore appends n events over n/10 streams in batches of 10,000.
@@ -94,4 +96,41 @@ func BenchmarkBatchAppend(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkScanLimits is a replay's inner loop (decode and filter every
+// record) with no limits, with a cut somewhere (a heads-table lookup per
+// record), and with a max-count rule on half the streams (a rule match
+// and a lookup per record): the cost the limits add to every read.
+func BenchmarkScanLimits(b *testing.B) {
+	dir := b.TempDir()
+	const n = 200_000
+	fillStore(b, dir, n)
+	s, err := Open(dir, Options{Create: true, Sync: SyncNone})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	scan := func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			seen := 0
+			if _, err := s.Scan(1, func(*codec.Record) error { seen++; return nil }); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "records/s")
+	}
+	b.Run("none", scan)
+	if _, err := s.Truncate("account-1", 2, Expectation{}); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("cut", scan)
+	if err := s.UpdateRetention(func(r *Retention) error {
+		r.Rules = []Rule{{Selection: "account-1*", MaxCount: 5}}
+		return nil
+	}); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("cut+rule", scan)
 }

@@ -132,6 +132,9 @@ func (v *view) visible(rec *codec.Record) bool {
 			head = vals[1]
 		}
 	}
+	if len(v.rules) == 0 {
+		return true
+	}
 	matches := v.matching(name)
 	for i := range v.rules {
 		r := &v.rules[i]
