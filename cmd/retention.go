@@ -126,10 +126,6 @@ per line; max_age in seconds.`,
 			if err != nil {
 				return err
 			}
-			dir := g.StoreDir()
-			if !log.Exists(dir) {
-				return errNoStore(dir)
-			}
 			s, err := g.openStore(false)
 			if err != nil {
 				return err
@@ -236,17 +232,6 @@ func removeRule(rules []log.Rule, sel string) []log.Rule {
 		}
 	}
 	return out
-}
-
-// openExisting opens the store for writing, without creating it: the
-// commands that change a store's policy or shape have nothing to do in a
-// store that does not exist.
-func openExisting(g *globalOptions) (*log.Store, error) {
-	dir := g.StoreDir()
-	if !log.Exists(dir) {
-		return nil, errNoStore(dir)
-	}
-	return g.openStore(true)
 }
 
 // parseAge reads a duration: Go's (90s, 1h30m) or whole days and weeks

@@ -32,6 +32,17 @@ func (g *globalOptions) openStore(create bool) (*log.Store, error) {
 	return s, nil
 }
 
+// openExisting opens the store for writing, without creating it: the
+// commands that change a store's policy or shape have nothing to do in a
+// store that does not exist.
+func openExisting(g *globalOptions) (*log.Store, error) {
+	dir := g.StoreDir()
+	if !log.Exists(dir) {
+		return nil, errNoStore(dir)
+	}
+	return g.openStore(true)
+}
+
 // printer returns the printer for this command's output. listing says the
 // command prints rows (a table on a terminal) rather than events.
 func (g *globalOptions) printer() (*codec.Printer, error) {

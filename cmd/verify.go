@@ -89,11 +89,7 @@ segment at the damage.`,
 			if err != nil {
 				return err
 			}
-			dir := g.StoreDir()
-			if !log.Exists(dir) {
-				return errNoStore(dir)
-			}
-			s, err := g.openStore(true)
+			s, err := openExisting(g)
 			if err != nil {
 				return err
 			}
