@@ -23,7 +23,8 @@ nothing in them is kept. Positions, versions, ids and times of the events
 that stay never change. Appends, tails, folds and consumers go on while it
 runs; a reader that has a segment open keeps reading the old file. A crash
 at any point leaves a store that opens and verifies; the next compaction
-cleans up after it. Only one compaction runs at a time.
+cleans up after it. One compaction runs at a time, and none while evt
+verify or evt repair runs: it waits for them up to --lock-timeout.
 
 Compaction keeps the newest record of every stream and the marker of each
 delete or truncate, though no read shows them, so the stream's versions
@@ -84,7 +85,9 @@ func autoCompact(g *globalOptions, s *log.Store) {
 	if err != nil {
 		return
 	}
-	c := exec.Command(exe, "--dir", s.Dir(), "compact", "-o", "json")
+	// A short lock timeout: when a compaction already runs, this one has
+	// nothing to add and gives up rather than queue behind it.
+	c := exec.Command(exe, "--dir", s.Dir(), "--lock-timeout", "1s", "compact", "-o", "json")
 	c.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // outlives this process and its terminal
 	if c.Start() == nil {
 		c.Process.Release()

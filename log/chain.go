@@ -14,8 +14,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-
-	"golang.org/x/sys/unix"
 )
 
 // The hash chain makes tampering with a sealed segment detectable. The
@@ -121,15 +119,8 @@ func (s *Store) hashSegment(first uint64) (chainLink, error) {
 // withChainLock runs fn under the compaction lock: the chain file is
 // rewritten by verify --chain and by compaction, one at a time.
 func (s *Store) withChainLock(fn func() error) error {
-	lf, err := os.OpenFile(join(s.dir, compactLockFile), os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return err
-	}
-	defer lf.Close()
-	if err := flockRetry(int(lf.Fd())); err != nil {
-		return err
-	}
-	defer unix.Flock(int(lf.Fd()), unix.LOCK_UN)
+	release := s.holdCompaction()
+	defer release()
 	return fn()
 }
 

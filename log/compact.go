@@ -55,25 +55,45 @@ type CompactReport struct {
 
 const compactLockFile = "compact.lock"
 
+// holdCompaction takes the compaction lock, waiting for it, for work that
+// must not see a compaction's files half swapped: verify (a segment whose
+// old offsets file is gone under it would look damaged), repair, the hash
+// chain. Appends never take it. A reader that cannot create the lock file
+// (a read-only store) goes on without it.
+func (s *Store) holdCompaction() (release func()) {
+	lf, err := os.OpenFile(join(s.dir, compactLockFile), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return func() {}
+	}
+	if err := flockRetry(int(lf.Fd())); err != nil {
+		lf.Close()
+		return func() {}
+	}
+	return func() {
+		unix.Flock(int(lf.Fd()), unix.LOCK_UN)
+		lf.Close()
+	}
+}
+
 // Compact reclaims the space of removed events. Only one compaction runs
-// at a time; another one gets an error at once.
+// at a time, and none while verify or repair runs: it waits for them up to
+// the lock timeout.
 func (s *Store) Compact(progress Progress) (CompactReport, error) {
 	var rep CompactReport
 	if s.lock == nil {
 		return rep, errors.New("compaction needs a store opened for writing")
 	}
-	lf, err := os.OpenFile(join(s.dir, compactLockFile), os.O_RDWR|os.O_CREATE, 0o600)
+	// One compaction at a time, and not while verify or repair read the
+	// segments: wait for them, at most the lock timeout.
+	cl, err := openNamedLock(join(s.dir, compactLockFile), "compaction lock (another evt compact, verify or repair)")
 	if err != nil {
 		return rep, err
 	}
-	defer lf.Close()
-	if err := unix.Flock(int(lf.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			return rep, fmt.Errorf("%w: another evt compact is running on this store", ErrLocked)
-		}
+	defer cl.close()
+	if err := cl.acquire(s.opts.LockTimeout); err != nil {
 		return rep, err
 	}
-	defer unix.Flock(int(lf.Fd()), unix.LOCK_UN)
+	defer cl.release()
 
 	// The tables must be up to the committed end: they say which record
 	// is each stream's newest.

@@ -304,3 +304,52 @@ func TestCopyRuns(t *testing.T) {
 		t.Fatal("a range past the end copied")
 	}
 }
+
+// TestVerifyDuringCompaction: verify waits for a compaction's swaps
+// rather than reading a segment whose offsets file was just replaced (it
+// reported such a segment as damaged).
+func TestVerifyDuringCompaction(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, dir, 2048)
+	if err := s.UpdateRetention(func(r *Retention) error {
+		r.Rules = []Rule{{Selection: "tmp-*", MaxCount: 1}}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	errs := make(chan error, 1)
+	go func() {
+		r, err := Open(dir, Options{})
+		if err != nil {
+			errs <- err
+			return
+		}
+		defer r.Close()
+		for {
+			select {
+			case <-stop:
+				errs <- nil
+				return
+			default:
+			}
+			if _, err := r.Verify(nil); err != nil {
+				errs <- err
+				return
+			}
+		}
+	}()
+	for round := 0; round < 30; round++ {
+		for i := 0; i < 5; i++ {
+			appendN(t, s, fmt.Sprintf("tmp-%d", i), 4)
+			appendN(t, s, "keep-1", 1)
+		}
+		if _, err := s.Compact(nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	if err := <-errs; err != nil {
+		t.Fatalf("verify during compaction: %v", err)
+	}
+}

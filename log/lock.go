@@ -16,6 +16,7 @@ import (
 // SIGKILL, so a crashed writer never blocks the store. The holder writes
 // its PID into the file so a waiter that times out can name it.
 type appendLock struct {
+	name string // for messages: "append lock"
 	path string
 	f    *os.File // open for the life of the Store; the flock is per acquisition
 	mu   sync.Mutex
@@ -24,12 +25,16 @@ type appendLock struct {
 const lockFile = "lock"
 
 func openLock(dir string) (*appendLock, error) {
-	p := join(dir, lockFile)
-	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o600)
+	return openNamedLock(join(dir, lockFile), "append lock")
+}
+
+// openNamedLock opens another lock of the same kind (the compaction lock).
+func openNamedLock(path, name string) (*appendLock, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, err
 	}
-	return &appendLock{path: p, f: f}, nil
+	return &appendLock{name: name, path: path, f: f}, nil
 }
 
 // acquire takes the lock, waiting at most timeout. The uncontended path is
@@ -88,7 +93,7 @@ func (l *appendLock) acquire(timeout time.Duration) error {
 		holder := l.holder()
 		// Keep l.mu: the abandoned goroutine may still take and drop the
 		// flock on this descriptor; this Store must not append again.
-		return fmt.Errorf("%w: waited %s for the append lock%s", ErrLocked, timeout, holder)
+		return fmt.Errorf("%w: waited %s for the %s%s", ErrLocked, timeout, l.name, holder)
 	}
 }
 

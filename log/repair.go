@@ -20,6 +20,8 @@ func (s *Store) Repair(dropDamaged bool, progress Progress) (Report, error) {
 	if s.lock == nil {
 		return rep, fmt.Errorf("repair needs a store opened for writing")
 	}
+	release := s.holdCompaction() // not while a compaction swaps files
+	defer release()
 	if err := s.lock.acquire(s.opts.LockTimeout); err != nil {
 		return rep, err
 	}
