@@ -44,6 +44,10 @@ func (c completer) argCompletions() []argCompletion {
 		{"group rm", []cobra.CompletionFunc{c.groups}},
 		{"group parked", []cobra.CompletionFunc{c.groups}},
 		{"group retry", []cobra.CompletionFunc{c.groups}},
+		{"delete", []cobra.CompletionFunc{c.streams}},
+		{"truncate", []cobra.CompletionFunc{c.streams}},
+		{"retention set", []cobra.CompletionFunc{c.streams}},
+		{"retention rm", []cobra.CompletionFunc{c.rules}},
 	}
 }
 
@@ -69,6 +73,9 @@ func (c completer) flagCompletions() []flagCompletion {
 		{"group create", "type", c.types},
 		{"group create", "from", cursorCompletion("start", "end", "now")},
 		{"group reset", "to", cursorCompletion("start", "end", "now")},
+		{"compact", "auto", cobra.FixedCompletions([]string{"on", "off"}, cobra.ShellCompDirectiveNoFileComp)},
+		{"delete", "expect", cobra.FixedCompletions([]string{"exists"}, cobra.ShellCompDirectiveNoFileComp)},
+		{"truncate", "expect", cobra.FixedCompletions([]string{"exists"}, cobra.ShellCompDirectiveNoFileComp)},
 	}
 }
 
@@ -213,6 +220,27 @@ func (c completer) groups(cmd *cobra.Command, _ []string, toComplete string) ([]
 	for _, name := range names {
 		if strings.HasPrefix(name, toComplete) {
 			out = append(out, name)
+		}
+	}
+	return out, cobra.ShellCompDirectiveNoFileComp
+}
+
+// rules completes the selections that have a retention rule.
+func (c completer) rules(cmd *cobra.Command, _ []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+	s := c.open(cmd)
+	if s == nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	defer s.Close()
+	r, err := s.Retention()
+	if err != nil {
+		cobra.CompDebugln(err.Error(), false)
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	var out []cobra.Completion
+	for _, rule := range r.Rules {
+		if strings.HasPrefix(rule.Selection, toComplete) {
+			out = append(out, rule.Selection)
 		}
 	}
 	return out, cobra.ShellCompDirectiveNoFileComp

@@ -145,6 +145,12 @@ func completionStore(t *testing.T, dir string) {
 	if _, err := s.Append(&b); err != nil {
 		t.Fatal(err)
 	}
+	if err := s.UpdateRetention(func(r *log.Retention) error {
+		r.Rules = []log.Rule{{Selection: "order-*", MaxAge: time.Hour}, {Selection: "account-1", MaxCount: 5}}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
 	for _, name := range []string{"billing", "billing-audit", "shipping"} {
 		cfg := log.GroupConfig{Name: name, AckWait: 30 * time.Second, MaxDeliver: 5, Ordering: "stream"}
 		if err := s.CreateGroup(cfg, 1); err != nil {
@@ -198,6 +204,11 @@ func TestComplete(t *testing.T) {
 		{"group reset", []string{"group", "reset", "billing-"}, []string{"billing-audit"}, noFile},
 		{"group rm", []string{"group", "rm", ""}, []string{"billing", "billing-audit", "shipping"}, noFile},
 		{"group parked", []string{"group", "parked", "ship"}, []string{"shipping"}, noFile},
+		{"delete", []string{"delete", "ord"}, []string{"order-1"}, noFile},
+		{"truncate", []string{"truncate", "account-1"}, []string{"account-1", "account-10"}, noFile},
+		{"retention set", []string{"retention", "set", "acc"}, []string{"account-1", "account-10", "account-2"}, noFile},
+		{"retention rm", []string{"retention", "rm", ""}, []string{"account-1", "order-*"}, noFile},
+		{"compact --auto", []string{"compact", "--auto", ""}, []string{"on", "off"}, noFile},
 		{"group retry", []string{"group", "retry", "b"}, []string{"billing", "billing-audit"}, noFile},
 		{"tail --group", []string{"tail", "--group", "bill"}, []string{"billing", "billing-audit"}, noFile},
 		{"tail --group=", []string{"tail", "--group="}, []string{"billing", "billing-audit", "shipping"}, noFile},
