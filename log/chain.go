@@ -67,12 +67,17 @@ func (s *Store) readChain() ([]chainLink, error) {
 	if err != nil {
 		return nil, err
 	}
+	return parseChain(b)
+}
+
+// parseChain decodes the lines of a chain file.
+func parseChain(b []byte) ([]chainLink, error) {
 	var links []chainLink
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	for n := 1; sc.Scan(); n++ {
 		f := strings.Fields(sc.Text())
 		bad := &CorruptError{File: chainFile, Offset: -1, Reason: fmt.Sprintf("line %d is malformed", n)}
-		if len(f) != 5 || len(f[3]) != 64 || len(f[4]) != 64 {
+		if len(f) != 5 || !isHex64(f[3]) || !isHex64(f[4]) {
 			return nil, bad
 		}
 		first, err1 := strconv.ParseUint(f[0], 10, 64)
@@ -83,7 +88,23 @@ func (s *Store) readChain() ([]chainLink, error) {
 		}
 		links = append(links, chainLink{first: first, gen: uint32(gen), size: size, digest: f[3], chain: f[4]})
 	}
+	if err := sc.Err(); err != nil {
+		return nil, &CorruptError{File: chainFile, Offset: -1, Reason: err.Error()}
+	}
 	return links, nil
+}
+
+// isHex64 reports whether s is a SHA-256 in lower-case hex.
+func isHex64(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 func (s *Store) writeChain(links []chainLink) error {

@@ -75,3 +75,30 @@ func TestHashChainDetectsTampering(t *testing.T) {
 		t.Fatalf("chain after compaction: %q, %v (head before %q)", after, err, head)
 	}
 }
+
+func FuzzParseChain(f *testing.F) {
+	l := chainLink{first: 1, gen: 2, size: 3, digest: strings.Repeat("ab", 32)}
+	l.chain = chainNext(zeroChain, l)
+	f.Add([]byte(l.body() + " " + l.chain + "\n"))
+	f.Add([]byte("1 0 64 " + zeroChain + " " + zeroChain))
+	f.Add([]byte("x"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		links, err := parseChain(b)
+		if err != nil {
+			return
+		}
+		var out strings.Builder
+		for _, l := range links {
+			out.WriteString(l.body() + " " + l.chain + "\n")
+		}
+		again, err := parseChain([]byte(out.String()))
+		if err != nil || len(again) != len(links) {
+			t.Fatalf("re-encoded chain does not parse the same: %v", err)
+		}
+		for i := range links {
+			if again[i] != links[i] {
+				t.Fatalf("line %d: %+v, then %+v", i, links[i], again[i])
+			}
+		}
+	})
+}
