@@ -17,8 +17,9 @@ func newVerifyCmd(g *globalOptions) *cobra.Command {
 		Short: "Check every record and every derived file of the store",
 		Long: `Read the whole store and check it: every record's checksum, dense
 positions and versions, back-pointers, times, batch ends, and every derived
-file (offsets, heads table, id index) against the segments. It takes no
-lock and changes nothing. The first problem is reported by file and byte
+file (offsets, heads table, id index) against the segments. It never
+blocks appends (it only waits for a running evt compact to finish) and
+changes nothing. The first problem is reported by file and byte
 offset, and evt exits 1.
 
 --chain also checks the hash chain (DIR/chain): every sealed segment must

@@ -29,7 +29,8 @@ type streamCheck struct{ last, version, cut uint64 }
 
 // Verify checks every record of every segment (checksums, dense
 // positions, versions and back-pointers, times, batch ends) and every
-// derived file against them. It takes no lock and changes nothing; it
+// derived file against them. It takes no append lock (only the compaction
+// lock, so no segment is swapped under it) and changes nothing; it
 // returns the first problem found as a *CorruptError naming the file and
 // offset.
 func (s *Store) Verify(progress Progress) (Report, error) {
