@@ -202,7 +202,13 @@ func (a *Appender) Add(b *Batch) error {
 		}
 		a.record(r)
 		if k := len(a.idsWork) - 1; k < 0 || len(a.idsWork[k]) == cap(a.idsWork[k]) {
-			a.idsWork = append(a.idsWork, make([]idPut, 0, 1<<16))
+			// Blocks double from 64 to 64k entries: a one-event append
+			// must not clear 1.5 MB.
+			size := 64
+			if k >= 0 {
+				size = min(2*cap(a.idsWork[k]), 1<<16)
+			}
+			a.idsWork = append(a.idsWork, make([]idPut, 0, size))
 		}
 		a.idsWork[len(a.idsWork)-1] = append(a.idsWork[len(a.idsWork)-1], idPut{key, a.pos})
 		a.pos++
