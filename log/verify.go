@@ -207,8 +207,15 @@ func (s *Store) verifyTables(c *commitState, streams map[string]*streamCheck) er
 		}
 	}
 	// The count only when the table is exactly at this verify's end: an
-	// append since may have added streams.
-	if n := h.count(); h.applied()+1 == c.next && applied+1 == c.next && n != uint64(len(streams)) {
+	// append since may have added streams. A writer publishes the commit
+	// before it puts heads entries, so if the commit has not moved after
+	// the count was read, no entry of a later append is in it.
+	n := h.count()
+	now, err := s.committed()
+	if err != nil {
+		return err
+	}
+	if now.next == c.next && h.applied()+1 == c.next && applied+1 == c.next && n != uint64(len(streams)) {
 		return &CorruptError{File: headsFile, Offset: -1, Reason: fmt.Sprintf("holds %d streams, the log %d (run evt repair)", n, len(streams))}
 	}
 	ids, err := openHashFile(join(s.dir, idsFile), idsValues, false)
