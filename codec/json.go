@@ -350,7 +350,7 @@ func (s *jsonScanner) str() error {
 			s.i = i + 1
 			return nil
 		case c == '\\':
-			n, err := escapeLen(src, i)
+			n, err := EscapeLen(src, i)
 			if err != nil {
 				return err
 			}
@@ -369,11 +369,11 @@ func (s *jsonScanner) str() error {
 	}
 }
 
-// escapeLen checks the escape sequence at src[i] == '\\' and returns its
+// EscapeLen checks the escape sequence at src[i] == '\\' and returns its
 // length: 2, or 6 for \uXXXX. Surrogates are not paired up here: "\ud800"
 // alone is valid JSON (RFC 8259 §8.2 leaves its meaning open), and
 // AppendUnescaped decodes it as U+FFFD the way encoding/json does.
-func escapeLen(src []byte, i int) (int, error) {
+func EscapeLen(src []byte, i int) (int, error) {
 	if i+1 >= len(src) {
 		return 0, &SyntaxError{Offset: len(src), Msg: "unexpected end of input in string"}
 	}
@@ -447,6 +447,19 @@ func (s *jsonScanner) number() error {
 	return nil
 }
 
+// NumberEnd reads the JSON number at src[i] and returns the offset just
+// past it (fold's decoder and spec checks use the same grammar).
+func NumberEnd(src []byte, i int) (int, error) {
+	if i >= len(src) {
+		return 0, UnexpectedAt(src, i, " in number")
+	}
+	s := jsonScanner{src: src, i: i}
+	if err := s.number(); err != nil {
+		return 0, err
+	}
+	return s.i, nil
+}
+
 func isASCIIDigit(c byte) bool { return c >= '0' && c <= '9' }
 
 func (s *jsonScanner) digits() {
@@ -476,11 +489,15 @@ func (s *jsonScanner) literal(lit string) error {
 
 // unexpected reports the byte at i (or the end of input) with suffix
 // appended to the message.
-func (s *jsonScanner) unexpected(suffix string) error {
-	if s.i >= len(s.src) {
-		return &SyntaxError{Offset: len(s.src), Msg: "unexpected end of input" + suffix}
+func (s *jsonScanner) unexpected(suffix string) error { return UnexpectedAt(s.src, s.i, suffix) }
+
+// UnexpectedAt is the syntax error for the byte at src[i], or for the end
+// of input, with suffix appended to the message.
+func UnexpectedAt(src []byte, i int, suffix string) error {
+	if i >= len(src) {
+		return &SyntaxError{Offset: len(src), Msg: "unexpected end of input" + suffix}
 	}
-	return &SyntaxError{Offset: s.i, Msg: "unexpected " + describeByte(s.src, s.i) + suffix}
+	return &SyntaxError{Offset: i, Msg: "unexpected " + describeByte(src, i) + suffix}
 }
 
 // describeByte names the character at src[i] for an error message: quoted

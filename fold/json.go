@@ -479,7 +479,7 @@ func (d *decoder) stringBytes() ([]byte, error) {
 			d.scratch = codec.AppendUnescaped(d.scratch[:0], src[start:i])
 			return d.scratch, nil
 		case c == '\\':
-			n, err := escapeLen(src, i)
+			n, err := codec.EscapeLen(src, i)
 			if err != nil {
 				return nil, err
 			}
@@ -497,95 +497,23 @@ func (d *decoder) stringBytes() ([]byte, error) {
 	}
 }
 
-// escapeLen checks the escape at src[i] == '\\' and returns its length.
-func escapeLen(src []byte, i int) (int, error) {
-	if i+1 >= len(src) {
-		return 0, &codec.SyntaxError{Offset: len(src), Msg: "unexpected end of input in string"}
-	}
-	switch src[i+1] {
-	case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-		return 2, nil
-	case 'u':
-		for j := i + 2; j < i+6; j++ {
-			if j >= len(src) {
-				return 0, &codec.SyntaxError{Offset: len(src), Msg: "unexpected end of input in \\u escape"}
-			}
-			if hexValue(src[j]) < 0 {
-				return 0, &codec.SyntaxError{Offset: j, Msg: "invalid \\u escape"}
-			}
-		}
-		return 6, nil
-	}
-	return 0, &codec.SyntaxError{Offset: i, Msg: "invalid escape"}
-}
-
-func hexValue(c byte) rune {
-	switch {
-	case c >= '0' && c <= '9':
-		return rune(c - '0')
-	case c >= 'a' && c <= 'f':
-		return rune(c - 'a' + 10)
-	case c >= 'A' && c <= 'F':
-		return rune(c - 'A' + 10)
-	}
-	return -1
-}
-
 // number reads -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? and keeps
 // its text, as UseNumber does.
 func (d *decoder) number() (any, error) {
-	n := numberLen(d.src[d.i:])
-	if n <= 0 {
-		d.i -= n
-		return nil, d.unexpected(" in number")
+	end, err := codec.NumberEnd(d.src, d.i)
+	if err != nil {
+		return nil, err
 	}
-	s := json.Number(d.src[d.i : d.i+n])
-	d.i += n
+	s := json.Number(d.src[d.i:end])
+	d.i = end
 	return s, nil
 }
 
-// numberLen returns the length of the JSON number at the start of b, or
-// -k when b[k] is the first byte that breaks the grammar.
-func numberLen(b []byte) int {
-	i := 0
-	if i < len(b) && b[i] == '-' {
-		i++
-	}
-	switch {
-	case i < len(b) && b[i] == '0':
-		i++
-	case i < len(b) && b[i] >= '1' && b[i] <= '9':
-		for i < len(b) && isDigit(b[i]) {
-			i++
-		}
-	default:
-		return -i
-	}
-	if i < len(b) && b[i] == '.' {
-		i++
-		if i >= len(b) || !isDigit(b[i]) {
-			return -i
-		}
-		for i < len(b) && isDigit(b[i]) {
-			i++
-		}
-	}
-	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
-		i++
-		if i < len(b) && (b[i] == '+' || b[i] == '-') {
-			i++
-		}
-		if i >= len(b) || !isDigit(b[i]) {
-			return -i
-		}
-		for i < len(b) && isDigit(b[i]) {
-			i++
-		}
-	}
-	return i
+// isNumber reports whether s is exactly one JSON number.
+func isNumber(s string) bool {
+	end, err := codec.NumberEnd([]byte(s), 0)
+	return err == nil && end == len(s)
 }
-
-func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
 func (d *decoder) literal(lit string) error {
 	for j := 0; j < len(lit); j++ {
@@ -597,16 +525,7 @@ func (d *decoder) literal(lit string) error {
 	return nil
 }
 
-func (d *decoder) unexpected(suffix string) error {
-	if d.i >= len(d.src) {
-		return &codec.SyntaxError{Offset: len(d.src), Msg: "unexpected end of input" + suffix}
-	}
-	c := d.src[d.i]
-	if c >= 0x20 && c < 0x7f {
-		return &codec.SyntaxError{Offset: d.i, Msg: "unexpected '" + string(rune(c)) + "'" + suffix}
-	}
-	return &codec.SyntaxError{Offset: d.i, Msg: fmt.Sprintf("unexpected byte 0x%02x%s", c, suffix)}
-}
+func (d *decoder) unexpected(suffix string) error { return codec.UnexpectedAt(d.src, d.i, suffix) }
 
 // Encode returns the canonical compact JSON of a state: object keys sorted
 // byte-wise (as encoding/json sorts map keys), no insignificant
@@ -640,7 +559,7 @@ func appendValue(dst []byte, v any) ([]byte, error) {
 	case string:
 		return codec.AppendJSONString(dst, v), nil
 	case json.Number:
-		if numberLen([]byte(v)) != len(v) || len(v) == 0 {
+		if !isNumber(string(v)) {
 			return dst, fmt.Errorf("invalid number %q in state", v)
 		}
 		return append(dst, v...), nil

@@ -338,7 +338,7 @@ func (c *yamlConverter) scalar(n *yaml.Node, path string) (any, error) {
 		}
 		return b, nil
 	case "!!int", "!!float":
-		if numberLen([]byte(n.Value)) == len(n.Value) {
+		if isNumber(n.Value) {
 			return json.Number(n.Value), nil
 		}
 		var v any
@@ -371,7 +371,7 @@ func jsonValue(v any, path string, depth int) (any, error) {
 	}
 	switch v := v.(type) {
 	case nil, bool, string, json.Number:
-		if n, ok := v.(json.Number); ok && numberLen([]byte(n)) != len(n) {
+		if n, ok := v.(json.Number); ok && !isNumber(string(n)) {
 			return nil, fmt.Errorf("%sinvalid number %q", at(path), string(n))
 		}
 		return v, nil
