@@ -137,86 +137,82 @@ func (s *Store) hashSegment(first uint64) (chainLink, error) {
 	return chainLink{first: first, gen: gen, size: n, digest: hex.EncodeToString(h.Sum(nil))}, nil
 }
 
-// withChainLock runs fn under the compaction lock: the chain file is
-// rewritten by verify --chain and by compaction, one at a time.
-func (s *Store) withChainLock(fn func() error) error {
-	release := s.holdCompaction()
-	defer release()
-	return fn()
-}
-
 // VerifyChain checks every sealed segment against the hash chain, extends
 // the chain with segments sealed since it was last run, and returns the
 // chain's head and how many segments it added.
 func (s *Store) VerifyChain() (head string, added int, err error) {
-	err = s.withChainLock(func() error {
-		links, err := s.readChain()
+	// Under the compaction lock: compaction rewrites the chain file too.
+	release := s.holdCompaction()
+	defer release()
+	return s.verifyChain()
+}
+
+func (s *Store) verifyChain() (head string, added int, err error) {
+	links, err := s.readChain()
+	if err != nil {
+		return "", 0, err
+	}
+	// The recorded chain must be consistent in itself.
+	prev := zeroChain
+	for i, l := range links {
+		if chainNext(prev, l) != l.chain {
+			return "", 0, &CorruptError{File: chainFile, Offset: -1, Reason: fmt.Sprintf("line %d does not follow from the lines before it: the chain file was changed", i+1)}
+		}
+		prev = l.chain
+	}
+	c, err := s.committed()
+	if err != nil {
+		return "", 0, err
+	}
+	firsts, err := listSegments(s.dir)
+	if err != nil {
+		return "", 0, err
+	}
+	byFirst := map[uint64]int{}
+	for i, l := range links {
+		byFirst[l.first] = i
+	}
+	oldest := c.active
+	if len(firsts) > 0 {
+		oldest = firsts[0]
+	}
+	present := map[uint64]bool{}
+	for _, first := range firsts {
+		if first >= c.active {
+			break
+		}
+		present[first] = true
+		got, err := s.hashSegment(first)
 		if err != nil {
-			return err
+			return "", 0, err
 		}
-		// The recorded chain must be consistent in itself.
-		prev := zeroChain
-		for i, l := range links {
-			if chainNext(prev, l) != l.chain {
-				return &CorruptError{File: chainFile, Offset: -1, Reason: fmt.Sprintf("line %d does not follow from the lines before it: the chain file was changed", i+1)}
-			}
-			prev = l.chain
+		i, ok := byFirst[first]
+		if !ok {
+			links = append(links, got)
+			added++
+			continue
 		}
-		c, err := s.committed()
-		if err != nil {
-			return err
+		if want := links[i]; got.gen != want.gen || got.size != want.size || got.digest != want.digest {
+			return "", 0, &CorruptError{File: segmentName(first), Offset: -1, Reason: fmt.Sprintf("sealed segment differs from its hash chain entry (generation %d, %d bytes, sha256 %s; recorded generation %d, %d bytes, sha256 %s): it was changed outside evt", got.gen, got.size, got.digest[:16], want.gen, want.size, want.digest[:16])}
 		}
-		firsts, err := listSegments(s.dir)
-		if err != nil {
-			return err
+	}
+	for _, l := range links {
+		if !present[l.first] && l.first >= oldest {
+			return "", 0, &CorruptError{File: segmentName(l.first), Offset: -1, Reason: "a sealed segment of the hash chain is missing"}
 		}
-		byFirst := map[uint64]int{}
-		for i, l := range links {
-			byFirst[l.first] = i
+	}
+	if added > 0 {
+		slices.SortFunc(links, func(a, b chainLink) int { return cmp.Compare(a.first, b.first) })
+		if err := s.writeChain(links); err != nil {
+			return "", 0, err
 		}
-		oldest := c.active
-		if len(firsts) > 0 {
-			oldest = firsts[0]
-		}
-		present := map[uint64]bool{}
-		for _, first := range firsts {
-			if first >= c.active {
-				break
-			}
-			present[first] = true
-			got, err := s.hashSegment(first)
-			if err != nil {
-				return err
-			}
-			i, ok := byFirst[first]
-			if !ok {
-				links = append(links, got)
-				added++
-				continue
-			}
-			if want := links[i]; got.gen != want.gen || got.size != want.size || got.digest != want.digest {
-				return &CorruptError{File: segmentName(first), Offset: -1, Reason: fmt.Sprintf("sealed segment differs from its hash chain entry (generation %d, %d bytes, sha256 %s; recorded generation %d, %d bytes, sha256 %s): it was changed outside evt", got.gen, got.size, got.digest[:16], want.gen, want.size, want.digest[:16])}
-			}
-		}
-		for _, l := range links {
-			if !present[l.first] && l.first >= oldest {
-				return &CorruptError{File: segmentName(l.first), Offset: -1, Reason: "a sealed segment of the hash chain is missing"}
-			}
-		}
-		if added > 0 {
-			slices.SortFunc(links, func(a, b chainLink) int { return cmp.Compare(a.first, b.first) })
-			if err := s.writeChain(links); err != nil {
-				return err
-			}
-		}
-		if len(links) == 0 {
-			head = zeroChain
-		} else {
-			head = links[len(links)-1].chain
-		}
-		return nil
-	})
-	return head, added, err
+	}
+	if len(links) == 0 {
+		head = zeroChain
+	} else {
+		head = links[len(links)-1].chain
+	}
+	return head, added, nil
 }
 
 // rechain updates the chain lines of the segments compaction rewrote or

@@ -150,23 +150,34 @@ func (s *Store) OpenGroup(name string) (*Group, error) {
 	if err := ValidateGroupName(name); err != nil {
 		return nil, err
 	}
-	dir := s.groupDir(name)
-	b, err := os.ReadFile(join(dir, "config.json"))
+	cfg, err := s.groupConfig(name)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("%w: group %s", ErrNotFound, name)
-		}
 		return nil, err
 	}
-	g := &Group{s: s, dir: dir, id: strconv.Itoa(os.Getpid())}
-	if err := json.Unmarshal(b, &g.Config); err != nil {
-		return nil, &CorruptError{File: "groups/" + name + "/config.json", Offset: -1, Reason: err.Error()}
-	}
+	dir := s.groupDir(name)
+	g := &Group{s: s, dir: dir, Config: cfg, id: strconv.Itoa(os.Getpid())}
 	g.lock, err = os.OpenFile(join(dir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, err
 	}
 	return g, nil
+}
+
+// groupConfig reads a group's config.json; ErrNotFound if there is no
+// such group.
+func (s *Store) groupConfig(name string) (GroupConfig, error) {
+	var cfg GroupConfig
+	b, err := os.ReadFile(join(s.groupDir(name), "config.json"))
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return cfg, fmt.Errorf("%w: group %s", ErrNotFound, name)
+		}
+		return cfg, err
+	}
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		return cfg, &CorruptError{File: "groups/" + name + "/config.json", Offset: -1, Reason: err.Error()}
+	}
+	return cfg, nil
 }
 
 // Groups lists the names of the store's groups, sorted.
@@ -274,7 +285,7 @@ func (g *Group) Update(fn func(st *GroupState) error) error {
 	if err != nil {
 		return err
 	}
-	st, err := g.decode(old)
+	st, err := decodeGroupStateOf(g.Config.Name, old)
 	if err != nil {
 		return err
 	}
@@ -295,18 +306,24 @@ func (g *Group) Update(fn func(st *GroupState) error) error {
 // State reads the current state (no lock: the file is replaced atomically).
 func (g *Group) State() (*GroupState, error) { return g.read() }
 
-func (g *Group) read() (*GroupState, error) {
-	b, err := os.ReadFile(join(g.dir, "state"))
+func (g *Group) read() (*GroupState, error) { return readGroupState(g.dir, g.Config.Name) }
+
+// readGroupState reads the state file of group name in dir (no lock: the
+// file is replaced atomically).
+func readGroupState(dir, name string) (*GroupState, error) {
+	b, err := os.ReadFile(join(dir, "state"))
 	if err != nil {
 		return nil, err
 	}
-	return g.decode(b)
+	return decodeGroupStateOf(name, b)
 }
 
-func (g *Group) decode(b []byte) (*GroupState, error) {
+// decodeGroupStateOf decodes group name's state, naming the file if it is
+// damaged.
+func decodeGroupStateOf(name string, b []byte) (*GroupState, error) {
 	st, err := decodeGroupState(b)
 	if err != nil {
-		return nil, &CorruptError{File: "groups/" + g.Config.Name + "/state", Offset: -1, Reason: err.Error()}
+		return nil, &CorruptError{File: "groups/" + name + "/state", Offset: -1, Reason: err.Error()}
 	}
 	return st, nil
 }

@@ -54,16 +54,23 @@ func (s *Store) tables() (*hashFile, error) {
 // lookup and one record read, plus a scan of the records the table has
 // not absorbed yet (normally none, or the batch being published).
 func (s *Store) Head(stream string) (StreamInfo, error) {
+	info, _, _, err := s.head(stream)
+	return info, err
+}
+
+// head is Head, also returning the committed state and the view of the
+// limits it judged the stream under, for a read that follows.
+func (s *Store) head(stream string) (StreamInfo, commitState, *view, error) {
 	h, err := s.tables()
 	if err != nil {
-		return StreamInfo{}, err
+		return StreamInfo{}, commitState{}, nil, err
 	}
 	applied := h.applied()
 	var vals [headsValues]uint64
 	found := h.get(keyOf(stream), vals[:])
 	c, err := s.committed() // after the table: the table never runs ahead of it
 	if err != nil {
-		return StreamInfo{}, err
+		return StreamInfo{}, commitState{}, nil, err
 	}
 	info := StreamInfo{Stream: stream}
 	if applied >= c.next {
@@ -75,10 +82,10 @@ func (s *Store) Head(stream string) (StreamInfo, error) {
 	if found && vals[0] < c.next {
 		rec, err := s.recordAt(vals[0], &c)
 		if err != nil {
-			return info, err
+			return info, c, nil, err
 		}
 		if string(rec.Stream) != stream {
-			return info, &CorruptError{File: headsFile, Offset: -1, Reason: fmt.Sprintf("entry for %q points at an event of %q (run evt repair)", stream, rec.Stream)}
+			return info, c, nil, &CorruptError{File: headsFile, Offset: -1, Reason: fmt.Sprintf("entry for %q points at an event of %q (run evt repair)", stream, rec.Stream)}
 		}
 		info.Cut, info.Deleted = splitCut(vals[2])
 		setHead(&info, &rec)
@@ -91,17 +98,17 @@ func (s *Store) Head(stream string) (StreamInfo, error) {
 			return nil
 		})
 		if err != nil {
-			return info, err
+			return info, c, nil, err
 		}
 	}
 	if info.Version == 0 {
-		return info, fmt.Errorf("%w: stream %s", ErrNotFound, stream)
+		return info, c, nil, fmt.Errorf("%w: stream %s", ErrNotFound, stream)
 	}
 	v, err := s.view(&c)
 	if err != nil {
-		return info, err
+		return info, c, nil, err
 	}
-	return info, s.retained(&info, v, &c)
+	return info, c, v, s.retained(&info, v, &c)
 }
 
 // retained says whether a stream has events left after the limits, as

@@ -123,11 +123,7 @@ func (s *Store) timeAt(sf *segFile, pos uint64, c *commitState) (int64, error) {
 // records' back-pointers, so it costs O(events read), whatever the size
 // of the store. A stream that does not exist is ErrNotFound.
 func (s *Store) ReadStream(stream string, from uint64, fn func(rec *codec.Record) error) (uint64, error) {
-	info, err := s.Head(stream)
-	if err != nil {
-		return 0, err
-	}
-	c, err := s.committed()
+	info, c, view, err := s.head(stream)
 	if err != nil {
 		return 0, err
 	}
@@ -137,10 +133,6 @@ func (s *Store) ReadStream(stream string, from uint64, fn func(rec *codec.Record
 	from = max(from, info.Cut+1)
 	if from > info.Version {
 		return info.Version, nil
-	}
-	view, err := s.view(&c)
-	if err != nil {
-		return 0, err
 	}
 	// Walk back from the head along the back-pointers, keeping copies of
 	// the records (up to readStreamCache bytes; past that only positions,

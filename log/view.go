@@ -2,7 +2,6 @@ package log
 
 import (
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"io/fs"
 	"os"
@@ -206,26 +205,23 @@ func (s *Store) groupMarks() ([]groupMark, error) {
 	}
 	var out []groupMark
 	for _, name := range names {
-		dir := s.groupDir(name)
-		b, err := os.ReadFile(join(dir, "config.json"))
-		if err != nil {
+		cfg, err := s.groupConfig(name)
+		if errors.Is(err, ErrNotFound) {
 			continue // removed meanwhile
 		}
-		var cfg GroupConfig
-		if err := json.Unmarshal(b, &cfg); err != nil {
-			return nil, &CorruptError{File: "groups/" + name + "/config.json", Offset: -1, Reason: err.Error()}
+		if err != nil {
+			return nil, err
 		}
 		sel, err := codec.ParseSelection(cfg.Selection)
 		if err != nil {
 			return nil, err
 		}
-		b, err = os.ReadFile(join(dir, "state"))
-		if err != nil {
+		st, err := readGroupState(s.groupDir(name), name)
+		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
-		st, err := decodeGroupState(b)
 		if err != nil {
-			return nil, &CorruptError{File: "groups/" + name + "/state", Offset: -1, Reason: err.Error()}
+			return nil, err
 		}
 		acked := st.Committed
 		for p := range st.Parked {
