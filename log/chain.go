@@ -14,6 +14,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/evtdev/evt/log/atomicfile"
 )
 
 // The hash chain makes tampering with a sealed segment detectable. The
@@ -115,7 +117,7 @@ func (s *Store) writeChain(links []chainLink) error {
 		prev = links[i].chain
 		fmt.Fprintf(&b, "%s %s\n", links[i].body(), links[i].chain)
 	}
-	return writeFileAtomic(join(s.dir, chainFile), []byte(b.String()))
+	return atomicfile.Write(join(s.dir, chainFile), []byte(b.String()), 0o600)
 }
 
 // hashSegment hashes a whole segment file and reads its generation.

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/evtdev/evt/codec"
+	"github.com/evtdev/evt/log/atomicfile"
 )
 
 // Compaction reclaims the space of the events the limits removed (see
@@ -258,17 +259,17 @@ func (s *Store) compactSegment(first, end uint64, c *commitState, v *view, h *ha
 	}
 	// The new generation's offsets file exists, complete and synced,
 	// before the segment that names it.
-	if err := writeFileAtomic(join(s.dir, offsetsNameGen(first, gen)), idx); err != nil {
+	if err := atomicfile.Write(join(s.dir, offsetsNameGen(first, gen)), idx, 0o600); err != nil {
 		return 0, fmt.Errorf("compact %s: %w", name, err)
 	}
-	if err := syncDir(s.dir); err != nil {
+	if err := atomicfile.SyncDir(s.dir); err != nil {
 		return 0, err
 	}
 	s.forget(first)
 	if err := os.Rename(tmpPath, join(s.dir, segmentName(first))); err != nil {
 		return 0, fmt.Errorf("compact %s: %w", name, err)
 	}
-	if err := syncDir(s.dir); err != nil {
+	if err := atomicfile.SyncDir(s.dir); err != nil {
 		return 0, err
 	}
 	os.Remove(join(s.dir, offsetsNameGen(first, sf.gen)))
@@ -286,7 +287,7 @@ func (s *Store) removeSegment(sf *segFile, rep *CompactReport) error {
 		return err
 	}
 	os.Remove(join(s.dir, idx))
-	if err := syncDir(s.dir); err != nil {
+	if err := atomicfile.SyncDir(s.dir); err != nil {
 		return err
 	}
 	rep.Removed++

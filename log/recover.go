@@ -8,6 +8,7 @@ import (
 	"os"
 
 	"github.com/evtdev/evt/codec"
+	"github.com/evtdev/evt/log/atomicfile"
 )
 
 // Recovery. A writer runs prepare under the append lock before every
@@ -401,7 +402,7 @@ func (s *Store) rebuildTables(c *commitState) error {
 		s.ids.close()
 	}
 	s.heads, s.ids = heads, ids
-	return syncDir(s.dir)
+	return atomicfile.SyncDir(s.dir)
 }
 
 // recoverAsReader runs recovery for a process that opened the store to

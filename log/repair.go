@@ -3,6 +3,8 @@ package log
 import (
 	"fmt"
 	"os"
+
+	"github.com/evtdev/evt/log/atomicfile"
 )
 
 // Repair rebuilds every derived file from the segments, under the append
@@ -162,7 +164,7 @@ func (s *Store) Repair(dropDamaged bool, progress Progress) (Report, error) {
 			}
 			rep.Actions = append(rep.Actions, fmt.Sprintf("dropped %d bytes of an unfinished batch at the end of %s", e.size-e.kept, segmentName(first)))
 		}
-		if err := writeFileAtomic(join(s.dir, offsetsNameGen(first, e.gen)), e.index); err != nil {
+		if err := atomicfile.Write(join(s.dir, offsetsNameGen(first, e.gen)), e.index, 0o600); err != nil {
 			return rep, err
 		}
 		if sf.idx != nil {
@@ -194,28 +196,4 @@ func (s *Store) Repair(dropDamaged bool, progress Progress) (Report, error) {
 	rep.Events = expect - firsts[0]
 	rep.Streams = int(s.heads.count())
 	return rep, nil
-}
-
-// writeFileAtomic replaces a file by writing a temporary one, syncing it
-// and renaming it over the old one.
-func writeFileAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-	}
-	return err
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/evtdev/evt/codec"
+	"github.com/evtdev/evt/log/atomicfile"
 )
 
 // Retention is the store's retention policy: rules per stream selection,
@@ -107,7 +108,7 @@ func (s *Store) UpdateRetention(fn func(r *Retention) error) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(join(s.dir, retentionFile), append(b, '\n')); err != nil {
+	if err := atomicfile.Write(join(s.dir, retentionFile), append(b, '\n'), 0o600); err != nil {
 		return fmt.Errorf("write retention: %w", err)
 	}
 	s.retention = retentionCache{}

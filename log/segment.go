@@ -254,14 +254,4 @@ func readRecordAt(f *os.File, name string, off int64, buf []byte) (codec.Record,
 	return rec, buf, nil
 }
 
-// syncDir makes a directory's entries (new or renamed files) durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
-
 func join(dir, name string) string { return filepath.Join(dir, name) }

@@ -18,6 +18,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/evtdev/evt/log/atomicfile"
 )
 
 // SyncPolicy says when appended data is fdatasynced.
@@ -220,7 +222,7 @@ func (s *Store) initialize() error {
 		if err := os.WriteFile(join(s.dir, commitFile), make([]byte, commitSlotGap+commitSlotSize), 0o600); err != nil {
 			return err
 		}
-		return syncDir(s.dir)
+		return atomicfile.SyncDir(s.dir)
 	}
 	now := time.Now().UnixNano()
 	if err := createSegment(s.dir, 1, now); err != nil {
@@ -260,7 +262,7 @@ func (s *Store) initialize() error {
 	if err := os.Rename(tmp, join(s.dir, commitFile)); err != nil {
 		return err
 	}
-	return syncDir(s.dir)
+	return atomicfile.SyncDir(s.dir)
 }
 
 // createSegment makes an empty segment and its offsets file durable.
@@ -286,7 +288,7 @@ func createSegment(dir string, first uint64, now int64) error {
 		return fmt.Errorf("create segment: %w", err)
 	}
 	idx.Close()
-	return syncDir(dir)
+	return atomicfile.SyncDir(dir)
 }
 
 // Close releases the store's files.

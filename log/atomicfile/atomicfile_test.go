@@ -1,0 +1,72 @@
+package atomicfile
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestWrite(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "state")
+	for _, tc := range []struct {
+		name string
+		data string
+	}{
+		{"new file", "one"},
+		{"replace longer", "three three"},
+		{"replace shorter", "x"},
+		{"empty", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := Write(path, []byte(tc.data), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			got, err := os.ReadFile(path)
+			if err != nil || string(got) != tc.data {
+				t.Fatalf("read %q, %v; want %q", got, err, tc.data)
+			}
+			if _, err := os.Stat(path + ".tmp"); !os.IsNotExist(err) {
+				t.Fatalf("temporary file left behind: %v", err)
+			}
+			st, _ := os.Stat(path)
+			if st.Mode().Perm() != 0o600 {
+				t.Fatalf("mode %v, want 0600", st.Mode().Perm())
+			}
+		})
+	}
+}
+
+// A failed write leaves the old content and no temporary file.
+func TestWriteFailureKeepsOld(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "state")
+	if err := Write(path, []byte("old"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// A directory where the temporary file must go makes the open fail.
+	if err := os.Mkdir(path+".tmp", 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := Write(path, []byte("new"), 0o600); err == nil {
+		t.Fatal("write over a blocked temporary succeeded")
+	}
+	if got, _ := os.ReadFile(path); string(got) != "old" {
+		t.Fatalf("content %q after a failed write, want old", got)
+	}
+}
+
+// A temporary left by a crash is overwritten, not an error.
+func TestWriteOverStaleTemp(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "state")
+	if err := os.WriteFile(path+".tmp", []byte("torn garbage that is long"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := Write(path, []byte("ok"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(path); string(got) != "ok" {
+		t.Fatalf("content %q, want ok", got)
+	}
+}
