@@ -1,11 +1,3 @@
-// Package log is the evt store: one global append-only log split into
-// segment files, a commit file that says where it ends, and derived
-// indexes (per-segment offsets, the heads table, the id index) that make
-// appends and stream lookups O(1) in the size of the store.
-//
-// Writers take turns under an exclusive flock (see lock.go); readers take
-// no lock and read, with pread, only up to the committed end. See
-// README.md, section Design, for the protocol and the recovery steps.
 package log
 
 import (

@@ -5,7 +5,7 @@
 // images with the log package to check them quickly.
 //
 // A short version runs in `go test ./...`. The full version, with the
-// figures that README.md quotes, runs with
+// figures that testdata/README.md quotes, runs with
 //
 //	EVT_TORTURE=full go test ./cmd/torture -run . -v -timeout 60m
 //
@@ -73,7 +73,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// results counts what the suite did, for the table in README.md. Every
+// results counts what the suite did, for the table in testdata/README.md. Every
 // test adds to it as it goes; lost stays 0 or a test failed.
 type results struct {
 	crashes   atomic.Int64 // processes killed with SIGKILL, each followed by the checks
