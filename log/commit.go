@@ -26,7 +26,7 @@ import (
 //	 48  boot [16]byte    kernel boot id of the writer (a different boot
 //	                      means a power loss or reboot may have dropped
 //	                      unsynced pages of derived files)
-//	 64  reserved, zero
+//	 64  reserved, zero (a slot with other bytes here is invalid)
 //	124  crc32c of bytes [0, 124) u32
 //
 // The file is not fsynced: the segments are the truth. If a power loss
@@ -61,9 +61,15 @@ func (c *commitState) encode() []byte {
 	return b
 }
 
+// decodeCommit reads one slot. A slot is valid when its checksum matches,
+// its reserved bytes are zero and its fields are consistent; a valid slot
+// re-encodes to exactly its bytes.
 func decodeCommit(b []byte) (commitState, bool) {
 	var c commitState
 	if len(b) < commitSlotSize || binary.LittleEndian.Uint32(b[124:]) != codec.Checksum(b[:124]) {
+		return c, false
+	}
+	if !allZero(b[64:124]) {
 		return c, false
 	}
 	c.seq = binary.LittleEndian.Uint64(b[0:])
@@ -88,7 +94,12 @@ func readCommit(f *os.File) (commitState, error) {
 	if err != nil && !errors.Is(err, io.EOF) {
 		return commitState{}, err
 	}
-	buf = buf[:n]
+	return decodeCommitFile(buf[:n])
+}
+
+// decodeCommitFile picks the valid slot with the higher sequence from the
+// bytes of a commit file, or returns a *CorruptError.
+func decodeCommitFile(buf []byte) (commitState, error) {
 	a, okA := decodeCommit(buf)
 	var b commitState
 	okB := false

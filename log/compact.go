@@ -400,10 +400,11 @@ func (s *Store) removeStaleSnapshots(h *hashFile) (int, error) {
 		if err != nil {
 			continue
 		}
-		fp, stream, ok := snapshotNames(b)
+		f, ok := decodeSnapshot(b)
 		if !ok {
 			continue
 		}
+		fp, stream := f.fingerprint, f.stream
 		var vals [headsValues]uint64
 		if !h.get(keyOf(stream), vals[:]) {
 			continue

@@ -58,9 +58,10 @@ type hashFile struct {
 }
 
 const (
-	hashMagic      = "EVTHASH\x01"
-	hashHeaderSize = 4096
-	hashMinSlots   = 1024
+	hashFixedHeader = 32 // the checksummed part and its padding: [0, 32)
+	hashMagic       = "EVTHASH\x01"
+	hashHeaderSize  = 4096
+	hashMinSlots    = 1024
 )
 
 type hashKey struct{ a, b uint64 }
@@ -159,13 +160,7 @@ func initHashFile(f *os.File, path string, k int, slots uint64) (*hashFile, erro
 	if err := allocate(f, size); err != nil {
 		return nil, err
 	}
-	hdr := make([]byte, 32)
-	copy(hdr, hashMagic)
-	binary.LittleEndian.PutUint32(hdr[8:], 1)
-	binary.LittleEndian.PutUint32(hdr[12:], uint32(k))
-	binary.LittleEndian.PutUint64(hdr[16:], slots)
-	binary.LittleEndian.PutUint32(hdr[24:], codec.Checksum(hdr[:24]))
-	if _, err := f.WriteAt(hdr, 0); err != nil {
+	if _, err := f.WriteAt(encodeHashHeader(k, slots), 0); err != nil {
 		return nil, err
 	}
 	return mapHashFile(f, path, k, true)
@@ -189,25 +184,50 @@ func openHashFile(path string, k int, rw bool) (*hashFile, error) {
 	return h, nil
 }
 
+// encodeHashHeader makes the fixed part of a table's header.
+func encodeHashHeader(k int, slots uint64) []byte {
+	hdr := make([]byte, hashFixedHeader)
+	copy(hdr, hashMagic)
+	binary.LittleEndian.PutUint32(hdr[8:], 1)
+	binary.LittleEndian.PutUint32(hdr[12:], uint32(k))
+	binary.LittleEndian.PutUint64(hdr[16:], slots)
+	binary.LittleEndian.PutUint32(hdr[24:], codec.Checksum(hdr[:24]))
+	return hdr
+}
+
+// decodeHashHeader checks the fixed part of the header of a table with k
+// values per slot in a file of size bytes, and returns its slot count. A
+// header it accepts is one encodeHashHeader writes (FuzzHashHeader).
+func decodeHashHeader(name string, hdr []byte, k int, size int64) (uint64, error) {
+	if len(hdr) < hashFixedHeader || string(hdr[:8]) != hashMagic || binary.LittleEndian.Uint32(hdr[24:]) != codec.Checksum(hdr[:24]) {
+		return 0, &CorruptError{File: name, Offset: 0, Reason: "bad header"}
+	}
+	slots := binary.LittleEndian.Uint64(hdr[16:])
+	if binary.LittleEndian.Uint32(hdr[8:]) != 1 || !allZero(hdr[28:32]) {
+		return 0, &CorruptError{File: name, Offset: 0, Reason: "unknown table format"}
+	}
+	if int(binary.LittleEndian.Uint32(hdr[12:])) != k || slots == 0 || slots&(slots-1) != 0 || slots > 1<<40 ||
+		size != int64(hashHeaderSize+slots*uint64(16+8*k)) {
+		return 0, &CorruptError{File: name, Offset: 0, Reason: "header does not match the file"}
+	}
+	return slots, nil
+}
+
 func mapHashFile(f *os.File, path string, k int, rw bool) (*hashFile, error) {
 	name := baseName(path)
 	st, err := f.Stat()
 	if err != nil {
 		return nil, err
 	}
-	hdr := make([]byte, 32)
+	hdr := make([]byte, hashFixedHeader)
 	if _, err := f.ReadAt(hdr, 0); err != nil {
 		return nil, &CorruptError{File: name, Offset: 0, Reason: "shorter than its header"}
 	}
-	if string(hdr[:8]) != hashMagic || binary.LittleEndian.Uint32(hdr[24:]) != codec.Checksum(hdr[:24]) {
-		return nil, &CorruptError{File: name, Offset: 0, Reason: "bad header"}
+	slots, err := decodeHashHeader(name, hdr, k, st.Size())
+	if err != nil {
+		return nil, err
 	}
-	slots := binary.LittleEndian.Uint64(hdr[16:])
 	width := uint64(16 + 8*k)
-	if int(binary.LittleEndian.Uint32(hdr[12:])) != k || slots == 0 || slots&(slots-1) != 0 || slots > 1<<40 ||
-		st.Size() != int64(hashHeaderSize+slots*width) {
-		return nil, &CorruptError{File: name, Offset: 0, Reason: "header does not match the file"}
-	}
 	prot := unix.PROT_READ
 	if rw {
 		prot |= unix.PROT_WRITE

@@ -63,16 +63,40 @@ func (s *Store) Retention() (Retention, error) {
 	if err != nil {
 		return Retention{}, err
 	}
+	r, err := decodeRetention(b)
+	if err != nil {
+		return Retention{}, err
+	}
+	s.retention = retentionCache{valid: true, mod: st.ModTime(), size: st.Size(), ino: inode(st), r: r}
+	return r, nil
+}
+
+// decodeRetention reads retention.json. A file evt did not write (bad
+// JSON, a bad selection, a negative limit) is a *CorruptError: a policy
+// that cannot be read must not be guessed, or reads would show events
+// that should be gone, or hide ones that should not.
+func decodeRetention(b []byte) (Retention, error) {
 	var r Retention
+	bad := func(reason string) (Retention, error) {
+		return Retention{}, &CorruptError{File: retentionFile, Offset: -1, Reason: reason}
+	}
 	if err := json.Unmarshal(b, &r); err != nil {
-		return Retention{}, &CorruptError{File: retentionFile, Offset: -1, Reason: err.Error()}
+		return bad(err.Error())
+	}
+	if len(r.Rules) == 0 {
+		r.Rules = nil // "rules": [] and no rules are one policy
+	}
+	if r.MaxBytes < 0 {
+		return bad(fmt.Sprintf("max_bytes %d is negative", r.MaxBytes))
 	}
 	for _, rule := range r.Rules {
 		if _, err := codec.ParseSelection(rule.Selection); err != nil {
-			return Retention{}, &CorruptError{File: retentionFile, Offset: -1, Reason: err.Error()}
+			return bad(err.Error())
+		}
+		if rule.MaxAge < 0 {
+			return bad(fmt.Sprintf("rule %s: max_age %d is negative", rule.Selection, rule.MaxAge))
 		}
 	}
-	s.retention = retentionCache{valid: true, mod: st.ModTime(), size: st.Size(), ino: inode(st), r: r}
 	return r, nil
 }
 

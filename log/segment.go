@@ -95,7 +95,12 @@ func checkSegmentHeader(f *os.File, first uint64) (uint32, error) {
 	return binary.LittleEndian.Uint32(h[32:]), checkHeaderBytes(h, first)
 }
 
+// checkHeaderBytes validates a segment header: a header it accepts is one
+// encodeSegmentHeaderGen writes (FuzzSegmentHeader).
 func checkHeaderBytes(h []byte, first uint64) error {
+	if len(h) < segmentHeaderSize {
+		return &CorruptError{File: segmentName(first), Offset: 0, Reason: "shorter than its header"}
+	}
 	name := segmentName(first)
 	switch {
 	case string(h[:8]) != segmentMagic:
@@ -104,10 +109,23 @@ func checkHeaderBytes(h []byte, first uint64) error {
 		return &CorruptError{File: name, Offset: 0, Reason: "header checksum mismatch"}
 	case binary.LittleEndian.Uint32(h[8:]) != segmentFormat:
 		return &CorruptError{File: name, Offset: 0, Reason: fmt.Sprintf("format version %d, this evt reads %d", binary.LittleEndian.Uint32(h[8:]), segmentFormat)}
+	case binary.LittleEndian.Uint32(h[12:]) != segmentHeaderSize:
+		return &CorruptError{File: name, Offset: 0, Reason: fmt.Sprintf("header size %d, want %d", binary.LittleEndian.Uint32(h[12:]), segmentHeaderSize)}
 	case binary.LittleEndian.Uint64(h[16:]) != first:
 		return &CorruptError{File: name, Offset: 0, Reason: "header does not match the file name"}
+	case !allZero(h[36:40]) || !allZero(h[48:60]):
+		return &CorruptError{File: name, Offset: 0, Reason: "reserved header bytes are not zero"}
 	}
 	return nil
+}
+
+func allZero(b []byte) bool {
+	for _, x := range b {
+		if x != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // listSegments returns the first positions of the segments in dir, sorted.

@@ -51,37 +51,22 @@ func (s *Store) LoadSnapshot(fingerprint, stream string) (Snapshot, bool) {
 		return Snapshot{}, false
 	}
 	b, err := os.ReadFile(s.snapshotPath(fingerprint, stream))
-	if err != nil || len(b) < snapHeader+4 || string(b[:8]) != snapshotMagic {
+	if err != nil {
 		return Snapshot{}, false
 	}
-	n := len(b) - 4
-	if binary.LittleEndian.Uint32(b[n:]) != codec.Checksum(b[:n]) {
-		return Snapshot{}, false
-	}
-	b = b[:n]
-	ver := binary.LittleEndian.Uint64(b[8:])
-	pos := binary.LittleEndian.Uint64(b[16:])
-	fl := int(binary.LittleEndian.Uint32(b[24:]))
-	sl := int(binary.LittleEndian.Uint32(b[28:]))
-	stl := int(binary.LittleEndian.Uint32(b[32:]))
-	il := int(binary.LittleEndian.Uint32(b[36:]))
-	if fl < 0 || sl < 0 || stl < 0 || il < 0 || snapHeader+fl+sl+stl+il != len(b) {
-		return Snapshot{}, false
-	}
-	id := string(b[snapHeader+fl+sl+stl:])
-	body := b[snapHeader:]
-	if string(body[:fl]) != fingerprint || string(body[fl:fl+sl]) != stream {
+	f, ok := decodeSnapshot(b)
+	if !ok || f.fingerprint != fingerprint || f.stream != stream {
 		return Snapshot{}, false
 	}
 	c, err := s.committed()
 	if err != nil {
 		return Snapshot{}, false
 	}
-	rec, err := s.recordAt(pos, &c)
-	if err != nil || string(rec.Stream) != stream || rec.Version != ver || string(rec.ID) != id {
+	rec, err := s.recordAt(f.snap.Position, &c)
+	if err != nil || string(rec.Stream) != stream || rec.Version != f.snap.Version || string(rec.ID) != f.id {
 		return Snapshot{}, false
 	}
-	return Snapshot{Version: ver, Position: pos, State: body[fl+sl : fl+sl+stl]}, true
+	return f.snap, true
 }
 
 // SaveSnapshot stores a fold state. It is best effort: a store that is
@@ -107,19 +92,7 @@ func (s *Store) SaveSnapshot(fingerprint, stream string, snap Snapshot) error {
 	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 		return err
 	}
-	b := make([]byte, snapHeader, snapHeader+len(fingerprint)+len(stream)+len(snap.State)+len(id)+4)
-	copy(b, snapshotMagic)
-	binary.LittleEndian.PutUint64(b[8:], snap.Version)
-	binary.LittleEndian.PutUint64(b[16:], snap.Position)
-	binary.LittleEndian.PutUint32(b[24:], uint32(len(fingerprint)))
-	binary.LittleEndian.PutUint32(b[28:], uint32(len(stream)))
-	binary.LittleEndian.PutUint32(b[32:], uint32(len(snap.State)))
-	binary.LittleEndian.PutUint32(b[36:], uint32(len(id)))
-	b = append(b, fingerprint...)
-	b = append(b, stream...)
-	b = append(b, snap.State...)
-	b = append(b, id...)
-	b = binary.LittleEndian.AppendUint32(b, codec.Checksum(b))
+	b := encodeSnapshot(snapshotFile{fingerprint: fingerprint, stream: stream, id: id, snap: snap})
 	path := s.snapshotPath(fingerprint, stream)
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, b, 0o600); err != nil {
@@ -160,15 +133,55 @@ func (s *Store) snapshotKey(fingerprint, stream string) (string, bool) {
 // at version cut.
 func cutSuffix(cut uint64) string { return "\x00cut=" + strconv.FormatUint(cut, 10) }
 
-// snapshotNames reads the fingerprint and stream of a snapshot file.
-func snapshotNames(b []byte) (fingerprint, stream string, ok bool) {
-	if len(b) < snapHeader || string(b[:8]) != snapshotMagic {
-		return "", "", false
+// snapshotFile is the content of one snapshot file.
+type snapshotFile struct {
+	fingerprint, stream, id string
+	snap                    Snapshot
+}
+
+func encodeSnapshot(f snapshotFile) []byte {
+	b := make([]byte, snapHeader, snapHeader+len(f.fingerprint)+len(f.stream)+len(f.snap.State)+len(f.id)+4)
+	copy(b, snapshotMagic)
+	binary.LittleEndian.PutUint64(b[8:], f.snap.Version)
+	binary.LittleEndian.PutUint64(b[16:], f.snap.Position)
+	binary.LittleEndian.PutUint32(b[24:], uint32(len(f.fingerprint)))
+	binary.LittleEndian.PutUint32(b[28:], uint32(len(f.stream)))
+	binary.LittleEndian.PutUint32(b[32:], uint32(len(f.snap.State)))
+	binary.LittleEndian.PutUint32(b[36:], uint32(len(f.id)))
+	b = append(b, f.fingerprint...)
+	b = append(b, f.stream...)
+	b = append(b, f.snap.State...)
+	b = append(b, f.id...)
+	return binary.LittleEndian.AppendUint32(b, codec.Checksum(b))
+}
+
+// decodeSnapshot reads a snapshot file. It accepts exactly what
+// encodeSnapshot writes (FuzzDecodeSnapshot): a damaged file is simply
+// not a snapshot, and the fold starts from the first event.
+func decodeSnapshot(b []byte) (snapshotFile, bool) {
+	if len(b) < snapHeader+4 || string(b[:8]) != snapshotMagic {
+		return snapshotFile{}, false
 	}
-	fl := int(binary.LittleEndian.Uint32(b[24:]))
-	sl := int(binary.LittleEndian.Uint32(b[28:]))
-	if fl < 0 || sl < 0 || snapHeader+fl+sl > len(b) {
-		return "", "", false
+	n := len(b) - 4
+	if binary.LittleEndian.Uint32(b[n:]) != codec.Checksum(b[:n]) {
+		return snapshotFile{}, false
 	}
-	return string(b[snapHeader : snapHeader+fl]), string(b[snapHeader+fl : snapHeader+fl+sl]), true
+	fl := uint64(binary.LittleEndian.Uint32(b[24:]))
+	sl := uint64(binary.LittleEndian.Uint32(b[28:]))
+	stl := uint64(binary.LittleEndian.Uint32(b[32:]))
+	il := uint64(binary.LittleEndian.Uint32(b[36:]))
+	if snapHeader+fl+sl+stl+il != uint64(n) {
+		return snapshotFile{}, false
+	}
+	body := b[snapHeader:n]
+	return snapshotFile{
+		fingerprint: string(body[:fl]),
+		stream:      string(body[fl : fl+sl]),
+		id:          string(body[fl+sl+stl:]),
+		snap: Snapshot{
+			Version:  binary.LittleEndian.Uint64(b[8:]),
+			Position: binary.LittleEndian.Uint64(b[16:]),
+			State:    body[fl+sl : fl+sl+stl],
+		},
+	}, true
 }
