@@ -25,8 +25,11 @@ func ParseSelection(s string) (Selection, error) {
 		}
 		return Selection{pattern: s}, nil
 	}
-	if len(s) > 4*MaxStreamLen {
-		return Selection{}, fmt.Errorf("invalid stream pattern: longer than %d bytes", 4*MaxStreamLen)
+	// A pattern is held to the rules of names, but for its glob
+	// characters and a longer limit: a control character could never
+	// match, and a NUL would match the '/' that slashless hides.
+	if err := validateName(s, 4*MaxStreamLen, ""); err != nil {
+		return Selection{}, fmt.Errorf("invalid stream pattern %q: %s", clip(s), err)
 	}
 	if _, err := path.Match(slashless(s), ""); err != nil {
 		return Selection{}, fmt.Errorf("invalid stream pattern %q: %w", clip(s), err)
