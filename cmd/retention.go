@@ -85,7 +85,9 @@ func newRetentionSetCmd(g *globalOptions) *cobra.Command {
 			case len(args) == 0 && maxBytes == "":
 				return usageErrorf("retention set: give a SELECTION and a limit, or --max-bytes")
 			}
-			s, err := openExisting(g)
+			// Setting a policy is a write: like append and group create,
+			// it creates the store, so set-up can come in any order.
+			s, err := g.openStore(true)
 			if err != nil {
 				return err
 			}

@@ -173,6 +173,7 @@ consuming them between processes.`,
 		newImportCmd(g),
 	)
 
+	addVersionFlag(root)
 	root.InitDefaultHelpCmd()
 	root.InitDefaultCompletionCmd()
 	registerCompletions(g, root)

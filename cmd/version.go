@@ -39,11 +39,27 @@ prints {"version","go","os","arch","commit"} in that format.`,
 	}
 }
 
+// versionLine is the one line `evt version` and `evt --version` print.
+func versionLine(v versionInfo) string {
+	return fmt.Sprintf("evt %s (%s, %s/%s)", v.Version, v.Go, v.OS, v.Arch)
+}
+
+// addVersionFlag gives the root `--version`, printing what `evt version`
+// prints. cobra handles the flag before any config is read, as it does
+// --help, so a broken config file cannot hide the version; the text is
+// made only when asked for (reading the build info costs every process).
+func addVersionFlag(root *cobra.Command) {
+	root.Version = "see versionLine" // any text: it switches cobra's handling on
+	root.Flags().Bool("version", false, "print evt's version (what evt version prints)")
+	cobra.AddTemplateFunc("evtVersionLine", func() string { return versionLine(readVersion()) })
+	root.SetVersionTemplate("{{evtVersionLine}}\n")
+}
+
 // runVersion prints one line by default; any -o prints the versionInfo
 // document in that format.
 func runVersion(g *globalOptions, v versionInfo) error {
 	if g.Output == "" {
-		_, err := fmt.Fprintf(g.IO.Out, "evt %s (%s, %s/%s)\n", v.Version, v.Go, v.OS, v.Arch)
+		_, err := fmt.Fprintln(g.IO.Out, versionLine(v))
 		return err
 	}
 	p, err := g.printer()
