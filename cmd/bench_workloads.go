@@ -376,6 +376,9 @@ func (b *bench) tail(ctx context.Context, bar *progress) (benchResult, error) {
 		if err := runAppend(appendOpts, &appendOptions{Expect: "any", Quiet: true}, []string{benchStream(0), "Deposited", string(b.data)}); err != nil {
 			return stop(err)
 		}
+		// The follower sends each wait before it returns, so once it is
+		// done every wait it measured is in the channel: after its last
+		// event (--count reached) both cases can be ready at once.
 		select {
 		case wait := <-out.waits:
 			if i >= tailWarmup {
@@ -383,10 +386,25 @@ func (b *bench) tail(ctx context.Context, bar *progress) (benchResult, error) {
 				r.events++
 			}
 		case err := <-done:
-			if err == nil {
-				err = errors.New("the follower stopped early")
+			var wait time.Duration
+			got := false
+			select {
+			case wait = <-out.waits:
+				got = true
+			default:
 			}
-			return r, err
+			switch {
+			case err != nil:
+				return r, err
+			case !got || i != n-1:
+				return r, errors.New("the follower stopped early")
+			}
+			if i >= tailWarmup {
+				r.ops = append(r.ops, wait)
+				r.events++
+			}
+			r.elapsed = time.Since(start)
+			return r, nil
 		case <-time.After(10 * time.Second):
 			return stop(errors.New("the follower printed nothing for 10s after an append"))
 		case <-ctx.Done():

@@ -190,12 +190,12 @@ func setFlag(f *pflag.Flag, val any) error {
 			items[i] = fmt.Sprint(item)
 		}
 		if err = sv.Replace(items); err != nil {
-			return fmt.Errorf("invalid value %q (%w)", items, err)
+			return badFlagValue(f, strings.Join(items, ","), err)
 		}
 	default:
 		s := fmt.Sprint(val)
 		if err = f.Value.Set(s); err != nil {
-			return fmt.Errorf("invalid value %q (%w)", s, err)
+			return badFlagValue(f, s, err)
 		}
 	}
 	// As if given on the command line, so required flags are satisfied;

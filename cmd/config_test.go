@@ -208,7 +208,7 @@ func TestConfigErrors(t *testing.T) {
 		name:     "bad enum in file",
 		file:     "sync: sometimes\n",
 		wantCode: 2,
-		wantErr:  `evt: config file $DIR/evt.yaml: sync: invalid value "sometimes" (want always, interval or none)` + "\n",
+		wantErr:  `evt: config file $DIR/evt.yaml: sync: invalid value "sometimes": want always, interval or none` + "\n",
 	}, {
 		name:     "mapping for a scalar",
 		file:     "sync:\n  a: 1\n",
@@ -218,7 +218,7 @@ func TestConfigErrors(t *testing.T) {
 		name:     "bad duration in env",
 		env:      map[string]string{"EVT_LOCK_TIMEOUT": "10"},
 		wantCode: 2,
-		wantErr:  `evt: EVT_LOCK_TIMEOUT: invalid value "10" (time: missing unit in duration "10")` + "\n",
+		wantErr:  `evt: EVT_LOCK_TIMEOUT: invalid value "10": want a duration such as 90s, 10m or 1h30m` + "\n",
 	}, {
 		name:     "bad env shadowed by flag",
 		env:      map[string]string{"EVT_SYNC": "sometimes"},

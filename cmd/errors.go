@@ -3,7 +3,10 @@ package cmd
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
+
+	"github.com/spf13/pflag"
 
 	"github.com/evtdev/evt/log"
 )
@@ -79,4 +82,72 @@ func errorLine(err error) string {
 		msg = strings.Join(parts, "; ")
 	}
 	return "evt: " + msg
+}
+
+// badFlagValue says in evt's words why value is not a value of flag f:
+// pflag and strconv would say `strconv.ParseUint: parsing "-3": invalid
+// syntax`. It is the one message for a bad value, whether it came from the
+// command line, the environment or the config file.
+func badFlagValue(f *pflag.Flag, value string, cause error) error {
+	if f.Value.Type() == "duration" {
+		return fmt.Errorf("invalid value %q: want a duration such as 90s, 10m or 1h30m", value)
+	}
+	var ne *strconv.NumError
+	if !errors.As(cause, &ne) {
+		return fmt.Errorf("invalid value %q: %w", value, cause)
+	}
+	kind, bits := "", 64
+	switch t := f.Value.Type(); t {
+	case "uint", "uint8", "uint16", "uint32", "uint64", "uintSlice":
+		kind = "a whole number, 0 or more"
+		bits = typeBits(t)
+	case "int", "int8", "int16", "int32", "int64", "intSlice", "int32Slice", "int64Slice":
+		kind = "a whole number"
+		bits = typeBits(t)
+	case "float32", "float64", "float32Slice", "float64Slice":
+		kind = "a number"
+	case "bool", "boolSlice":
+		return fmt.Errorf("invalid value %q: want true or false", value)
+	default:
+		return fmt.Errorf("invalid value %q: %w", value, ne.Err)
+	}
+	if errors.Is(ne.Err, strconv.ErrRange) {
+		if strings.HasPrefix(kind, "a whole number") {
+			return fmt.Errorf("%s is too large (at most %s)", value, maxOf(kind, bits))
+		}
+		return fmt.Errorf("%s is out of range", value)
+	}
+	return fmt.Errorf("invalid value %q: want %s", value, kind)
+}
+
+// typeBits is the size of a pflag integer type ("int" is 64 bits here).
+func typeBits(t string) int {
+	for _, n := range []string{"8", "16", "32"} {
+		if strings.Contains(t, n) {
+			b, _ := strconv.Atoi(n)
+			return b
+		}
+	}
+	return 64
+}
+
+func maxOf(kind string, bits int) string {
+	if strings.Contains(kind, "0 or more") {
+		return strconv.FormatUint(1<<bits-1, 10)
+	}
+	return strconv.FormatInt(1<<(bits-1)-1, 10)
+}
+
+// flagError turns pflag's parse errors into evt's words (exit 2).
+func flagError(err error) error {
+	var ive *pflag.InvalidValueError
+	if errors.As(err, &ive) {
+		f := ive.GetFlag()
+		name := "--" + f.Name
+		if f.Shorthand != "" {
+			name = "-" + f.Shorthand + "/" + name
+		}
+		err = fmt.Errorf("%s: %w", name, badFlagValue(f, ive.GetValue(), errors.Unwrap(ive)))
+	}
+	return asUsageError(err)
 }

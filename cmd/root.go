@@ -130,7 +130,7 @@ consuming them between processes.`,
 	root.SetIn(ios.In)
 	root.SetOut(ios.Out)
 	root.SetErr(ios.ErrOut)
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return asUsageError(err) })
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return flagError(err) })
 
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.Dir, "dir", "", "store directory (default $XDG_DATA_HOME/evt)")
