@@ -3,6 +3,7 @@ package cmd
 import (
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 
@@ -89,53 +90,39 @@ func errorLine(err error) string {
 // syntax`. It is the one message for a bad value, whether it came from the
 // command line, the environment or the config file.
 func badFlagValue(f *pflag.Flag, value string, cause error) error {
-	if f.Value.Type() == "duration" {
+	t := f.Value.Type()
+	switch t {
+	case "duration":
 		return fmt.Errorf("invalid value %q: want a duration such as 90s, 10m or 1h30m", value)
+	case "bool":
+		return fmt.Errorf("invalid value %q: want true or false", value)
 	}
-	var ne *strconv.NumError
-	if !errors.As(cause, &ne) {
+	want, least, most, ok := integerLimits(t)
+	if !ok {
 		return fmt.Errorf("invalid value %q: %w", value, cause)
 	}
-	kind, bits := "", 64
-	switch t := f.Value.Type(); t {
-	case "uint", "uint8", "uint16", "uint32", "uint64", "uintSlice":
-		kind = "a whole number, 0 or more"
-		bits = typeBits(t)
-	case "int", "int8", "int16", "int32", "int64", "intSlice", "int32Slice", "int64Slice":
-		kind = "a whole number"
-		bits = typeBits(t)
-	case "float32", "float64", "float32Slice", "float64Slice":
-		kind = "a number"
-	case "bool", "boolSlice":
-		return fmt.Errorf("invalid value %q: want true or false", value)
-	default:
-		return fmt.Errorf("invalid value %q: %w", value, ne.Err)
-	}
-	if errors.Is(ne.Err, strconv.ErrRange) {
-		if strings.HasPrefix(kind, "a whole number") {
-			return fmt.Errorf("%s is too large (at most %s)", value, maxOf(kind, bits))
+	var ne *strconv.NumError
+	if errors.As(cause, &ne) && errors.Is(ne.Err, strconv.ErrRange) {
+		if strings.HasPrefix(value, "-") {
+			return fmt.Errorf("%s is too small (at least %s)", value, least)
 		}
-		return fmt.Errorf("%s is out of range", value)
+		return fmt.Errorf("%s is too large (at most %s)", value, most)
 	}
-	return fmt.Errorf("invalid value %q: want %s", value, kind)
+	return fmt.Errorf("invalid value %q: want %s", value, want)
 }
 
-// typeBits is the size of a pflag integer type ("int" is 64 bits here).
-func typeBits(t string) int {
-	for _, n := range []string{"8", "16", "32"} {
-		if strings.Contains(t, n) {
-			b, _ := strconv.Atoi(n)
-			return b
-		}
+// integerLimits describes the integer flag types evt uses: what to call
+// their values and the range they hold.
+func integerLimits(flagType string) (want, least, most string, ok bool) {
+	switch flagType {
+	case "int", "int64":
+		return "a whole number", strconv.FormatInt(math.MinInt64, 10), strconv.FormatInt(math.MaxInt64, 10), true
+	case "uint32":
+		return "a whole number, 0 or more", "0", strconv.FormatUint(math.MaxUint32, 10), true
+	case "uint", "uint64":
+		return "a whole number, 0 or more", "0", strconv.FormatUint(math.MaxUint64, 10), true
 	}
-	return 64
-}
-
-func maxOf(kind string, bits int) string {
-	if strings.Contains(kind, "0 or more") {
-		return strconv.FormatUint(1<<bits-1, 10)
-	}
-	return strconv.FormatInt(1<<(bits-1)-1, 10)
+	return "", "", "", false
 }
 
 // flagError turns pflag's parse errors into evt's words (exit 2).

@@ -98,11 +98,10 @@ func checkSegmentHeader(f *os.File, first uint64) (uint32, error) {
 // checkHeaderBytes validates a segment header: a header it accepts is one
 // encodeSegmentHeaderGen writes (FuzzSegmentHeader).
 func checkHeaderBytes(h []byte, first uint64) error {
-	if len(h) < segmentHeaderSize {
-		return &CorruptError{File: segmentName(first), Offset: 0, Reason: "shorter than its header"}
-	}
 	name := segmentName(first)
 	switch {
+	case len(h) < segmentHeaderSize:
+		return &CorruptError{File: name, Offset: 0, Reason: "shorter than its header"}
 	case string(h[:8]) != segmentMagic:
 		return &CorruptError{File: name, Offset: 0, Reason: "not an evt segment (bad magic)"}
 	case binary.LittleEndian.Uint32(h[60:]) != codec.Checksum(h[:60]):
