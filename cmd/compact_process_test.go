@@ -21,7 +21,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/evtdev/evt/log"
+	"github.com/evtdev/evt/log/local"
 )
 
 // Compaction with real processes (issue 6, "Must show"): `evt compact`
@@ -401,7 +401,7 @@ func TestCompactionUnderLoad(t *testing.T) {
 	}
 
 	// The group has caught up once everything before the end is acked.
-	s, err := log.Open(dir, log.Options{})
+	s, err := local.Open(dir, local.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -649,13 +649,13 @@ func buildKillStore(t *testing.T, dir string, events int) {
 	pad := strings.Repeat("p", 120)
 	i, queued := 0, 0
 	appendEvents := func(n int, streamOf func() string) {
-		s, err := log.Open(dir, log.Options{Create: true, SegmentSize: killSegSize, Sync: log.SyncNone})
+		s, err := local.Open(dir, local.Options{Create: true, SegmentSize: killSegSize, Sync: local.SyncNone})
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer s.Close()
 		for n > 0 {
-			var b log.Batch
+			var b local.Batch
 			for n > 0 && b.Len() < killBatch {
 				stream := streamOf()
 				for run := 1 + rng.IntN(3); run > 0 && n > 0 && b.Len() < killBatch; run-- {
@@ -676,7 +676,7 @@ func buildKillStore(t *testing.T, dir string, events int) {
 		}
 	}
 	cuts := func(round int) {
-		s, err := log.Open(dir, log.Options{Create: true, SegmentSize: killSegSize, Sync: log.SyncNone})
+		s, err := local.Open(dir, local.Options{Create: true, SegmentSize: killSegSize, Sync: local.SyncNone})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -684,7 +684,7 @@ func buildKillStore(t *testing.T, dir string, events int) {
 		for a := range 25 / round {
 			stream := fmt.Sprintf("acct-%02d", a)
 			h, err := s.Head(stream)
-			if errors.Is(err, log.ErrNotFound) {
+			if errors.Is(err, local.ErrNotFound) {
 				continue // cut whole before, and not appended to since
 			}
 			if err != nil {
@@ -694,18 +694,18 @@ func buildKillStore(t *testing.T, dir string, events int) {
 			if a == 0 {
 				before = h.Version + 1 // every event
 			}
-			if _, err := s.Truncate(stream, before, log.Expectation{}); err != nil {
+			if _, err := s.Truncate(stream, before, local.Expectation{}); err != nil {
 				t.Fatal(err)
 			}
 		}
 		// Round 1 deletes del-0, 2, 4, 6, 8 (which come back with the
 		// events appended after), round 2 the others.
 		for d := round - 1; d < 10; d += 2 {
-			if _, err := s.Delete(fmt.Sprintf("del-%d", d), log.Expectation{}); err != nil && !errors.Is(err, log.ErrNotFound) {
+			if _, err := s.Delete(fmt.Sprintf("del-%d", d), local.Expectation{}); err != nil && !errors.Is(err, local.ErrNotFound) {
 				t.Fatal(err)
 			}
 		}
-		if _, err := s.Truncate("tmp-00", 5, log.Expectation{}); err != nil {
+		if _, err := s.Truncate("tmp-00", 5, local.Expectation{}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -13,7 +13,7 @@ import (
 	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
 
-	"github.com/evtdev/evt/log"
+	"github.com/evtdev/evt/log/local"
 )
 
 // Dynamic shell completion. Cobra's hidden __complete command calls the
@@ -143,16 +143,16 @@ type completer struct{ g *globalOptions }
 // for the command being completed) and opens its store read-only, without
 // recovery. It returns nil when there is no store or it cannot be read:
 // completion has no way to report an error but BASH_COMP_DEBUG_FILE.
-func (c completer) open(cmd *cobra.Command) *log.Store {
+func (c completer) open(cmd *cobra.Command) *local.Store {
 	if err := c.g.load(cmd); err != nil {
 		cobra.CompDebugln(err.Error(), false)
 		return nil
 	}
 	dir := c.g.StoreDir()
-	if dir == "" || !log.Exists(dir) {
+	if dir == "" || !local.Exists(dir) {
 		return nil // and never create one
 	}
-	s, err := log.Open(dir, log.Options{NoRecover: true})
+	s, err := local.Open(dir, local.Options{NoRecover: true})
 	if err != nil {
 		cobra.CompDebugln(err.Error(), false)
 		return nil

@@ -14,7 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/evtdev/evt/log"
+	"github.com/evtdev/evt/log/local"
 )
 
 var updateCompletions = flag.Bool("update-completions", false, "rewrite ../completions/ from the command tree")
@@ -125,12 +125,12 @@ func complete(t *testing.T, args ...string) (candidates []string, directive cobr
 // completionStore makes a store with a few streams and groups in dir.
 func completionStore(t *testing.T, dir string) {
 	t.Helper()
-	s, err := log.Open(dir, log.Options{Create: true, Sync: log.SyncNone})
+	s, err := local.Open(dir, local.Options{Create: true, Sync: local.SyncNone})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	var b log.Batch
+	var b local.Batch
 	for _, e := range []struct{ stream, typ string }{
 		{"account-1", "Opened"},
 		{"account-1", "Deposited"}, // account-1 ends with Deposited: Opened is no stream's last type
@@ -145,14 +145,14 @@ func completionStore(t *testing.T, dir string) {
 	if _, err := s.Append(&b); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.UpdateRetention(func(r *log.Retention) error {
-		r.Rules = []log.Rule{{Selection: "order-*", MaxAge: time.Hour}, {Selection: "account-1", MaxCount: 5}}
+	if err := s.UpdateRetention(func(r *local.Retention) error {
+		r.Rules = []local.Rule{{Selection: "order-*", MaxAge: time.Hour}, {Selection: "account-1", MaxCount: 5}}
 		return nil
 	}); err != nil {
 		t.Fatal(err)
 	}
 	for _, name := range []string{"billing", "billing-audit", "shipping"} {
-		cfg := log.GroupConfig{Name: name, AckWait: 30 * time.Second, MaxDeliver: 5, Ordering: "stream"}
+		cfg := local.GroupConfig{Name: name, AckWait: 30 * time.Second, MaxDeliver: 5, Ordering: "stream"}
 		if err := s.CreateGroup(cfg, 1); err != nil {
 			t.Fatal(err)
 		}

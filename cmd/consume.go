@@ -14,7 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/evtdev/evt/codec"
-	"github.com/evtdev/evt/log"
+	"github.com/evtdev/evt/log/local"
 )
 
 type consumeOptions struct {
@@ -96,7 +96,7 @@ func runConsume(ctx context.Context, g *globalOptions, o *consumeOptions, name s
 			batch = 1
 		}
 	}
-	w, err := s.Watch(log.DefaultPoll, o.Poll, grp.Dir())
+	w, err := s.Watch(local.DefaultPoll, o.Poll, grp.Dir())
 	if err != nil {
 		return err
 	}
@@ -198,7 +198,7 @@ func runConsume(ctx context.Context, g *globalOptions, o *consumeOptions, name s
 // handler that outlives the ack wait is killed (its event goes to another
 // member anyway), and so is one whose member dies (Pdeathsig), so two
 // copies of a handler never run for long.
-func runHandler(ctx context.Context, g *globalOptions, command string, d *log.Delivery, envelope []byte, ackWait time.Duration) error {
+func runHandler(ctx context.Context, g *globalOptions, command string, d *local.Delivery, envelope []byte, ackWait time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, ackWait)
 	defer cancel()
 	c := exec.CommandContext(ctx, "sh", "-c", command)

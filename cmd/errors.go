@@ -9,7 +9,7 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/evtdev/evt/log"
+	"github.com/evtdev/evt/log/local"
 )
 
 // Exit codes, as promised in CLI.md.
@@ -57,11 +57,11 @@ func exitCode(err error, interrupted bool) int {
 		return exitInterrupted
 	case err == nil:
 		return exitOK
-	case errors.As(err, &ue), errors.Is(err, log.ErrBadName):
+	case errors.As(err, &ue), errors.Is(err, local.ErrBadName):
 		return exitUsage
-	case errors.Is(err, log.ErrConflict):
+	case errors.Is(err, local.ErrConflict):
 		return exitConflict
-	case errors.Is(err, log.ErrNotFound), errors.Is(err, log.ErrNoStore):
+	case errors.Is(err, local.ErrNotFound), errors.Is(err, local.ErrNoStore):
 		return exitNotFound
 	default:
 		return exitError

@@ -16,7 +16,7 @@ import (
 
 	"github.com/evtdev/evt/codec"
 	"github.com/evtdev/evt/fold"
-	"github.com/evtdev/evt/log"
+	"github.com/evtdev/evt/log/local"
 )
 
 type foldOptions struct {
@@ -155,7 +155,7 @@ type foldBound struct {
 	before  uint64 // fold only positions below this (a time bound); 0: none
 }
 
-func parseFoldBound(s *log.Store, at string) (foldBound, error) {
+func parseFoldBound(s *local.Store, at string) (foldBound, error) {
 	if at == "" {
 		return foldBound{}, nil
 	}
@@ -222,7 +222,7 @@ func runFold(ctx context.Context, g *globalOptions, o *foldOptions, f eventFilte
 
 type folder struct {
 	g       *globalOptions
-	s       *log.Store
+	s       *local.Store
 	r       fold.Reducer
 	p       *codec.Printer
 	o       *foldOptions
@@ -284,25 +284,25 @@ func (fr *folder) one(name string) error {
 	}
 	_, err = fr.s.ReadStream(name, from, func(rec *codec.Record) error {
 		if fr.bound.stops(rec) {
-			return log.ErrStop
+			return local.ErrStop
 		}
 		return fr.step(e, rec)
 	})
-	if errors.Is(err, log.ErrNotFound) && fr.o.Follow {
+	if errors.Is(err, local.ErrNotFound) && fr.o.Follow {
 		err = nil // not there yet: -f waits for it
 	} else if err != nil {
 		return err
 	}
 	if e.version == 0 && !fr.o.Follow {
 		if fr.bound.before != 0 {
-			return fmt.Errorf("%w: stream %s has no events before %s", log.ErrNotFound, name, fr.o.At[1:])
+			return fmt.Errorf("%w: stream %s has no events before %s", local.ErrNotFound, name, fr.o.At[1:])
 		}
-		return fmt.Errorf("%w: stream %s", log.ErrNotFound, name)
+		return fmt.Errorf("%w: stream %s", local.ErrNotFound, name)
 	}
 	if useSnapshots && e.folded >= snapshotMin && fr.bound == (foldBound{}) {
 		if b, err := fold.Encode(e.state); err == nil {
 			// Best effort: a read-only store just gets no snapshot.
-			_ = fr.s.SaveSnapshot(fr.r.Fingerprint(), name, log.Snapshot{Version: e.version, Position: e.last, State: b})
+			_ = fr.s.SaveSnapshot(fr.r.Fingerprint(), name, local.Snapshot{Version: e.version, Position: e.last, State: b})
 		}
 	}
 	if fr.o.Trace || e.version == 0 { // -f on a stream not there yet: nothing to print
@@ -349,7 +349,7 @@ func (fr *folder) many(f eventFilter) error {
 
 // follow folds new events as they arrive and prints each changed state.
 func (fr *folder) follow(ctx context.Context, f eventFilter) error {
-	w, err := fr.s.Watch(log.DefaultPoll, fr.o.Poll)
+	w, err := fr.s.Watch(local.DefaultPoll, fr.o.Poll)
 	if err != nil {
 		return err
 	}

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/evtdev/evt/log"
+	"github.com/evtdev/evt/log/local"
 )
 
 // BenchmarkFoldSnapshot folds one stream of 10,000 events in process:
@@ -13,11 +13,11 @@ import (
 // first fold saved. The issue asks the second to be at least 20× faster.
 func BenchmarkFoldSnapshot(b *testing.B) {
 	dir := b.TempDir()
-	s, err := log.Open(dir, log.Options{Create: true, Sync: log.SyncNone})
+	s, err := local.Open(dir, local.Options{Create: true, Sync: local.SyncNone})
 	if err != nil {
 		b.Fatal(err)
 	}
-	var batch log.Batch
+	var batch local.Batch
 	for i := 0; i < 10000; i++ {
 		batch.Add("long-1", "Tick", "", []byte(fmt.Sprintf(`{"n":%d,"k%d":1}`, i, i%50)), nil)
 	}

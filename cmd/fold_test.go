@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/evtdev/evt/codec"
-	"github.com/evtdev/evt/log"
+	"github.com/evtdev/evt/log/local"
 )
 
 var foldSeed = flag.Uint64("fold-seed", 0, "seed of TestFoldSnapshotsRandomized (0: from the clock)")
@@ -25,7 +25,7 @@ var foldSeed = flag.Uint64("fold-seed", 0, "seed of TestFoldSnapshotsRandomized 
 // Snapshot correctness (issue 4, "Must show"): folding with and without
 // snapshots gives identical states, on many streams with random appends in
 // between. Each round appends random events to random streams (through
-// log.Batch, for speed), then folds every stream in process with each
+// local.Batch, for speed), then folds every stream in process with each
 // reducer (merge, --reduce, --spec): with snapshots, with --no-snapshot,
 // at a random earlier version (--at N, often one before a snapshot), at
 // the time of an earlier round (--at @TIME), and the whole selection at
@@ -278,11 +278,11 @@ func TestFoldSnapshotsRandomized(t *testing.T) {
 			}
 		}
 		rng.Shuffle(len(adds), func(i, j int) { adds[i], adds[j] = adds[j], adds[i] })
-		s, err := log.Open(r.dir, log.Options{Create: true, Sync: log.SyncNone, SegmentSize: 256 << 10})
+		s, err := local.Open(r.dir, local.Options{Create: true, Sync: local.SyncNone, SegmentSize: 256 << 10})
 		if err != nil {
 			t.Fatal(err)
 		}
-		var b log.Batch
+		var b local.Batch
 		var pending []foldEvent
 		for _, name := range adds {
 			typ := []string{"A", "B", "C", "D"}[rng.IntN(4)]
@@ -556,7 +556,7 @@ func snapshotInfo(b []byte) (version uint64, stream string, ok bool) {
 	return binary.LittleEndian.Uint64(b[8:]), string(b[snapshotHeader+fl : snapshotHeader+fl+sl]), true
 }
 
-// forgeSnapshot rewrites a snapshot file (layout in log/snapshot.go) so
+// forgeSnapshot rewrites a snapshot file (layout in log/local/snapshot.go) so
 // that its checksum is right and its content wrong.
 func forgeSnapshot(b []byte, rng *rand.Rand, positions []uint64) ([]byte, bool) {
 	const header = snapshotHeader

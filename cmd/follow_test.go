@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/evtdev/evt/log"
+	"github.com/evtdev/evt/log/local"
 )
 
 // A real `evt tail -f` follows a store while two other processes append to
@@ -57,11 +57,11 @@ func TestTailFollowProcesses(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "store")
 			// A marker event at position 1: once the follower has printed
 			// it, it has read the store and goes on to follow.
-			s, err := log.Open(dir, log.Options{Create: true})
+			s, err := local.Open(dir, local.Options{Create: true})
 			if err != nil {
 				t.Fatal(err)
 			}
-			var b log.Batch
+			var b local.Batch
 			if err := b.Add("ready-1", "Ready", "ready", []byte(`{}`), nil); err != nil {
 				t.Fatal(err)
 			}

@@ -9,7 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/evtdev/evt/codec"
-	"github.com/evtdev/evt/log"
+	"github.com/evtdev/evt/log/local"
 )
 
 func newGroupCmd(g *globalOptions) *cobra.Command {
@@ -47,7 +47,7 @@ out in any order, for more parallel work.`,
   evt group create mailer --from end --ack-wait 1m --max-deliver 3 --ordering none`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := log.ValidateGroupName(args[0]); err != nil {
+			if err := local.ValidateGroupName(args[0]); err != nil {
 				return usageErrorf("%w", err)
 			}
 			pattern := ""
@@ -77,7 +77,7 @@ out in any order, for more parallel work.`,
 			if err != nil {
 				return err
 			}
-			cfg := log.GroupConfig{Name: args[0], Selection: f.sel.String(), Types: types, AckWait: ackWait,
+			cfg := local.GroupConfig{Name: args[0], Selection: f.sel.String(), Types: types, AckWait: ackWait,
 				MaxDeliver: maxDeliver, Ordering: ordering, Created: time.Now().UTC()}
 			if err := s.CreateGroup(cfg, start); err != nil {
 				return err
@@ -98,7 +98,7 @@ out in any order, for more parallel work.`,
 
 // cursorPosition resolves a cursor to the first position it names, for a
 // selection (a group's start, a reset).
-func cursorPosition(s *log.Store, f eventFilter, c codec.Cursor) (uint64, error) {
+func cursorPosition(s *local.Store, f eventFilter, c codec.Cursor) (uint64, error) {
 	first, next, err := s.Bounds()
 	if err != nil {
 		return 0, err
@@ -128,7 +128,7 @@ func cursorPosition(s *log.Store, f eventFilter, c codec.Cursor) (uint64, error)
 }
 
 // groupRow is one group's summary, as ls and show print it.
-func groupRow(s *log.Store, name string) ([]codec.Field, error) {
+func groupRow(s *local.Store, name string) ([]codec.Field, error) {
 	grp, err := s.OpenGroup(name)
 	if err != nil {
 		return nil, err
@@ -174,7 +174,7 @@ func selectionPattern(sel string) string {
 // groupLag counts the selected events not yet done and how long ago the
 // oldest of them was appended (0 when there is none): a group stuck on
 // an old event shows its age even when nothing new arrives.
-func groupLag(s *log.Store, f eventFilter, st *log.GroupState) (uint64, time.Duration, error) {
+func groupLag(s *local.Store, f eventFilter, st *local.GroupState) (uint64, time.Duration, error) {
 	var n uint64
 	var oldest time.Time
 	_, err := s.Scan(st.Committed, func(rec *codec.Record) error {
@@ -377,7 +377,7 @@ again from the new position); parked events stay parked.`,
 			var n uint64
 			if _, err := s.Scan(lo, func(rec *codec.Record) error {
 				if rec.Position >= hi {
-					return log.ErrStop
+					return local.ErrStop
 				}
 				if f.match(rec) {
 					n++
@@ -509,7 +509,7 @@ func parsePositions(args []string) ([]uint64, error) {
 }
 
 // openGroup opens the store and one of its groups; done closes both.
-func (g *globalOptions) openGroup(name string) (*log.Store, *log.Group, func(), error) {
+func (g *globalOptions) openGroup(name string) (*local.Store, *local.Group, func(), error) {
 	s, err := g.openStore(false)
 	if err != nil {
 		return nil, nil, nil, err

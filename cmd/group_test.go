@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/evtdev/evt/log"
+	"github.com/evtdev/evt/log/local"
 )
 
 // A consumer group shared by real `evt consume --exec` processes, one of
@@ -63,7 +63,7 @@ type groupEvent struct {
 // close: members that ignored the ordering would handle them at once.
 func buildGroupStore(tb testing.TB, dir string, n int) []groupEvent {
 	tb.Helper()
-	s, err := log.Open(dir, log.Options{Create: true, Sync: log.SyncNone})
+	s, err := local.Open(dir, local.Options{Create: true, Sync: local.SyncNone})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -79,7 +79,7 @@ func buildGroupStore(tb testing.TB, dir string, n int) []groupEvent {
 		}
 	}
 	for done := 0; done < n; {
-		var b log.Batch
+		var b local.Batch
 		for ; done < n && b.Len() < 10000; done++ {
 			data := fmt.Appendf(nil, `{"seq":%d}`, all[done].version)
 			if err := b.Add(all[done].stream, "Deposited", "", data, nil); err != nil {
@@ -217,7 +217,7 @@ func TestGroupMembersKill(t *testing.T) {
 	}
 	logFile := filepath.Join(t.TempDir(), "handled.log")
 
-	s, err := log.Open(dir, log.Options{})
+	s, err := local.Open(dir, local.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,7 @@ import (
 	"testing"
 
 	"github.com/evtdev/evt/codec"
-	"github.com/evtdev/evt/log"
+	"github.com/evtdev/evt/log/local"
 )
 
 // These tests share a store between real processes: the test binary run
@@ -196,7 +196,7 @@ type stored struct {
 // times never going back, no id twice in a stream.
 func scanStore(t *testing.T, dir string) []stored {
 	t.Helper()
-	s, err := log.Open(dir, log.Options{})
+	s, err := local.Open(dir, local.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

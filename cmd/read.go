@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/evtdev/evt/codec"
-	"github.com/evtdev/evt/log"
+	"github.com/evtdev/evt/log/local"
 )
 
 // eventFilter picks the events a reading command prints: a selection of
@@ -55,7 +55,7 @@ func (f eventFilter) match(rec *codec.Record) bool {
 // committed. It remembers the last position delivered, so an event is
 // never delivered twice when the initial read and the follow overlap.
 type eventReader struct {
-	s       *log.Store
+	s       *local.Store
 	f       eventFilter
 	ios     *IOStreams
 	next    uint64 // the log position to scan from when following
@@ -71,7 +71,7 @@ func (r *eventReader) deliver(fn func(*codec.Record) error) func(*codec.Record) 
 	return func(rec *codec.Record) error {
 		if r.bounded && rec.Position > r.to {
 			r.done = true
-			return log.ErrStop
+			return local.ErrStop
 		}
 		if rec.Position <= r.last || !r.f.match(rec) {
 			return nil
@@ -80,7 +80,7 @@ func (r *eventReader) deliver(fn func(*codec.Record) error) func(*codec.Record) 
 		err := fn(rec)
 		if errors.Is(err, errStop) {
 			r.done = true
-			return log.ErrStop
+			return local.ErrStop
 		}
 		return err
 	}
@@ -225,7 +225,7 @@ func (r *eventReader) lastN(n uint64, fn func(*codec.Record) error) error {
 	}
 	for i := range ring {
 		if err := d(&ring[(at+i)%len(ring)]); err != nil {
-			if errors.Is(err, log.ErrStop) {
+			if errors.Is(err, local.ErrStop) {
 				return nil
 			}
 			return err
@@ -237,7 +237,7 @@ func (r *eventReader) lastN(n uint64, fn func(*codec.Record) error) error {
 // follow delivers each new matching event until ctx is done, the deliver
 // function stops, or idle passes without an event (0: never).
 func (r *eventReader) follow(ctx context.Context, poll bool, idle time.Duration, fn func(*codec.Record) error) error {
-	w, err := r.s.Watch(log.DefaultPoll, poll)
+	w, err := r.s.Watch(local.DefaultPoll, poll)
 	if err != nil {
 		return err
 	}

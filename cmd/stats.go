@@ -15,7 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/evtdev/evt/codec"
-	"github.com/evtdev/evt/log"
+	"github.com/evtdev/evt/log/local"
 )
 
 type statsOptions struct {
@@ -129,7 +129,7 @@ func runStats(ctx context.Context, g *globalOptions, o *statsOptions, f eventFil
 
 // collectStats reads the selected events once, and sizes up the store
 // directory.
-func collectStats(ctx context.Context, ios *IOStreams, s *log.Store, f eventFilter) (*storeStats, error) {
+func collectStats(ctx context.Context, ios *IOStreams, s *local.Store, f eventFilter) (*storeStats, error) {
 	st := &storeStats{selection: f.sel.String()}
 	first, next, err := s.Bounds()
 	if err != nil {

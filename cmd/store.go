@@ -5,26 +5,26 @@ import (
 	"fmt"
 
 	"github.com/evtdev/evt/codec"
-	"github.com/evtdev/evt/log"
+	"github.com/evtdev/evt/log/local"
 )
 
 // openStore opens the store for reading, or for appending with create
 // (which makes the directory on first use). Readers never create a store.
-func (g *globalOptions) openStore(create bool) (*log.Store, error) {
+func (g *globalOptions) openStore(create bool) (*local.Store, error) {
 	dir := g.StoreDir()
 	if dir == "" {
 		return nil, errors.New("no store directory: set --dir or EVT_DIR (neither XDG_DATA_HOME nor HOME is set)")
 	}
-	sync, err := log.ParseSyncPolicy(g.Sync)
+	sync, err := local.ParseSyncPolicy(g.Sync)
 	if err != nil {
 		return nil, usageErrorf("--sync: %w", err)
 	}
 	if g.SegmentSize < 4096 {
 		return nil, usageErrorf("--segment-size: %d bytes is too small (at least 4096)", g.SegmentSize)
 	}
-	s, err := log.Open(dir, log.Options{Create: create, Sync: sync, LockTimeout: g.LockTimeout, SegmentSize: g.SegmentSize})
+	s, err := local.Open(dir, local.Options{Create: create, Sync: sync, LockTimeout: g.LockTimeout, SegmentSize: g.SegmentSize})
 	if err != nil {
-		if errors.Is(err, log.ErrNoStore) {
+		if errors.Is(err, local.ErrNoStore) {
 			return nil, errNoStore(dir)
 		}
 		return nil, err
@@ -35,9 +35,9 @@ func (g *globalOptions) openStore(create bool) (*log.Store, error) {
 // openExisting opens the store for writing, without creating it: the
 // commands that change a store's policy or shape have nothing to do in a
 // store that does not exist.
-func openExisting(g *globalOptions) (*log.Store, error) {
+func openExisting(g *globalOptions) (*local.Store, error) {
 	dir := g.StoreDir()
-	if !log.Exists(dir) {
+	if !local.Exists(dir) {
 		return nil, errNoStore(dir)
 	}
 	return g.openStore(true)
@@ -73,5 +73,5 @@ func (g *globalOptions) printerPiped(piped string) (*codec.Printer, error) {
 
 // errNoStore is the one message for a store that does not exist (exit 4).
 func errNoStore(dir string) error {
-	return fmt.Errorf("%w at %s (append an event to create it)", log.ErrNoStore, dir)
+	return fmt.Errorf("%w at %s (append an event to create it)", local.ErrNoStore, dir)
 }

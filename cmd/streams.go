@@ -4,7 +4,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/evtdev/evt/codec"
-	"github.com/evtdev/evt/log"
+	"github.com/evtdev/evt/log/local"
 )
 
 func newStreamsCmd(g *globalOptions) *cobra.Command {
@@ -42,13 +42,13 @@ func runStreams(g *globalOptions, sel codec.Selection) error {
 		return err
 	}
 	defer s.Close()
-	var streams []log.StreamInfo
+	var streams []local.StreamInfo
 	if name, ok := sel.Stream(); ok {
 		info, err := s.Head(name)
 		if err != nil {
 			return err
 		}
-		streams = []log.StreamInfo{info}
+		streams = []local.StreamInfo{info}
 	} else if streams, err = s.Streams(sel.Match); err != nil {
 		return err
 	}

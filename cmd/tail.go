@@ -8,7 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/evtdev/evt/codec"
-	"github.com/evtdev/evt/log"
+	"github.com/evtdev/evt/log/local"
 )
 
 type tailOptions struct {
@@ -107,7 +107,7 @@ func runTail(ctx context.Context, g *globalOptions, o *tailOptions, f eventFilte
 	}
 	s, err := g.openStore(false)
 	if err != nil {
-		if errors.Is(err, log.ErrNoStore) && o.Follow {
+		if errors.Is(err, local.ErrNoStore) && o.Follow {
 			// Following a store that does not exist yet: wait for it.
 			if s, err = waitForStore(ctx, g, o.Timeout); err != nil || s == nil {
 				return err // nil, nil: --timeout passed first
@@ -159,7 +159,7 @@ func runTail(ctx context.Context, g *globalOptions, o *tailOptions, f eventFilte
 	default:
 		err = r.lastN(o.Lines, print)
 	}
-	if errors.Is(err, log.ErrNotFound) && o.Follow {
+	if errors.Is(err, local.ErrNotFound) && o.Follow {
 		err = nil // the stream does not exist yet: follow waits for it
 	}
 	if err == nil && o.Follow && !r.done {
@@ -173,7 +173,7 @@ func runTail(ctx context.Context, g *globalOptions, o *tailOptions, f eventFilte
 
 // waitForStore polls until the store exists (tail -f before the first
 // append), ctx ends, or idle passes (nil, nil; 0 waits forever).
-func waitForStore(ctx context.Context, g *globalOptions, idle time.Duration) (*log.Store, error) {
+func waitForStore(ctx context.Context, g *globalOptions, idle time.Duration) (*local.Store, error) {
 	t := time.NewTicker(200 * time.Millisecond)
 	defer t.Stop()
 	var deadline <-chan time.Time
@@ -191,7 +191,7 @@ func waitForStore(ctx context.Context, g *globalOptions, idle time.Duration) (*l
 		case <-t.C:
 		}
 		s, err := g.openStore(false)
-		if err == nil || !errors.Is(err, log.ErrNoStore) {
+		if err == nil || !errors.Is(err, local.ErrNoStore) {
 			return s, err
 		}
 	}
@@ -199,7 +199,7 @@ func waitForStore(ctx context.Context, g *globalOptions, idle time.Duration) (*l
 
 // storedCursor turns "stored" into the group's committed position, and a
 // selection left out into the group's own.
-func storedCursor(s *log.Store, name string, f eventFilter) (codec.Cursor, eventFilter, error) {
+func storedCursor(s *local.Store, name string, f eventFilter) (codec.Cursor, eventFilter, error) {
 	grp, err := s.OpenGroup(name)
 	if err != nil {
 		return codec.Cursor{}, f, err

@@ -7,7 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/evtdev/evt/codec"
-	"github.com/evtdev/evt/log"
+	"github.com/evtdev/evt/log/local"
 )
 
 func newVerifyCmd(g *globalOptions) *cobra.Command {
@@ -38,12 +38,12 @@ one legitimate rewrite of a sealed segment, updates the chain.`,
 				return err
 			}
 			dir := g.StoreDir()
-			if !log.Exists(dir) {
+			if !local.Exists(dir) {
 				return errNoStore(dir)
 			}
 			// NoRecover: verify reports a missing or stale derived file
 			// instead of letting the open quietly rebuild it.
-			s, err := log.Open(dir, log.Options{NoRecover: true})
+			s, err := local.Open(dir, local.Options{NoRecover: true})
 			if err != nil {
 				return err
 			}
@@ -110,7 +110,7 @@ segment at the damage.`,
 
 // printReport prints what verify or repair did: a line per action and a
 // summary line, or with -o one object with the same facts.
-func printReport(g *globalOptions, p *codec.Printer, verdict string, rep log.Report) error {
+func printReport(g *globalOptions, p *codec.Printer, verdict string, rep local.Report) error {
 	for _, n := range rep.Notes {
 		fmt.Fprintln(g.IO.ErrOut, "note: "+n)
 	}

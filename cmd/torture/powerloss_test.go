@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/evtdev/evt/codec"
-	"github.com/evtdev/evt/log"
+	"github.com/evtdev/evt/log/local"
 )
 
 // The power-loss test. A run of appends with --sync always is recorded as
@@ -99,7 +99,7 @@ func takeSnapshot(t *testing.T, dir string) snapshot {
 // plBatch is one appended batch and what evt acknowledged for it.
 type plBatch struct {
 	keys    []string // stream\x00id
-	results []log.Result
+	results []local.Result
 }
 
 // powerRun is a recorded run.
@@ -111,14 +111,14 @@ type powerRun struct {
 // recordRun appends n batches with SyncAlways, in process, and keeps a
 // snapshot after each.
 func recordRun(t *testing.T, rng *rand.Rand, dir string, n int) *powerRun {
-	s, err := log.Open(dir, log.Options{Create: true, Sync: log.SyncAlways, SegmentSize: 16 << 10})
+	s, err := local.Open(dir, local.Options{Create: true, Sync: local.SyncAlways, SegmentSize: 16 << 10})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
 	run := &powerRun{snaps: []snapshot{takeSnapshot(t, dir)}}
 	for k := 1; k <= n; k++ {
-		var b log.Batch
+		var b local.Batch
 		size := 1 + rng.Intn(12)
 		if rng.Intn(10) == 0 {
 			size = 100 + rng.Intn(100)
@@ -319,13 +319,13 @@ func (r *powerRun) checkImage(t *testing.T, rng *rand.Rand, dir string, k int) b
 	for _, e := range evs {
 		versions[e.Stream] = e.Version
 	}
-	s, err := log.Open(dir, log.Options{Create: true})
+	s, err := local.Open(dir, local.Options{Create: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var b log.Batch
+	var b local.Batch
 	for stream, v := range versions {
-		b.Expect(stream, log.Expectation{Kind: log.ExpectVersion, Version: v})
+		b.Expect(stream, local.Expectation{Kind: local.ExpectVersion, Version: v})
 		if rng.Intn(3) == 0 {
 			if err := b.Add(stream, "AfterRestart", "", []byte(`{}`), nil); err != nil {
 				t.Fatal(err)

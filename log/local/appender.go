@@ -1,0 +1,485 @@
+package local
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/evtdev/evt/codec"
+)
+
+// Appender writes one atomic batch in parts: the parts are written to the
+// active segment past the committed end as they come, and nothing is
+// visible until Commit publishes the new end; Abort (or a crash) leaves
+// the store as it was, because recovery drops records that no
+// end-of-batch record follows.
+//
+// It holds the append lock from Begin to Commit or Abort. A bulk import
+// from a file uses it to overlap parsing with writing: the lock is held
+// about as long as the write and sync of the whole batch would hold it
+// anyway. Every part is validated (encoded by Batch.Add) before it is
+// added, and a bad part aborts the batch.
+type Appender struct {
+	s         *Store
+	c         commitState // the committed state at Begin
+	expect    map[string]Expectation
+	expectAll Expectation // for every stream of the batch (--expect with envelopes)
+	now       int64
+	lastTime  int64                    // time of the newest record given so far
+	pos       uint64                   // next position to give
+	written   int64                    // bytes written past c.size
+	out       []byte                   // records not yet written; the last one is held for its end-of-batch flag
+	lastRec   int                      // offset in out of the last record, -1 if none
+	idx       []byte                   // offsets entries of every record of the batch
+	states    map[hashKey]*streamState // by keyOf(stream): fixed-size keys look up faster than names
+	seen      map[hashKey]int          // given ids of this batch → index in results
+	results   []Result
+	idxDone   int64     // offsets entries already written
+	idsWork   [][]idPut // in blocks: a million ids never copied to grow
+	sf        *segFile
+	done      bool
+	synced    bool
+	added     int // events added, duplicates included
+
+	// NoResults skips keeping a result per event (evt append -q, evt
+	// import: a million events): Commit then returns none, and
+	// Duplicates says how many events were not written again.
+	NoResults bool
+	// Duplicates counts the events that were not written again.
+	Duplicates int
+}
+
+type idPut struct {
+	key hashKey
+	pos uint64
+}
+
+// flushAt is how many bytes of records an Appender gathers before it
+// writes them.
+const flushAt = 4 << 20
+
+// BeginAppend takes the append lock and readies a batch. expect holds
+// expectations per stream; all, unless ExpectAny, applies to every stream
+// the batch holds events of.
+func (s *Store) BeginAppend(expect map[string]Expectation, all Expectation) (*Appender, error) {
+	if s.lock == nil {
+		return nil, errors.New("store opened read-only")
+	}
+	if s.failed != nil {
+		return nil, fmt.Errorf("%w: %v", ErrFailed, s.failed)
+	}
+	if err := s.lock.acquire(s.opts.LockTimeout); err != nil {
+		return nil, err
+	}
+	c, err := s.prepare()
+	if err != nil {
+		s.lock.release()
+		return nil, err
+	}
+	now := time.Now().UnixNano()
+	if now < c.lastTime {
+		now = c.lastTime // times never go back in the log
+	}
+	// The newest time of the log, below which no event may go. A log
+	// without events has none: the store's creation time, which the
+	// commit file holds until the first append, must not move the times
+	// AddAt keeps (an import into a new store keeps them exactly).
+	newest := c.lastTime
+	if c.next == 1 {
+		newest = 0
+	}
+	return &Appender{s: s, c: c, expect: expect, expectAll: all, now: now, lastTime: newest, pos: c.next, lastRec: -1,
+		states: map[hashKey]*streamState{}}, nil
+}
+
+func (a *Appender) state(name string) *streamState {
+	key := keyOf(name)
+	st := a.states[key]
+	if st == nil {
+		st = &streamState{key: key}
+		var vals [headsValues]uint64
+		if a.s.heads.get(key, vals[:]) {
+			st.last, st.version, st.cut = vals[0], vals[1], vals[2]
+		}
+		a.states[key] = st
+	}
+	return st
+}
+
+func (a *Appender) expectation(name string) Expectation {
+	if e, ok := a.expect[name]; ok {
+		return e
+	}
+	return a.expectAll
+}
+
+// Add appends the events of b (which it empties of nothing; b may be
+// reused after). An event whose id its stream already holds, or that an
+// earlier event of this batch had, is not written: its result reports the
+// original. A stream's expectation is checked before its first event
+// that is written, against its version before the batch; a failure is
+// ErrConflict, and the caller must Abort.
+func (a *Appender) Add(b *Batch) error {
+	if a.done {
+		return errors.New("append already finished")
+	}
+	if !a.NoResults {
+		a.results = slices.Grow(a.results, len(b.events))
+	}
+	// Resolve each of b's streams once, not once per event.
+	sub := make([]*streamState, len(b.streams))
+	for i := range b.events {
+		p := &b.events[i]
+		name := b.streams[p.stream]
+		st := sub[p.stream]
+		if st == nil {
+			st = a.state(name)
+			sub[p.stream] = st
+		}
+		var key hashKey
+		if p.given {
+			id := b.id(i)
+			key = idKeyBytes(name, id)
+			if j, ok := a.seen[key]; ok {
+				a.duplicate(a.resultAt(j))
+				continue
+			}
+			if r, ok, err := a.stored(key, name, id); err != nil {
+				return err
+			} else if ok {
+				a.duplicate(r)
+				continue
+			}
+			if a.seen == nil {
+				a.seen = map[hashKey]int{}
+			}
+			a.seen[key] = a.added
+		} else {
+			key = idKeyBytes(name, b.id(i))
+		}
+		if !st.checked {
+			if e := a.expectation(name); !e.holds(st.version) {
+				return fmt.Errorf("%w: stream %s is at version %d, expected %s", ErrConflict, name, st.version, e)
+			}
+			st.checked = true
+		}
+		if a.sf == nil {
+			if err := a.openSegment(b); err != nil {
+				return err
+			}
+		}
+		rec := b.record(i)
+		if p.marker != 0 {
+			a.addMarker(rec, name, st, p.marker)
+			continue
+		}
+		st.version++
+		prev := st.last
+		if st.version == 1 {
+			st.created, prev = true, 0
+		}
+		t := a.now
+		if p.timed {
+			t = int64(binary.LittleEndian.Uint64(rec[32:]))
+		}
+		// Times never decrease along the log, whatever AddAt was given.
+		t = max(t, a.lastTime)
+		a.lastTime = t
+		codec.PatchRecord(rec, a.pos, st.version, prev, t, 0)
+		st.cut &^= cutDeleted // the stream lives again
+		a.idx = appendOffsetEntry(a.idx, a.c.size+a.written+int64(len(a.out)), t)
+		a.lastRec = len(a.out)
+		a.out = append(a.out, rec...)
+		st.last, st.dirty = a.pos, true
+		r := Result{Position: a.pos, Stream: name, Version: st.version, Time: time.Unix(0, t).UTC()}
+		if !a.NoResults {
+			r.ID = string(b.id(i))
+		}
+		a.record(r)
+		if k := len(a.idsWork) - 1; k < 0 || len(a.idsWork[k]) == cap(a.idsWork[k]) {
+			// Blocks double from 64 to 64k entries: a one-event append
+			// must not clear 1.5 MB.
+			size := 64
+			if k >= 0 {
+				size = min(2*cap(a.idsWork[k]), 1<<16)
+			}
+			a.idsWork = append(a.idsWork, make([]idPut, 0, size))
+		}
+		a.idsWork[len(a.idsWork)-1] = append(a.idsWork[len(a.idsWork)-1], idPut{key, a.pos})
+		a.pos++
+		if len(a.out) >= flushAt {
+			if err := a.flush(false); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// openSegment readies the active segment for the batch's first record,
+// rolling to a new one first if b would not fit. It waits for a record to
+// write: a batch of duplicates, or one that fails its expectation, must
+// leave no new segment behind.
+func (a *Appender) openSegment(b *Batch) error {
+	var size int64
+	for _, ch := range b.chunks {
+		size += int64(len(ch))
+	}
+	if a.c.size > segmentHeaderSize && a.c.size+size > a.s.opts.SegmentSize {
+		if err := a.s.roll(&a.c, a.now); err != nil {
+			return err
+		}
+	}
+	sf, err := a.s.segment(a.c.active)
+	if err != nil {
+		return err
+	}
+	if err := a.s.ensureIdx(sf); err != nil {
+		return err
+	}
+	a.sf = sf
+	return nil
+}
+
+// addMarker writes a delete or truncate marker (see codec.Record.Marker).
+// It takes no version: the stream's head stays where it is, only its cut
+// moves.
+func (a *Appender) addMarker(rec []byte, name string, st *streamState, flag uint16) {
+	cut := binary.LittleEndian.Uint64(rec[16:])
+	t := max(a.now, a.lastTime)
+	a.lastTime = t
+	codec.PatchRecord(rec, a.pos, cut, 0, t, flag)
+	a.idx = appendOffsetEntry(a.idx, a.c.size+a.written+int64(len(a.out)), t)
+	a.lastRec = len(a.out)
+	a.out = append(a.out, rec...)
+	st.cut = cutValue(st.cut, flag, cut)
+	st.dirty = true
+	a.record(Result{Position: a.pos, Stream: name, Version: cut, Time: time.Unix(0, t).UTC()})
+	a.pos++
+}
+
+// record notes the result of the next event, unless NoResults.
+func (a *Appender) record(r Result) {
+	a.added++
+	if !a.NoResults {
+		a.results = append(a.results, r)
+	}
+}
+
+func (a *Appender) duplicate(r Result) {
+	r.Duplicate = true
+	a.Duplicates++
+	a.record(r)
+}
+
+func (a *Appender) resultAt(j int) Result {
+	if a.NoResults {
+		return Result{} // recorded nowhere: a result per event is what NoResults saves
+	}
+	return a.results[j]
+}
+
+// stored looks an id up in the index and checks the hit against the log.
+func (a *Appender) stored(key hashKey, name string, id []byte) (Result, bool, error) {
+	var vals [idsValues]uint64
+	if !a.s.ids.get(key, vals[:]) || vals[0] >= a.c.next {
+		return Result{}, false, nil
+	}
+	rec, err := a.s.recordAt(vals[0], &a.c)
+	if errors.Is(err, ErrNotFound) {
+		// Compaction dropped the event: the id is free again. (Retention
+		// outlives retries by far; a retry that late appends anew.)
+		return Result{}, false, nil
+	}
+	if err != nil {
+		return Result{}, false, err
+	}
+	// An entry naming another event is stale (an append that failed or
+	// died after filling the index): not a duplicate.
+	if string(rec.Stream) != name || string(rec.ID) != string(id) {
+		return Result{}, false, nil
+	}
+	return Result{Position: rec.Position, Stream: name, Version: rec.Version, ID: string(id),
+		Time: time.Unix(0, rec.Time).UTC(), Duplicate: true}, true, nil
+}
+
+// flush writes the gathered records; unless final, the last one stays
+// behind so Commit can flag it as the end of the batch.
+func (a *Appender) flush(final bool) error {
+	n := len(a.out)
+	if !final {
+		n = a.lastRec
+	}
+	if n <= 0 {
+		return nil
+	}
+	if _, err := a.sf.f.WriteAt(a.out[:n], a.c.size+a.written); err != nil {
+		return a.fail("write", err)
+	}
+	a.written += int64(n)
+	rest := copy(a.out, a.out[n:])
+	a.out = a.out[:rest]
+	if a.lastRec >= n {
+		a.lastRec -= n
+	}
+	return a.writeIdx()
+}
+
+// writeIdx writes the offsets entries gathered so far, so they never
+// pile up for a million-event batch. Entries past the committed end are
+// never read, and recovery cuts them.
+func (a *Appender) writeIdx() error {
+	if len(a.idx) == 0 {
+		return nil
+	}
+	at := (int64(a.c.next-a.sf.first) + a.idxDone) * offsetEntrySize
+	if _, err := a.sf.idx.WriteAt(a.idx, at); err != nil {
+		return a.fail("write offsets of", err)
+	}
+	a.idxDone += int64(len(a.idx) / offsetEntrySize)
+	a.idx = a.idx[:0]
+	return nil
+}
+
+// fail cuts the segment back to the committed end after a failed write
+// or sync; if it cannot, or the sync failed, this process stops
+// appending: the page cache may hold data the disk does not.
+func (a *Appender) fail(what string, err error) error {
+	if terr := a.sf.f.Truncate(a.c.size); terr != nil || what == "sync" {
+		a.s.failed = err
+	}
+	a.done = true
+	a.s.lock.release()
+	return fmt.Errorf("%s %s: %w", what, segmentName(a.sf.first), err)
+}
+
+// Abort drops what was written and releases the lock.
+func (a *Appender) Abort() {
+	if a.done {
+		return
+	}
+	a.done = true
+	if a.sf != nil && a.written > 0 {
+		if err := a.sf.f.Truncate(a.c.size); err != nil {
+			a.s.failed = err // recovery would drop it, but be sure: no more appends here
+		}
+	}
+	a.s.lock.release()
+}
+
+// Commit writes the rest, syncs per policy, publishes the new end and
+// updates the tables. It returns one result per event added, in order.
+func (a *Appender) Commit() ([]Result, error) {
+	if a.done {
+		return nil, errors.New("append already finished")
+	}
+	// Expectations of streams that have no event in the batch.
+	var others []string
+	for name := range a.expect {
+		if a.states[keyOf(name)] == nil {
+			others = append(others, name)
+		}
+	}
+	sort.Strings(others)
+	for _, name := range others {
+		if e, st := a.expect[name], a.state(name); !e.holds(st.version) {
+			a.Abort()
+			return nil, fmt.Errorf("%w: stream %s is at version %d, expected %s", ErrConflict, name, st.version, e)
+		}
+	}
+	if a.lastRec < 0 && a.written == 0 {
+		a.done = true
+		a.s.lock.release()
+		return a.results, nil // nothing new: all duplicates, or no events
+	}
+	defer func() {
+		if !a.done {
+			a.done = true
+			a.s.lock.release()
+		}
+	}()
+	last := a.out[a.lastRec:]
+	codec.PatchRecord(last, binary.LittleEndian.Uint64(last[8:]), binary.LittleEndian.Uint64(last[16:]),
+		prevOf(last), int64(binary.LittleEndian.Uint64(last[32:])), binary.LittleEndian.Uint16(last[40:])|codec.FlagEndOfBatch)
+
+	newStreams := uint64(0)
+	for _, st := range a.states {
+		if st.created {
+			newStreams++
+		}
+	}
+	written := a.pos - a.c.next
+	tablesOK := a.s.reserveTables(newStreams, written) == nil
+
+	// The id index is only read by writers, under the lock, and they check
+	// every hit against the record it names: it may run ahead of the
+	// commit. So it is filled while the batch is written and synced, on
+	// the other core. The heads table is read by readers without a lock:
+	// it is updated only after the publish.
+	idsDone := make(chan struct{})
+	go func() {
+		defer close(idsDone)
+		if tablesOK {
+			for _, block := range a.idsWork {
+				for _, w := range block {
+					a.s.ids.put(w.key, []uint64{w.pos})
+				}
+			}
+		}
+	}()
+	err := a.finish()
+	<-idsDone
+	if err != nil {
+		return nil, err
+	}
+	c := a.c
+	c.seq++
+	c.next = a.pos
+	c.size += a.written
+	c.lastTime = a.lastTime
+	if a.s.opts.Sync == SyncAlways || a.synced {
+		c.lastSync = a.now
+	}
+	if err := writeCommit(a.s.commit, &c); err != nil {
+		a.s.failed = err
+		return nil, fmt.Errorf("publish commit: %w", err)
+	}
+	if !tablesOK {
+		return a.results, nil // acknowledged: the next writer repairs the tables
+	}
+	for _, st := range a.states {
+		if st.dirty {
+			a.s.heads.put(st.key, []uint64{st.last, st.version, st.cut})
+			if st.cut != 0 {
+				a.s.heads.setCuts()
+			}
+		}
+	}
+	a.s.heads.setApplied(a.pos - 1)
+	a.s.ids.setApplied(a.pos - 1)
+	return a.results, nil
+}
+
+// finish writes the last records and the offsets, then syncs.
+func (a *Appender) finish() error {
+	if err := a.flush(true); err != nil {
+		return err
+	}
+	if err := a.writeIdx(); err != nil {
+		return err
+	}
+	sync := a.s.opts.Sync == SyncAlways ||
+		a.s.opts.Sync == SyncInterval && time.Duration(a.now-a.c.lastSync) >= a.s.opts.SyncInterval
+	if sync {
+		if err := unix.Fdatasync(int(a.sf.f.Fd())); err != nil {
+			return a.fail("sync", err)
+		}
+		a.synced = true
+	}
+	return nil
+}

@@ -1,0 +1,483 @@
+package local
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/evtdev/evt/codec"
+	"github.com/evtdev/evt/log/atomicfile"
+)
+
+// Compaction reclaims the space of the events the limits removed (see
+// view). It only ever touches sealed segments, which no writer changes,
+// so appends go on meanwhile; it takes the append lock only for a moment
+// at the start, to bring the tables up to the committed end.
+//
+// Each sealed segment with removed events is either
+//   - deleted, when it is the oldest segment and nothing in it is kept:
+//     the log then starts at the next segment; or
+//   - rewritten into a new file of the next generation, swapped in with
+//     one rename. Positions, versions, ids and times of the surviving
+//     records do not change; the offsets file of the new generation
+//     (NAME.GEN.idx) is written before the swap, with empty entries for
+//     the dropped positions, so the segment file always names a complete
+//     offsets file of its own.
+//
+// A reader that opened the old file keeps reading it (a rename or unlink
+// leaves an open file intact); a reader that opens the segment afterwards
+// sees the new one. A crash at any point leaves either file whole; the
+// next compaction removes the leftovers (NAME.seg.compact, offsets files
+// of other generations).
+//
+// Compaction keeps, though no read shows them, the newest record of every
+// stream and the marker that set each stream's cut: a rebuild of the
+// tables from the segments then still finds every stream's version, so a
+// deleted stream's versions are never given again.
+
+// CompactReport says what a compaction did.
+type CompactReport struct {
+	Segments    int    // sealed segments examined
+	Rewritten   int    // segments rewritten smaller
+	Removed     int    // segments deleted whole
+	Dropped     uint64 // records dropped
+	BytesBefore int64  // bytes of the sealed segments before
+	BytesAfter  int64  // and after
+	Snapshots   int    // fold snapshots removed (taken before a cut)
+}
+
+const compactLockFile = "compact.lock"
+
+// holdCompaction takes the compaction lock, waiting for it, for work that
+// must not see a compaction's files half swapped: verify (a segment whose
+// old offsets file is gone under it would look damaged), repair, the hash
+// chain. Appends never take it. A reader that cannot create the lock file
+// (a read-only store) goes on without it.
+func (s *Store) holdCompaction() (release func()) {
+	lf, err := os.OpenFile(join(s.dir, compactLockFile), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return func() {}
+	}
+	if err := flockRetry(int(lf.Fd())); err != nil {
+		lf.Close()
+		return func() {}
+	}
+	return func() {
+		unix.Flock(int(lf.Fd()), unix.LOCK_UN)
+		lf.Close()
+	}
+}
+
+// Compact reclaims the space of removed events. Only one compaction runs
+// at a time, and none while verify or repair runs: it waits for them up to
+// the lock timeout.
+func (s *Store) Compact(progress Progress) (CompactReport, error) {
+	var rep CompactReport
+	if s.lock == nil {
+		return rep, errors.New("compaction needs a store opened for writing")
+	}
+	// One compaction at a time, and not while verify or repair read the
+	// segments: wait for them, at most the lock timeout.
+	cl, err := openNamedLock(join(s.dir, compactLockFile), "compaction lock (another evt compact, verify or repair)")
+	if err != nil {
+		return rep, err
+	}
+	defer cl.close()
+	if err := cl.acquire(s.opts.LockTimeout); err != nil {
+		return rep, err
+	}
+	defer cl.release()
+
+	// The tables must be up to the committed end: they say which record
+	// is each stream's newest.
+	if err := s.lock.acquire(s.opts.LockTimeout); err != nil {
+		return rep, err
+	}
+	c, err := s.prepare()
+	s.lock.release()
+	if err != nil {
+		return rep, err
+	}
+	if err := s.removeLeftovers(); err != nil {
+		return rep, err
+	}
+	if err := s.rechain(); err != nil { // a compaction killed before it rechained
+		return rep, err
+	}
+	v, err := s.view(&c)
+	if err != nil {
+		return rep, err
+	}
+	h, err := s.tables()
+	if err != nil {
+		return rep, err
+	}
+	s.firsts = nil
+	firsts, err := s.segmentList(&c)
+	if err != nil {
+		return rep, err
+	}
+	sealed := firsts[:len(firsts)-1]
+	var total, done int64
+	sizes := make([]int64, len(sealed))
+	for i, first := range sealed {
+		st, err := os.Stat(join(s.dir, segmentName(first)))
+		if err != nil {
+			return rep, err
+		}
+		sizes[i] = st.Size()
+		total += st.Size()
+	}
+	rep.BytesBefore = total
+	prefix := true // every segment before this one was deleted
+	for i, first := range sealed {
+		rep.Segments++
+		end := firsts[i+1]
+		kept, err := s.compactSegment(first, end, &c, v, h, prefix, &rep)
+		if err != nil {
+			return rep, err
+		}
+		rep.BytesAfter += kept
+		prefix = prefix && kept == 0 // removed: the next one may be the oldest
+		done += sizes[i]
+		if progress != nil {
+			progress(done, total)
+		}
+	}
+	if err := s.rechain(); err != nil {
+		return rep, err
+	}
+	n, err := s.removeStaleSnapshots(h)
+	rep.Snapshots = n
+	return rep, err
+}
+
+// compactSegment compacts one sealed segment and returns its size after
+// (0 if it was deleted).
+func (s *Store) compactSegment(first, end uint64, c *commitState, v *view, h *hashFile, prefix bool, rep *CompactReport) (int64, error) {
+	sf, err := s.segment(first)
+	if err != nil {
+		return 0, err
+	}
+	lim, err := s.limit(sf, c)
+	if err != nil {
+		return 0, err
+	}
+	name := segmentName(first)
+	// One scan decides every record and lays out the new file: the
+	// offsets entries (with the new offsets of kept records, an empty
+	// entry with a time no later than theirs for dropped positions, so
+	// time search still works) and the byte ranges to copy.
+	drop, keep := 0, 0
+	idx := make([]byte, 0, int(end-first)*offsetEntrySize)
+	var runs []byteRange // kept records, adjacent ones merged
+	size := int64(segmentHeaderSize)
+	pos := first
+	sc := newRecordScanner(sf.f, name, segmentHeaderSize, lim, s.scanBuf)
+	for sc.Next() {
+		rec := sc.Record()
+		for ; pos < rec.Position; pos++ { // dropped by an earlier compaction
+			idx = appendOffsetEntry(idx, 0, rec.Time)
+		}
+		pos++
+		if !s.keeps(rec, v, h) {
+			drop++
+			idx = appendOffsetEntry(idx, 0, rec.Time)
+			continue
+		}
+		keep++
+		idx = appendOffsetEntry(idx, size, rec.Time)
+		off, n := sc.Offset(), int64(rec.Size)
+		if k := len(runs) - 1; k >= 0 && runs[k].end == off {
+			runs[k].end += n
+		} else {
+			runs = append(runs, byteRange{off, off + n})
+		}
+		size += n
+	}
+	if sc.Err() != nil {
+		return 0, sc.Err()
+	}
+	s.scanBuf = sc.buf
+	if keep == 0 && prefix && drop == 0 {
+		// Emptied by an earlier compaction while an older segment still
+		// kept a record; now the oldest: it goes.
+		return 0, s.removeSegment(sf, rep)
+	}
+	if drop == 0 {
+		return lim, nil
+	}
+	rep.Dropped += uint64(drop)
+	if keep == 0 && prefix {
+		return 0, s.removeSegment(sf, rep)
+	}
+	var lastTime int64
+	if len(idx) >= offsetEntrySize {
+		lastTime = int64(binary.LittleEndian.Uint64(idx[len(idx)-8:]))
+	}
+	for ; pos < end; pos++ {
+		idx = appendOffsetEntry(idx, 0, lastTime)
+	}
+
+	// Write the next generation: the header, then the kept byte ranges
+	// (records are kept byte for byte, and were checked by the scan).
+	gen := sf.gen + 1
+	tmpPath := join(s.dir, segmentName(first)+".compact")
+	out, err := os.OpenFile(tmpPath, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return 0, fmt.Errorf("compact %s: %w", name, err)
+	}
+	defer func() {
+		out.Close()
+		os.Remove(tmpPath)
+	}()
+	var old [segmentHeaderSize]byte
+	if _, err := sf.f.ReadAt(old[:], 0); err != nil {
+		return 0, err
+	}
+	created := int64(binary.LittleEndian.Uint64(old[24:]))
+	origSize := lim
+	if sf.gen > 0 {
+		origSize = int64(binary.LittleEndian.Uint64(old[40:]))
+	}
+	if _, err := out.Write(encodeSegmentHeaderGen(first, created, gen, origSize)); err != nil {
+		return 0, fmt.Errorf("compact %s: %w", name, err)
+	}
+	if err := copyRuns(out, sf.f, runs); err != nil {
+		return 0, fmt.Errorf("compact %s: %w", name, err)
+	}
+	if err := out.Sync(); err != nil {
+		return 0, fmt.Errorf("compact %s: %w", name, err)
+	}
+	// The new generation's offsets file exists, complete and synced,
+	// before the segment that names it.
+	if err := atomicfile.Write(join(s.dir, offsetsNameGen(first, gen)), idx, 0o600); err != nil {
+		return 0, fmt.Errorf("compact %s: %w", name, err)
+	}
+	if err := atomicfile.SyncDir(s.dir); err != nil {
+		return 0, err
+	}
+	s.forget(first)
+	if err := os.Rename(tmpPath, join(s.dir, segmentName(first))); err != nil {
+		return 0, fmt.Errorf("compact %s: %w", name, err)
+	}
+	if err := atomicfile.SyncDir(s.dir); err != nil {
+		return 0, err
+	}
+	os.Remove(join(s.dir, offsetsNameGen(first, sf.gen)))
+	rep.Rewritten++
+	return size, nil
+}
+
+// removeSegment deletes the oldest segment, which keeps nothing.
+func (s *Store) removeSegment(sf *segFile, rep *CompactReport) error {
+	first, idx := sf.first, sf.idxName()
+	s.forget(first)
+	// The segment first: a reader that fails to open it then finds the
+	// log starts later (removedSegment).
+	if err := os.Remove(join(s.dir, segmentName(first))); err != nil {
+		return err
+	}
+	os.Remove(join(s.dir, idx))
+	if err := atomicfile.SyncDir(s.dir); err != nil {
+		return err
+	}
+	rep.Removed++
+	return nil
+}
+
+// keeps reports whether compaction keeps a record: an event the limits
+// keep, a stream's newest record, or the marker that set its cut.
+func (s *Store) keeps(rec *codec.Record, v *view, h *hashFile) bool {
+	if v.visible(rec) {
+		return true
+	}
+	var vals [headsValues]uint64
+	if !h.get(keyOf(string(rec.Stream)), vals[:]) {
+		return false // not in the table: no stream has it as its head
+	}
+	if rec.Marker() {
+		cut, _ := splitCut(vals[2])
+		return rec.Version == cut
+	}
+	return vals[0] == rec.Position
+}
+
+// forget closes this Store's descriptors of a segment about to change.
+func (s *Store) forget(first uint64) {
+	if sf := s.segs[first]; sf != nil {
+		sf.f.Close()
+		if sf.idx != nil {
+			sf.idx.Close()
+		}
+		delete(s.segs, first)
+	}
+	for i, f := range s.lru {
+		if f == first {
+			s.lru = append(s.lru[:i], s.lru[i+1:]...)
+			break
+		}
+	}
+	s.firsts = nil
+}
+
+// removeLeftovers deletes what a killed compaction left: unfinished
+// segment copies, and offsets files of generations no segment has.
+func (s *Store) removeLeftovers() error {
+	ents, err := os.ReadDir(s.dir)
+	if err != nil {
+		return err
+	}
+	gens := map[uint64]uint32{}
+	for _, e := range ents {
+		name := e.Name()
+		if strings.HasSuffix(name, ".seg") && len(name) == 24 {
+			first, err := strconv.ParseUint(name[:20], 10, 64)
+			if err != nil {
+				continue
+			}
+			if gen, err := segmentGen(join(s.dir, name), first); err == nil {
+				gens[first] = gen
+			}
+		}
+	}
+	for _, e := range ents {
+		name := e.Name()
+		switch {
+		case strings.HasSuffix(name, ".seg.compact"), strings.HasSuffix(name, ".idx.tmp"):
+			os.Remove(join(s.dir, name))
+		case strings.HasSuffix(name, ".idx") && len(name) >= 24:
+			// NAME.idx (generation 0) or NAME.GEN.idx.
+			first, err := strconv.ParseUint(name[:20], 10, 64)
+			if err != nil {
+				continue
+			}
+			gen := uint64(0)
+			if mid := name[20 : len(name)-4]; mid != "" {
+				if gen, err = strconv.ParseUint(strings.TrimPrefix(mid, "."), 10, 32); err != nil {
+					continue
+				}
+			}
+			if cur, ok := gens[first]; !ok && first < s.oldestSegment(gens) || ok && uint64(cur) != gen {
+				os.Remove(join(s.dir, name))
+			}
+		}
+	}
+	return nil
+}
+
+// oldestSegment is the smallest first position among gens.
+func (s *Store) oldestSegment(gens map[uint64]uint32) uint64 {
+	oldest := ^uint64(0)
+	for f := range gens {
+		oldest = min(oldest, f)
+	}
+	return oldest
+}
+
+// removeStaleSnapshots deletes fold snapshots of streams cut since they
+// were taken: they hold state folded from events that are gone.
+func (s *Store) removeStaleSnapshots(h *hashFile) (int, error) {
+	dir := join(s.dir, snapshotDir)
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, e := range ents {
+		b, err := os.ReadFile(join(dir, e.Name()))
+		if err != nil {
+			continue
+		}
+		f, ok := decodeSnapshot(b)
+		if !ok {
+			continue
+		}
+		fp, stream := f.fingerprint, f.stream
+		var vals [headsValues]uint64
+		if !h.get(keyOf(stream), vals[:]) {
+			continue
+		}
+		if cut, _ := splitCut(vals[2]); cut > 0 && !strings.HasSuffix(fp, cutSuffix(cut)) {
+			if os.Remove(join(dir, e.Name())) == nil {
+				n++
+			}
+		}
+	}
+	return n, nil
+}
+
+// byteRange is the bytes [off, end) of a file.
+type byteRange struct{ off, end int64 }
+
+// copyRuns appends the byte ranges runs of src to dst, in order. Small
+// ranges (kept records between dropped ones) are copied through one
+// window of src read in large preads; a long range is copied by the
+// kernel.
+func copyRuns(dst, src *os.File, runs []byteRange) error {
+	const window = 1 << 20
+	w := bufio.NewWriterSize(dst, window)
+	buf := make([]byte, window)
+	var bufOff, bufEnd int64 // src bytes [bufOff, bufEnd) are in buf
+	for _, r := range runs {
+		if r.end-r.off >= window {
+			if err := w.Flush(); err != nil {
+				return err
+			}
+			if err := copyRange(dst, src, r); err != nil {
+				return err
+			}
+			continue
+		}
+		for off := r.off; off < r.end; {
+			if off < bufOff || off >= bufEnd {
+				n, err := src.ReadAt(buf, off)
+				if n == 0 {
+					if err == nil || errors.Is(err, io.EOF) {
+						err = io.ErrUnexpectedEOF
+					}
+					return err
+				}
+				bufOff, bufEnd = off, off+int64(n)
+			}
+			m := min(r.end, bufEnd) - off
+			if _, err := w.Write(buf[off-bufOff : off-bufOff+m]); err != nil {
+				return err
+			}
+			off += m
+		}
+	}
+	return w.Flush()
+}
+
+// copyRange appends the bytes r of src to dst: copy_file_range, which
+// copies inside the kernel (or shares blocks), falling back to read and
+// write where the file system cannot.
+func copyRange(dst, src *os.File, r byteRange) error {
+	off := r.off
+	for off < r.end {
+		n, err := unix.CopyFileRange(int(src.Fd()), &off, int(dst.Fd()), nil, int(r.end-off), 0)
+		if err != nil {
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			_, err := io.Copy(dst, io.NewSectionReader(src, off, r.end-off))
+			return err
+		}
+		if n == 0 {
+			return io.ErrUnexpectedEOF
+		}
+	}
+	return nil
+}

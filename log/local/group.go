@@ -1,0 +1,632 @@
+package local
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"sort"
+	"strconv"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/evtdev/evt/codec"
+)
+
+// Consumer groups. A group is a named, shared cursor over a selection of
+// the log, kept in DIR/groups/NAME/:
+//
+//	config.json   how the group was created (selection, ack wait, …)
+//	state         committed position, scan frontier, leases, parked events
+//	              (binary, see groupstate.go)
+//	lock          flock guarding state (never the append lock)
+//	members/PID   one per live consumer, flocked by it while it runs
+//
+// Each event goes to one member at a time, at least once. A member leases
+// events under the group lock, handles them without it, and acks them
+// under it again. A lease whose deadline passed, or whose member's flock
+// is free (the process died, even by SIGKILL), is handed out again; after
+// MaxDeliver deliveries the event is parked and the group moves on.
+//
+// The state is small (leases in flight, parked events) and replaced
+// atomically (write a temporary file, rename): a kill at any instant
+// leaves the old or the new state. It is not fsynced: a power loss can
+// only forget recent acks, and forgotten acks mean redelivery, which
+// at-least-once allows.
+//
+// Positions below Committed are done: acked, parked, or not selected.
+// Positions in [Committed, Next) are done unless pending. So Committed is
+// the smallest pending position, or Next.
+
+// GroupConfig is how a group was created; it does not change.
+type GroupConfig struct {
+	Name       string        `json:"name"`
+	Selection  string        `json:"selection"`
+	Types      []string      `json:"types,omitempty"`
+	AckWait    time.Duration `json:"ack_wait"`
+	MaxDeliver int           `json:"max_deliver"`
+	Ordering   string        `json:"ordering"` // "stream" or "none"
+	Created    time.Time     `json:"created"`
+}
+
+// Lease is an event handed out (Member set) or waiting to be handed out
+// again (Member empty, not before NotBefore).
+type Lease struct {
+	Stream     string    `json:"stream"`
+	Member     string    `json:"member,omitempty"`
+	Deadline   time.Time `json:"deadline,omitzero"`
+	NotBefore  time.Time `json:"not_before,omitzero"`
+	Deliveries int       `json:"deliveries"`
+	LastError  string    `json:"last_error,omitempty"`
+}
+
+// Parked is an event the group gave up on.
+type Parked struct {
+	Stream     string    `json:"stream"`
+	Type       string    `json:"type"`
+	Deliveries int       `json:"deliveries"`
+	Reason     string    `json:"reason"`
+	At         time.Time `json:"at"`
+}
+
+// GroupState is the mutable state of a group.
+type GroupState struct {
+	Committed uint64            `json:"committed"`
+	Next      uint64            `json:"next"`
+	Pending   map[uint64]*Lease `json:"pending"`
+	Parked    map[uint64]Parked `json:"parked"`
+}
+
+// Errors of groups.
+var (
+	ErrGroupExists = errors.New("group already exists")
+	ErrBadName     = errors.New("invalid group name")
+)
+
+// ValidateGroupName: 1–64 bytes of letters, digits, '-', '_' and '.', not
+// starting with '.': a group name becomes a directory name.
+func ValidateGroupName(name string) error {
+	if name == "" || len(name) > 64 || name[0] == '.' {
+		return fmt.Errorf("%w %q: 1–64 characters, not starting with '.'", ErrBadName, clipName(name))
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			return fmt.Errorf("%w %q: only letters, digits, '-', '_' and '.'", ErrBadName, clipName(name))
+		}
+	}
+	return nil
+}
+
+func clipName(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "…"
+	}
+	return s
+}
+
+func (s *Store) groupDir(name string) string { return join(join(s.dir, "groups"), name) }
+
+// Group is an open consumer group.
+type Group struct {
+	s      *Store
+	dir    string
+	Config GroupConfig
+	lock   *os.File
+	member *os.File // this process's member file, flocked, once it consumes
+	id     string   // member id: the PID
+}
+
+// CreateGroup makes a new group starting at position start.
+func (s *Store) CreateGroup(cfg GroupConfig, start uint64) error {
+	if err := ValidateGroupName(cfg.Name); err != nil {
+		return err
+	}
+	dir := s.groupDir(cfg.Name)
+	if err := os.MkdirAll(join(s.dir, "groups"), 0o700); err != nil {
+		return err
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("%w: %s", ErrGroupExists, cfg.Name)
+		}
+		return err
+	}
+	if err := os.Mkdir(join(dir, "members"), 0o700); err != nil {
+		return err
+	}
+	st := GroupState{Committed: start, Next: start, Pending: map[uint64]*Lease{}, Parked: map[uint64]Parked{}}
+	if err := writeFileReplace(join(dir, "state"), encodeGroupState(&st)); err != nil {
+		return err
+	}
+	// config.json last: a group exists once its config does.
+	return writeJSONAtomic(join(dir, "config.json"), &cfg)
+}
+
+// OpenGroup opens an existing group, or ErrNotFound.
+func (s *Store) OpenGroup(name string) (*Group, error) {
+	if err := ValidateGroupName(name); err != nil {
+		return nil, err
+	}
+	cfg, err := s.groupConfig(name)
+	if err != nil {
+		return nil, err
+	}
+	dir := s.groupDir(name)
+	g := &Group{s: s, dir: dir, Config: cfg, id: strconv.Itoa(os.Getpid())}
+	g.lock, err = os.OpenFile(join(dir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+// groupConfig reads a group's config.json; ErrNotFound if there is no
+// such group.
+func (s *Store) groupConfig(name string) (GroupConfig, error) {
+	var cfg GroupConfig
+	b, err := os.ReadFile(join(s.groupDir(name), "config.json"))
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return cfg, fmt.Errorf("%w: group %s", ErrNotFound, name)
+		}
+		return cfg, err
+	}
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		return cfg, &CorruptError{File: "groups/" + name + "/config.json", Offset: -1, Reason: err.Error()}
+	}
+	return cfg, nil
+}
+
+// Groups lists the names of the store's groups, sorted.
+func (s *Store) Groups() ([]string, error) {
+	ents, err := os.ReadDir(join(s.dir, "groups"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, e := range ents {
+		if e.IsDir() && fileExists(join(join(join(s.dir, "groups"), e.Name()), "config.json")) {
+			names = append(names, e.Name())
+		}
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+// RemoveGroup deletes a group and its state.
+func (s *Store) RemoveGroup(name string) error {
+	g, err := s.OpenGroup(name)
+	if err != nil {
+		return err
+	}
+	g.Close()
+	// config.json first: a half-removed group is no group.
+	if err := os.Remove(join(g.dir, "config.json")); err != nil {
+		return err
+	}
+	return os.RemoveAll(g.dir)
+}
+
+// Close releases the group's files (and this process's membership).
+func (g *Group) Close() error {
+	if g.member != nil {
+		name := g.member.Name()
+		g.member.Close()
+		os.Remove(name)
+	}
+	return g.lock.Close()
+}
+
+// Dir is the group's directory (watch it to see acks of other members).
+func (g *Group) Dir() string { return g.dir }
+
+// Member is this process's member id.
+func (g *Group) Member() string { return g.id }
+
+// Join registers this process as a live member: its member file stays
+// flocked until the process ends, so others can tell it is alive.
+func (g *Group) Join() error {
+	f, err := os.OpenFile(join(join(g.dir, "members"), g.id), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		return fmt.Errorf("join group %s: %w", g.Config.Name, err)
+	}
+	g.member = f
+	return nil
+}
+
+// alive reports whether member holds its member file's flock.
+func (g *Group) alive(member string) bool {
+	if member == g.id && g.member != nil {
+		return true
+	}
+	f, err := os.OpenFile(join(join(g.dir, "members"), member), os.O_RDWR, 0)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		return true // someone holds it
+	}
+	unix.Flock(int(f.Fd()), unix.LOCK_UN)
+	os.Remove(f.Name()) // a dead member's file
+	return false
+}
+
+// Members lists the live members.
+func (g *Group) Members() []string {
+	ents, _ := os.ReadDir(join(g.dir, "members"))
+	live := []string{}
+	for _, e := range ents {
+		if g.alive(e.Name()) {
+			live = append(live, e.Name())
+		}
+	}
+	return live
+}
+
+// Update runs fn on the group's state under the group lock and saves the
+// state if fn returns nil.
+func (g *Group) Update(fn func(st *GroupState) error) error {
+	if err := flockRetry(int(g.lock.Fd())); err != nil {
+		return err
+	}
+	defer unix.Flock(int(g.lock.Fd()), unix.LOCK_UN)
+	old, err := os.ReadFile(join(g.dir, "state"))
+	if err != nil {
+		return err
+	}
+	st, err := decodeGroupStateOf(g.Config.Name, old)
+	if err != nil {
+		return err
+	}
+	if err := fn(st); err != nil {
+		return err
+	}
+	st.advance()
+	b := encodeGroupState(st)
+	if bytes.Equal(b, old) {
+		// Unchanged: no write. A member watches the group directory for
+		// other members' changes; writing anyway would wake itself (and
+		// every other member) in a loop.
+		return nil
+	}
+	return writeFileReplace(join(g.dir, "state"), b)
+}
+
+// State reads the current state (no lock: the file is replaced atomically).
+func (g *Group) State() (*GroupState, error) { return g.read() }
+
+func (g *Group) read() (*GroupState, error) { return readGroupState(g.dir, g.Config.Name) }
+
+// readGroupState reads the state file of group name in dir (no lock: the
+// file is replaced atomically).
+func readGroupState(dir, name string) (*GroupState, error) {
+	b, err := os.ReadFile(join(dir, "state"))
+	if err != nil {
+		return nil, err
+	}
+	return decodeGroupStateOf(name, b)
+}
+
+// decodeGroupStateOf decodes group name's state, naming the file if it is
+// damaged.
+func decodeGroupStateOf(name string, b []byte) (*GroupState, error) {
+	st, err := decodeGroupState(b)
+	if err != nil {
+		return nil, &CorruptError{File: "groups/" + name + "/state", Offset: -1, Reason: err.Error()}
+	}
+	return st, nil
+}
+
+// advance moves Committed to the smallest pending position, or Next.
+func (st *GroupState) advance() {
+	c := st.Next
+	for p := range st.Pending {
+		if p < c {
+			c = p
+		}
+	}
+	st.Committed = c
+}
+
+// Delivery is one event leased to this member.
+type Delivery struct {
+	Event      codec.Event
+	Deliveries int // 1 on the first delivery
+}
+
+// Lease hands up to n events to this member: first events waiting to be
+// delivered again, then new ones from the log. With ordering "stream", an
+// event is never handed out while an earlier event of its stream is
+// pending. Expired leases of dead or late members are reclaimed first, and
+// events that reached MaxDeliver are parked.
+//
+// retryAt is the earliest time an event now waiting out a backoff may be
+// handed out again (zero if none waits): a member with nothing to do
+// sleeps until then.
+//
+// acks, if any, are this member's acks, applied first in the same update:
+// a consumer that acks a batch and takes the next pays for one state
+// write, not two.
+//
+// With chain, a member that handles its batch strictly in order (prints
+// it, or runs handlers one by one and hands a stream's rest back when one
+// fails: Return) may get several events of one stream in one batch;
+// without it, as for --manual-ack, a stream's next event waits for the
+// ack of the one before, as CLI.md promises.
+func (g *Group) Lease(n int, match func(*codec.Record) bool, chain bool, acks ...uint64) (out []Delivery, retryAt time.Time, err error) {
+	now := time.Now()
+	err = g.Update(func(st *GroupState) error {
+		out, retryAt = out[:0], time.Time{}
+		g.ackOwn(st, acks)
+		g.reclaim(st, now)
+		// Scan new events into the pending set as waiting, up to a bound
+		// (the scan-ahead lets ordered streams skip blocked events).
+		waiting := 0
+		for _, l := range st.Pending {
+			if l.Member == "" {
+				waiting++
+			}
+		}
+		fresh := map[uint64]codec.Event{} // events read by this scan
+		if want := n + 64; waiting < want {
+			next, err := g.s.scanFrom(st.Next, func(rec *codec.Record) error {
+				st.Next = rec.Position + 1
+				if !match(rec) {
+					return nil
+				}
+				st.Pending[rec.Position] = &Lease{Stream: string(rec.Stream)}
+				delete(st.Parked, rec.Position) // delivered again (a reset): no longer parked
+				fresh[rec.Position] = rec.Event()
+				waiting++
+				if waiting >= want {
+					return errStop
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			if waiting < want {
+				st.Next = max(st.Next, next)
+			}
+		}
+		// Hand out in position order.
+		positions := make([]uint64, 0, len(st.Pending))
+		for p := range st.Pending {
+			positions = append(positions, p)
+		}
+		sort.Slice(positions, func(i, j int) bool { return positions[i] < positions[j] })
+		blocked := map[string]bool{}
+		var read func(uint64) (codec.Event, error) // made on first use
+		for _, p := range positions {
+			if len(out) >= n {
+				break
+			}
+			l := st.Pending[p]
+			ordered := g.Config.Ordering != "none"
+			if l.Member == "" && now.Before(l.NotBefore) && (retryAt.IsZero() || l.NotBefore.Before(retryAt)) {
+				retryAt = l.NotBefore
+			}
+			if l.Member != "" || now.Before(l.NotBefore) || ordered && blocked[l.Stream] {
+				if ordered {
+					blocked[l.Stream] = true
+				}
+				continue
+			}
+			ev, ok := fresh[p]
+			if !ok {
+				var err error
+				if read == nil {
+					if read, err = g.s.positionReader(); err != nil {
+						return err
+					}
+				}
+				if ev, err = read(p); err != nil {
+					if errors.Is(err, ErrNotFound) {
+						delete(st.Pending, p) // gone from the log
+						continue
+					}
+					return err
+				}
+			}
+			l.Member = g.id
+			l.Deadline = now.Add(g.Config.AckWait)
+			l.Deliveries++
+			out = append(out, Delivery{Event: ev, Deliveries: l.Deliveries})
+			if ordered && !chain {
+				blocked[l.Stream] = true
+			}
+		}
+		return nil
+	})
+	return out, retryAt, err
+}
+
+// reclaim returns expired leases and leases of dead members to waiting,
+// parking those that used up their deliveries.
+func (g *Group) reclaim(st *GroupState, now time.Time) {
+	dead := map[string]bool{}
+	for p, l := range st.Pending {
+		if l.Member == "" {
+			continue
+		}
+		late := now.After(l.Deadline)
+		if !late {
+			if _, known := dead[l.Member]; !known {
+				dead[l.Member] = !g.alive(l.Member)
+			}
+		}
+		if !late && !dead[l.Member] {
+			continue
+		}
+		reason := "not acked within " + g.Config.AckWait.String()
+		if !late {
+			reason = "member " + l.Member + " died"
+		}
+		l.Member, l.LastError = "", reason
+		if l.Deliveries >= g.Config.MaxDeliver {
+			g.park(st, p, l, now)
+		}
+	}
+}
+
+func (g *Group) park(st *GroupState, p uint64, l *Lease, now time.Time) {
+	typ := ""
+	if ev, err := g.s.ReadAt(p); err == nil {
+		typ = ev.Type
+	}
+	st.Parked[p] = Parked{Stream: l.Stream, Type: typ, Deliveries: l.Deliveries, Reason: l.LastError, At: now}
+	delete(st.Pending, p)
+}
+
+// ackOwn acks positions this member holds. A lease that expired and went
+// to another member is that member's to ack: it may still be handling the
+// event, and an early ack would let the stream's next event overtake it.
+func (g *Group) ackOwn(st *GroupState, positions []uint64) {
+	for _, p := range positions {
+		if l, ok := st.Pending[p]; ok && (l.Member == g.id || l.Member == "") {
+			delete(st.Pending, p)
+		}
+	}
+}
+
+// AckOwn acks events this member handled (see ackOwn).
+func (g *Group) AckOwn(positions ...uint64) error {
+	return g.Update(func(st *GroupState) error {
+		g.ackOwn(st, positions)
+		return nil
+	})
+}
+
+// Return hands leased events back unhandled, not counting the delivery:
+// the rest of a stream's batch after one of its events failed.
+func (g *Group) Return(positions ...uint64) error {
+	return g.Update(func(st *GroupState) error {
+		for _, p := range positions {
+			if l, ok := st.Pending[p]; ok && l.Member == g.id {
+				l.Member = ""
+				l.Deliveries--
+			}
+		}
+		return nil
+	})
+}
+
+// Ack marks positions handled, whoever holds them (evt ack). It returns
+// how many were pending; an ack of a position that is not pending is a
+// no-op.
+func (g *Group) Ack(positions ...uint64) (int, error) {
+	n := 0
+	err := g.Update(func(st *GroupState) error {
+		n = 0
+		for _, p := range positions {
+			if _, ok := st.Pending[p]; ok {
+				delete(st.Pending, p)
+				n++
+			}
+		}
+		return nil
+	})
+	return n, err
+}
+
+// Nack returns a leased event for redelivery after a backoff, recording
+// why; it is parked if it used up its deliveries.
+func (g *Group) Nack(p uint64, reason string) error {
+	now := time.Now()
+	return g.Update(func(st *GroupState) error {
+		l, ok := st.Pending[p]
+		if !ok || l.Member != g.id {
+			return nil // acked, or now another member's: theirs to report
+		}
+		l.Member, l.LastError = "", reason
+		if l.Deliveries >= g.Config.MaxDeliver {
+			g.park(st, p, l, now)
+			return nil
+		}
+		// 200 ms, doubling, at most 10 s.
+		backoff := 200 * time.Millisecond << min(l.Deliveries-1, 6)
+		l.NotBefore = now.Add(min(backoff, 10*time.Second))
+		return nil
+	})
+}
+
+// Release returns this member's leases to waiting (a clean shutdown).
+func (g *Group) Release() error {
+	return g.Update(func(st *GroupState) error {
+		for _, l := range st.Pending {
+			if l.Member == g.id {
+				l.Member = ""
+				l.Deliveries-- // not a failed delivery
+			}
+		}
+		return nil
+	})
+}
+
+// Reset moves the group to position p: everything from p on is delivered
+// again (or, forward, skipped); leases are dropped, parked events kept.
+func (g *Group) Reset(p uint64) error {
+	return g.Update(func(st *GroupState) error {
+		st.Next = p
+		st.Pending = map[uint64]*Lease{}
+		return nil
+	})
+}
+
+// Retry re-queues parked events (all when positions is empty) and returns
+// how many.
+func (g *Group) Retry(positions ...uint64) (int, error) {
+	n := 0
+	err := g.Update(func(st *GroupState) error {
+		n = 0
+		for p, pk := range st.Parked {
+			if len(positions) > 0 && !containsPos(positions, p) {
+				continue
+			}
+			st.Pending[p] = &Lease{Stream: pk.Stream}
+			delete(st.Parked, p)
+			n++
+		}
+		return nil
+	})
+	return n, err
+}
+
+func containsPos(ps []uint64, p uint64) bool {
+	for _, q := range ps {
+		if q == p {
+			return true
+		}
+	}
+	return false
+}
+
+// scanFrom is Scan for a group: from a position that may lie before the
+// retained start (it then starts there).
+func (s *Store) scanFrom(from uint64, fn func(rec *codec.Record) error) (uint64, error) {
+	first, _, err := s.Bounds()
+	if err != nil {
+		return 0, err
+	}
+	return s.Scan(max(from, first), fn)
+}
+
+func writeJSONAtomic(path string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return writeFileReplace(path, b)
+}

@@ -1,0 +1,147 @@
+package local
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/evtdev/evt/codec"
+)
+
+// The group state file (groups/NAME/state) is binary: a consumer writes
+// it twice per batch, and encoding/json made that most of the cost of
+// consuming. Little-endian:
+//
+//	magic "EVTGRP01"
+//	committed u64, next u64, pending count u32, parked count u32
+//	pending, each: position u64, deliveries u32, deadline i64 (unix ns,
+//	  0 = none), not-before i64, then strings stream, member, last error
+//	parked, each: position u64, deliveries u32, at i64, then strings
+//	  stream, type, reason
+//	crc32c u32 of everything before it
+//
+// A string is a u16 length and its bytes.
+const groupStateMagic = "EVTGRP01"
+
+func encodeGroupState(st *GroupState) []byte {
+	b := make([]byte, 0, 32+len(st.Pending)*64+len(st.Parked)*96)
+	b = append(b, groupStateMagic...)
+	b = binary.LittleEndian.AppendUint64(b, st.Committed)
+	b = binary.LittleEndian.AppendUint64(b, st.Next)
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(st.Pending)))
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(st.Parked)))
+	// Sorted, so the same state always encodes to the same bytes (an
+	// Update that changed nothing then writes nothing).
+	for _, p := range slices.Sorted(maps.Keys(st.Pending)) {
+		l := st.Pending[p]
+		b = binary.LittleEndian.AppendUint64(b, p)
+		b = binary.LittleEndian.AppendUint32(b, uint32(l.Deliveries))
+		b = binary.LittleEndian.AppendUint64(b, uint64(unixNano(l.Deadline)))
+		b = binary.LittleEndian.AppendUint64(b, uint64(unixNano(l.NotBefore)))
+		b = appendStr(b, l.Stream)
+		b = appendStr(b, l.Member)
+		b = appendStr(b, l.LastError)
+	}
+	for _, p := range slices.Sorted(maps.Keys(st.Parked)) {
+		pk := st.Parked[p]
+		b = binary.LittleEndian.AppendUint64(b, p)
+		b = binary.LittleEndian.AppendUint32(b, uint32(pk.Deliveries))
+		b = binary.LittleEndian.AppendUint64(b, uint64(unixNano(pk.At)))
+		b = appendStr(b, pk.Stream)
+		b = appendStr(b, pk.Type)
+		b = appendStr(b, pk.Reason)
+	}
+	return binary.LittleEndian.AppendUint32(b, codec.Checksum(b))
+}
+
+var errGroupState = errors.New("malformed group state")
+
+func decodeGroupState(b []byte) (*GroupState, error) {
+	if len(b) < 36 || string(b[:8]) != groupStateMagic {
+		return nil, errGroupState
+	}
+	n := len(b) - 4
+	if binary.LittleEndian.Uint32(b[n:]) != codec.Checksum(b[:n]) {
+		return nil, fmt.Errorf("%w: checksum mismatch", errGroupState)
+	}
+	d := stateDecoder{b: b[8:n]}
+	st := &GroupState{Committed: d.u64(), Next: d.u64(), Pending: map[uint64]*Lease{}, Parked: map[uint64]Parked{}}
+	np, nk := d.u32(), d.u32()
+	for i := uint32(0); i < np && d.ok(); i++ {
+		p := d.u64()
+		l := &Lease{Deliveries: int(d.u32()), Deadline: fromUnixNano(int64(d.u64())), NotBefore: fromUnixNano(int64(d.u64()))}
+		l.Stream, l.Member, l.LastError = d.str(), d.str(), d.str()
+		st.Pending[p] = l
+	}
+	for i := uint32(0); i < nk && d.ok(); i++ {
+		p := d.u64()
+		pk := Parked{Deliveries: int(d.u32()), At: fromUnixNano(int64(d.u64()))}
+		pk.Stream, pk.Type, pk.Reason = d.str(), d.str(), d.str()
+		st.Parked[p] = pk
+	}
+	if !d.ok() || len(d.b) != 0 {
+		return nil, errGroupState
+	}
+	return st, nil
+}
+
+func appendStr(b []byte, s string) []byte {
+	if len(s) > 65535 {
+		s = s[:65535]
+	}
+	b = binary.LittleEndian.AppendUint16(b, uint16(len(s)))
+	return append(b, s...)
+}
+
+func unixNano(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func fromUnixNano(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n)
+}
+
+// stateDecoder reads the fields of a group state, turning a short buffer
+// into a sticky failure instead of a panic.
+type stateDecoder struct {
+	b   []byte
+	bad bool
+}
+
+func (d *stateDecoder) ok() bool { return !d.bad }
+
+func (d *stateDecoder) take(n int) []byte {
+	if d.bad || len(d.b) < n {
+		d.bad = true
+		return make([]byte, n)
+	}
+	p := d.b[:n]
+	d.b = d.b[n:]
+	return p
+}
+
+func (d *stateDecoder) u64() uint64 { return binary.LittleEndian.Uint64(d.take(8)) }
+func (d *stateDecoder) u32() uint32 { return binary.LittleEndian.Uint32(d.take(4)) }
+func (d *stateDecoder) str() string {
+	return string(d.take(int(binary.LittleEndian.Uint16(d.take(2)))))
+}
+
+// writeFileReplace writes data to path through a temporary file and a
+// rename, so readers see the old or the new content, never a mix.
+func writeFileReplace(path string, data []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}

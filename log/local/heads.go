@@ -1,0 +1,263 @@
+package local
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/evtdev/evt/codec"
+)
+
+// StreamInfo describes the head of one stream.
+type StreamInfo struct {
+	Stream  string
+	Version uint64 // last version; 0 only for a stream that does not exist
+	// Cut is the last version removed by evt truncate or evt delete: the
+	// stream's events start after it. Deleted says the last cut was a
+	// delete and no event has been appended since.
+	Cut      uint64
+	Deleted  bool
+	Last     uint64 // position of the last event
+	LastType string
+	LastTime time.Time
+}
+
+// tables returns the heads table, reopening it if another process has
+// replaced it (grown or rebuilt) and, for a writer, rebuilding it if it
+// is missing.
+func (s *Store) tables() (*hashFile, error) {
+	if s.heads != nil && !s.heads.moved() {
+		return s.heads, nil
+	}
+	if s.heads != nil {
+		s.heads.close()
+		s.heads = nil
+	}
+	if err := s.openHeads(s.lock != nil); err != nil {
+		return nil, err
+	}
+	if s.heads == nil { // writer, table missing or corrupt
+		if err := s.lock.acquire(s.opts.LockTimeout); err != nil {
+			return nil, err
+		}
+		_, err := s.prepare()
+		s.lock.release()
+		if err != nil {
+			return nil, err
+		}
+	}
+	return s.heads, nil
+}
+
+// Head returns the head of stream, or ErrNotFound. It costs one table
+// lookup and one record read, plus a scan of the records the table has
+// not absorbed yet (normally none, or the batch being published).
+func (s *Store) Head(stream string) (StreamInfo, error) {
+	info, _, _, err := s.head(stream)
+	return info, err
+}
+
+// head is Head, also returning the committed state and the view of the
+// limits it judged the stream under, for a read that follows.
+func (s *Store) head(stream string) (StreamInfo, commitState, *view, error) {
+	h, err := s.tables()
+	if err != nil {
+		return StreamInfo{}, commitState{}, nil, err
+	}
+	applied := h.applied()
+	var vals [headsValues]uint64
+	found := h.get(keyOf(stream), vals[:])
+	c, err := s.committed() // after the table: the table never runs ahead of it
+	if err != nil {
+		return StreamInfo{}, commitState{}, nil, err
+	}
+	info := StreamInfo{Stream: stream}
+	if applied >= c.next {
+		// The table is ahead of the commit file (a publish lost to a
+		// crash of the machine): trust the log alone until a writer
+		// recovers.
+		found, applied = false, 0
+	}
+	if found && vals[0] < c.next {
+		rec, err := s.recordAt(vals[0], &c)
+		if err != nil {
+			return info, c, nil, err
+		}
+		if string(rec.Stream) != stream {
+			return info, c, nil, &CorruptError{File: headsFile, Offset: -1, Reason: fmt.Sprintf("entry for %q points at an event of %q (run evt repair)", stream, rec.Stream)}
+		}
+		info.Cut, info.Deleted = splitCut(vals[2])
+		setHead(&info, &rec)
+	}
+	if applied+1 < c.next {
+		err := s.iterate(applied+1, &c, func(rec *codec.Record) error {
+			if string(rec.Stream) == stream {
+				applyInfo(&info, rec)
+			}
+			return nil
+		})
+		if err != nil {
+			return info, c, nil, err
+		}
+	}
+	if info.Version == 0 {
+		return info, c, nil, fmt.Errorf("%w: stream %s", ErrNotFound, stream)
+	}
+	v, err := s.view(&c)
+	if err != nil {
+		return info, c, nil, err
+	}
+	return info, c, v, s.retained(&info, v, &c)
+}
+
+// retained says whether a stream has events left after the limits, as
+// ErrNotFound naming the reason if not. The newest event is enough to
+// look at: every limit removes a prefix of a stream.
+func (s *Store) retained(info *StreamInfo, v *view, c *commitState) error {
+	switch {
+	case info.Deleted && info.Cut >= info.Version:
+		return fmt.Errorf("%w: stream %s (deleted)", ErrNotFound, info.Stream)
+	case info.Cut >= info.Version:
+		return fmt.Errorf("%w: stream %s (truncated before version %d)", ErrNotFound, info.Stream, info.Cut+1)
+	case v.plain:
+		return nil
+	}
+	rec, err := s.recordAt(info.Last, c)
+	if err == nil && v.visible(&rec) {
+		return nil
+	}
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	return fmt.Errorf("%w: stream %s (its events were removed by retention)", ErrNotFound, info.Stream)
+}
+
+// The third value of a heads entry is the stream's cut: the last version
+// removed by a truncate or delete marker, with cutDeleted set when that
+// was a delete and nothing was appended since.
+const cutDeleted = 1 << 63
+
+func splitCut(v uint64) (cut uint64, deleted bool) {
+	return v &^ cutDeleted, v&cutDeleted != 0
+}
+
+// cutValue is the heads value after a marker with flag and cut: cuts only
+// grow (a truncate below the current cut changes nothing).
+func cutValue(old uint64, flag uint16, cut uint64) uint64 {
+	oldCut, deleted := splitCut(old)
+	if cut < oldCut {
+		cut = oldCut
+	} else {
+		deleted = flag == codec.FlagTombstone
+	}
+	if deleted {
+		return cut | cutDeleted
+	}
+	return cut
+}
+
+// applyInfo updates info with a record the heads table has not absorbed.
+func applyInfo(info *StreamInfo, rec *codec.Record) {
+	if rec.Marker() {
+		old := info.Cut
+		if info.Deleted {
+			old |= cutDeleted
+		}
+		info.Cut, info.Deleted = splitCut(cutValue(old, rec.Flags&^codec.FlagEndOfBatch, rec.Version))
+		return
+	}
+	if rec.Position > info.Last {
+		setHead(info, rec)
+		info.Deleted = false
+	}
+}
+
+func setHead(info *StreamInfo, rec *codec.Record) {
+	info.Version = rec.Version
+	info.Last = rec.Position
+	info.LastType = string(rec.Type)
+	info.LastTime = time.Unix(0, rec.Time).UTC()
+}
+
+// Streams returns the head of every stream whose name match accepts
+// (all if match is nil), sorted by name.
+func (s *Store) Streams(match func(string) bool) ([]StreamInfo, error) {
+	h, err := s.tables()
+	if err != nil {
+		return nil, err
+	}
+	applied := h.applied()
+	var slots [][headsValues]uint64
+	h.each(func(_ hashKey, vals []uint64) bool {
+		slots = append(slots, [headsValues]uint64(vals))
+		return true
+	})
+	c, err := s.committed()
+	if err != nil {
+		return nil, err
+	}
+	if applied >= c.next {
+		slots, applied = nil, 0 // the table is ahead of the commit: see Head
+	}
+	// Read heads in log order: sequential-ish reads, and segments open once.
+	sort.Slice(slots, func(i, j int) bool { return slots[i][0] < slots[j][0] })
+	byName := make(map[string]*StreamInfo, len(slots))
+	for _, v := range slots {
+		if v[0] >= c.next {
+			continue
+		}
+		rec, err := s.recordAt(v[0], &c)
+		if err != nil {
+			return nil, err
+		}
+		name := string(rec.Stream)
+		if match != nil && !match(name) {
+			continue
+		}
+		info := &StreamInfo{Stream: name}
+		info.Cut, info.Deleted = splitCut(v[2])
+		setHead(info, &rec)
+		byName[name] = info
+	}
+	if applied+1 < c.next {
+		err := s.iterate(applied+1, &c, func(rec *codec.Record) error {
+			name := string(rec.Stream)
+			if match != nil && !match(name) {
+				return nil
+			}
+			info := byName[name]
+			if info == nil {
+				info = &StreamInfo{Stream: name}
+				byName[name] = info
+			}
+			applyInfo(info, rec)
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	v, err := s.view(&c)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]StreamInfo, 0, len(byName))
+	for _, info := range byName {
+		if err := s.retained(info, v, &c); err != nil {
+			if errors.Is(err, ErrNotFound) {
+				continue
+			}
+			return nil, err
+		}
+		out = append(out, *info)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Stream < out[j].Stream })
+	return out, nil
+}
+
+// Exists reports whether the directory holds a store, without creating
+// anything (for shell completion and friendly errors).
+func Exists(dir string) bool {
+	return fileExists(join(dir, commitFile))
+}
