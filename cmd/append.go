@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/evtdev/evt/codec"
+	"github.com/evtdev/evt/log"
 	"github.com/evtdev/evt/log/local"
 )
 
@@ -70,7 +71,7 @@ every stream of the batch.`,
 }
 
 func runAppend(g *globalOptions, o *appendOptions, args []string) error {
-	expect, err := local.ParseExpectation(o.Expect)
+	expect, err := log.ParseExpectation(o.Expect)
 	if err != nil {
 		return usageErrorf("--expect: %w", err)
 	}
@@ -102,7 +103,7 @@ func runAppend(g *globalOptions, o *appendOptions, args []string) error {
 		return err
 	}
 
-	var b local.Batch
+	var b log.Batch
 	var lines lineParser // reads stdin, in the forms that take it
 	switch {
 	case len(args) == 3 || len(args) == 2 && !stdinHasData(g.IO):
@@ -127,19 +128,19 @@ func runAppend(g *globalOptions, o *appendOptions, args []string) error {
 		lines = envelopeParser(meta, false)
 	}
 	// Expectations: on STREAM, or on every stream of the envelopes.
-	var expectOn map[string]local.Expectation
-	expectAll := local.Expectation{}
-	if expect.Kind != local.ExpectAny {
+	var expectOn map[string]log.Expectation
+	expectAll := log.Expectation{}
+	if expect.Kind != log.ExpectAny {
 		if len(args) >= 2 {
-			expectOn = map[string]local.Expectation{args[0]: expect}
+			expectOn = map[string]log.Expectation{args[0]: expect}
 		} else {
 			expectAll = expect
 		}
 	}
-	doomed := expect.Kind == local.ExpectExists || expect.Kind == local.ExpectVersion
+	doomed := expect.Kind == log.ExpectExists || expect.Kind == log.ExpectVersion
 	missing := !local.Exists(g.StoreDir())
 
-	var results []local.Result
+	var results []log.Result
 	var s *local.Store
 	if lines != nil && stdinIsFile(g.IO) && !(doomed && missing) {
 		// A file on stdin: write the batch as it is parsed (see
@@ -153,7 +154,7 @@ func runAppend(g *globalOptions, o *appendOptions, args []string) error {
 		}
 	} else {
 		if lines != nil {
-			if err := parseLines(g.IO.In, func(sub *local.Batch) error { b.Join(sub); return nil }, lines); err != nil {
+			if err := parseLines(g.IO.In, func(sub *log.Batch) error { b.Join(sub); return nil }, lines); err != nil {
 				return err
 			}
 			if o.ID != "" && b.Len() > 1 {
@@ -166,7 +167,7 @@ func runAppend(g *globalOptions, o *appendOptions, args []string) error {
 		for name, e := range expectOn {
 			b.Expect(name, e)
 		}
-		if expectAll.Kind != local.ExpectAny {
+		if expectAll.Kind != log.ExpectAny {
 			for _, name := range b.Streams() {
 				b.Expect(name, expectAll)
 			}
@@ -174,7 +175,7 @@ func runAppend(g *globalOptions, o *appendOptions, args []string) error {
 		// Every stream of a store that does not exist is at version 0:
 		// fail a doomed expectation without creating the store.
 		if doomed && missing {
-			return fmt.Errorf("%w: stream %s is at version 0, expected %s", local.ErrConflict, b.Streams()[0], expect)
+			return fmt.Errorf("%w: stream %s is at version 0, expected %s", log.ErrConflict, b.Streams()[0], expect)
 		}
 		if s, err = g.openStore(true); err != nil {
 			return err
@@ -258,7 +259,7 @@ func readDataArg(ios *IOStreams, arg string) ([]byte, error) {
 		src, from = b, arg[1:]
 	}
 	if len(src) > codec.MaxRecordSize {
-		return nil, fmt.Errorf("%s: %w: more than %d bytes (the record limit is 1 MiB)", from, local.ErrTooLarge, codec.MaxRecordSize)
+		return nil, fmt.Errorf("%s: %w: more than %d bytes (the record limit is 1 MiB)", from, log.ErrTooLarge, codec.MaxRecordSize)
 	}
 	data, err := codec.AppendCompact(nil, src)
 	if err != nil {
@@ -278,11 +279,11 @@ func readFileLimited(path string, limit int64) ([]byte, error) {
 
 // lineParser adds the event of one input line to a batch; buf is scratch
 // space it may grow and returns.
-type lineParser func(sub *local.Batch, line, buf []byte) ([]byte, error)
+type lineParser func(sub *log.Batch, line, buf []byte) ([]byte, error)
 
 // dataLineParser reads each line as the data of an event of stream and typ.
 func dataLineParser(stream, typ, id string, meta []byte) lineParser {
-	return func(sub *local.Batch, line, buf []byte) ([]byte, error) {
+	return func(sub *log.Batch, line, buf []byte) ([]byte, error) {
 		buf, err := codec.AppendCompact(buf[:0], line)
 		if err != nil {
 			return buf, err
@@ -295,7 +296,7 @@ func dataLineParser(stream, typ, id string, meta []byte) lineParser {
 // import) the line must carry the event's id and time, and the event
 // keeps both (see restoredTime).
 func envelopeParser(meta []byte, restore bool) lineParser {
-	return func(sub *local.Batch, line, buf []byte) ([]byte, error) {
+	return func(sub *log.Batch, line, buf []byte) ([]byte, error) {
 		var env codec.Envelope
 		buf, err := codec.ParseEnvelope(line, &env, buf[:0])
 		if err != nil {
@@ -329,10 +330,10 @@ type appendCounts struct{ events, duplicates int }
 
 // appendStreaming parses stdin and appends it as one batch that is written
 // while it is parsed; the lock is taken when the first block is ready.
-func appendStreaming(s *local.Store, in io.Reader, lines lineParser, expectOn map[string]local.Expectation, expectAll local.Expectation, oneID, quiet bool) ([]local.Result, appendCounts, error) {
+func appendStreaming(s *local.Store, in io.Reader, lines lineParser, expectOn map[string]log.Expectation, expectAll log.Expectation, oneID, quiet bool) ([]log.Result, appendCounts, error) {
 	var a *local.Appender
 	n := 0
-	err := parseLines(in, func(sub *local.Batch) error {
+	err := parseLines(in, func(sub *log.Batch) error {
 		if n += sub.Len(); oneID && n > 1 {
 			return usageErrorf("--id names one event, stdin has more than one line")
 		}
@@ -379,7 +380,7 @@ type lineBlock struct {
 	ends  []int  // end offset of each line in text
 	nums  []int  // the line number of each line
 	err   error  // a read error after these lines (line too long, I/O)
-	batch local.Batch
+	batch log.Batch
 }
 
 // parseLines parses one event per line of in, on every core: a reader
@@ -387,7 +388,7 @@ type lineBlock struct {
 // batch of its own, and sink gets the batches in input order. The error is
 // that of the first bad line, named by its number, or sink's; sink gets
 // nothing after it. Parsing is most of a bulk import's CPU time.
-func parseLines(in io.Reader, sink func(sub *local.Batch) error, add lineParser) error {
+func parseLines(in io.Reader, sink func(sub *log.Batch) error, add lineParser) error {
 	const blockLines, blockBytes = 4096, 1 << 20
 	workers := max(1, min(runtime.GOMAXPROCS(0), 4))
 	todo := make(chan *lineBlock, workers)

@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/evtdev/evt/fold"
-	"github.com/evtdev/evt/log/local"
+	"github.com/evtdev/evt/log"
 )
 
 // The workloads of evt bench. Each runs the run function of its command
@@ -297,7 +297,7 @@ func (b *bench) consume(ctx context.Context, bar *progress) (benchResult, error)
 	first, _, err := s.Bounds()
 	if err == nil {
 		// The defaults of evt group create.
-		err = s.CreateGroup(local.GroupConfig{Name: "bench", Selection: f.sel.String(), AckWait: 30 * time.Second,
+		err = s.CreateGroup(log.GroupConfig{Name: "bench", Selection: f.sel.String(), AckWait: 30 * time.Second,
 			MaxDeliver: 5, Ordering: "stream", Created: time.Now().UTC()}, first)
 	}
 	s.Close()

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/evtdev/evt/codec"
+	"github.com/evtdev/evt/log"
 	"github.com/evtdev/evt/log/local"
 )
 
@@ -52,7 +53,7 @@ exits at once); --auto off stops that. Neither compacts now.`,
 			}
 			defer s.Close()
 			if auto != "" {
-				return s.UpdateRetention(func(r *local.Retention) error {
+				return s.UpdateRetention(func(r *log.Retention) error {
 					r.AutoCompact = auto == "on"
 					return nil
 				})
@@ -94,7 +95,7 @@ func autoCompact(g *globalOptions, s *local.Store) {
 	}
 }
 
-func printCompactReport(g *globalOptions, p *codec.Printer, rep local.CompactReport) error {
+func printCompactReport(g *globalOptions, p *codec.Printer, rep log.CompactReport) error {
 	if p.Format() == codec.FormatAuto {
 		_, err := fmt.Fprintf(g.IO.Out, "compacted: %d events dropped; %d of %d sealed segments rewritten, %d removed; %s → %s (%s reclaimed)\n",
 			rep.Dropped, rep.Rewritten, rep.Segments, rep.Removed, humanBytes(rep.BytesBefore), humanBytes(rep.BytesAfter), humanBytes(rep.BytesBefore-rep.BytesAfter))

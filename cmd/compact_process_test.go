@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/evtdev/evt/log"
 	"github.com/evtdev/evt/log/local"
 )
 
@@ -655,7 +656,7 @@ func buildKillStore(t *testing.T, dir string, events int) {
 		}
 		defer s.Close()
 		for n > 0 {
-			var b local.Batch
+			var b log.Batch
 			for n > 0 && b.Len() < killBatch {
 				stream := streamOf()
 				for run := 1 + rng.IntN(3); run > 0 && n > 0 && b.Len() < killBatch; run-- {
@@ -684,7 +685,7 @@ func buildKillStore(t *testing.T, dir string, events int) {
 		for a := range 25 / round {
 			stream := fmt.Sprintf("acct-%02d", a)
 			h, err := s.Head(stream)
-			if errors.Is(err, local.ErrNotFound) {
+			if errors.Is(err, log.ErrNotFound) {
 				continue // cut whole before, and not appended to since
 			}
 			if err != nil {
@@ -694,18 +695,18 @@ func buildKillStore(t *testing.T, dir string, events int) {
 			if a == 0 {
 				before = h.Version + 1 // every event
 			}
-			if _, err := s.Truncate(stream, before, local.Expectation{}); err != nil {
+			if _, err := s.Truncate(stream, before, log.Expectation{}); err != nil {
 				t.Fatal(err)
 			}
 		}
 		// Round 1 deletes del-0, 2, 4, 6, 8 (which come back with the
 		// events appended after), round 2 the others.
 		for d := round - 1; d < 10; d += 2 {
-			if _, err := s.Delete(fmt.Sprintf("del-%d", d), local.Expectation{}); err != nil && !errors.Is(err, local.ErrNotFound) {
+			if _, err := s.Delete(fmt.Sprintf("del-%d", d), log.Expectation{}); err != nil && !errors.Is(err, log.ErrNotFound) {
 				t.Fatal(err)
 			}
 		}
-		if _, err := s.Truncate("tmp-00", 5, local.Expectation{}); err != nil {
+		if _, err := s.Truncate("tmp-00", 5, log.Expectation{}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/evtdev/evt/log"
 	"github.com/evtdev/evt/log/local"
 )
 
@@ -130,7 +131,7 @@ func completionStore(t *testing.T, dir string) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	var b local.Batch
+	var b log.Batch
 	for _, e := range []struct{ stream, typ string }{
 		{"account-1", "Opened"},
 		{"account-1", "Deposited"}, // account-1 ends with Deposited: Opened is no stream's last type
@@ -145,14 +146,14 @@ func completionStore(t *testing.T, dir string) {
 	if _, err := s.Append(&b); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.UpdateRetention(func(r *local.Retention) error {
-		r.Rules = []local.Rule{{Selection: "order-*", MaxAge: time.Hour}, {Selection: "account-1", MaxCount: 5}}
+	if err := s.UpdateRetention(func(r *log.Retention) error {
+		r.Rules = []log.Rule{{Selection: "order-*", MaxAge: time.Hour}, {Selection: "account-1", MaxCount: 5}}
 		return nil
 	}); err != nil {
 		t.Fatal(err)
 	}
 	for _, name := range []string{"billing", "billing-audit", "shipping"} {
-		cfg := local.GroupConfig{Name: name, AckWait: 30 * time.Second, MaxDeliver: 5, Ordering: "stream"}
+		cfg := log.GroupConfig{Name: name, AckWait: 30 * time.Second, MaxDeliver: 5, Ordering: "stream"}
 		if err := s.CreateGroup(cfg, 1); err != nil {
 			t.Fatal(err)
 		}

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/evtdev/evt/log/local"
+	"github.com/evtdev/evt/log"
 	"github.com/spf13/cobra"
 )
 
@@ -300,10 +300,10 @@ func TestExitCode(t *testing.T) {
 		{errors.New("boom"), false, 1},
 		{usageErrorf("bad %s", "flag"), false, 2},
 		{fmt.Errorf("config: %w", usageErrorf("bad")), false, 2},
-		{fmt.Errorf("stream x: %w", local.ErrConflict), false, 3},
-		{fmt.Errorf("stream x: %w", local.ErrNotFound), false, 4},
-		{fmt.Errorf("open: %w", local.ErrNoStore), false, 4},
-		{&local.CorruptError{File: "s", Offset: -1, Reason: "r"}, false, 1},
+		{fmt.Errorf("stream x: %w", log.ErrConflict), false, 3},
+		{fmt.Errorf("stream x: %w", log.ErrNotFound), false, 4},
+		{fmt.Errorf("open: %w", log.ErrNoStore), false, 4},
+		{&log.CorruptError{File: "s", Offset: -1, Reason: "r"}, false, 1},
 		{context.Canceled, true, 130},
 		{nil, true, 130},
 	}

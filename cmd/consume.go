@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/evtdev/evt/codec"
+	"github.com/evtdev/evt/log"
 	"github.com/evtdev/evt/log/local"
 )
 
@@ -198,7 +199,7 @@ func runConsume(ctx context.Context, g *globalOptions, o *consumeOptions, name s
 // handler that outlives the ack wait is killed (its event goes to another
 // member anyway), and so is one whose member dies (Pdeathsig), so two
 // copies of a handler never run for long.
-func runHandler(ctx context.Context, g *globalOptions, command string, d *local.Delivery, envelope []byte, ackWait time.Duration) error {
+func runHandler(ctx context.Context, g *globalOptions, command string, d *log.Delivery, envelope []byte, ackWait time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, ackWait)
 	defer cancel()
 	c := exec.CommandContext(ctx, "sh", "-c", command)

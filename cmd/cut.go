@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/evtdev/evt/codec"
+	"github.com/evtdev/evt/log"
 	"github.com/evtdev/evt/log/local"
 )
 
@@ -32,7 +33,7 @@ stream's version first, like an append's.`,
 			if err != nil {
 				return err
 			}
-			return runCut(g, "deleted", func(s *local.Store) (local.Result, error) {
+			return runCut(g, "deleted", func(s *local.Store) (log.Result, error) {
 				return s.Delete(args[0], e)
 			})
 		},
@@ -66,7 +67,7 @@ reads as not found, and its next append continues its versions).`,
 			if err != nil {
 				return err
 			}
-			return runCut(g, "truncated", func(s *local.Store) (local.Result, error) {
+			return runCut(g, "truncated", func(s *local.Store) (log.Result, error) {
 				return s.Truncate(args[0], before, e)
 			})
 		},
@@ -76,11 +77,11 @@ reads as not found, and its next append continues its versions).`,
 	return cmd
 }
 
-func parseCutExpect(s string) (local.Expectation, error) {
+func parseCutExpect(s string) (log.Expectation, error) {
 	if s == "" {
-		return local.Expectation{}, nil
+		return log.Expectation{}, nil
 	}
-	e, err := local.ParseExpectation(s)
+	e, err := log.ParseExpectation(s)
 	if err != nil {
 		return e, usageErrorf("invalid --expect: %w", err)
 	}
@@ -91,7 +92,7 @@ func parseCutExpect(s string) (local.Expectation, error) {
 // terminal or piped "STREAM deleted through version N", else a row of
 // {"stream","action","through_version","position"} (position of the
 // marker, 0 if nothing changed).
-func runCut(g *globalOptions, action string, cut func(*local.Store) (local.Result, error)) error {
+func runCut(g *globalOptions, action string, cut func(*local.Store) (log.Result, error)) error {
 	p, err := g.printer()
 	if err != nil {
 		return err

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/evtdev/evt/log"
 	"github.com/evtdev/evt/log/local"
 )
 
@@ -59,9 +60,9 @@ func exitCode(err error, interrupted bool) int {
 		return exitOK
 	case errors.As(err, &ue), errors.Is(err, local.ErrBadName):
 		return exitUsage
-	case errors.Is(err, local.ErrConflict):
+	case errors.Is(err, log.ErrConflict):
 		return exitConflict
-	case errors.Is(err, local.ErrNotFound), errors.Is(err, local.ErrNoStore):
+	case errors.Is(err, log.ErrNotFound), errors.Is(err, log.ErrNoStore):
 		return exitNotFound
 	default:
 		return exitError

@@ -12,7 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/evtdev/evt/codec"
-	"github.com/evtdev/evt/log/local"
+	"github.com/evtdev/evt/log"
 )
 
 type exportOptions struct {
@@ -188,7 +188,7 @@ func importFrom(g *globalOptions, o *importOptions, p *codec.Printer, in io.Read
 		return err
 	}
 	meter := &progressReader{r: f, bar: newProgress(g.IO, "import"), total: st.Size() - offset}
-	_, counts, err := appendStreaming(s, meter, envelopeParser(nil, true), nil, local.Expectation{}, false, true)
+	_, counts, err := appendStreaming(s, meter, envelopeParser(nil, true), nil, log.Expectation{}, false, true)
 	meter.stop()
 	if err != nil && !errors.Is(err, errNoEvents) {
 		return err

@@ -16,6 +16,7 @@ import (
 
 	"github.com/evtdev/evt/codec"
 	"github.com/evtdev/evt/fold"
+	"github.com/evtdev/evt/log"
 	"github.com/evtdev/evt/log/local"
 )
 
@@ -288,21 +289,21 @@ func (fr *folder) one(name string) error {
 		}
 		return fr.step(e, rec)
 	})
-	if errors.Is(err, local.ErrNotFound) && fr.o.Follow {
+	if errors.Is(err, log.ErrNotFound) && fr.o.Follow {
 		err = nil // not there yet: -f waits for it
 	} else if err != nil {
 		return err
 	}
 	if e.version == 0 && !fr.o.Follow {
 		if fr.bound.before != 0 {
-			return fmt.Errorf("%w: stream %s has no events before %s", local.ErrNotFound, name, fr.o.At[1:])
+			return fmt.Errorf("%w: stream %s has no events before %s", log.ErrNotFound, name, fr.o.At[1:])
 		}
-		return fmt.Errorf("%w: stream %s", local.ErrNotFound, name)
+		return fmt.Errorf("%w: stream %s", log.ErrNotFound, name)
 	}
 	if useSnapshots && e.folded >= snapshotMin && fr.bound == (foldBound{}) {
 		if b, err := fold.Encode(e.state); err == nil {
 			// Best effort: a read-only store just gets no snapshot.
-			_ = fr.s.SaveSnapshot(fr.r.Fingerprint(), name, local.Snapshot{Version: e.version, Position: e.last, State: b})
+			_ = fr.s.SaveSnapshot(fr.r.Fingerprint(), name, log.Snapshot{Version: e.version, Position: e.last, State: b})
 		}
 	}
 	if fr.o.Trace || e.version == 0 { // -f on a stream not there yet: nothing to print

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/evtdev/evt/log"
 	"github.com/evtdev/evt/log/local"
 )
 
@@ -17,7 +18,7 @@ func BenchmarkFoldSnapshot(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	var batch local.Batch
+	var batch log.Batch
 	for i := 0; i < 10000; i++ {
 		batch.Add("long-1", "Tick", "", []byte(fmt.Sprintf(`{"n":%d,"k%d":1}`, i, i%50)), nil)
 	}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/evtdev/evt/codec"
+	"github.com/evtdev/evt/log"
 	"github.com/evtdev/evt/log/local"
 )
 
@@ -25,7 +26,7 @@ var foldSeed = flag.Uint64("fold-seed", 0, "seed of TestFoldSnapshotsRandomized 
 // Snapshot correctness (issue 4, "Must show"): folding with and without
 // snapshots gives identical states, on many streams with random appends in
 // between. Each round appends random events to random streams (through
-// local.Batch, for speed), then folds every stream in process with each
+// log.Batch, for speed), then folds every stream in process with each
 // reducer (merge, --reduce, --spec): with snapshots, with --no-snapshot,
 // at a random earlier version (--at N, often one before a snapshot), at
 // the time of an earlier round (--at @TIME), and the whole selection at
@@ -282,7 +283,7 @@ func TestFoldSnapshotsRandomized(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var b local.Batch
+		var b log.Batch
 		var pending []foldEvent
 		for _, name := range adds {
 			typ := []string{"A", "B", "C", "D"}[rng.IntN(4)]

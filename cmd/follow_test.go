@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/evtdev/evt/log"
 	"github.com/evtdev/evt/log/local"
 )
 
@@ -61,7 +62,7 @@ func TestTailFollowProcesses(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var b local.Batch
+			var b log.Batch
 			if err := b.Add("ready-1", "Ready", "ready", []byte(`{}`), nil); err != nil {
 				t.Fatal(err)
 			}

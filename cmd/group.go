@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/evtdev/evt/codec"
+	"github.com/evtdev/evt/log"
 	"github.com/evtdev/evt/log/local"
 )
 
@@ -77,7 +78,7 @@ out in any order, for more parallel work.`,
 			if err != nil {
 				return err
 			}
-			cfg := local.GroupConfig{Name: args[0], Selection: f.sel.String(), Types: types, AckWait: ackWait,
+			cfg := log.GroupConfig{Name: args[0], Selection: f.sel.String(), Types: types, AckWait: ackWait,
 				MaxDeliver: maxDeliver, Ordering: ordering, Created: time.Now().UTC()}
 			if err := s.CreateGroup(cfg, start); err != nil {
 				return err

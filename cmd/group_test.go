@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/evtdev/evt/log"
 	"github.com/evtdev/evt/log/local"
 )
 
@@ -79,7 +80,7 @@ func buildGroupStore(tb testing.TB, dir string, n int) []groupEvent {
 		}
 	}
 	for done := 0; done < n; {
-		var b local.Batch
+		var b log.Batch
 		for ; done < n && b.Len() < 10000; done++ {
 			data := fmt.Appendf(nil, `{"seq":%d}`, all[done].version)
 			if err := b.Add(all[done].stream, "Deposited", "", data, nil); err != nil {

@@ -9,7 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/evtdev/evt/codec"
-	"github.com/evtdev/evt/log/local"
+	"github.com/evtdev/evt/log"
 )
 
 func newRetentionCmd(g *globalOptions) *cobra.Command {
@@ -52,7 +52,7 @@ func newRetentionSetCmd(g *globalOptions) *cobra.Command {
   evt retention set --max-bytes 10GiB`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var rule local.Rule
+			var rule log.Rule
 			if len(args) == 1 {
 				sel, err := codec.ParseSelection(args[0])
 				if err != nil {
@@ -92,7 +92,7 @@ func newRetentionSetCmd(g *globalOptions) *cobra.Command {
 				return err
 			}
 			defer s.Close()
-			return s.UpdateRetention(func(r *local.Retention) error {
+			return s.UpdateRetention(func(r *log.Retention) error {
 				if hasRule {
 					r.Rules = removeRule(r.Rules, rule.Selection)
 					r.Rules = append(r.Rules, rule)
@@ -208,11 +208,11 @@ only if evt compact has not reclaimed them yet.`,
 				return err
 			}
 			defer s.Close()
-			return s.UpdateRetention(func(r *local.Retention) error {
+			return s.UpdateRetention(func(r *log.Retention) error {
 				if sel != "" {
 					n := len(r.Rules)
 					if r.Rules = removeRule(r.Rules, sel); len(r.Rules) == n {
-						return fmt.Errorf("%w: no retention rule for %s", local.ErrNotFound, sel)
+						return fmt.Errorf("%w: no retention rule for %s", log.ErrNotFound, sel)
 					}
 				}
 				if maxBytes {
@@ -226,7 +226,7 @@ only if evt compact has not reclaimed them yet.`,
 	return cmd
 }
 
-func removeRule(rules []local.Rule, sel string) []local.Rule {
+func removeRule(rules []log.Rule, sel string) []log.Rule {
 	out := rules[:0]
 	for _, r := range rules {
 		if r.Selection != sel {

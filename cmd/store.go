@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/evtdev/evt/codec"
+	"github.com/evtdev/evt/log"
 	"github.com/evtdev/evt/log/local"
 )
 
@@ -24,7 +25,7 @@ func (g *globalOptions) openStore(create bool) (*local.Store, error) {
 	}
 	s, err := local.Open(dir, local.Options{Create: create, Sync: sync, LockTimeout: g.LockTimeout, SegmentSize: g.SegmentSize})
 	if err != nil {
-		if errors.Is(err, local.ErrNoStore) {
+		if errors.Is(err, log.ErrNoStore) {
 			return nil, errNoStore(dir)
 		}
 		return nil, err
@@ -73,5 +74,5 @@ func (g *globalOptions) printerPiped(piped string) (*codec.Printer, error) {
 
 // errNoStore is the one message for a store that does not exist (exit 4).
 func errNoStore(dir string) error {
-	return fmt.Errorf("%w at %s (append an event to create it)", local.ErrNoStore, dir)
+	return fmt.Errorf("%w at %s (append an event to create it)", log.ErrNoStore, dir)
 }

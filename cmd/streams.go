@@ -4,7 +4,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/evtdev/evt/codec"
-	"github.com/evtdev/evt/log/local"
+	"github.com/evtdev/evt/log"
 )
 
 func newStreamsCmd(g *globalOptions) *cobra.Command {
@@ -42,13 +42,13 @@ func runStreams(g *globalOptions, sel codec.Selection) error {
 		return err
 	}
 	defer s.Close()
-	var streams []local.StreamInfo
+	var streams []log.StreamInfo
 	if name, ok := sel.Stream(); ok {
 		info, err := s.Head(name)
 		if err != nil {
 			return err
 		}
-		streams = []local.StreamInfo{info}
+		streams = []log.StreamInfo{info}
 	} else if streams, err = s.Streams(sel.Match); err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/evtdev/evt/codec"
+	"github.com/evtdev/evt/log"
 	"github.com/evtdev/evt/log/local"
 )
 
@@ -107,7 +108,7 @@ func runTail(ctx context.Context, g *globalOptions, o *tailOptions, f eventFilte
 	}
 	s, err := g.openStore(false)
 	if err != nil {
-		if errors.Is(err, local.ErrNoStore) && o.Follow {
+		if errors.Is(err, log.ErrNoStore) && o.Follow {
 			// Following a store that does not exist yet: wait for it.
 			if s, err = waitForStore(ctx, g, o.Timeout); err != nil || s == nil {
 				return err // nil, nil: --timeout passed first
@@ -159,7 +160,7 @@ func runTail(ctx context.Context, g *globalOptions, o *tailOptions, f eventFilte
 	default:
 		err = r.lastN(o.Lines, print)
 	}
-	if errors.Is(err, local.ErrNotFound) && o.Follow {
+	if errors.Is(err, log.ErrNotFound) && o.Follow {
 		err = nil // the stream does not exist yet: follow waits for it
 	}
 	if err == nil && o.Follow && !r.done {
@@ -191,7 +192,7 @@ func waitForStore(ctx context.Context, g *globalOptions, idle time.Duration) (*l
 		case <-t.C:
 		}
 		s, err := g.openStore(false)
-		if err == nil || !errors.Is(err, local.ErrNoStore) {
+		if err == nil || !errors.Is(err, log.ErrNoStore) {
 			return s, err
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/evtdev/evt/codec"
+	"github.com/evtdev/evt/log"
 	"github.com/evtdev/evt/log/local"
 )
 
@@ -110,7 +111,7 @@ segment at the damage.`,
 
 // printReport prints what verify or repair did: a line per action and a
 // summary line, or with -o one object with the same facts.
-func printReport(g *globalOptions, p *codec.Printer, verdict string, rep local.Report) error {
+func printReport(g *globalOptions, p *codec.Printer, verdict string, rep log.Report) error {
 	for _, n := range rep.Notes {
 		fmt.Fprintln(g.IO.ErrOut, "note: "+n)
 	}

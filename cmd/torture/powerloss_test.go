@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/evtdev/evt/codec"
+	"github.com/evtdev/evt/log"
 	"github.com/evtdev/evt/log/local"
 )
 
@@ -99,7 +100,7 @@ func takeSnapshot(t *testing.T, dir string) snapshot {
 // plBatch is one appended batch and what evt acknowledged for it.
 type plBatch struct {
 	keys    []string // stream\x00id
-	results []local.Result
+	results []log.Result
 }
 
 // powerRun is a recorded run.
@@ -118,7 +119,7 @@ func recordRun(t *testing.T, rng *rand.Rand, dir string, n int) *powerRun {
 	defer s.Close()
 	run := &powerRun{snaps: []snapshot{takeSnapshot(t, dir)}}
 	for k := 1; k <= n; k++ {
-		var b local.Batch
+		var b log.Batch
 		size := 1 + rng.Intn(12)
 		if rng.Intn(10) == 0 {
 			size = 100 + rng.Intn(100)
@@ -323,9 +324,9 @@ func (r *powerRun) checkImage(t *testing.T, rng *rand.Rand, dir string, k int) b
 	if err != nil {
 		t.Fatal(err)
 	}
-	var b local.Batch
+	var b log.Batch
 	for stream, v := range versions {
-		b.Expect(stream, local.Expectation{Kind: local.ExpectVersion, Version: v})
+		b.Expect(stream, log.Expectation{Kind: log.ExpectVersion, Version: v})
 		if rng.Intn(3) == 0 {
 			if err := b.Add(stream, "AfterRestart", "", []byte(`{}`), nil); err != nil {
 				t.Fatal(err)

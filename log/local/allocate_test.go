@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+
+	"github.com/evtdev/evt/log"
 )
 
 // TestTablesAllocatedNoSIGBUSOnFullDisk: a regression test for a bug the
@@ -19,7 +21,7 @@ func TestTablesAllocatedNoSIGBUSOnFullDisk(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var b Batch
+	var b log.Batch
 	if err := b.Add("a-1", "T", "", []byte(`{}`), nil); err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/evtdev/evt/codec"
+	"github.com/evtdev/evt/log"
 )
 
 // Appender writes one atomic batch in parts: the parts are written to the
@@ -27,8 +28,8 @@ import (
 type Appender struct {
 	s         *Store
 	c         commitState // the committed state at Begin
-	expect    map[string]Expectation
-	expectAll Expectation // for every stream of the batch (--expect with envelopes)
+	expect    map[string]log.Expectation
+	expectAll log.Expectation // for every stream of the batch (--expect with envelopes)
 	now       int64
 	lastTime  int64                    // time of the newest record given so far
 	pos       uint64                   // next position to give
@@ -38,7 +39,7 @@ type Appender struct {
 	idx       []byte                   // offsets entries of every record of the batch
 	states    map[hashKey]*streamState // by keyOf(stream): fixed-size keys look up faster than names
 	seen      map[hashKey]int          // given ids of this batch → index in results
-	results   []Result
+	results   []log.Result
 	idxDone   int64     // offsets entries already written
 	idsWork   [][]idPut // in blocks: a million ids never copied to grow
 	sf        *segFile
@@ -66,12 +67,12 @@ const flushAt = 4 << 20
 // BeginAppend takes the append lock and readies a batch. expect holds
 // expectations per stream; all, unless ExpectAny, applies to every stream
 // the batch holds events of.
-func (s *Store) BeginAppend(expect map[string]Expectation, all Expectation) (*Appender, error) {
+func (s *Store) BeginAppend(expect map[string]log.Expectation, all log.Expectation) (*Appender, error) {
 	if s.lock == nil {
 		return nil, errors.New("store opened read-only")
 	}
 	if s.failed != nil {
-		return nil, fmt.Errorf("%w: %v", ErrFailed, s.failed)
+		return nil, fmt.Errorf("%w: %v", log.ErrFailed, s.failed)
 	}
 	if err := s.lock.acquire(s.opts.LockTimeout); err != nil {
 		return nil, err
@@ -111,7 +112,7 @@ func (a *Appender) state(name string) *streamState {
 	return st
 }
 
-func (a *Appender) expectation(name string) Expectation {
+func (a *Appender) expectation(name string) log.Expectation {
 	if e, ok := a.expect[name]; ok {
 		return e
 	}
@@ -124,26 +125,28 @@ func (a *Appender) expectation(name string) Expectation {
 // original. A stream's expectation is checked before its first event
 // that is written, against its version before the batch; a failure is
 // ErrConflict, and the caller must Abort.
-func (a *Appender) Add(b *Batch) error {
+func (a *Appender) Add(b *log.Batch) error {
 	if a.done {
 		return errors.New("append already finished")
 	}
+	n := b.Len()
 	if !a.NoResults {
-		a.results = slices.Grow(a.results, len(b.events))
+		a.results = slices.Grow(a.results, n)
 	}
 	// Resolve each of b's streams once, not once per event.
-	sub := make([]*streamState, len(b.streams))
-	for i := range b.events {
-		p := &b.events[i]
-		name := b.streams[p.stream]
-		st := sub[p.stream]
+	streams := b.Streams()
+	sub := make([]*streamState, len(streams))
+	for i := range n {
+		p := b.Event(i)
+		name := streams[p.Stream]
+		st := sub[p.Stream]
 		if st == nil {
 			st = a.state(name)
-			sub[p.stream] = st
+			sub[p.Stream] = st
 		}
 		var key hashKey
-		if p.given {
-			id := b.id(i)
+		if p.GivenID {
+			id := p.ID()
 			key = idKeyBytes(name, id)
 			if j, ok := a.seen[key]; ok {
 				a.duplicate(a.resultAt(j))
@@ -160,11 +163,11 @@ func (a *Appender) Add(b *Batch) error {
 			}
 			a.seen[key] = a.added
 		} else {
-			key = idKeyBytes(name, b.id(i))
+			key = idKeyBytes(name, p.ID())
 		}
 		if !st.checked {
-			if e := a.expectation(name); !e.holds(st.version) {
-				return fmt.Errorf("%w: stream %s is at version %d, expected %s", ErrConflict, name, st.version, e)
+			if e := a.expectation(name); !e.Holds(st.version) {
+				return fmt.Errorf("%w: stream %s is at version %d, expected %s", log.ErrConflict, name, st.version, e)
 			}
 			st.checked = true
 		}
@@ -173,9 +176,9 @@ func (a *Appender) Add(b *Batch) error {
 				return err
 			}
 		}
-		rec := b.record(i)
-		if p.marker != 0 {
-			a.addMarker(rec, name, st, p.marker)
+		rec := p.Record
+		if p.Marker != 0 {
+			a.addMarker(rec, name, st, p.Marker)
 			continue
 		}
 		st.version++
@@ -184,7 +187,7 @@ func (a *Appender) Add(b *Batch) error {
 			st.created, prev = true, 0
 		}
 		t := a.now
-		if p.timed {
+		if p.Timed {
 			t = int64(binary.LittleEndian.Uint64(rec[32:]))
 		}
 		// Times never decrease along the log, whatever AddAt was given.
@@ -196,9 +199,9 @@ func (a *Appender) Add(b *Batch) error {
 		a.lastRec = len(a.out)
 		a.out = append(a.out, rec...)
 		st.last, st.dirty = a.pos, true
-		r := Result{Position: a.pos, Stream: name, Version: st.version, Time: time.Unix(0, t).UTC()}
+		r := log.Result{Position: a.pos, Stream: name, Version: st.version, Time: time.Unix(0, t).UTC()}
 		if !a.NoResults {
-			r.ID = string(b.id(i))
+			r.ID = string(p.ID())
 		}
 		a.record(r)
 		if k := len(a.idsWork) - 1; k < 0 || len(a.idsWork[k]) == cap(a.idsWork[k]) {
@@ -225,11 +228,8 @@ func (a *Appender) Add(b *Batch) error {
 // rolling to a new one first if b would not fit. It waits for a record to
 // write: a batch of duplicates, or one that fails its expectation, must
 // leave no new segment behind.
-func (a *Appender) openSegment(b *Batch) error {
-	var size int64
-	for _, ch := range b.chunks {
-		size += int64(len(ch))
-	}
+func (a *Appender) openSegment(b *log.Batch) error {
+	size := b.Size()
 	if a.c.size > segmentHeaderSize && a.c.size+size > a.s.opts.SegmentSize {
 		if err := a.s.roll(&a.c, a.now); err != nil {
 			return err
@@ -259,52 +259,52 @@ func (a *Appender) addMarker(rec []byte, name string, st *streamState, flag uint
 	a.out = append(a.out, rec...)
 	st.cut = cutValue(st.cut, flag, cut)
 	st.dirty = true
-	a.record(Result{Position: a.pos, Stream: name, Version: cut, Time: time.Unix(0, t).UTC()})
+	a.record(log.Result{Position: a.pos, Stream: name, Version: cut, Time: time.Unix(0, t).UTC()})
 	a.pos++
 }
 
 // record notes the result of the next event, unless NoResults.
-func (a *Appender) record(r Result) {
+func (a *Appender) record(r log.Result) {
 	a.added++
 	if !a.NoResults {
 		a.results = append(a.results, r)
 	}
 }
 
-func (a *Appender) duplicate(r Result) {
+func (a *Appender) duplicate(r log.Result) {
 	r.Duplicate = true
 	a.Duplicates++
 	a.record(r)
 }
 
-func (a *Appender) resultAt(j int) Result {
+func (a *Appender) resultAt(j int) log.Result {
 	if a.NoResults {
-		return Result{} // recorded nowhere: a result per event is what NoResults saves
+		return log.Result{} // recorded nowhere: a result per event is what NoResults saves
 	}
 	return a.results[j]
 }
 
 // stored looks an id up in the index and checks the hit against the log.
-func (a *Appender) stored(key hashKey, name string, id []byte) (Result, bool, error) {
+func (a *Appender) stored(key hashKey, name string, id []byte) (log.Result, bool, error) {
 	var vals [idsValues]uint64
 	if !a.s.ids.get(key, vals[:]) || vals[0] >= a.c.next {
-		return Result{}, false, nil
+		return log.Result{}, false, nil
 	}
 	rec, err := a.s.recordAt(vals[0], &a.c)
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, log.ErrNotFound) {
 		// Compaction dropped the event: the id is free again. (Retention
 		// outlives retries by far; a retry that late appends anew.)
-		return Result{}, false, nil
+		return log.Result{}, false, nil
 	}
 	if err != nil {
-		return Result{}, false, err
+		return log.Result{}, false, err
 	}
 	// An entry naming another event is stale (an append that failed or
 	// died after filling the index): not a duplicate.
 	if string(rec.Stream) != name || string(rec.ID) != string(id) {
-		return Result{}, false, nil
+		return log.Result{}, false, nil
 	}
-	return Result{Position: rec.Position, Stream: name, Version: rec.Version, ID: string(id),
+	return log.Result{Position: rec.Position, Stream: name, Version: rec.Version, ID: string(id),
 		Time: time.Unix(0, rec.Time).UTC(), Duplicate: true}, true, nil
 }
 
@@ -374,7 +374,7 @@ func (a *Appender) Abort() {
 
 // Commit writes the rest, syncs per policy, publishes the new end and
 // updates the tables. It returns one result per event added, in order.
-func (a *Appender) Commit() ([]Result, error) {
+func (a *Appender) Commit() ([]log.Result, error) {
 	if a.done {
 		return nil, errors.New("append already finished")
 	}
@@ -387,9 +387,9 @@ func (a *Appender) Commit() ([]Result, error) {
 	}
 	sort.Strings(others)
 	for _, name := range others {
-		if e, st := a.expect[name], a.state(name); !e.holds(st.version) {
+		if e, st := a.expect[name], a.state(name); !e.Holds(st.version) {
 			a.Abort()
-			return nil, fmt.Errorf("%w: stream %s is at version %d, expected %s", ErrConflict, name, st.version, e)
+			return nil, fmt.Errorf("%w: stream %s is at version %d, expected %s", log.ErrConflict, name, st.version, e)
 		}
 	}
 	if a.lastRec < 0 && a.written == 0 {

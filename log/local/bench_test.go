@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/evtdev/evt/codec"
+	"github.com/evtdev/evt/log"
 )
 
 // fillStore appends n events over n/10 streams in batches of 10,000.
@@ -17,7 +18,7 @@ func fillStore(b *testing.B, dir string, n int) {
 	defer s.Close()
 	data := []byte(`{"amount":50,"note":"a note of some length to make a 200 byte event, roughly"}`)
 	for done := 0; done < n; {
-		var batch Batch
+		var batch log.Batch
 		for i := 0; i < 10000 && done < n; i++ {
 			batch.Add(fmt.Sprintf("account-%d", done%(n/10+1)), "Deposited", "", data, nil)
 			done++
@@ -44,9 +45,9 @@ func BenchmarkOpenAppend(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				var batch Batch
+				var batch log.Batch
 				batch.Add("account-1", "Deposited", "", data, nil)
-				batch.Expect("account-1", Expectation{Kind: ExpectExists})
+				batch.Expect("account-1", log.Expectation{Kind: log.ExpectExists})
 				if _, err := s.Append(&batch); err != nil {
 					b.Fatal(err)
 				}
@@ -88,7 +89,7 @@ func BenchmarkBatchAppend(b *testing.B) {
 	b.SetBytes(1000 * 200)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		var batch Batch
+		var batch log.Batch
 		for j := 0; j < 1000; j++ {
 			batch.Add(fmt.Sprintf("account-%d", j%100), "Deposited", "", data, nil)
 		}
@@ -122,12 +123,12 @@ func BenchmarkScanLimits(b *testing.B) {
 		b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "records/s")
 	}
 	b.Run("none", scan)
-	if _, err := s.Truncate("account-1", 2, Expectation{}); err != nil {
+	if _, err := s.Truncate("account-1", 2, log.Expectation{}); err != nil {
 		b.Fatal(err)
 	}
 	b.Run("cut", scan)
-	if err := s.UpdateRetention(func(r *Retention) error {
-		r.Rules = []Rule{{Selection: "account-1*", MaxCount: 5}}
+	if err := s.UpdateRetention(func(r *log.Retention) error {
+		r.Rules = []log.Rule{{Selection: "account-1*", MaxCount: 5}}
 		return nil
 	}); err != nil {
 		b.Fatal(err)

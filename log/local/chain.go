@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/evtdev/evt/log"
 	"github.com/evtdev/evt/log/atomicfile"
 )
 
@@ -78,7 +79,7 @@ func parseChain(b []byte) ([]chainLink, error) {
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	for n := 1; sc.Scan(); n++ {
 		f := strings.Fields(sc.Text())
-		bad := &CorruptError{File: chainFile, Offset: -1, Reason: fmt.Sprintf("line %d is malformed", n)}
+		bad := &log.CorruptError{File: chainFile, Offset: -1, Reason: fmt.Sprintf("line %d is malformed", n)}
 		if len(f) != 5 || !isHex64(f[3]) || !isHex64(f[4]) {
 			return nil, bad
 		}
@@ -91,7 +92,7 @@ func parseChain(b []byte) ([]chainLink, error) {
 		links = append(links, chainLink{first: first, gen: uint32(gen), size: size, digest: f[3], chain: f[4]})
 	}
 	if err := sc.Err(); err != nil {
-		return nil, &CorruptError{File: chainFile, Offset: -1, Reason: err.Error()}
+		return nil, &log.CorruptError{File: chainFile, Offset: -1, Reason: err.Error()}
 	}
 	return links, nil
 }
@@ -158,7 +159,7 @@ func (s *Store) verifyChain() (head string, added int, err error) {
 	prev := zeroChain
 	for i, l := range links {
 		if chainNext(prev, l) != l.chain {
-			return "", 0, &CorruptError{File: chainFile, Offset: -1, Reason: fmt.Sprintf("line %d does not follow from the lines before it: the chain file was changed", i+1)}
+			return "", 0, &log.CorruptError{File: chainFile, Offset: -1, Reason: fmt.Sprintf("line %d does not follow from the lines before it: the chain file was changed", i+1)}
 		}
 		prev = l.chain
 	}
@@ -195,12 +196,12 @@ func (s *Store) verifyChain() (head string, added int, err error) {
 			continue
 		}
 		if want := links[i]; got.gen != want.gen || got.size != want.size || got.digest != want.digest {
-			return "", 0, &CorruptError{File: segmentName(first), Offset: -1, Reason: fmt.Sprintf("sealed segment differs from its hash chain entry (generation %d, %d bytes, sha256 %s; recorded generation %d, %d bytes, sha256 %s): it was changed outside evt", got.gen, got.size, got.digest[:16], want.gen, want.size, want.digest[:16])}
+			return "", 0, &log.CorruptError{File: segmentName(first), Offset: -1, Reason: fmt.Sprintf("sealed segment differs from its hash chain entry (generation %d, %d bytes, sha256 %s; recorded generation %d, %d bytes, sha256 %s): it was changed outside evt", got.gen, got.size, got.digest[:16], want.gen, want.size, want.digest[:16])}
 		}
 	}
 	for _, l := range links {
 		if !present[l.first] && l.first >= oldest {
-			return "", 0, &CorruptError{File: segmentName(l.first), Offset: -1, Reason: "a sealed segment of the hash chain is missing"}
+			return "", 0, &log.CorruptError{File: segmentName(l.first), Offset: -1, Reason: "a sealed segment of the hash chain is missing"}
 		}
 	}
 	if added > 0 {

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/evtdev/evt/codec"
+	"github.com/evtdev/evt/log"
 )
 
 func TestHashChainDetectsTampering(t *testing.T) {
@@ -64,7 +65,7 @@ func TestHashChainDetectsTampering(t *testing.T) {
 	os.WriteFile(chain, lines, 0o600)
 
 	// Compaction rewrites sealed segments and updates the chain.
-	if _, err := s.Delete("a-1", Expectation{}); err != nil {
+	if _, err := s.Delete("a-1", log.Expectation{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Compact(nil); err != nil {

@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/evtdev/evt/codec"
+	"github.com/evtdev/evt/log"
 )
 
 // The commit file says where the log ends. Readers trust it and read
@@ -117,7 +118,7 @@ func decodeCommitFile(buf []byte) (commitState, error) {
 	case okB:
 		return b, nil
 	}
-	return commitState{}, &CorruptError{File: commitFile, Offset: -1, Reason: "no valid commit slot"}
+	return commitState{}, &log.CorruptError{File: commitFile, Offset: -1, Reason: "no valid commit slot"}
 }
 
 // writeCommit publishes c (whose seq the caller has incremented) into the

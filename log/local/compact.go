@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/evtdev/evt/codec"
+	"github.com/evtdev/evt/log"
 	"github.com/evtdev/evt/log/atomicfile"
 )
 
@@ -43,17 +44,6 @@ import (
 // tables from the segments then still finds every stream's version, so a
 // deleted stream's versions are never given again.
 
-// CompactReport says what a compaction did.
-type CompactReport struct {
-	Segments    int    // sealed segments examined
-	Rewritten   int    // segments rewritten smaller
-	Removed     int    // segments deleted whole
-	Dropped     uint64 // records dropped
-	BytesBefore int64  // bytes of the sealed segments before
-	BytesAfter  int64  // and after
-	Snapshots   int    // fold snapshots removed (taken before a cut)
-}
-
 const compactLockFile = "compact.lock"
 
 // holdCompaction takes the compaction lock, waiting for it, for work that
@@ -79,8 +69,8 @@ func (s *Store) holdCompaction() (release func()) {
 // Compact reclaims the space of removed events. Only one compaction runs
 // at a time, and none while verify or repair runs: it waits for them up to
 // the lock timeout.
-func (s *Store) Compact(progress Progress) (CompactReport, error) {
-	var rep CompactReport
+func (s *Store) Compact(progress log.Progress) (log.CompactReport, error) {
+	var rep log.CompactReport
 	if s.lock == nil {
 		return rep, errors.New("compaction needs a store opened for writing")
 	}
@@ -162,7 +152,7 @@ func (s *Store) Compact(progress Progress) (CompactReport, error) {
 
 // compactSegment compacts one sealed segment and returns its size after
 // (0 if it was deleted).
-func (s *Store) compactSegment(first, end uint64, c *commitState, v *view, h *hashFile, prefix bool, rep *CompactReport) (int64, error) {
+func (s *Store) compactSegment(first, end uint64, c *commitState, v *view, h *hashFile, prefix bool, rep *log.CompactReport) (int64, error) {
 	sf, err := s.segment(first)
 	if err != nil {
 		return 0, err
@@ -278,7 +268,7 @@ func (s *Store) compactSegment(first, end uint64, c *commitState, v *view, h *ha
 }
 
 // removeSegment deletes the oldest segment, which keeps nothing.
-func (s *Store) removeSegment(sf *segFile, rep *CompactReport) error {
+func (s *Store) removeSegment(sf *segFile, rep *log.CompactReport) error {
 	first, idx := sf.first, sf.idxName()
 	s.forget(first)
 	// The segment first: a reader that fails to open it then finds the

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/evtdev/evt/codec"
+	"github.com/evtdev/evt/log"
 )
 
 // visibleEvents reads every event Scan shows.
@@ -35,7 +36,7 @@ func streamEvents(t *testing.T, s *Store, stream string) []codec.Event {
 		out = append(out, rec.Event())
 		return nil
 	})
-	if err != nil && !errors.Is(err, ErrNotFound) {
+	if err != nil && !errors.Is(err, log.ErrNotFound) {
 		t.Fatal(err)
 	}
 	return out
@@ -71,30 +72,30 @@ func TestDeleteAndTruncate(t *testing.T) {
 	appendN(t, s, "acct-1", 5)
 	appendN(t, s, "acct-2", 3)
 
-	if _, err := s.Truncate("acct-1", 3, Expectation{}); err != nil {
+	if _, err := s.Truncate("acct-1", 3, log.Expectation{}); err != nil {
 		t.Fatal(err)
 	}
 	if got := streamEvents(t, s, "acct-1"); len(got) != 3 || got[0].Version != 3 {
 		t.Fatalf("after truncate before 3: %d events, first v%d", len(got), got[0].Version)
 	}
-	if _, err := s.Truncate("acct-1", 9, Expectation{}); err == nil {
+	if _, err := s.Truncate("acct-1", 9, log.Expectation{}); err == nil {
 		t.Fatal("truncate past the head + 1 succeeded")
 	}
-	res, err := s.Delete("acct-2", Expectation{})
+	res, err := s.Delete("acct-2", log.Expectation{})
 	if err != nil || res.Version != 3 {
 		t.Fatalf("delete: %+v %v", res, err)
 	}
-	if _, err := s.Head("acct-2"); !errors.Is(err, ErrNotFound) {
+	if _, err := s.Head("acct-2"); !errors.Is(err, log.ErrNotFound) {
 		t.Fatalf("Head of a deleted stream: %v", err)
 	}
-	if _, err := s.Delete("acct-2", Expectation{}); !errors.Is(err, ErrNotFound) {
+	if _, err := s.Delete("acct-2", log.Expectation{}); !errors.Is(err, log.ErrNotFound) {
 		t.Fatalf("delete twice: %v", err)
 	}
 	// Its versions are not given again.
-	var b Batch
+	var b log.Batch
 	b.Add("acct-2", "Opened", "", []byte(`{}`), nil)
-	b.Expect("acct-2", Expectation{Kind: ExpectNone})
-	if _, err := s.Append(&b); !errors.Is(err, ErrConflict) {
+	b.Expect("acct-2", log.Expectation{Kind: log.ExpectNone})
+	if _, err := s.Append(&b); !errors.Is(err, log.ErrConflict) {
 		t.Fatalf("append --expect none to a deleted stream: %v", err)
 	}
 	r := appendN(t, s, "acct-2", 1)
@@ -136,15 +137,15 @@ func TestCompactionIsInvisible(t *testing.T) {
 			s := openTest(t, dir, 2048)
 			streams := []string{"a-1", "a-2", "b-1", "b-2", "q-1"}
 			old := time.Now().Add(-2 * time.Hour).UnixNano()
-			err := s.UpdateRetention(func(r *Retention) error {
-				r.Rules = []Rule{{Selection: "b-*", MaxCount: 4}, {Selection: "a-2", MaxAge: time.Hour}}
+			err := s.UpdateRetention(func(r *log.Retention) error {
+				r.Rules = []log.Rule{{Selection: "b-*", MaxCount: 4}, {Selection: "a-2", MaxAge: time.Hour}}
 				return nil
 			})
 			if err != nil {
 				t.Fatal(err)
 			}
 			for round := 0; round < 30; round++ {
-				var b Batch
+				var b log.Batch
 				for i := rng.IntN(6) + 1; i > 0; i-- {
 					name := streams[rng.IntN(len(streams))]
 					data := []byte(fmt.Sprintf(`{"round":%d,"pad":"%0100d"}`, round, i))
@@ -161,12 +162,12 @@ func TestCompactionIsInvisible(t *testing.T) {
 				case 0:
 					name := streams[rng.IntN(len(streams))]
 					if info, err := s.Head(name); err == nil && info.Version > 1 {
-						if _, err := s.Truncate(name, info.Version+1-uint64(rng.IntN(3)), Expectation{}); err != nil {
+						if _, err := s.Truncate(name, info.Version+1-uint64(rng.IntN(3)), log.Expectation{}); err != nil {
 							t.Fatal(err)
 						}
 					}
 				case 1:
-					if _, err := s.Delete(streams[rng.IntN(len(streams))], Expectation{}); err != nil && !errors.Is(err, ErrNotFound) {
+					if _, err := s.Delete(streams[rng.IntN(len(streams))], log.Expectation{}); err != nil && !errors.Is(err, log.ErrNotFound) {
 						t.Fatal(err)
 					}
 				}
@@ -240,8 +241,8 @@ func TestCompactionShrinksAndRemovesSegments(t *testing.T) {
 	}
 	before := size()
 	// Keep the newest 5 events of each of the 4 streams.
-	if err := s.UpdateRetention(func(r *Retention) error {
-		r.Rules = []Rule{{Selection: "q-*", MaxCount: 5}}
+	if err := s.UpdateRetention(func(r *log.Retention) error {
+		r.Rules = []log.Rule{{Selection: "q-*", MaxCount: 5}}
 		return nil
 	}); err != nil {
 		t.Fatal(err)
@@ -311,8 +312,8 @@ func TestCopyRuns(t *testing.T) {
 func TestVerifyDuringCompaction(t *testing.T) {
 	dir := t.TempDir()
 	s := openTest(t, dir, 2048)
-	if err := s.UpdateRetention(func(r *Retention) error {
-		r.Rules = []Rule{{Selection: "tmp-*", MaxCount: 1}}
+	if err := s.UpdateRetention(func(r *log.Retention) error {
+		r.Rules = []log.Rule{{Selection: "tmp-*", MaxCount: 1}}
 		return nil
 	}); err != nil {
 		t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/evtdev/evt/codec"
+	"github.com/evtdev/evt/log"
 )
 
 // The corruption tests build a real store in a temporary directory (small
@@ -220,7 +221,7 @@ func checkTornTail(t *testing.T, fx *fixture) {
 func checkPartialBatch(t *testing.T, fx *fixture) {
 	r := openReader(t, fx.dir)
 	sameEvents(t, "reader", mustReadAll(t, r), fx.events)
-	if _, err := r.Head("ghost-1"); !errors.Is(err, ErrNotFound) {
+	if _, err := r.Head("ghost-1"); !errors.Is(err, log.ErrNotFound) {
 		t.Errorf("reader Head(ghost-1) = %v, want ErrNotFound", err)
 	}
 
@@ -231,7 +232,7 @@ func checkPartialBatch(t *testing.T, fx *fixture) {
 	}
 	verifyClean(t, w)
 	sameEvents(t, "after append", mustReadAll(t, w), fx.events, res.event(t, w))
-	if _, err := w.Head("ghost-1"); !errors.Is(err, ErrNotFound) {
+	if _, err := w.Head("ghost-1"); !errors.Is(err, log.ErrNotFound) {
 		t.Errorf("Head(ghost-1) = %v, want ErrNotFound", err)
 	}
 	checkHeads(t, w, append(slices.Clone(fx.events), res.event(t, w)))
@@ -325,11 +326,11 @@ func checkDeletedSegment(t *testing.T, fx *fixture) {
 	wantCorrupt(t, "verify", err, segmentName(fx.segs[2]), 0)
 	var n int
 	_, err = r.Scan(1, func(*codec.Record) error { n++; return nil })
-	if !errors.Is(err, ErrCorrupt) {
+	if !errors.Is(err, log.ErrCorrupt) {
 		t.Errorf("scan across a missing segment: %v after %d events, want ErrCorrupt", err, n)
 	}
 	_, err = r.ReadAt(missing)
-	if !errors.Is(err, ErrCorrupt) {
+	if !errors.Is(err, log.ErrCorrupt) {
 		t.Errorf("ReadAt(%d), in the missing segment: %v, want ErrCorrupt", missing, err)
 	}
 	w := openWriter(t, fx.dir)
@@ -405,7 +406,7 @@ func checkAppendAfterActiveTruncated(t *testing.T, fx *fixture) {
 	name := segmentName(fx.commit.active)
 	w := openWriter(t, fx.dir)
 	before := snapshot(t, fx.dir)
-	var b Batch
+	var b log.Batch
 	if err := b.Add("acct-0", "Deposited", "after-damage", []byte(`{}`), nil); err != nil {
 		t.Fatal(err)
 	}
@@ -438,7 +439,7 @@ func staleHeads(claimCurrent bool) func(t *testing.T, fx *fixture) {
 			t.Fatal(err)
 		}
 		for i, stream := range []string{"acct-0", "late-1", "acct-3", "late-1", "acct-0"} {
-			var b Batch
+			var b log.Batch
 			for j := 0; j <= i%2; j++ {
 				if err := b.Add(stream, "Moved", fmt.Sprintf("late-%d-%d", i, j), []byte(`{"late":true}`), nil); err != nil {
 					t.Fatal(err)
@@ -576,7 +577,7 @@ func checkIDsDeleted(t *testing.T, fx *fixture) {
 	// A retry with an expectation that no longer holds is still a no-op.
 	retry = builderBatch(t, 7)
 	for _, s := range retry.Streams() {
-		retry.Expect(s, Expectation{Kind: ExpectNone})
+		retry.Expect(s, log.Expectation{Kind: log.ExpectNone})
 	}
 	if res, err := w.Append(retry); err != nil || !res[0].Duplicate {
 		t.Errorf("retry with expectations: %+v, %v", res, err)
@@ -930,9 +931,9 @@ func checkOrphanRepairLater(t *testing.T, fx *fixture) {
 
 // builderBatch is batch i of the fixture: 1–4 events over five streams,
 // with producer ids (so a retry is recognised) and some metadata.
-func builderBatch(t *testing.T, i int) *Batch {
+func builderBatch(t *testing.T, i int) *log.Batch {
 	t.Helper()
-	var b Batch
+	var b log.Batch
 	for j := 0; j < 1+i%4; j++ {
 		var meta []byte
 		if j == 1 {
@@ -1176,7 +1177,7 @@ func openWriter(t *testing.T, dir string) *Store {
 	return s
 }
 
-type appended struct{ Result }
+type appended struct{ log.Result }
 
 // event reads back the event an append stored.
 func (a appended) event(t *testing.T, s *Store) codec.Event {
@@ -1193,7 +1194,7 @@ func (a appended) event(t *testing.T, s *Store) codec.Event {
 
 func appendEvent(t *testing.T, s *Store, stream, id string) appended {
 	t.Helper()
-	var b Batch
+	var b log.Batch
 	if err := b.Add(stream, "Deposited", id, []byte(`{"n":1}`), nil); err != nil {
 		t.Fatal(err)
 	}
@@ -1240,8 +1241,8 @@ func sameEvents(t *testing.T, what string, got []codec.Event, want []codec.Event
 }
 
 // headsOf computes every stream's head from the events.
-func headsOf(evs []codec.Event) map[string]StreamInfo {
-	out := map[string]StreamInfo{}
+func headsOf(evs []codec.Event) map[string]log.StreamInfo {
+	out := map[string]log.StreamInfo{}
 	for _, e := range evs {
 		info := out[e.Stream]
 		info.Stream, info.Version, info.Last, info.LastType, info.LastTime = e.Stream, e.Version, e.Position, e.Type, e.Time
@@ -1318,18 +1319,18 @@ const anyOffset = -2
 
 // wantCorrupt checks err is a *CorruptError naming file (and offset
 // off unless anyOffset) and returns it, or nil after reporting.
-func wantCorrupt(t *testing.T, what string, err error, file string, off int64) *CorruptError {
+func wantCorrupt(t *testing.T, what string, err error, file string, off int64) *log.CorruptError {
 	t.Helper()
 	if err == nil {
 		t.Errorf("%s: no error, want a *CorruptError naming %s", what, file)
 		return nil
 	}
-	var ce *CorruptError
+	var ce *log.CorruptError
 	if !errors.As(err, &ce) {
 		t.Errorf("%s: %v (%T), want a *CorruptError naming %s", what, err, err, file)
 		return nil
 	}
-	if !errors.Is(err, ErrCorrupt) {
+	if !errors.Is(err, log.ErrCorrupt) {
 		t.Errorf("%s: %v does not match ErrCorrupt", what, err)
 	}
 	if ce.File != file {
@@ -1341,7 +1342,7 @@ func wantCorrupt(t *testing.T, what string, err error, file string, off int64) *
 	return ce
 }
 
-func hasNote(rep Report, s string) bool {
+func hasNote(rep log.Report, s string) bool {
 	for _, n := range rep.Notes {
 		if strings.Contains(n, s) {
 			return true

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/evtdev/evt/codec"
+	"github.com/evtdev/evt/log"
 )
 
 // The crash tests run real processes: this test binary re-executed as an
@@ -41,7 +42,7 @@ func crashChild() {
 	rng := rand.New(rand.NewSource(time.Now().UnixNano()))
 	data := []byte(`{"pad":"` + strings.Repeat("x", 100) + `"}`)
 	for i := 0; ; i++ {
-		var b Batch
+		var b log.Batch
 		n := 1 + rng.Intn(20)
 		for j := 0; j < n; j++ {
 			b.Add(fmt.Sprintf("c%s-%d", id, rng.Intn(4)), "T", fmt.Sprintf("%s.%d.%d", id, i, j), data, nil)
@@ -54,12 +55,12 @@ func crashChild() {
 		} else {
 			// The same batch in parts, as a bulk import from a file
 			// writes it: a kill between parts must leave nothing.
-			a, err := s.BeginAppend(nil, Expectation{})
+			a, err := s.BeginAppend(nil, log.Expectation{})
 			if err == nil {
 				err = a.Add(&b)
 			}
 			for k := 0; err == nil && k < 2; k++ {
-				var more Batch
+				var more log.Batch
 				for j := 0; j < 1+rng.Intn(20); j++ {
 					more.Add(fmt.Sprintf("c%s-%d", id, rng.Intn(4)), "T", fmt.Sprintf("%s.%d.%d", id, i, n), data, nil)
 					n++

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/evtdev/evt/codec"
+	"github.com/evtdev/evt/log"
 )
 
 // Delete removes every event of stream by appending a delete marker (a
@@ -13,7 +14,7 @@ import (
 // and a plain append continues after the deleted version. The result's
 // Version is the last version deleted. e is checked against the stream's
 // version, like an append's expectation.
-func (s *Store) Delete(stream string, e Expectation) (Result, error) {
+func (s *Store) Delete(stream string, e log.Expectation) (log.Result, error) {
 	return s.cut(stream, codec.FlagTombstone, 0, e)
 }
 
@@ -21,56 +22,56 @@ func (s *Store) Delete(stream string, e Expectation) (Result, error) {
 // truncate marker): reads start at that version at once, and the next
 // compaction reclaims the space. Truncating below an earlier cut changes
 // nothing. The result's Version is the stream's cut afterwards.
-func (s *Store) Truncate(stream string, before uint64, e Expectation) (Result, error) {
+func (s *Store) Truncate(stream string, before uint64, e log.Expectation) (log.Result, error) {
 	if before == 0 {
-		return Result{}, fmt.Errorf("truncate %s before version 0: versions start at 1", stream)
+		return log.Result{}, fmt.Errorf("truncate %s before version 0: versions start at 1", stream)
 	}
 	return s.cut(stream, codec.FlagTruncate, before-1, e)
 }
 
-func (s *Store) cut(stream string, flag uint16, cut uint64, e Expectation) (Result, error) {
+func (s *Store) cut(stream string, flag uint16, cut uint64, e log.Expectation) (log.Result, error) {
 	if err := codec.ValidateStream(stream); err != nil {
-		return Result{}, err
+		return log.Result{}, err
 	}
-	a, err := s.BeginAppend(map[string]Expectation{stream: e}, Expectation{})
+	a, err := s.BeginAppend(map[string]log.Expectation{stream: e}, log.Expectation{})
 	if err != nil {
-		return Result{}, err
+		return log.Result{}, err
 	}
 	st := a.state(stream)
 	old, deleted := splitCut(st.cut)
 	switch {
 	case st.version == 0:
 		a.Abort()
-		return Result{}, fmt.Errorf("%w: stream %s", ErrNotFound, stream)
+		return log.Result{}, fmt.Errorf("%w: stream %s", log.ErrNotFound, stream)
 	case deleted && old >= st.version:
 		a.Abort()
-		return Result{}, fmt.Errorf("%w: stream %s (deleted at version %d)", ErrNotFound, stream, old)
+		return log.Result{}, fmt.Errorf("%w: stream %s (deleted at version %d)", log.ErrNotFound, stream, old)
 	case flag == codec.FlagTombstone:
 		cut = st.version
 	case cut > st.version:
 		a.Abort()
-		return Result{}, fmt.Errorf("truncate %s before version %d: the stream is at version %d (truncate before %d removes every event)", stream, cut+1, st.version, st.version+1)
+		return log.Result{}, fmt.Errorf("truncate %s before version %d: the stream is at version %d (truncate before %d removes every event)", stream, cut+1, st.version, st.version+1)
 	case cut <= old:
 		// Already cut there; still check the expectation, like an append.
-		if !e.holds(st.version) {
+		if !e.Holds(st.version) {
 			a.Abort()
-			return Result{}, fmt.Errorf("%w: stream %s is at version %d, expected %s", ErrConflict, stream, st.version, e)
+			return log.Result{}, fmt.Errorf("%w: stream %s is at version %d, expected %s", log.ErrConflict, stream, st.version, e)
 		}
 		a.Abort()
-		return Result{Stream: stream, Version: old, Duplicate: true}, nil
+		return log.Result{Stream: stream, Version: old, Duplicate: true}, nil
 	}
-	var b Batch
-	if err := b.addMarker(stream, flag, cut); err != nil {
+	var b log.Batch
+	if err := b.AddMarker(stream, flag, cut); err != nil {
 		a.Abort()
-		return Result{}, err
+		return log.Result{}, err
 	}
 	if err := a.Add(&b); err != nil {
 		a.Abort()
-		return Result{}, err
+		return log.Result{}, err
 	}
 	res, err := a.Commit()
 	if err != nil {
-		return Result{}, err
+		return log.Result{}, err
 	}
 	return res[0], nil
 }

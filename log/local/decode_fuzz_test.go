@@ -8,6 +8,8 @@ import (
 	"reflect"
 	"testing"
 	"time"
+
+	"github.com/evtdev/evt/log"
 )
 
 // Fuzz targets for the decoders of the store's own files. Each one holds
@@ -17,7 +19,7 @@ import (
 // can be misread.
 
 func isCorrupt(err error) bool {
-	var ce *CorruptError
+	var ce *log.CorruptError
 	return errors.As(err, &ce)
 }
 
@@ -99,7 +101,7 @@ func FuzzHashHeader(f *testing.F) {
 }
 
 func FuzzDecodeSnapshot(f *testing.F) {
-	f.Add(encodeSnapshot(snapshotFile{fingerprint: "merge", stream: "account-7", id: "01JDX", snap: Snapshot{Version: 3, Position: 42, State: []byte(`{"a":1}`)}}))
+	f.Add(encodeSnapshot(snapshotFile{fingerprint: "merge", stream: "account-7", id: "01JDX", snap: log.Snapshot{Version: 3, Position: 42, State: []byte(`{"a":1}`)}}))
 	f.Add(encodeSnapshot(snapshotFile{}))
 	f.Add([]byte(snapshotMagic))
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -114,7 +116,7 @@ func FuzzDecodeSnapshot(f *testing.F) {
 }
 
 func FuzzDecodeRetention(f *testing.F) {
-	r := Retention{Rules: []Rule{{Selection: "order-*", MaxAge: 7 * 24 * time.Hour}, {Selection: "q", UntilAcked: true, MaxCount: 5}}, MaxBytes: 1 << 30, AutoCompact: true}
+	r := log.Retention{Rules: []log.Rule{{Selection: "order-*", MaxAge: 7 * 24 * time.Hour}, {Selection: "q", UntilAcked: true, MaxCount: 5}}, MaxBytes: 1 << 30, AutoCompact: true}
 	b, _ := json.Marshal(r)
 	f.Add(b)
 	f.Add([]byte(`{"rules":[{"selection":"a[","max_age":1}]}`))

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/evtdev/evt/log"
 )
 
 // followUntil is a follower's loop: re-read the committed end, and wait
@@ -94,7 +96,7 @@ func TestWatcherPollOnly(t *testing.T) {
 		appended := make(chan error, 1)
 		go func() {
 			time.Sleep(5 * time.Millisecond)
-			var b Batch
+			var b log.Batch
 			b.Add("polled-1", "Happened", "", []byte(`{}`), nil)
 			_, err := writer.Append(&b)
 			appended <- err

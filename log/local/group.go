@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/evtdev/evt/codec"
+	"github.com/evtdev/evt/log"
 )
 
 // Consumer groups. A group is a named, shared cursor over a selection of
@@ -40,17 +41,6 @@ import (
 // Positions below Committed are done: acked, parked, or not selected.
 // Positions in [Committed, Next) are done unless pending. So Committed is
 // the smallest pending position, or Next.
-
-// GroupConfig is how a group was created; it does not change.
-type GroupConfig struct {
-	Name       string        `json:"name"`
-	Selection  string        `json:"selection"`
-	Types      []string      `json:"types,omitempty"`
-	AckWait    time.Duration `json:"ack_wait"`
-	MaxDeliver int           `json:"max_deliver"`
-	Ordering   string        `json:"ordering"` // "stream" or "none"
-	Created    time.Time     `json:"created"`
-}
 
 // Lease is an event handed out (Member set) or waiting to be handed out
 // again (Member empty, not before NotBefore).
@@ -113,14 +103,14 @@ func (s *Store) groupDir(name string) string { return join(join(s.dir, "groups")
 type Group struct {
 	s      *Store
 	dir    string
-	Config GroupConfig
+	Config log.GroupConfig
 	lock   *os.File
 	member *os.File // this process's member file, flocked, once it consumes
 	id     string   // member id: the PID
 }
 
 // CreateGroup makes a new group starting at position start.
-func (s *Store) CreateGroup(cfg GroupConfig, start uint64) error {
+func (s *Store) CreateGroup(cfg log.GroupConfig, start uint64) error {
 	if err := ValidateGroupName(cfg.Name); err != nil {
 		return err
 	}
@@ -165,17 +155,17 @@ func (s *Store) OpenGroup(name string) (*Group, error) {
 
 // groupConfig reads a group's config.json; ErrNotFound if there is no
 // such group.
-func (s *Store) groupConfig(name string) (GroupConfig, error) {
-	var cfg GroupConfig
+func (s *Store) groupConfig(name string) (log.GroupConfig, error) {
+	var cfg log.GroupConfig
 	b, err := os.ReadFile(join(s.groupDir(name), "config.json"))
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return cfg, fmt.Errorf("%w: group %s", ErrNotFound, name)
+			return cfg, fmt.Errorf("%w: group %s", log.ErrNotFound, name)
 		}
 		return cfg, err
 	}
 	if err := json.Unmarshal(b, &cfg); err != nil {
-		return cfg, &CorruptError{File: "groups/" + name + "/config.json", Offset: -1, Reason: err.Error()}
+		return cfg, &log.CorruptError{File: "groups/" + name + "/config.json", Offset: -1, Reason: err.Error()}
 	}
 	return cfg, nil
 }
@@ -323,7 +313,7 @@ func readGroupState(dir, name string) (*GroupState, error) {
 func decodeGroupStateOf(name string, b []byte) (*GroupState, error) {
 	st, err := decodeGroupState(b)
 	if err != nil {
-		return nil, &CorruptError{File: "groups/" + name + "/state", Offset: -1, Reason: err.Error()}
+		return nil, &log.CorruptError{File: "groups/" + name + "/state", Offset: -1, Reason: err.Error()}
 	}
 	return st, nil
 }
@@ -337,12 +327,6 @@ func (st *GroupState) advance() {
 		}
 	}
 	st.Committed = c
-}
-
-// Delivery is one event leased to this member.
-type Delivery struct {
-	Event      codec.Event
-	Deliveries int // 1 on the first delivery
 }
 
 // Lease hands up to n events to this member: first events waiting to be
@@ -364,7 +348,7 @@ type Delivery struct {
 // fails: Return) may get several events of one stream in one batch;
 // without it, as for --manual-ack, a stream's next event waits for the
 // ack of the one before, as CLI.md promises.
-func (g *Group) Lease(n int, match func(*codec.Record) bool, chain bool, acks ...uint64) (out []Delivery, retryAt time.Time, err error) {
+func (g *Group) Lease(n int, match func(*codec.Record) bool, chain bool, acks ...uint64) (out []log.Delivery, retryAt time.Time, err error) {
 	now := time.Now()
 	err = g.Update(func(st *GroupState) error {
 		out, retryAt = out[:0], time.Time{}
@@ -433,7 +417,7 @@ func (g *Group) Lease(n int, match func(*codec.Record) bool, chain bool, acks ..
 					}
 				}
 				if ev, err = read(p); err != nil {
-					if errors.Is(err, ErrNotFound) {
+					if errors.Is(err, log.ErrNotFound) {
 						delete(st.Pending, p) // gone from the log
 						continue
 					}
@@ -443,7 +427,7 @@ func (g *Group) Lease(n int, match func(*codec.Record) bool, chain bool, acks ..
 			l.Member = g.id
 			l.Deadline = now.Add(g.Config.AckWait)
 			l.Deliveries++
-			out = append(out, Delivery{Event: ev, Deliveries: l.Deliveries})
+			out = append(out, log.Delivery{Event: ev, Deliveries: l.Deliveries})
 			if ordered && !chain {
 				blocked[l.Stream] = true
 			}

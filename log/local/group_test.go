@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/evtdev/evt/codec"
+	"github.com/evtdev/evt/log"
 )
 
 func TestGroupStateRoundTrip(t *testing.T) {
@@ -61,7 +62,7 @@ func TestIdleLeaseWritesNothing(t *testing.T) {
 	s := openTest(t, t.TempDir(), 0)
 	appendN(t, s, "a-1", 1)
 	appendN(t, s, "b-1", 1)
-	if err := s.CreateGroup(GroupConfig{Name: "g", AckWait: time.Minute, MaxDeliver: 5, Ordering: "stream"}, 1); err != nil {
+	if err := s.CreateGroup(log.GroupConfig{Name: "g", AckWait: time.Minute, MaxDeliver: 5, Ordering: "stream"}, 1); err != nil {
 		t.Fatal(err)
 	}
 	g, err := s.OpenGroup("g")

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/evtdev/evt/codec"
+	"github.com/evtdev/evt/log"
 )
 
 // hashFile is an open-addressing hash table in a file of its own, mapped
@@ -200,15 +201,15 @@ func encodeHashHeader(k int, slots uint64) []byte {
 // header it accepts is one encodeHashHeader writes (FuzzHashHeader).
 func decodeHashHeader(name string, hdr []byte, k int, size int64) (uint64, error) {
 	if len(hdr) < hashFixedHeader || string(hdr[:8]) != hashMagic || binary.LittleEndian.Uint32(hdr[24:]) != codec.Checksum(hdr[:24]) {
-		return 0, &CorruptError{File: name, Offset: 0, Reason: "bad header"}
+		return 0, &log.CorruptError{File: name, Offset: 0, Reason: "bad header"}
 	}
 	slots := binary.LittleEndian.Uint64(hdr[16:])
 	if binary.LittleEndian.Uint32(hdr[8:]) != 1 || !allZero(hdr[28:32]) {
-		return 0, &CorruptError{File: name, Offset: 0, Reason: "unknown table format"}
+		return 0, &log.CorruptError{File: name, Offset: 0, Reason: "unknown table format"}
 	}
 	if int(binary.LittleEndian.Uint32(hdr[12:])) != k || slots == 0 || slots&(slots-1) != 0 || slots > 1<<40 ||
 		size != int64(hashHeaderSize+slots*uint64(16+8*k)) {
-		return 0, &CorruptError{File: name, Offset: 0, Reason: "header does not match the file"}
+		return 0, &log.CorruptError{File: name, Offset: 0, Reason: "header does not match the file"}
 	}
 	return slots, nil
 }
@@ -221,7 +222,7 @@ func mapHashFile(f *os.File, path string, k int, rw bool) (*hashFile, error) {
 	}
 	hdr := make([]byte, hashFixedHeader)
 	if _, err := f.ReadAt(hdr, 0); err != nil {
-		return nil, &CorruptError{File: name, Offset: 0, Reason: "shorter than its header"}
+		return nil, &log.CorruptError{File: name, Offset: 0, Reason: "shorter than its header"}
 	}
 	slots, err := decodeHashHeader(name, hdr, k, st.Size())
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/evtdev/evt/codec"
+	"github.com/evtdev/evt/log"
 )
 
 func newHashFile(t *testing.T, k int, n uint64) *hashFile {
@@ -344,10 +345,10 @@ func TestHashFileBadHeader(t *testing.T) {
 					h.close()
 					t.Fatalf("rw=%v: opened", rw)
 				}
-				if !errors.Is(err, ErrCorrupt) {
+				if !errors.Is(err, log.ErrCorrupt) {
 					t.Fatalf("rw=%v: %v, want ErrCorrupt", rw, err)
 				}
-				var ce *CorruptError
+				var ce *log.CorruptError
 				if !errors.As(err, &ce) || ce.File != "heads" {
 					t.Fatalf("rw=%v: %#v, want a *CorruptError naming heads", rw, err)
 				}

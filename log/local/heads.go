@@ -7,21 +7,8 @@ import (
 	"time"
 
 	"github.com/evtdev/evt/codec"
+	"github.com/evtdev/evt/log"
 )
-
-// StreamInfo describes the head of one stream.
-type StreamInfo struct {
-	Stream  string
-	Version uint64 // last version; 0 only for a stream that does not exist
-	// Cut is the last version removed by evt truncate or evt delete: the
-	// stream's events start after it. Deleted says the last cut was a
-	// delete and no event has been appended since.
-	Cut      uint64
-	Deleted  bool
-	Last     uint64 // position of the last event
-	LastType string
-	LastTime time.Time
-}
 
 // tables returns the heads table, reopening it if another process has
 // replaced it (grown or rebuilt) and, for a writer, rebuilding it if it
@@ -53,26 +40,26 @@ func (s *Store) tables() (*hashFile, error) {
 // Head returns the head of stream, or ErrNotFound. It costs one table
 // lookup and one record read, plus a scan of the records the table has
 // not absorbed yet (normally none, or the batch being published).
-func (s *Store) Head(stream string) (StreamInfo, error) {
+func (s *Store) Head(stream string) (log.StreamInfo, error) {
 	info, _, _, err := s.head(stream)
 	return info, err
 }
 
 // head is Head, also returning the committed state and the view of the
 // limits it judged the stream under, for a read that follows.
-func (s *Store) head(stream string) (StreamInfo, commitState, *view, error) {
+func (s *Store) head(stream string) (log.StreamInfo, commitState, *view, error) {
 	h, err := s.tables()
 	if err != nil {
-		return StreamInfo{}, commitState{}, nil, err
+		return log.StreamInfo{}, commitState{}, nil, err
 	}
 	applied := h.applied()
 	var vals [headsValues]uint64
 	found := h.get(keyOf(stream), vals[:])
 	c, err := s.committed() // after the table: the table never runs ahead of it
 	if err != nil {
-		return StreamInfo{}, commitState{}, nil, err
+		return log.StreamInfo{}, commitState{}, nil, err
 	}
-	info := StreamInfo{Stream: stream}
+	info := log.StreamInfo{Stream: stream}
 	if applied >= c.next {
 		// The table is ahead of the commit file (a publish lost to a
 		// crash of the machine): trust the log alone until a writer
@@ -85,7 +72,7 @@ func (s *Store) head(stream string) (StreamInfo, commitState, *view, error) {
 			return info, c, nil, err
 		}
 		if string(rec.Stream) != stream {
-			return info, c, nil, &CorruptError{File: headsFile, Offset: -1, Reason: fmt.Sprintf("entry for %q points at an event of %q (run evt repair)", stream, rec.Stream)}
+			return info, c, nil, &log.CorruptError{File: headsFile, Offset: -1, Reason: fmt.Sprintf("entry for %q points at an event of %q (run evt repair)", stream, rec.Stream)}
 		}
 		info.Cut, info.Deleted = splitCut(vals[2])
 		setHead(&info, &rec)
@@ -102,7 +89,7 @@ func (s *Store) head(stream string) (StreamInfo, commitState, *view, error) {
 		}
 	}
 	if info.Version == 0 {
-		return info, c, nil, fmt.Errorf("%w: stream %s", ErrNotFound, stream)
+		return info, c, nil, fmt.Errorf("%w: stream %s", log.ErrNotFound, stream)
 	}
 	v, err := s.view(&c)
 	if err != nil {
@@ -114,12 +101,12 @@ func (s *Store) head(stream string) (StreamInfo, commitState, *view, error) {
 // retained says whether a stream has events left after the limits, as
 // ErrNotFound naming the reason if not. The newest event is enough to
 // look at: every limit removes a prefix of a stream.
-func (s *Store) retained(info *StreamInfo, v *view, c *commitState) error {
+func (s *Store) retained(info *log.StreamInfo, v *view, c *commitState) error {
 	switch {
 	case info.Deleted && info.Cut >= info.Version:
-		return fmt.Errorf("%w: stream %s (deleted)", ErrNotFound, info.Stream)
+		return fmt.Errorf("%w: stream %s (deleted)", log.ErrNotFound, info.Stream)
 	case info.Cut >= info.Version:
-		return fmt.Errorf("%w: stream %s (truncated before version %d)", ErrNotFound, info.Stream, info.Cut+1)
+		return fmt.Errorf("%w: stream %s (truncated before version %d)", log.ErrNotFound, info.Stream, info.Cut+1)
 	case v.plain:
 		return nil
 	}
@@ -127,10 +114,10 @@ func (s *Store) retained(info *StreamInfo, v *view, c *commitState) error {
 	if err == nil && v.visible(&rec) {
 		return nil
 	}
-	if err != nil && !errors.Is(err, ErrNotFound) {
+	if err != nil && !errors.Is(err, log.ErrNotFound) {
 		return err
 	}
-	return fmt.Errorf("%w: stream %s (its events were removed by retention)", ErrNotFound, info.Stream)
+	return fmt.Errorf("%w: stream %s (its events were removed by retention)", log.ErrNotFound, info.Stream)
 }
 
 // The third value of a heads entry is the stream's cut: the last version
@@ -158,7 +145,7 @@ func cutValue(old uint64, flag uint16, cut uint64) uint64 {
 }
 
 // applyInfo updates info with a record the heads table has not absorbed.
-func applyInfo(info *StreamInfo, rec *codec.Record) {
+func applyInfo(info *log.StreamInfo, rec *codec.Record) {
 	if rec.Marker() {
 		old := info.Cut
 		if info.Deleted {
@@ -173,7 +160,7 @@ func applyInfo(info *StreamInfo, rec *codec.Record) {
 	}
 }
 
-func setHead(info *StreamInfo, rec *codec.Record) {
+func setHead(info *log.StreamInfo, rec *codec.Record) {
 	info.Version = rec.Version
 	info.Last = rec.Position
 	info.LastType = string(rec.Type)
@@ -182,7 +169,7 @@ func setHead(info *StreamInfo, rec *codec.Record) {
 
 // Streams returns the head of every stream whose name match accepts
 // (all if match is nil), sorted by name.
-func (s *Store) Streams(match func(string) bool) ([]StreamInfo, error) {
+func (s *Store) Streams(match func(string) bool) ([]log.StreamInfo, error) {
 	h, err := s.tables()
 	if err != nil {
 		return nil, err
@@ -202,7 +189,7 @@ func (s *Store) Streams(match func(string) bool) ([]StreamInfo, error) {
 	}
 	// Read heads in log order: sequential-ish reads, and segments open once.
 	sort.Slice(slots, func(i, j int) bool { return slots[i][0] < slots[j][0] })
-	byName := make(map[string]*StreamInfo, len(slots))
+	byName := make(map[string]*log.StreamInfo, len(slots))
 	for _, v := range slots {
 		if v[0] >= c.next {
 			continue
@@ -215,7 +202,7 @@ func (s *Store) Streams(match func(string) bool) ([]StreamInfo, error) {
 		if match != nil && !match(name) {
 			continue
 		}
-		info := &StreamInfo{Stream: name}
+		info := &log.StreamInfo{Stream: name}
 		info.Cut, info.Deleted = splitCut(v[2])
 		setHead(info, &rec)
 		byName[name] = info
@@ -228,7 +215,7 @@ func (s *Store) Streams(match func(string) bool) ([]StreamInfo, error) {
 			}
 			info := byName[name]
 			if info == nil {
-				info = &StreamInfo{Stream: name}
+				info = &log.StreamInfo{Stream: name}
 				byName[name] = info
 			}
 			applyInfo(info, rec)
@@ -242,10 +229,10 @@ func (s *Store) Streams(match func(string) bool) ([]StreamInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make([]StreamInfo, 0, len(byName))
+	out := make([]log.StreamInfo, 0, len(byName))
 	for _, info := range byName {
 		if err := s.retained(info, v, &c); err != nil {
-			if errors.Is(err, ErrNotFound) {
+			if errors.Is(err, log.ErrNotFound) {
 				continue
 			}
 			return nil, err

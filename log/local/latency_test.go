@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/evtdev/evt/codec"
+	"github.com/evtdev/evt/log"
 )
 
 // BenchmarkFollowLatency measures the time from an appender's Append
@@ -62,7 +63,7 @@ func followLatency(b *testing.B, poll bool) {
 	lat := make([]time.Duration, 0, n)
 	b.ResetTimer()
 	for i := 0; i < n; i++ {
-		var batch Batch
+		var batch log.Batch
 		batch.Add("lat-1", "Tick", "", []byte(`{}`), nil)
 		if _, err := w.Append(&batch); err != nil {
 			b.Fatal(err)

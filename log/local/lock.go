@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/evtdev/evt/log"
 	"golang.org/x/sys/unix"
 )
 
@@ -93,7 +94,7 @@ func (l *appendLock) acquire(timeout time.Duration) error {
 		holder := l.holder()
 		// Keep l.mu: the abandoned goroutine may still take and drop the
 		// flock on this descriptor; this Store must not append again.
-		return fmt.Errorf("%w: waited %s for the %s%s", ErrLocked, timeout, l.name, holder)
+		return fmt.Errorf("%w: waited %s for the %s%s", log.ErrLocked, timeout, l.name, holder)
 	}
 }
 

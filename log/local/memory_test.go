@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/evtdev/evt/codec"
+	"github.com/evtdev/evt/log"
 )
 
 // Invariant 5 of DESIGN.md: the memory of a replay is constant, whatever
@@ -31,7 +32,7 @@ func buildMemoryStore(tb testing.TB, dir string, n int, segSize int64) int64 {
 	}
 	defer s.Close()
 	for done := 0; done < n; {
-		var b Batch
+		var b log.Batch
 		for i := 0; i < 10000 && done < n; i++ {
 			data := fmt.Appendf(nil, `{"amount":%d,"note":%q}`, done%10000, memoryNote)
 			if err := b.Add("account-"+strconv.Itoa(done%(n/10+1)), "Deposited", "", data, nil); err != nil {
@@ -179,7 +180,7 @@ func TestScanOpenFilesBounded(t *testing.T) {
 	}
 	const segments = 300
 	for i := range segments {
-		var b Batch
+		var b log.Batch
 		for j := range 20 { // about 5 KB: every batch rolls a segment
 			if err := b.Add(fmt.Sprintf("account-%d", j), "Deposited", "", fmt.Appendf(nil, `{"i":%d,"note":%q}`, i, memoryNote), nil); err != nil {
 				t.Fatal(err)

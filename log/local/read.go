@@ -6,6 +6,7 @@ import (
 	"sort"
 
 	"github.com/evtdev/evt/codec"
+	"github.com/evtdev/evt/log"
 )
 
 // committed reads the current committed end. Everything a reader may see
@@ -63,15 +64,15 @@ func (s *Store) offsetOf(sf *segFile, pos uint64, c *commitState) (int64, error)
 		return 0, fmt.Errorf("%w: position %d", errCompacted, pos)
 	}
 	if pos < c.next {
-		return 0, &CorruptError{File: segmentName(sf.first), Offset: -1, Reason: fmt.Sprintf("committed position %d is not in the segment that should hold it", pos)}
+		return 0, &log.CorruptError{File: segmentName(sf.first), Offset: -1, Reason: fmt.Sprintf("committed position %d is not in the segment that should hold it", pos)}
 	}
-	return 0, fmt.Errorf("%w: position %d", ErrNotFound, pos)
+	return 0, fmt.Errorf("%w: position %d", log.ErrNotFound, pos)
 }
 
 // errCompacted says a position's event was dropped by compaction (or,
 // below the first segment, with its whole segment): it is gone, not
 // damaged.
-var errCompacted = fmt.Errorf("%w: removed by retention", ErrNotFound)
+var errCompacted = fmt.Errorf("%w: removed by retention", log.ErrNotFound)
 
 // seekOffset finds the offset of the first record at or after position
 // from in sf: from itself, or in a compacted segment the next position
@@ -127,7 +128,7 @@ func (s *Store) seekOffset(sf *segFile, from uint64, c *commitState) (int64, err
 // asked for, so a stale entry falls back to offsetOf's scan).
 func (s *Store) recordAt(pos uint64, c *commitState) (codec.Record, error) {
 	if pos == 0 || pos >= c.next {
-		return codec.Record{}, fmt.Errorf("%w: position %d", ErrNotFound, pos)
+		return codec.Record{}, fmt.Errorf("%w: position %d", log.ErrNotFound, pos)
 	}
 	first, err := s.segmentFor(pos, c)
 	if err != nil {
@@ -283,7 +284,7 @@ func (s *Store) iterate(from uint64, c *commitState, fn func(rec *codec.Record) 
 			return err
 		}
 		if next <= first {
-			return &CorruptError{File: segmentName(first), Offset: lim, Reason: fmt.Sprintf("log ends at position %d, committed end is %d", last, c.next-1)}
+			return &log.CorruptError{File: segmentName(first), Offset: lim, Reason: fmt.Sprintf("log ends at position %d, committed end is %d", last, c.next-1)}
 		}
 		first, from = next, next
 	}

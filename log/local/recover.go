@@ -8,6 +8,7 @@ import (
 	"os"
 
 	"github.com/evtdev/evt/codec"
+	"github.com/evtdev/evt/log"
 	"github.com/evtdev/evt/log/atomicfile"
 )
 
@@ -51,7 +52,7 @@ func (s *Store) prepare() (commitState, error) {
 		return c, err
 	}
 	if st.Size() < c.size {
-		return c, &CorruptError{File: segmentName(c.active), Offset: st.Size(), Reason: fmt.Sprintf("%d bytes shorter than its committed end; evt repair --drop-damaged drops the events past the damage", c.size-st.Size())}
+		return c, &log.CorruptError{File: segmentName(c.active), Offset: st.Size(), Reason: fmt.Sprintf("%d bytes shorter than its committed end; evt repair --drop-damaged drops the events past the damage", c.size-st.Size())}
 	}
 	// A rescan from the active segment's start ("rebooted") is needed
 	// after a reboot, and also whenever the commit file looks older than
@@ -125,7 +126,7 @@ func (s *Store) recoverTail(c *commitState, sf *segFile, from int64, expect uint
 		if follow && sf.first == c.active && kept < c.size {
 			// Below the committed end: lost pages (sync none) look the same
 			// as damage. Either way acknowledged events would go: ask.
-			return &CorruptError{File: name, Offset: kept, Reason: fmt.Sprintf("after a restart, %d bytes below the committed end are unreadable; run evt repair --drop-damaged to drop them", c.size-kept)}
+			return &log.CorruptError{File: name, Offset: kept, Reason: fmt.Sprintf("after a restart, %d bytes below the committed end are unreadable; run evt repair --drop-damaged to drop them", c.size-kept)}
 		}
 		if err := s.ensureIdx(sf); err != nil {
 			return err
@@ -238,7 +239,7 @@ func (s *Store) catchUp(c *commitState, rebooted, lost bool) error {
 		s.ids.close()
 		s.ids = nil
 		ids, err := openHashFile(join(s.dir, idsFile), idsValues, true)
-		if err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, ErrCorrupt) {
+		if err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, log.ErrCorrupt) {
 			return err
 		}
 		s.ids = ids

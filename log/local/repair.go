@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/evtdev/evt/log"
 	"github.com/evtdev/evt/log/atomicfile"
 )
 
@@ -17,8 +18,8 @@ import (
 //
 // With dropDamaged, damage in the active segment is cut off instead: the
 // events from the damaged record on are dropped, and said so.
-func (s *Store) Repair(dropDamaged bool, progress Progress) (Report, error) {
-	var rep Report
+func (s *Store) Repair(dropDamaged bool, progress log.Progress) (log.Report, error) {
+	var rep log.Report
 	if s.lock == nil {
 		return rep, fmt.Errorf("repair needs a store opened for writing")
 	}
@@ -34,7 +35,7 @@ func (s *Store) Repair(dropDamaged bool, progress Progress) (Report, error) {
 		return rep, err
 	}
 	if len(firsts) == 0 {
-		return rep, &CorruptError{File: segmentName(1), Offset: -1, Reason: "no segment files"}
+		return rep, &log.CorruptError{File: segmentName(1), Offset: -1, Reason: "no segment files"}
 	}
 	var total, done int64
 	for _, first := range firsts {
@@ -66,7 +67,7 @@ func (s *Store) Repair(dropDamaged bool, progress Progress) (Report, error) {
 			continue
 		}
 		if first != expect {
-			return rep, &CorruptError{File: name, Offset: 0, Reason: fmt.Sprintf("starts at position %d but the log before it ends at %d: events are missing; restore this store from a backup", first, expect-1)}
+			return rep, &log.CorruptError{File: name, Offset: 0, Reason: fmt.Sprintf("starts at position %d but the log before it ends at %d: events are missing; restore this store from a backup", first, expect-1)}
 		}
 		sf, err := s.segment(first)
 		if err != nil {
@@ -119,7 +120,7 @@ func (s *Store) Repair(dropDamaged bool, progress Progress) (Report, error) {
 		}
 		if last && !dropDamaged {
 			if old, err := readCommit(s.commit); err == nil && old.active == first && kept < old.size {
-				return rep, &CorruptError{File: name, Offset: kept, Reason: fmt.Sprintf("damaged below the committed end (%d bytes of acknowledged events follow); evt repair --drop-damaged drops them", old.size-kept)}
+				return rep, &log.CorruptError{File: name, Offset: kept, Reason: fmt.Sprintf("damaged below the committed end (%d bytes of acknowledged events follow); evt repair --drop-damaged drops them", old.size-kept)}
 			}
 		}
 		if kept < size && !last {
@@ -127,7 +128,7 @@ func (s *Store) Repair(dropDamaged bool, progress Progress) (Report, error) {
 			if sc.Err() != nil {
 				reason = sc.Err().Error()
 			}
-			return rep, &CorruptError{File: name, Offset: kept, Reason: reason + " inside a sealed segment; the events after it cannot be recovered; restore this store from a backup"}
+			return rep, &log.CorruptError{File: name, Offset: kept, Reason: reason + " inside a sealed segment; the events after it cannot be recovered; restore this store from a backup"}
 		}
 		ends = append(ends, segEnd{first: first, gen: sf.gen, size: size, kept: kept, next: next, index: entries})
 		expect = next

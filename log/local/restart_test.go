@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/evtdev/evt/log"
 )
 
 // Regression tests for two bugs the torture suite's power-loss test
@@ -14,7 +16,7 @@ import (
 
 // restartStore appends batches to a new store: one event per stream
 // named, each batch its own append.
-func restartStore(t *testing.T, batches ...[]string) (string, []Result) {
+func restartStore(t *testing.T, batches ...[]string) (string, []log.Result) {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "store")
 	s, err := Open(dir, Options{Create: true, Sync: SyncNone})
@@ -22,9 +24,9 @@ func restartStore(t *testing.T, batches ...[]string) (string, []Result) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	var all []Result
+	var all []log.Result
 	for _, streams := range batches {
-		var b Batch
+		var b log.Batch
 		for _, name := range streams {
 			if err := b.Add(name, "T", "", []byte(`{}`), nil); err != nil {
 				t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/evtdev/evt/codec"
+	"github.com/evtdev/evt/log"
 )
 
 // Bounds returns the first retained position and the committed end (the
@@ -38,7 +39,7 @@ func (s *Store) segmentList(c *commitState) ([]uint64, error) {
 	}
 	i := sort.Search(len(s.firsts), func(i int) bool { return s.firsts[i] > c.active })
 	if i == 0 {
-		return nil, &CorruptError{File: segmentName(c.active), Offset: -1, Reason: "segment file is missing"}
+		return nil, &log.CorruptError{File: segmentName(c.active), Offset: -1, Reason: "segment file is missing"}
 	}
 	return s.firsts[:i], nil
 }
@@ -152,7 +153,7 @@ func (s *Store) ReadStream(stream string, from uint64, fn func(rec *codec.Record
 		}
 		if string(rec.Stream) != stream || rec.Version != v {
 			first, _ := s.segmentFor(pos, &c)
-			return 0, &CorruptError{File: segmentName(first), Offset: -1, Reason: fmt.Sprintf("stream %s: back-pointer chain broken at position %d (run evt verify)", stream, pos)}
+			return 0, &log.CorruptError{File: segmentName(first), Offset: -1, Reason: fmt.Sprintf("stream %s: back-pointer chain broken at position %d (run evt verify)", stream, pos)}
 		}
 		if !view.visible(&rec) {
 			break // limits remove a prefix of a stream

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/evtdev/evt/codec"
+	"github.com/evtdev/evt/log"
 )
 
 // seekEvent is what a seek or stream read is checked against: one event
@@ -38,7 +39,7 @@ func buildSeekStore(t *testing.T, dir string, segSize int64, batches int, rng *r
 	}
 	defer s.Close()
 	for i := range batches {
-		var b Batch
+		var b log.Batch
 		for j := range 1 + rng.IntN(4) {
 			stream := fmt.Sprintf("other-%d", rng.IntN(10))
 			if rng.IntN(3) > 0 {
@@ -369,7 +370,7 @@ func TestReadStream(t *testing.T) {
 	t.Run("missing stream", func(t *testing.T) {
 		called := false
 		v, err := r.ReadStream("nope-1", 1, func(*codec.Record) error { called = true; return nil })
-		if !errors.Is(err, ErrNotFound) || v != 0 || called {
+		if !errors.Is(err, log.ErrNotFound) || v != 0 || called {
 			t.Fatalf("ReadStream of a missing stream = %d, %v (called %v); want 0, ErrNotFound", v, err, called)
 		}
 	})

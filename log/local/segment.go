@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/evtdev/evt/codec"
+	"github.com/evtdev/evt/log"
 )
 
 // A segment file holds a run of consecutive records of the global log. It
@@ -88,7 +89,7 @@ func checkSegmentHeader(f *os.File, first uint64) (uint32, error) {
 	name := segmentName(first)
 	if _, err := f.ReadAt(h, 0); err != nil {
 		if errors.Is(err, io.EOF) {
-			return 0, &CorruptError{File: name, Offset: 0, Reason: "shorter than its header"}
+			return 0, &log.CorruptError{File: name, Offset: 0, Reason: "shorter than its header"}
 		}
 		return 0, err
 	}
@@ -101,19 +102,19 @@ func checkHeaderBytes(h []byte, first uint64) error {
 	name := segmentName(first)
 	switch {
 	case len(h) < segmentHeaderSize:
-		return &CorruptError{File: name, Offset: 0, Reason: "shorter than its header"}
+		return &log.CorruptError{File: name, Offset: 0, Reason: "shorter than its header"}
 	case string(h[:8]) != segmentMagic:
-		return &CorruptError{File: name, Offset: 0, Reason: "not an evt segment (bad magic)"}
+		return &log.CorruptError{File: name, Offset: 0, Reason: "not an evt segment (bad magic)"}
 	case binary.LittleEndian.Uint32(h[60:]) != codec.Checksum(h[:60]):
-		return &CorruptError{File: name, Offset: 0, Reason: "header checksum mismatch"}
+		return &log.CorruptError{File: name, Offset: 0, Reason: "header checksum mismatch"}
 	case binary.LittleEndian.Uint32(h[8:]) != segmentFormat:
-		return &CorruptError{File: name, Offset: 0, Reason: fmt.Sprintf("format version %d, this evt reads %d", binary.LittleEndian.Uint32(h[8:]), segmentFormat)}
+		return &log.CorruptError{File: name, Offset: 0, Reason: fmt.Sprintf("format version %d, this evt reads %d", binary.LittleEndian.Uint32(h[8:]), segmentFormat)}
 	case binary.LittleEndian.Uint32(h[12:]) != segmentHeaderSize:
-		return &CorruptError{File: name, Offset: 0, Reason: fmt.Sprintf("header size %d, want %d", binary.LittleEndian.Uint32(h[12:]), segmentHeaderSize)}
+		return &log.CorruptError{File: name, Offset: 0, Reason: fmt.Sprintf("header size %d, want %d", binary.LittleEndian.Uint32(h[12:]), segmentHeaderSize)}
 	case binary.LittleEndian.Uint64(h[16:]) != first:
-		return &CorruptError{File: name, Offset: 0, Reason: "header does not match the file name"}
+		return &log.CorruptError{File: name, Offset: 0, Reason: "header does not match the file name"}
 	case !allZero(h[36:40]) || !allZero(h[48:60]):
-		return &CorruptError{File: name, Offset: 0, Reason: "reserved header bytes are not zero"}
+		return &log.CorruptError{File: name, Offset: 0, Reason: "reserved header bytes are not zero"}
 	}
 	return nil
 }
@@ -196,7 +197,7 @@ func (s *recordScanner) Next() bool {
 				return true
 			}
 			if !errors.Is(err, codec.ErrShortRecord) {
-				s.err = &CorruptError{File: s.name, Offset: s.off, Reason: err.Error()}
+				s.err = &log.CorruptError{File: s.name, Offset: s.off, Reason: err.Error()}
 				return false
 			}
 		}
@@ -204,7 +205,7 @@ func (s *recordScanner) Next() bool {
 		left := s.limit - s.off - int64(len(avail))
 		if left <= 0 {
 			if len(avail) > 0 {
-				s.err = &CorruptError{File: s.name, Offset: s.off, Reason: "record runs past the end"}
+				s.err = &log.CorruptError{File: s.name, Offset: s.off, Reason: "record runs past the end"}
 			}
 			return false
 		}
@@ -219,7 +220,7 @@ func (s *recordScanner) Next() bool {
 		s.end += m
 		if m == 0 && err != nil {
 			if errors.Is(err, io.EOF) {
-				s.err = &CorruptError{File: s.name, Offset: s.off, Reason: "file shorter than its committed end"}
+				s.err = &log.CorruptError{File: s.name, Offset: s.off, Reason: "file shorter than its committed end"}
 			} else {
 				s.err = err
 			}
@@ -246,7 +247,7 @@ func readRecordAt(f *os.File, name string, off int64, buf []byte) (codec.Record,
 	n, err := f.ReadAt(buf, off)
 	if n < codec.RecordHeaderSize {
 		if err == nil || errors.Is(err, io.EOF) {
-			err = &CorruptError{File: name, Offset: off, Reason: "record past the end of the file"}
+			err = &log.CorruptError{File: name, Offset: off, Reason: "record past the end of the file"}
 		}
 		return codec.Record{}, buf, err
 	}
@@ -258,7 +259,7 @@ func readRecordAt(f *os.File, name string, off int64, buf []byte) (codec.Record,
 		buf = buf[:size]
 		if m, err := f.ReadAt(buf, off); m < size {
 			if err == nil || errors.Is(err, io.EOF) {
-				err = &CorruptError{File: name, Offset: off, Reason: "record past the end of the file"}
+				err = &log.CorruptError{File: name, Offset: off, Reason: "record past the end of the file"}
 			}
 			return codec.Record{}, buf, err
 		}
@@ -266,7 +267,7 @@ func readRecordAt(f *os.File, name string, off int64, buf []byte) (codec.Record,
 	}
 	rec, err := codec.DecodeRecord(buf[:n])
 	if err != nil {
-		return rec, buf, &CorruptError{File: name, Offset: off, Reason: err.Error()}
+		return rec, buf, &log.CorruptError{File: name, Offset: off, Reason: err.Error()}
 	}
 	return rec, buf, nil
 }

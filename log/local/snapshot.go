@@ -11,6 +11,7 @@ import (
 	"strconv"
 
 	"github.com/evtdev/evt/codec"
+	"github.com/evtdev/evt/log"
 )
 
 // Snapshots cache the state of a fold: (reducer fingerprint, stream) →
@@ -30,13 +31,6 @@ const (
 	snapHeader    = 8 + 8 + 8 + 4 + 4 + 4 + 4
 )
 
-// Snapshot is a cached fold state.
-type Snapshot struct {
-	Version  uint64 // the stream version folded through
-	Position uint64 // that event's position
-	State    []byte // the state, as JSON
-}
-
 func (s *Store) snapshotPath(fingerprint, stream string) string {
 	h := sha256.Sum256([]byte(fingerprint + "\x00" + stream))
 	return join(join(s.dir, snapshotDir), hex.EncodeToString(h[:16])+".snap")
@@ -45,33 +39,33 @@ func (s *Store) snapshotPath(fingerprint, stream string) string {
 // LoadSnapshot returns the cached state of stream under the reducer with
 // this fingerprint, if there is a valid one that still matches the log
 // (the event it names exists, in this stream, at that version).
-func (s *Store) LoadSnapshot(fingerprint, stream string) (Snapshot, bool) {
+func (s *Store) LoadSnapshot(fingerprint, stream string) (log.Snapshot, bool) {
 	fingerprint, ok := s.snapshotKey(fingerprint, stream)
 	if !ok {
-		return Snapshot{}, false
+		return log.Snapshot{}, false
 	}
 	b, err := os.ReadFile(s.snapshotPath(fingerprint, stream))
 	if err != nil {
-		return Snapshot{}, false
+		return log.Snapshot{}, false
 	}
 	f, ok := decodeSnapshot(b)
 	if !ok || f.fingerprint != fingerprint || f.stream != stream {
-		return Snapshot{}, false
+		return log.Snapshot{}, false
 	}
 	c, err := s.committed()
 	if err != nil {
-		return Snapshot{}, false
+		return log.Snapshot{}, false
 	}
 	rec, err := s.recordAt(f.snap.Position, &c)
 	if err != nil || string(rec.Stream) != stream || rec.Version != f.snap.Version || string(rec.ID) != f.id {
-		return Snapshot{}, false
+		return log.Snapshot{}, false
 	}
 	return f.snap, true
 }
 
 // SaveSnapshot stores a fold state. It is best effort: a store that is
 // read-only to this user simply gets no snapshots.
-func (s *Store) SaveSnapshot(fingerprint, stream string, snap Snapshot) error {
+func (s *Store) SaveSnapshot(fingerprint, stream string, snap log.Snapshot) error {
 	fingerprint, ok := s.snapshotKey(fingerprint, stream)
 	if !ok {
 		return nil
@@ -136,7 +130,7 @@ func cutSuffix(cut uint64) string { return "\x00cut=" + strconv.FormatUint(cut, 
 // snapshotFile is the content of one snapshot file.
 type snapshotFile struct {
 	fingerprint, stream, id string
-	snap                    Snapshot
+	snap                    log.Snapshot
 }
 
 func encodeSnapshot(f snapshotFile) []byte {
@@ -178,7 +172,7 @@ func decodeSnapshot(b []byte) (snapshotFile, bool) {
 		fingerprint: string(body[:fl]),
 		stream:      string(body[fl : fl+sl]),
 		id:          string(body[fl+sl+stl:]),
-		snap: Snapshot{
+		snap: log.Snapshot{
 			Version:  binary.LittleEndian.Uint64(b[8:]),
 			Position: binary.LittleEndian.Uint64(b[16:]),
 			State:    body[fl+sl : fl+sl+stl],

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/evtdev/evt/log"
 	"github.com/evtdev/evt/log/atomicfile"
 )
 
@@ -131,7 +132,7 @@ func (s *Store) open() error {
 		f, err := os.Open(join(s.dir, commitFile))
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
-				return fmt.Errorf("%w at %s", ErrNoStore, s.dir)
+				return fmt.Errorf("%w at %s", log.ErrNoStore, s.dir)
 			}
 			return err
 		}
@@ -173,7 +174,7 @@ func (s *Store) open() error {
 		return err
 	}
 	ids, err := openHashFile(join(s.dir, idsFile), idsValues, true)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, ErrCorrupt) {
+	if err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, log.ErrCorrupt) {
 		return err
 	}
 	s.ids = ids // nil if missing or corrupt: the first append rebuilds it
@@ -183,7 +184,7 @@ func (s *Store) open() error {
 func (s *Store) openHeads(rw bool) error {
 	h, err := openHashFile(join(s.dir, headsFile), headsValues, rw)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, ErrCorrupt) {
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, log.ErrCorrupt) {
 			if rw {
 				return nil // rebuilt under the lock by the first append
 			}
@@ -321,7 +322,7 @@ func (s *Store) segment(first uint64) (*segFile, error) {
 	f, err := os.OpenFile(join(s.dir, segmentName(first)), flag, 0)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, &CorruptError{File: segmentName(first), Offset: -1, Reason: "segment file is missing"}
+			return nil, &log.CorruptError{File: segmentName(first), Offset: -1, Reason: "segment file is missing"}
 		}
 		return nil, err
 	}
@@ -390,7 +391,7 @@ func (s *Store) segmentFor(pos uint64, c *commitState) (uint64, error) {
 	}
 	i := sort.Search(len(s.firsts), func(i int) bool { return s.firsts[i] > pos })
 	if i == 0 {
-		return 0, fmt.Errorf("%w: position %d is before the first segment", ErrNotFound, pos)
+		return 0, fmt.Errorf("%w: position %d is before the first segment", log.ErrNotFound, pos)
 	}
 	return s.firsts[i-1], nil
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/evtdev/evt/codec"
+	"github.com/evtdev/evt/log"
 )
 
 func openTest(t *testing.T, dir string, segSize int64) *Store {
@@ -21,9 +22,9 @@ func openTest(t *testing.T, dir string, segSize int64) *Store {
 	return s
 }
 
-func appendN(t *testing.T, s *Store, stream string, n int) []Result {
+func appendN(t *testing.T, s *Store, stream string, n int) []log.Result {
 	t.Helper()
-	var b Batch
+	var b log.Batch
 	for i := 0; i < n; i++ {
 		if err := b.Add(stream, "Happened", "", []byte(fmt.Sprintf(`{"i":%d}`, i)), nil); err != nil {
 			t.Fatal(err)
@@ -49,7 +50,7 @@ func TestAppendReadVerify(t *testing.T) {
 	if info.Version == 0 || info.LastType != "Happened" {
 		t.Fatalf("head %+v", info)
 	}
-	if _, err := s.Head("nope"); !errors.Is(err, ErrNotFound) {
+	if _, err := s.Head("nope"); !errors.Is(err, log.ErrNotFound) {
 		t.Fatalf("missing stream: %v", err)
 	}
 	var n uint64
@@ -93,9 +94,9 @@ func TestAppendReadVerify(t *testing.T) {
 
 func TestExpectAndIdempotency(t *testing.T) {
 	s := openTest(t, t.TempDir(), 0)
-	var b Batch
+	var b log.Batch
 	b.Add("a-1", "T", "id-1", []byte(`{}`), nil)
-	b.Expect("a-1", Expectation{Kind: ExpectNone})
+	b.Expect("a-1", log.Expectation{Kind: log.ExpectNone})
 	if _, err := s.Append(&b); err != nil {
 		t.Fatal(err)
 	}
@@ -104,13 +105,13 @@ func TestExpectAndIdempotency(t *testing.T) {
 	if err != nil || !res[0].Duplicate || res[0].Position != 1 {
 		t.Fatalf("retry: %+v %v", res, err)
 	}
-	var c Batch
+	var c log.Batch
 	c.Add("a-1", "T", "", []byte(`{}`), nil)
-	c.Expect("a-1", Expectation{Kind: ExpectVersion, Version: 5})
-	if _, err := s.Append(&c); !errors.Is(err, ErrConflict) {
+	c.Expect("a-1", log.Expectation{Kind: log.ExpectVersion, Version: 5})
+	if _, err := s.Append(&c); !errors.Is(err, log.ErrConflict) {
 		t.Fatalf("conflict: %v", err)
 	}
-	c.Expect("a-1", Expectation{Kind: ExpectVersion, Version: 1})
+	c.Expect("a-1", log.Expectation{Kind: log.ExpectVersion, Version: 1})
 	res, err = s.Append(&c)
 	if err != nil || res[0].Version != 2 || res[0].Position != 2 {
 		t.Fatalf("append: %+v %v", res, err)
@@ -140,10 +141,10 @@ func TestLockTimeoutNamesHolder(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer waiter.Close()
-	var b Batch
+	var b log.Batch
 	b.Add("a-1", "T", "", []byte(`{}`), nil)
 	_, err = waiter.Append(&b)
-	if !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), fmt.Sprintf("pid %d", os.Getpid())) {
+	if !errors.Is(err, log.ErrLocked) || !strings.Contains(err.Error(), fmt.Sprintf("pid %d", os.Getpid())) {
 		t.Fatalf("got %v, want ErrLocked naming pid %d", err, os.Getpid())
 	}
 }
@@ -178,14 +179,14 @@ func TestAppenderParts(t *testing.T) {
 	dir := t.TempDir()
 	s := openTest(t, dir, 0)
 	appendN(t, s, "a-1", 3)
-	part := func(stream string, n int) *Batch {
-		var b Batch
+	part := func(stream string, n int) *log.Batch {
+		var b log.Batch
 		for i := 0; i < n; i++ {
 			b.Add(stream, "T", "", []byte(`{"pad":"`+strings.Repeat("x", 1000)+`"}`), nil)
 		}
 		return &b
 	}
-	a, err := s.BeginAppend(nil, Expectation{})
+	a, err := s.BeginAppend(nil, log.Expectation{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,26 +196,26 @@ func TestAppenderParts(t *testing.T) {
 		}
 	}
 	a.Abort()
-	if _, err := s.Head("a-2"); !errors.Is(err, ErrNotFound) {
+	if _, err := s.Head("a-2"); !errors.Is(err, log.ErrNotFound) {
 		t.Fatalf("aborted stream visible: %v", err)
 	}
 	if rep, err := s.Verify(nil); err != nil || rep.Events != 3 {
 		t.Fatalf("after abort: %+v %v", rep, err)
 	}
 	// A conflict found in a later part aborts the whole batch.
-	a, err = s.BeginAppend(map[string]Expectation{"a-1": {Kind: ExpectVersion, Version: 1}}, Expectation{})
+	a, err = s.BeginAppend(map[string]log.Expectation{"a-1": {Kind: log.ExpectVersion, Version: 1}}, log.Expectation{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := a.Add(part("a-3", 5000)); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Add(part("a-1", 1)); !errors.Is(err, ErrConflict) {
+	if err := a.Add(part("a-1", 1)); !errors.Is(err, log.ErrConflict) {
 		t.Fatalf("want a conflict, got %v", err)
 	}
 	a.Abort()
 	// Parts that commit: all there, one batch, dense.
-	a, err = s.BeginAppend(nil, Expectation{Kind: ExpectNone})
+	a, err = s.BeginAppend(nil, log.Expectation{Kind: log.ExpectNone})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,21 +9,8 @@ import (
 	"slices"
 
 	"github.com/evtdev/evt/codec"
+	"github.com/evtdev/evt/log"
 )
-
-// Report summarises a verify or repair run.
-type Report struct {
-	Segments int
-	Events   uint64
-	Streams  int
-	Bytes    int64
-	Notes    []string // conditions that are not errors (an uncommitted tail)
-	Actions  []string // what repair changed
-	Chain    string   // head of the hash chain, when verify checked it
-}
-
-// Progress is told how many bytes of how many are done; it may be nil.
-type Progress func(done, total int64)
 
 type streamCheck struct{ last, version, cut uint64 }
 
@@ -33,8 +20,8 @@ type streamCheck struct{ last, version, cut uint64 }
 // lock, so no segment is swapped under it) and changes nothing; it
 // returns the first problem found as a *CorruptError naming the file and
 // offset.
-func (s *Store) Verify(progress Progress) (Report, error) {
-	var rep Report
+func (s *Store) Verify(progress log.Progress) (log.Report, error) {
+	var rep log.Report
 	release := s.holdCompaction()
 	defer release()
 	// Segments this Store opened before may have been compacted since:
@@ -68,7 +55,7 @@ func (s *Store) Verify(progress Progress) (Report, error) {
 		total += lim
 	}
 	if len(firsts) == 0 || firsts[0] > c.active {
-		return rep, &CorruptError{File: segmentName(c.active), Offset: -1, Reason: "no segment files"}
+		return rep, &log.CorruptError{File: segmentName(c.active), Offset: -1, Reason: "no segment files"}
 	}
 	streams := map[string]*streamCheck{}
 	expect, base := firsts[0], firsts[0]
@@ -83,7 +70,7 @@ func (s *Store) Verify(progress Progress) (Report, error) {
 		}
 		name := segmentName(first)
 		if first != expect {
-			return rep, &CorruptError{File: name, Offset: 0, Reason: fmt.Sprintf("starts at position %d, the previous segment ends at %d", first, expect-1)}
+			return rep, &log.CorruptError{File: name, Offset: 0, Reason: fmt.Sprintf("starts at position %d, the previous segment ends at %d", first, expect-1)}
 		}
 		sf, _ := s.segment(first)
 		lim, _ := s.limit(sf, &c)
@@ -108,7 +95,7 @@ func (s *Store) Verify(progress Progress) (Report, error) {
 			rec := sc.Record()
 			off := sc.Offset()
 			bad := func(format string, a ...any) error {
-				return &CorruptError{File: name, Offset: off, Reason: fmt.Sprintf(format, a...)}
+				return &log.CorruptError{File: name, Offset: off, Reason: fmt.Sprintf(format, a...)}
 			}
 			if rec.Position < expect || sf.gen == 0 && rec.Position != expect || rec.Position >= end {
 				return rep, bad("position %d, expected %d", rec.Position, expect)
@@ -145,7 +132,7 @@ func (s *Store) Verify(progress Progress) (Report, error) {
 			i := int(rec.Position-first) * offsetEntrySize
 			if i+offsetEntrySize > len(idx) || int64(binary.LittleEndian.Uint64(idx[i:])) != off ||
 				int64(binary.LittleEndian.Uint64(idx[i+8:])) != rec.Time {
-				return rep, &CorruptError{File: sf.idxName(), Offset: int64(i), Reason: fmt.Sprintf("entry for position %d is missing or wrong (run evt repair)", rec.Position)}
+				return rep, &log.CorruptError{File: sf.idxName(), Offset: int64(i), Reason: fmt.Sprintf("entry for position %d is missing or wrong (run evt repair)", rec.Position)}
 			}
 			lastTime = rec.Time
 			endOfBatch = rec.EndOfBatch()
@@ -163,7 +150,7 @@ func (s *Store) Verify(progress Progress) (Report, error) {
 		if !endOfBatch && sf.gen == 0 {
 			// (Compaction may drop the end of a batch, never a whole one
 			// that was not committed.)
-			return rep, &CorruptError{File: name, Offset: lim, Reason: "ends inside a batch"}
+			return rep, &log.CorruptError{File: name, Offset: lim, Reason: "ends inside a batch"}
 		}
 		if sf.gen > 0 {
 			expect = end // the positions compaction dropped
@@ -173,7 +160,7 @@ func (s *Store) Verify(progress Progress) (Report, error) {
 		rep.Segments++
 	}
 	if expect != c.next {
-		return rep, &CorruptError{File: commitFile, Offset: -1, Reason: fmt.Sprintf("committed end is position %d, the segments end at %d", c.next-1, expect-1)}
+		return rep, &log.CorruptError{File: commitFile, Offset: -1, Reason: fmt.Sprintf("committed end is position %d, the segments end at %d", c.next-1, expect-1)}
 	}
 	if progress != nil {
 		progress(total, total)
@@ -195,7 +182,7 @@ func (s *Store) verifyTables(c *commitState, streams map[string]*streamCheck) er
 		var v [headsValues]uint64
 		if !h.get(keyOf(name), v[:]) {
 			if want.last <= applied {
-				return &CorruptError{File: headsFile, Offset: -1, Reason: fmt.Sprintf("stream %s is missing (run evt repair)", name)}
+				return &log.CorruptError{File: headsFile, Offset: -1, Reason: fmt.Sprintf("stream %s is missing (run evt repair)", name)}
 			}
 			continue
 		}
@@ -203,7 +190,7 @@ func (s *Store) verifyTables(c *commitState, streams map[string]*streamCheck) er
 			continue // moved on by an append after the end this verify read
 		}
 		if want.last <= applied && (v[0] != want.last || v[1] != want.version || v[2] != want.cut) {
-			return &CorruptError{File: headsFile, Offset: -1, Reason: fmt.Sprintf("stream %s: table says version %d at %d (cut %#x), the log %d at %d (cut %#x) (run evt repair)", name, v[1], v[0], v[2], want.version, want.last, want.cut)}
+			return &log.CorruptError{File: headsFile, Offset: -1, Reason: fmt.Sprintf("stream %s: table says version %d at %d (cut %#x), the log %d at %d (cut %#x) (run evt repair)", name, v[1], v[0], v[2], want.version, want.last, want.cut)}
 		}
 	}
 	// The count only when the table is exactly at this verify's end: an
@@ -216,15 +203,15 @@ func (s *Store) verifyTables(c *commitState, streams map[string]*streamCheck) er
 		return err
 	}
 	if now.next == c.next && h.applied()+1 == c.next && applied+1 == c.next && n != uint64(len(streams)) {
-		return &CorruptError{File: headsFile, Offset: -1, Reason: fmt.Sprintf("holds %d streams, the log %d (run evt repair)", n, len(streams))}
+		return &log.CorruptError{File: headsFile, Offset: -1, Reason: fmt.Sprintf("holds %d streams, the log %d (run evt repair)", n, len(streams))}
 	}
 	ids, err := openHashFile(join(s.dir, idsFile), idsValues, false)
 	if err != nil {
-		var ce *CorruptError
+		var ce *log.CorruptError
 		if errors.As(err, &ce) {
 			return err
 		}
-		return &CorruptError{File: idsFile, Offset: -1, Reason: err.Error() + " (run evt repair)"}
+		return &log.CorruptError{File: idsFile, Offset: -1, Reason: err.Error() + " (run evt repair)"}
 	}
 	defer ids.close()
 	idApplied := ids.applied()
@@ -237,7 +224,7 @@ func (s *Store) verifyTables(c *commitState, streams map[string]*streamCheck) er
 		}
 		var v [idsValues]uint64
 		if !ids.get(idKey(string(rec.Stream), string(rec.ID)), v[:]) || v[0] != rec.Position {
-			return &CorruptError{File: idsFile, Offset: -1, Reason: fmt.Sprintf("id %s of position %d is missing or wrong (run evt repair)", rec.ID, rec.Position)}
+			return &log.CorruptError{File: idsFile, Offset: -1, Reason: fmt.Sprintf("id %s of position %d is missing or wrong (run evt repair)", rec.ID, rec.Position)}
 		}
 		return nil
 	})

@@ -11,6 +11,7 @@ import (
 	"unsafe"
 
 	"github.com/evtdev/evt/codec"
+	"github.com/evtdev/evt/log"
 )
 
 // A view is what the limits leave of the log at one moment: every public
@@ -206,7 +207,7 @@ func (s *Store) groupMarks() ([]groupMark, error) {
 	var out []groupMark
 	for _, name := range names {
 		cfg, err := s.groupConfig(name)
-		if errors.Is(err, ErrNotFound) {
+		if errors.Is(err, log.ErrNotFound) {
 			continue // removed meanwhile
 		}
 		if err != nil {
