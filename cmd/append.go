@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -181,7 +182,7 @@ func runAppend(g *globalOptions, o *appendOptions, args []string) error {
 			return err
 		}
 		defer s.Close()
-		if results, err = s.Append(&b); err != nil {
+		if results, err = s.Append(context.Background(), &b); err != nil {
 			return err
 		}
 	}

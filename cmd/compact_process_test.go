@@ -3,6 +3,7 @@ package cmd
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -671,7 +672,7 @@ func buildKillStore(t *testing.T, dir string, events int) {
 					}
 				}
 			}
-			if _, err := s.Append(&b); err != nil {
+			if _, err := s.Append(context.Background(), &b); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"bytes"
+	"context"
 	"flag"
 	"io/fs"
 	"os"
@@ -143,7 +144,7 @@ func completionStore(t *testing.T, dir string) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := s.Append(&b); err != nil {
+	if _, err := s.Append(context.Background(), &b); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.UpdateRetention(func(r *log.Retention) error {

@@ -22,7 +22,7 @@ func BenchmarkFoldSnapshot(b *testing.B) {
 	for i := 0; i < 10000; i++ {
 		batch.Add("long-1", "Tick", "", []byte(fmt.Sprintf(`{"n":%d,"k%d":1}`, i, i%50)), nil)
 	}
-	if _, err := s.Append(&batch); err != nil {
+	if _, err := s.Append(context.Background(), &batch); err != nil {
 		b.Fatal(err)
 	}
 	s.Close()

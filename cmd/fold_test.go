@@ -304,7 +304,7 @@ func TestFoldSnapshotsRandomized(t *testing.T) {
 		}
 		var roundTime time.Time
 		if b.Len() > 0 {
-			res, err := s.Append(&b)
+			res, err := s.Append(context.Background(), &b)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -3,6 +3,7 @@ package cmd
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -66,7 +67,7 @@ func TestTailFollowProcesses(t *testing.T) {
 			if err := b.Add("ready-1", "Ready", "ready", []byte(`{}`), nil); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := s.Append(&b); err != nil {
+			if _, err := s.Append(context.Background(), &b); err != nil {
 				t.Fatal(err)
 			}
 			s.Close()

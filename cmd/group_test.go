@@ -87,7 +87,7 @@ func buildGroupStore(tb testing.TB, dir string, n int) []groupEvent {
 				tb.Fatal(err)
 			}
 		}
-		if _, err := s.Append(&b); err != nil {
+		if _, err := s.Append(context.Background(), &b); err != nil {
 			tb.Fatal(err)
 		}
 	}

@@ -8,9 +8,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/evtdev/evt/codec"
+	"github.com/evtdev/evt/log"
 	"github.com/evtdev/evt/log/local"
 )
 
@@ -19,6 +19,7 @@ import (
 type eventFilter struct {
 	sel       codec.Selection
 	types     map[string]bool // nil: every type
+	typeList  []string        // the same types, for a store's query
 	fromGroup bool            // no selection given: use a group's (tail --group)
 }
 
@@ -36,6 +37,7 @@ func newEventFilter(pattern string, types []string) (eventFilter, error) {
 			f.types = map[string]bool{}
 		}
 		f.types[t] = true
+		f.typeList = append(f.typeList, t)
 	}
 	return f, nil
 }
@@ -50,246 +52,66 @@ func (f eventFilter) match(rec *codec.Record) bool {
 	return f.sel.All() || f.sel.Match(string(rec.Stream))
 }
 
-// eventReader delivers a selection's events in position order: from a
-// cursor or the last N, then, when following, each new one as it is
-// committed. It remembers the last position delivered, so an event is
-// never delivered twice when the initial read and the follow overlap.
+// eventReader reads a selection's events through the store's Read, for
+// the commands that print or hand them on: from a cursor or the last N,
+// up to an optional bound, following when asked. fn is called once per
+// event, in position order; errStop from it ends the read cleanly.
 type eventReader struct {
 	s       *local.Store
 	f       eventFilter
 	ios     *IOStreams
-	next    uint64 // the log position to scan from when following
-	last    uint64 // the last position delivered
 	to      uint64 // with bounded, deliver nothing after this position
 	bounded bool
-	done    bool // the deliver function asked to stop
-}
-
-// deliver wraps fn: it filters, skips what was delivered already, honours
-// the upper bound and turns errStop into a clean end.
-func (r *eventReader) deliver(fn func(*codec.Record) error) func(*codec.Record) error {
-	return func(rec *codec.Record) error {
-		if r.bounded && rec.Position > r.to {
-			r.done = true
-			return local.ErrStop
-		}
-		if rec.Position <= r.last || !r.f.match(rec) {
-			return nil
-		}
-		r.last = rec.Position
-		err := fn(rec)
-		if errors.Is(err, errStop) {
-			r.done = true
-			return local.ErrStop
-		}
-		return err
-	}
+	done    bool // fn asked to stop
 }
 
 // errStop, returned by a deliver function, ends the reading (--count).
 var errStop = errors.New("stop")
 
-// start reads the committed end: following continues from there.
-func (r *eventReader) start() (first uint64, err error) {
-	first, next, err := r.s.Bounds()
-	r.next = next
-	return first, err
+// read runs q, with the reader's selection and bound, through fn.
+func (r *eventReader) read(ctx context.Context, q log.Query, fn func(*codec.Record) error) error {
+	switch q.From.Kind {
+	case codec.CursorStored:
+		return usageErrorf("cursor stored needs a consumer group: --group NAME")
+	case codec.CursorPosition:
+		first, _, err := r.s.Bounds()
+		if err != nil {
+			return err
+		}
+		if q.From.N < first && r.ios != nil {
+			fmt.Fprintf(r.ios.ErrOut, "evt: note: position %d is before the first retained event (%d); reading from there\n", q.From.N, first)
+		}
+	}
+	if r.bounded {
+		if r.to == 0 {
+			return nil // the bound lies before every event
+		}
+		q.To = r.to
+	}
+	q.Selection, q.Types = r.f.sel, r.f.typeList
+	for rec, err := range r.s.Read(ctx, q) {
+		if err != nil {
+			return err
+		}
+		if err := fn(rec); err != nil {
+			if errors.Is(err, errStop) {
+				r.done = true
+				return nil
+			}
+			return err
+		}
+	}
+	return nil
 }
 
 // readFrom delivers every matching committed event from the cursor on.
 func (r *eventReader) readFrom(c codec.Cursor, fn func(*codec.Record) error) error {
-	first, err := r.start()
-	if err != nil {
-		return err
-	}
-	d := r.deliver(fn)
-	stream, single := r.f.sel.Stream()
-	if err := r.mustExist(); err != nil {
-		return err
-	}
-	switch c.Kind {
-	case codec.CursorEnd:
-		return nil
-	case codec.CursorBeforeEnd:
-		return r.lastN(c.N, fn)
-	case codec.CursorStored:
-		return usageErrorf("cursor stored needs a consumer group: --group NAME")
-	case codec.CursorPosition:
-		if c.N < first {
-			fmt.Fprintf(r.ios.ErrOut, "evt: note: position %d is before the first retained event (%d); reading from there\n", c.N, first)
-		}
-		r.last = c.N - 1
-	case codec.CursorTime:
-		p, err := r.s.PositionAt(c.Time)
-		if err != nil {
-			return err
-		}
-		r.last = p - 1
-	case codec.CursorAfterHead:
-		if single && r.f.types == nil {
-			_, err := r.s.ReadStream(stream, c.N+1, d)
-			return err
-		}
-		if r.f.sel.All() && r.f.types == nil {
-			r.last = first + c.N - 1
-			break
-		}
-		skip := c.N
-		inner := d
-		d = func(rec *codec.Record) error {
-			if skip > 0 && r.f.match(rec) && rec.Position > r.last {
-				skip--
-				r.last = rec.Position
-				return nil
-			}
-			return inner(rec)
-		}
-	}
-	if single {
-		_, err := r.s.ReadStream(stream, 1, d)
-		return err
-	}
-	_, err = r.s.Scan(max(r.last+1, first), d)
-	return err
-}
-
-// mustExist fails with ErrNotFound (exit 4) when the selection is one
-// stream that does not exist, whatever the cursor.
-func (r *eventReader) mustExist() error {
-	if stream, single := r.f.sel.Stream(); single {
-		if _, err := r.s.Head(stream); err != nil {
-			return err
-		}
-	}
-	return nil
+	return r.read(context.Background(), log.Query{From: c}, fn)
 }
 
 // lastN delivers the last n matching events.
 func (r *eventReader) lastN(n uint64, fn func(*codec.Record) error) error {
-	first, err := r.start()
-	if err != nil {
-		return err
-	}
-	if err := r.mustExist(); err != nil {
-		return err
-	}
-	if n == 0 {
-		return nil
-	}
-	d := r.deliver(fn)
-	stream, single := r.f.sel.Stream()
-	switch {
-	case single && r.f.types == nil:
-		info, err := r.s.Head(stream)
-		if err != nil {
-			return err
-		}
-		from := uint64(1)
-		if info.Version > n {
-			from = info.Version - n + 1
-		}
-		_, err = r.s.ReadStream(stream, from, d)
-		return err
-	case r.f.sel.All() && r.f.types == nil:
-		from := first
-		if r.next > n && r.next-n > first {
-			from = r.next - n
-		}
-		_, err := r.s.Scan(from, d)
-		return err
-	}
-	// A glob or a type filter: keep the last n matches of one pass (a
-	// selection over a category may scan; a single stream reads only
-	// itself).
-	ring := make([]codec.Record, 0, min(n, 4096))
-	var at int
-	keep := func(rec *codec.Record) error {
-		if !r.f.match(rec) {
-			return nil
-		}
-		c := cloneRecord(rec)
-		if uint64(len(ring)) < n {
-			ring = append(ring, c)
-		} else {
-			ring[at] = c
-			at = (at + 1) % len(ring)
-		}
-		return nil
-	}
-	if single {
-		if _, err := r.s.ReadStream(stream, 1, keep); err != nil {
-			return err
-		}
-	} else if _, err := r.s.Scan(first, keep); err != nil {
-		return err
-	}
-	for i := range ring {
-		if err := d(&ring[(at+i)%len(ring)]); err != nil {
-			if errors.Is(err, local.ErrStop) {
-				return nil
-			}
-			return err
-		}
-	}
-	return nil
-}
-
-// follow delivers each new matching event until ctx is done, the deliver
-// function stops, or idle passes without an event (0: never).
-func (r *eventReader) follow(ctx context.Context, poll bool, idle time.Duration, fn func(*codec.Record) error) error {
-	w, err := r.s.Watch(local.DefaultPoll, poll)
-	if err != nil {
-		return err
-	}
-	defer w.Close()
-	d := r.deliver(fn)
-	lastEvent := time.Now()
-	for !r.done {
-		before := r.last
-		next, err := r.s.Scan(r.next, d)
-		if err != nil {
-			return err
-		}
-		r.next = next
-		if r.done {
-			return nil
-		}
-		if r.last != before {
-			lastEvent = time.Now()
-		}
-		wctx := ctx
-		if idle > 0 {
-			left := idle - time.Since(lastEvent)
-			if left <= 0 {
-				return nil
-			}
-			var cancel context.CancelFunc
-			wctx, cancel = context.WithTimeout(ctx, left)
-			err = w.Wait(wctx)
-			cancel()
-		} else {
-			err = w.Wait(wctx)
-		}
-		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			// the idle timeout: one more scan decides
-		}
-	}
-	return nil
-}
-
-func cloneRecord(rec *codec.Record) codec.Record {
-	c := *rec
-	c.Stream = append([]byte(nil), rec.Stream...)
-	c.Type = append([]byte(nil), rec.Type...)
-	c.ID = append([]byte(nil), rec.ID...)
-	c.Data = append([]byte(nil), rec.Data...)
-	if rec.Metadata != nil {
-		c.Metadata = append([]byte(nil), rec.Metadata...)
-	}
-	return c
+	return r.read(context.Background(), log.Query{From: codec.Cursor{Kind: codec.CursorBeforeEnd, N: n}}, fn)
 }
 
 // cursorFile keeps the position of the last event a script has seen, so

@@ -150,22 +150,18 @@ func runTail(ctx context.Context, g *globalOptions, o *tailOptions, f eventFilte
 		}
 		return nil
 	}
+	q := log.Query{Follow: o.Follow, Poll: o.Poll, Idle: o.Timeout}
 	switch {
 	case resume > 0:
-		err = r.readFrom(codec.Cursor{Kind: codec.CursorPosition, N: resume + 1}, print)
+		q.From = codec.Cursor{Kind: codec.CursorPosition, N: resume + 1}
 	case o.From != "":
-		err = r.readFrom(from, print)
+		q.From = from
 	case cf != nil:
-		err = r.readFrom(codec.Cursor{Kind: codec.CursorStart}, print)
+		q.From = codec.Cursor{Kind: codec.CursorStart}
 	default:
-		err = r.lastN(o.Lines, print)
+		q.From = codec.Cursor{Kind: codec.CursorBeforeEnd, N: o.Lines}
 	}
-	if errors.Is(err, log.ErrNotFound) && o.Follow {
-		err = nil // the stream does not exist yet: follow waits for it
-	}
-	if err == nil && o.Follow && !r.done {
-		err = r.follow(ctx, o.Poll, o.Timeout, print)
-	}
+	err = r.read(ctx, q, print)
 	if ferr := p.Flush(); err == nil {
 		err = ferr
 	}

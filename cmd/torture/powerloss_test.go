@@ -2,6 +2,7 @@ package torture_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"fmt"
 	"math/rand"
@@ -137,7 +138,7 @@ func recordRun(t *testing.T, rng *rand.Rand, dir string, n int) *powerRun {
 			}
 			pb.keys = append(pb.keys, stream+"\x00"+id)
 		}
-		res, err := s.Append(&b)
+		res, err := s.Append(context.Background(), &b)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -336,7 +337,7 @@ func (r *powerRun) checkImage(t *testing.T, rng *rand.Rand, dir string, k int) b
 	if err := b.Add("after-2", "AfterRestart", "", []byte(`{}`), nil); err != nil {
 		t.Fatal(err)
 	}
-	_, err = s.Append(&b)
+	_, err = s.Append(context.Background(), &b)
 	s.Close()
 	if err != nil {
 		t.Fatalf("image of append %d: append with every stream's version expected: %v", k, err)

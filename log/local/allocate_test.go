@@ -1,6 +1,7 @@
 package local
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -25,7 +26,7 @@ func TestTablesAllocatedNoSIGBUSOnFullDisk(t *testing.T) {
 	if err := b.Add("a-1", "T", "", []byte(`{}`), nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Append(&b); err != nil {
+	if _, err := s.Append(context.Background(), &b); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()

@@ -1,6 +1,7 @@
 package local
 
 import (
+	"context"
 	"encoding/binary"
 	"fmt"
 	"os"
@@ -29,7 +30,13 @@ type streamState struct {
 // stream whose events in the batch are all such duplicates is a retry
 // that already succeeded, and is not checked. Any failed expectation
 // fails the whole batch with ErrConflict and writes nothing.
-func (s *Store) Append(b *log.Batch) ([]log.Result, error) {
+//
+// ctx is checked before the append lock is taken; the wait for the lock
+// is bounded by Options.LockTimeout.
+func (s *Store) Append(ctx context.Context, b *log.Batch) ([]log.Result, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	if b.Len() == 0 && len(b.Expectations()) == 0 {
 		return nil, nil
 	}

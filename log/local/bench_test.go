@@ -1,6 +1,7 @@
 package local
 
 import (
+	"context"
 	"fmt"
 	"testing"
 
@@ -23,7 +24,7 @@ func fillStore(b *testing.B, dir string, n int) {
 			batch.Add(fmt.Sprintf("account-%d", done%(n/10+1)), "Deposited", "", data, nil)
 			done++
 		}
-		if _, err := s.Append(&batch); err != nil {
+		if _, err := s.Append(context.Background(), &batch); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -48,7 +49,7 @@ func BenchmarkOpenAppend(b *testing.B) {
 				var batch log.Batch
 				batch.Add("account-1", "Deposited", "", data, nil)
 				batch.Expect("account-1", log.Expectation{Kind: log.ExpectExists})
-				if _, err := s.Append(&batch); err != nil {
+				if _, err := s.Append(context.Background(), &batch); err != nil {
 					b.Fatal(err)
 				}
 				s.Close()
@@ -93,7 +94,7 @@ func BenchmarkBatchAppend(b *testing.B) {
 		for j := 0; j < 1000; j++ {
 			batch.Add(fmt.Sprintf("account-%d", j%100), "Deposited", "", data, nil)
 		}
-		if _, err := s.Append(&batch); err != nil {
+		if _, err := s.Append(context.Background(), &batch); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -2,6 +2,7 @@ package local
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -95,7 +96,7 @@ func TestDeleteAndTruncate(t *testing.T) {
 	var b log.Batch
 	b.Add("acct-2", "Opened", "", []byte(`{}`), nil)
 	b.Expect("acct-2", log.Expectation{Kind: log.ExpectNone})
-	if _, err := s.Append(&b); !errors.Is(err, log.ErrConflict) {
+	if _, err := s.Append(context.Background(), &b); !errors.Is(err, log.ErrConflict) {
 		t.Fatalf("append --expect none to a deleted stream: %v", err)
 	}
 	r := appendN(t, s, "acct-2", 1)
@@ -155,7 +156,7 @@ func TestCompactionIsInvisible(t *testing.T) {
 						b.Add(name, "T", "", data, nil)
 					}
 				}
-				if _, err := s.Append(&b); err != nil {
+				if _, err := s.Append(context.Background(), &b); err != nil {
 					t.Fatal(err)
 				}
 				switch rng.IntN(6) {

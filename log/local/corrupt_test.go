@@ -2,6 +2,7 @@ package local
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -410,7 +411,7 @@ func checkAppendAfterActiveTruncated(t *testing.T, fx *fixture) {
 	if err := b.Add("acct-0", "Deposited", "after-damage", []byte(`{}`), nil); err != nil {
 		t.Fatal(err)
 	}
-	res, err := w.Append(&b)
+	res, err := w.Append(context.Background(), &b)
 	if err == nil {
 		t.Errorf("append to a segment cut below its committed end succeeded: %+v", res)
 	}
@@ -445,7 +446,7 @@ func staleHeads(claimCurrent bool) func(t *testing.T, fx *fixture) {
 					t.Fatal(err)
 				}
 			}
-			if _, err := w.Append(&b); err != nil {
+			if _, err := w.Append(context.Background(), &b); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -559,7 +560,7 @@ func checkIDsDeleted(t *testing.T, fx *fixture) {
 
 	w := openWriter(t, fx.dir)
 	retry := builderBatch(t, 5)
-	res, err := w.Append(retry)
+	res, err := w.Append(context.Background(), retry)
 	if err != nil {
 		t.Fatalf("retry: %v", err)
 	}
@@ -579,7 +580,7 @@ func checkIDsDeleted(t *testing.T, fx *fixture) {
 	for _, s := range retry.Streams() {
 		retry.Expect(s, log.Expectation{Kind: log.ExpectNone})
 	}
-	if res, err := w.Append(retry); err != nil || !res[0].Duplicate {
+	if res, err := w.Append(context.Background(), retry); err != nil || !res[0].Duplicate {
 		t.Errorf("retry with expectations: %+v, %v", res, err)
 	}
 }
@@ -592,7 +593,7 @@ func checkCommitLost(t *testing.T, fx *fixture) {
 
 	w := openWriter(t, fx.dir)
 	segsBefore := snapshot(t, fx.dir)
-	_, err = w.Append(builderBatch(t, 99))
+	_, err = w.Append(context.Background(), builderBatch(t, 99))
 	wantCorrupt(t, "append", err, commitFile, anyOffset)
 	if err != nil && !strings.Contains(err.Error(), "repair") {
 		t.Errorf("append error %q does not mention repair", err)
@@ -777,7 +778,7 @@ func checkRebootActiveTruncated(t *testing.T, fx *fixture) {
 	wantCorrupt(t, "reader open", err, name, anyOffset)
 	w := openWriter(t, fx.dir)
 	before := snapshot(t, fx.dir)
-	_, err = w.Append(builderBatch(t, 99))
+	_, err = w.Append(context.Background(), builderBatch(t, 99))
 	wantCorrupt(t, "append", err, name, anyOffset)
 	if err != nil && !strings.Contains(err.Error(), "drop-damaged") {
 		t.Errorf("append error %q does not point at --drop-damaged", err)
@@ -955,7 +956,7 @@ func buildStore(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	for i := 0; i < 40; i++ {
-		if _, err := s.Append(builderBatch(t, i)); err != nil {
+		if _, err := s.Append(context.Background(), builderBatch(t, i)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -1198,7 +1199,7 @@ func appendEvent(t *testing.T, s *Store, stream, id string) appended {
 	if err := b.Add(stream, "Deposited", id, []byte(`{"n":1}`), nil); err != nil {
 		t.Fatal(err)
 	}
-	res, err := s.Append(&b)
+	res, err := s.Append(context.Background(), &b)
 	if err != nil {
 		t.Fatalf("append %s to %s: %v", id, stream, err)
 	}

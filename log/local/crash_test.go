@@ -2,6 +2,7 @@ package local
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"math/rand"
 	"os"
@@ -48,7 +49,7 @@ func crashChild() {
 			b.Add(fmt.Sprintf("c%s-%d", id, rng.Intn(4)), "T", fmt.Sprintf("%s.%d.%d", id, i, j), data, nil)
 		}
 		if i%2 == 0 {
-			if _, err := s.Append(&b); err != nil {
+			if _, err := s.Append(context.Background(), &b); err != nil {
 				fmt.Fprintln(os.Stderr, err)
 				os.Exit(1)
 			}

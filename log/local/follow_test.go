@@ -98,7 +98,7 @@ func TestWatcherPollOnly(t *testing.T) {
 			time.Sleep(5 * time.Millisecond)
 			var b log.Batch
 			b.Add("polled-1", "Happened", "", []byte(`{}`), nil)
-			_, err := writer.Append(&b)
+			_, err := writer.Append(context.Background(), &b)
 			appended <- err
 		}()
 		start := time.Now()

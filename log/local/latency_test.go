@@ -65,7 +65,7 @@ func followLatency(b *testing.B, poll bool) {
 	for i := 0; i < n; i++ {
 		var batch log.Batch
 		batch.Add("lat-1", "Tick", "", []byte(`{}`), nil)
-		if _, err := w.Append(&batch); err != nil {
+		if _, err := w.Append(context.Background(), &batch); err != nil {
 			b.Fatal(err)
 		}
 		returned := time.Now()

@@ -1,6 +1,7 @@
 package local
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"runtime"
@@ -40,7 +41,7 @@ func buildMemoryStore(tb testing.TB, dir string, n int, segSize int64) int64 {
 			}
 			done++
 		}
-		if _, err := s.Append(&b); err != nil {
+		if _, err := s.Append(context.Background(), &b); err != nil {
 			tb.Fatal(err)
 		}
 	}
@@ -186,7 +187,7 @@ func TestScanOpenFilesBounded(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if _, err := s.Append(&b); err != nil {
+		if _, err := s.Append(context.Background(), &b); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -1,6 +1,7 @@
 package local
 
 import (
+	"context"
 	"encoding/binary"
 	"os"
 	"path/filepath"
@@ -32,7 +33,7 @@ func restartStore(t *testing.T, batches ...[]string) (string, []log.Result) {
 				t.Fatal(err)
 			}
 		}
-		res, err := s.Append(&b)
+		res, err := s.Append(context.Background(), &b)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,6 +1,7 @@
 package local
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -49,7 +50,7 @@ func buildSeekStore(t *testing.T, dir string, segSize int64, batches int, rng *r
 				t.Fatal(err)
 			}
 		}
-		if _, err := s.Append(&b); err != nil {
+		if _, err := s.Append(context.Background(), &b); err != nil {
 			t.Fatal(err)
 		}
 	}

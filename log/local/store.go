@@ -94,6 +94,9 @@ type Store struct {
 	sizes     map[[2]uint64]int64 // appendedSize by (first position, inode)
 }
 
+// The local store is a log.Store.
+var _ log.Store = (*Store)(nil)
+
 // Sealed reports whether an append through this Store sealed a segment
 // (for automatic compaction).
 func (s *Store) Sealed() bool { return s.sealed }

@@ -1,6 +1,7 @@
 package local
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -30,7 +31,7 @@ func appendN(t *testing.T, s *Store, stream string, n int) []log.Result {
 			t.Fatal(err)
 		}
 	}
-	res, err := s.Append(&b)
+	res, err := s.Append(context.Background(), &b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,22 +98,22 @@ func TestExpectAndIdempotency(t *testing.T) {
 	var b log.Batch
 	b.Add("a-1", "T", "id-1", []byte(`{}`), nil)
 	b.Expect("a-1", log.Expectation{Kind: log.ExpectNone})
-	if _, err := s.Append(&b); err != nil {
+	if _, err := s.Append(context.Background(), &b); err != nil {
 		t.Fatal(err)
 	}
 	// retry of the same batch: a no-op that reports the original
-	res, err := s.Append(&b)
+	res, err := s.Append(context.Background(), &b)
 	if err != nil || !res[0].Duplicate || res[0].Position != 1 {
 		t.Fatalf("retry: %+v %v", res, err)
 	}
 	var c log.Batch
 	c.Add("a-1", "T", "", []byte(`{}`), nil)
 	c.Expect("a-1", log.Expectation{Kind: log.ExpectVersion, Version: 5})
-	if _, err := s.Append(&c); !errors.Is(err, log.ErrConflict) {
+	if _, err := s.Append(context.Background(), &c); !errors.Is(err, log.ErrConflict) {
 		t.Fatalf("conflict: %v", err)
 	}
 	c.Expect("a-1", log.Expectation{Kind: log.ExpectVersion, Version: 1})
-	res, err = s.Append(&c)
+	res, err = s.Append(context.Background(), &c)
 	if err != nil || res[0].Version != 2 || res[0].Position != 2 {
 		t.Fatalf("append: %+v %v", res, err)
 	}
@@ -143,7 +144,7 @@ func TestLockTimeoutNamesHolder(t *testing.T) {
 	defer waiter.Close()
 	var b log.Batch
 	b.Add("a-1", "T", "", []byte(`{}`), nil)
-	_, err = waiter.Append(&b)
+	_, err = waiter.Append(context.Background(), &b)
 	if !errors.Is(err, log.ErrLocked) || !strings.Contains(err.Error(), fmt.Sprintf("pid %d", os.Getpid())) {
 		t.Fatalf("got %v, want ErrLocked naming pid %d", err, os.Getpid())
 	}
