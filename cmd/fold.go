@@ -17,7 +17,6 @@ import (
 	"github.com/evtdev/evt/codec"
 	"github.com/evtdev/evt/fold"
 	"github.com/evtdev/evt/log"
-	"github.com/evtdev/evt/log/local"
 )
 
 type foldOptions struct {
@@ -156,7 +155,7 @@ type foldBound struct {
 	before  uint64 // fold only positions below this (a time bound); 0: none
 }
 
-func parseFoldBound(s *local.Store, at string) (foldBound, error) {
+func parseFoldBound(s log.Store, at string) (foldBound, error) {
 	if at == "" {
 		return foldBound{}, nil
 	}
@@ -223,7 +222,7 @@ func runFold(ctx context.Context, g *globalOptions, o *foldOptions, f eventFilte
 
 type folder struct {
 	g       *globalOptions
-	s       *local.Store
+	s       log.Store
 	r       fold.Reducer
 	p       *codec.Printer
 	o       *foldOptions
@@ -283,9 +282,14 @@ func (fr *folder) one(name string) error {
 			}
 		}
 	}
-	_, err = fr.s.ReadStream(name, from, func(rec *codec.Record) error {
+	sel, err := codec.ParseSelection(name)
+	if err != nil {
+		return usageErrorf("%w", err)
+	}
+	q := log.Query{Selection: sel, From: codec.Cursor{Kind: codec.CursorAfterHead, N: from - 1}, To: fr.next - 1}
+	err = fr.read(context.Background(), q, func(rec *codec.Record) error {
 		if fr.bound.stops(rec) {
-			return local.ErrStop
+			return errStop
 		}
 		return fr.step(e, rec)
 	})
@@ -314,16 +318,21 @@ func (fr *folder) one(name string) error {
 
 // many folds every stream of a selection in one pass over the log.
 func (fr *folder) many(f eventFilter) error {
-	first, _, err := fr.s.Bounds()
+	_, next, err := fr.s.Bounds()
 	if err != nil {
 		return err
 	}
-	next, err := fr.s.Scan(first, func(rec *codec.Record) error {
-		if !f.match(rec) || fr.bound.before != 0 && rec.Position >= fr.bound.before {
-			return nil
-		}
+	fr.next = next
+	// The initial fold reads up to the end committed now; following goes
+	// on from there.
+	q := log.Query{Selection: f.sel, Types: f.typeList, From: codec.Cursor{Kind: codec.CursorStart}, To: next - 1}
+	if fr.bound.before != 0 {
+		q.To = min(q.To, fr.bound.before-1)
+	}
+	err = fr.read(context.Background(), q, func(rec *codec.Record) error {
 		e := fr.entries[string(rec.Stream)]
 		if e == nil {
+			var err error
 			if e, err = fr.newEntry(string(rec.Stream)); err != nil {
 				return err
 			}
@@ -336,7 +345,6 @@ func (fr *folder) many(f eventFilter) error {
 	if err != nil {
 		return err
 	}
-	fr.next = next
 	if fr.o.Trace {
 		return nil
 	}
@@ -348,49 +356,58 @@ func (fr *folder) many(f eventFilter) error {
 	return fr.printRows(rows)
 }
 
-// follow folds new events as they arrive and prints each changed state.
-func (fr *folder) follow(ctx context.Context, f eventFilter) error {
-	w, err := fr.s.Watch(local.DefaultPoll, fr.o.Poll)
-	if err != nil {
-		return err
+// read runs q through fn; errStop from fn ends it cleanly. A bound of
+// position 0 (an empty log) reads nothing.
+func (fr *folder) read(ctx context.Context, q log.Query, fn func(*codec.Record) error) error {
+	if !q.Follow && q.To == 0 {
+		if name, ok := q.Selection.Stream(); ok {
+			_, err := fr.s.Head(name) // a missing stream is still ErrNotFound
+			return err
+		}
+		return nil
 	}
-	defer w.Close()
-	for {
-		if err := fr.p.Flushed(); err != nil {
-			return err
-		}
-		if err := w.Wait(ctx); err != nil {
-			return err
-		}
-		next, err := fr.s.Scan(fr.next, func(rec *codec.Record) error {
-			if !f.match(rec) {
-				return nil
-			}
-			e := fr.entries[string(rec.Stream)]
-			if e == nil {
-				var err error
-				if e, err = fr.newEntry(string(rec.Stream)); err != nil {
-					return err
-				}
-			}
-			if rec.Position <= e.last {
-				return nil
-			}
-			if err := fr.step(e, rec); err != nil {
-				return err
-			}
-			if fr.o.Trace {
-				return nil
-			}
-			// Print now: the next event of this stream in the same read
-			// changes the state in place.
-			return fr.printRow(e, nil)
-		})
+	for rec, err := range fr.s.Read(ctx, q) {
 		if err != nil {
 			return err
 		}
-		fr.next = next
+		if err := fn(rec); err != nil {
+			if errors.Is(err, errStop) {
+				return nil
+			}
+			return err
+		}
 	}
+	return nil
+}
+
+// follow folds new events as they arrive and prints each changed state.
+func (fr *folder) follow(ctx context.Context, f eventFilter) error {
+	if err := fr.p.Flushed(); err != nil {
+		return err
+	}
+	q := log.Query{Selection: f.sel, Types: f.typeList, From: codec.Cursor{Kind: codec.CursorPosition, N: fr.next}, Follow: true, Poll: fr.o.Poll}
+	return fr.read(ctx, q, func(rec *codec.Record) error {
+		e := fr.entries[string(rec.Stream)]
+		if e == nil {
+			var err error
+			if e, err = fr.newEntry(string(rec.Stream)); err != nil {
+				return err
+			}
+		}
+		if rec.Position <= e.last {
+			return nil
+		}
+		if err := fr.step(e, rec); err != nil {
+			return err
+		}
+		if fr.o.Trace {
+			return fr.p.Flushed()
+		}
+		if err := fr.printRow(e, nil); err != nil {
+			return err
+		}
+		return fr.p.Flushed()
+	})
 }
 
 // printRows prints the folded states: for a terminal table, one column per

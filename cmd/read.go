@@ -11,7 +11,6 @@ import (
 
 	"github.com/evtdev/evt/codec"
 	"github.com/evtdev/evt/log"
-	"github.com/evtdev/evt/log/local"
 )
 
 // eventFilter picks the events a reading command prints: a selection of
@@ -57,7 +56,7 @@ func (f eventFilter) match(rec *codec.Record) bool {
 // up to an optional bound, following when asked. fn is called once per
 // event, in position order; errStop from it ends the read cleanly.
 type eventReader struct {
-	s       *local.Store
+	s       log.Store
 	f       eventFilter
 	ios     *IOStreams
 	to      uint64 // with bounded, deliver nothing after this position
