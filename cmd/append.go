@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/evtdev/evt/cmd/output"
 	"github.com/evtdev/evt/codec"
 	"github.com/evtdev/evt/log"
 )
@@ -194,7 +195,7 @@ func runAppend(g *globalOptions, o *appendOptions, args []string) error {
 		if r.Duplicate {
 			dups++
 		}
-		if p.Format() == codec.FormatAuto && g.JQ == "" {
+		if p.Format() == output.FormatAuto && g.JQ == "" {
 			line = strconv.AppendUint(line[:0], r.Position, 10)
 			line = append(line, ' ')
 			line = append(line, r.Stream...)

@@ -6,7 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/evtdev/evt/codec"
+	"github.com/evtdev/evt/cmd/output"
 	"github.com/evtdev/evt/log"
 )
 
@@ -105,7 +105,7 @@ func runCut(g *globalOptions, action string, cut func(*log.Store) (log.Result, e
 	if err != nil {
 		return err
 	}
-	if p.Format() == codec.FormatAuto {
+	if p.Format() == output.FormatAuto {
 		note := ""
 		if res.Duplicate {
 			note = " (already)"
@@ -113,7 +113,7 @@ func runCut(g *globalOptions, action string, cut func(*log.Store) (log.Result, e
 		_, err := fmt.Fprintf(g.IO.Out, "%s %s through version %s%s\n", res.Stream, action, strconv.FormatUint(res.Version, 10), note)
 		return err
 	}
-	if err := p.Row([]codec.Field{
+	if err := p.Row([]output.Field{
 		{Key: "stream", Value: res.Stream},
 		{Key: "action", Value: action},
 		{Key: "through_version", Value: res.Version},
