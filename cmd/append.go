@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/evtdev/evt/cmd/output"
 	"github.com/evtdev/evt/codec"
 	"github.com/evtdev/evt/log"
 	"github.com/evtdev/evt/log/local"
@@ -196,7 +197,7 @@ func runAppend(g *globalOptions, o *appendOptions, args []string) error {
 		if r.Duplicate {
 			dups++
 		}
-		if p.Format() == codec.FormatAuto && g.JQ == "" {
+		if p.Format() == output.FormatAuto && g.JQ == "" {
 			line = strconv.AppendUint(line[:0], r.Position, 10)
 			line = append(line, ' ')
 			line = append(line, r.Stream...)

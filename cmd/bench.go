@@ -16,7 +16,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
-	"github.com/evtdev/evt/codec"
+	"github.com/evtdev/evt/cmd/output"
 )
 
 type benchOptions struct {
@@ -202,17 +202,17 @@ type benchResult struct {
 
 // fields is the result as a row: numbers rounded to what a clock on a
 // busy machine can tell, null (a blank cell) where a figure means nothing.
-func (r benchResult) fields() []codec.Field {
+func (r benchResult) fields() []output.Field {
 	secs := r.elapsed.Seconds()
-	figure := func(key string, v float64, format string, ok bool) codec.Field {
+	figure := func(key string, v float64, format string, ok bool) output.Field {
 		if !ok || secs <= 0 || math.IsNaN(v) || math.IsInf(v, 0) {
-			return codec.Field{Key: key}
+			return output.Field{Key: key}
 		}
 		text := fmt.Sprintf(format, v)
 		rounded, _ := strconv.ParseFloat(text, 64) // the JSON value is what the table shows
-		return codec.Field{Key: key, Value: rounded, Text: text}
+		return output.Field{Key: key, Value: rounded, Text: text}
 	}
-	fields := []codec.Field{
+	fields := []output.Field{
 		{Key: "workload", Value: r.workload},
 		{Key: "events", Value: r.events},
 		figure("seconds", secs, "%.3f", true),

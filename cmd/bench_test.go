@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/evtdev/evt/codec"
+	"github.com/evtdev/evt/cmd/output"
 )
 
 // TestBenchData checks that an event's data is valid JSON of exactly
@@ -32,14 +32,14 @@ func TestBenchFields(t *testing.T) {
 		ops[len(ops)-1-i] = time.Duration(i+1) * time.Millisecond // unsorted on purpose
 	}
 	r := benchResult{workload: "tail", events: 100, elapsed: 2 * time.Second, ops: ops, noRate: true}
-	got := string(codec.AppendRowJSON(nil, r.fields()))
+	got := string(output.AppendRowJSON(nil, r.fields()))
 	want := `{"workload":"tail","events":100,"seconds":2,"events_per_s":null,"mb_per_s":null,"p50_ms":50,"p90_ms":90,"p99_ms":99}`
 	if got != want {
 		t.Errorf("got  %s\nwant %s", got, want)
 	}
 
 	r = benchResult{workload: "bulk", events: 3000, bytes: 1_500_000, elapsed: 1500 * time.Millisecond}
-	got = string(codec.AppendRowJSON(nil, r.fields()))
+	got = string(output.AppendRowJSON(nil, r.fields()))
 	want = `{"workload":"bulk","events":3000,"seconds":1.5,"events_per_s":2000,"mb_per_s":1,"p50_ms":null,"p90_ms":null,"p99_ms":null}`
 	if got != want {
 		t.Errorf("got  %s\nwant %s", got, want)

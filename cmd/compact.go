@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/evtdev/evt/codec"
+	"github.com/evtdev/evt/cmd/output"
 	"github.com/evtdev/evt/log"
 	"github.com/evtdev/evt/log/local"
 )
@@ -95,13 +95,13 @@ func autoCompact(g *globalOptions, s *local.Store) {
 	}
 }
 
-func printCompactReport(g *globalOptions, p *codec.Printer, rep log.CompactReport) error {
-	if p.Format() == codec.FormatAuto {
+func printCompactReport(g *globalOptions, p *output.Printer, rep log.CompactReport) error {
+	if p.Format() == output.FormatAuto {
 		_, err := fmt.Fprintf(g.IO.Out, "compacted: %d events dropped; %d of %d sealed segments rewritten, %d removed; %s → %s (%s reclaimed)\n",
 			rep.Dropped, rep.Rewritten, rep.Segments, rep.Removed, humanBytes(rep.BytesBefore), humanBytes(rep.BytesAfter), humanBytes(rep.BytesBefore-rep.BytesAfter))
 		return err
 	}
-	if err := p.Row([]codec.Field{
+	if err := p.Row([]output.Field{
 		{Key: "dropped", Value: rep.Dropped},
 		{Key: "segments", Value: rep.Segments},
 		{Key: "rewritten", Value: rep.Rewritten},

@@ -13,7 +13,7 @@ import (
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 
-	"github.com/evtdev/evt/codec"
+	"github.com/evtdev/evt/cmd/output"
 )
 
 // Where a flag's value came from, as `evt config` shows it.
@@ -276,7 +276,7 @@ func runConfig(g *globalOptions, rows []setting) error {
 		return err
 	}
 	for _, r := range rows {
-		if err := p.Row([]codec.Field{
+		if err := p.Row([]output.Field{
 			{Key: "key", Value: r.Key},
 			{Key: "value", Value: r.Value},
 			{Key: "source", Value: r.Source},

@@ -6,7 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/evtdev/evt/codec"
+	"github.com/evtdev/evt/cmd/output"
 	"github.com/evtdev/evt/log"
 	"github.com/evtdev/evt/log/local"
 )
@@ -106,7 +106,7 @@ func runCut(g *globalOptions, action string, cut func(*local.Store) (log.Result,
 	if err != nil {
 		return err
 	}
-	if p.Format() == codec.FormatAuto {
+	if p.Format() == output.FormatAuto {
 		note := ""
 		if res.Duplicate {
 			note = " (already)"
@@ -114,7 +114,7 @@ func runCut(g *globalOptions, action string, cut func(*local.Store) (log.Result,
 		_, err := fmt.Fprintf(g.IO.Out, "%s %s through version %s%s\n", res.Stream, action, strconv.FormatUint(res.Version, 10), note)
 		return err
 	}
-	if err := p.Row([]codec.Field{
+	if err := p.Row([]output.Field{
 		{Key: "stream", Value: res.Stream},
 		{Key: "action", Value: action},
 		{Key: "through_version", Value: res.Version},

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/evtdev/evt/cmd/output"
 	"github.com/evtdev/evt/codec"
 	"github.com/evtdev/evt/log"
 )
@@ -56,7 +57,7 @@ stderr is a terminal.`,
 }
 
 func runExport(ctx context.Context, g *globalOptions, o *exportOptions, f eventFilter) error {
-	if g.Output != "" && g.Output != codec.FormatJSON || g.JQ != "" {
+	if g.Output != "" && g.Output != output.FormatJSON || g.JQ != "" {
 		return usageErrorf("export writes NDJSON envelopes only (-o json); for other formats and --jq use evt replay")
 	}
 	from, to, err := parseRange(o.From, o.To)
@@ -72,7 +73,7 @@ func runExport(ctx context.Context, g *globalOptions, o *exportOptions, f eventF
 	if err != nil {
 		return err
 	}
-	p, err := codec.NewPrinter(g.IO.Out, codec.FormatJSON, false)
+	p, err := output.NewPrinter(g.IO.Out, output.FormatJSON, false)
 	if err != nil {
 		return err
 	}
@@ -160,7 +161,7 @@ func runImport(g *globalOptions, o *importOptions, path string) error {
 // file is first copied to an unlinked temporary file in the store
 // directory: the append lock is held from the first parsed block to the
 // commit, and a slow pipe must not hold it.
-func importFrom(g *globalOptions, o *importOptions, p *codec.Printer, in io.Reader) error {
+func importFrom(g *globalOptions, o *importOptions, p *output.Printer, in io.Reader) error {
 	s, err := g.openStore(true)
 	if err != nil {
 		return err
@@ -198,8 +199,8 @@ func importFrom(g *globalOptions, o *importOptions, p *codec.Printer, in io.Read
 	if o.Quiet {
 		return nil
 	}
-	if p.Format() != codec.FormatAuto || g.JQ != "" {
-		if err := p.Row([]codec.Field{{Key: "imported", Value: imported}, {Key: "skipped", Value: skipped}}); err != nil {
+	if p.Format() != output.FormatAuto || g.JQ != "" {
+		if err := p.Row([]output.Field{{Key: "imported", Value: imported}, {Key: "skipped", Value: skipped}}); err != nil {
 			return err
 		}
 		return p.Flush()

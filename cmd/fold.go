@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/evtdev/evt/cmd/output"
 	"github.com/evtdev/evt/codec"
 	"github.com/evtdev/evt/fold"
 	"github.com/evtdev/evt/log"
@@ -192,7 +193,7 @@ type foldEntry struct {
 }
 
 func runFold(ctx context.Context, g *globalOptions, o *foldOptions, f eventFilter, r fold.Reducer) error {
-	p, err := g.printerPiped(codec.FormatJSON)
+	p, err := g.printerPiped(output.FormatJSON)
 	if err != nil {
 		return err
 	}
@@ -224,7 +225,7 @@ type folder struct {
 	g       *globalOptions
 	s       log.Store
 	r       fold.Reducer
-	p       *codec.Printer
+	p       *output.Printer
 	o       *foldOptions
 	bound   foldBound
 	entries map[string]*foldEntry
@@ -446,14 +447,14 @@ func (fr *folder) printRow(e *foldEntry, keys []string) error {
 	if fr.buf, err = fold.AppendEncode(fr.buf[:0], e.state); err != nil {
 		return err
 	}
-	fields := []codec.Field{{Key: "stream", Value: e.name}, {Key: "version", Value: e.version}}
+	fields := []output.Field{{Key: "stream", Value: e.name}, {Key: "version", Value: e.version}}
 	if keys == nil {
-		fields = append(fields, codec.Field{Key: "state", Value: json.RawMessage(fr.buf), Text: string(fr.buf)})
+		fields = append(fields, output.Field{Key: "state", Value: json.RawMessage(fr.buf), Text: string(fr.buf)})
 		return fr.p.Row(fields)
 	}
 	m, _ := e.state.(map[string]any)
 	if len(keys) == 0 { // states that are not objects: one column
-		fields = append(fields, codec.Field{Key: "state", Value: json.RawMessage(fr.buf), Text: string(fr.buf)})
+		fields = append(fields, output.Field{Key: "state", Value: json.RawMessage(fr.buf), Text: string(fr.buf)})
 	}
 	for _, k := range keys {
 		v, ok := m[k]
@@ -465,7 +466,7 @@ func (fr *folder) printRow(e *foldEntry, keys []string) error {
 				text = string(b)
 			}
 		}
-		fields = append(fields, codec.Field{Key: k, Value: v, Text: text})
+		fields = append(fields, output.Field{Key: k, Value: v, Text: text})
 	}
 	return fr.p.Row(fields)
 }

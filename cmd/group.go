@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/evtdev/evt/cmd/output"
 	"github.com/evtdev/evt/codec"
 	"github.com/evtdev/evt/log"
 	"github.com/evtdev/evt/log/local"
@@ -129,7 +130,7 @@ func cursorPosition(s *local.Store, f eventFilter, c codec.Cursor) (uint64, erro
 }
 
 // groupRow is one group's summary, as ls and show print it.
-func groupRow(s *local.Store, name string) ([]codec.Field, error) {
+func groupRow(s *local.Store, name string) ([]output.Field, error) {
 	grp, err := s.OpenGroup(name)
 	if err != nil {
 		return nil, err
@@ -153,7 +154,7 @@ func groupRow(s *local.Store, name string) ([]codec.Field, error) {
 			leased++
 		}
 	}
-	return []codec.Field{
+	return []output.Field{
 		{Key: "name", Value: name},
 		{Key: "selection", Value: grp.Config.Selection},
 		{Key: "position", Value: st.Committed},
@@ -301,16 +302,16 @@ resumes. Exits 4 if there is no such group.`,
 				return err
 			}
 			row = append(row,
-				codec.Field{Key: "ack_wait", Value: grp.Config.AckWait.String()},
-				codec.Field{Key: "max_deliver", Value: grp.Config.MaxDeliver},
-				codec.Field{Key: "ordering", Value: grp.Config.Ordering},
-				codec.Field{Key: "created", Value: grp.Config.Created},
-				codec.Field{Key: "live_members", Value: grp.Members(), Text: fmt.Sprint(grp.Members())},
+				output.Field{Key: "ack_wait", Value: grp.Config.AckWait.String()},
+				output.Field{Key: "max_deliver", Value: grp.Config.MaxDeliver},
+				output.Field{Key: "ordering", Value: grp.Config.Ordering},
+				output.Field{Key: "created", Value: grp.Config.Created},
+				output.Field{Key: "live_members", Value: grp.Members(), Text: fmt.Sprint(grp.Members())},
 			)
 			if st, err := grp.State(); err == nil && st.Committed < first {
-				row = append(row, codec.Field{Key: "note", Value: fmt.Sprintf("position %d is before the first retained event; consumption resumes at %d", st.Committed, first)})
+				row = append(row, output.Field{Key: "note", Value: fmt.Sprintf("position %d is before the first retained event; consumption resumes at %d", st.Committed, first)})
 			}
-			if p.Format() == codec.FormatAuto {
+			if p.Format() == output.FormatAuto {
 				for _, f := range row {
 					text := f.Text
 					if text == "" {
@@ -454,7 +455,7 @@ was parked. "evt group retry NAME" delivers them again.`,
 			sort.Slice(positions, func(i, j int) bool { return positions[i] < positions[j] })
 			for _, pos := range positions {
 				pk := st.Parked[pos]
-				err := p.Row([]codec.Field{
+				err := p.Row([]output.Field{
 					{Key: "position", Value: pos}, {Key: "stream", Value: pk.Stream}, {Key: "type", Value: pk.Type},
 					{Key: "attempts", Value: pk.Deliveries}, {Key: "reason", Value: pk.Reason}, {Key: "parked_at", Value: pk.At},
 				})

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/evtdev/evt/cmd/output"
 	"github.com/evtdev/evt/codec"
 	"github.com/evtdev/evt/log"
 )
@@ -152,7 +153,7 @@ per line; max_age in seconds.`,
 	}
 }
 
-func retentionRow(sel string, age time.Duration, count uint64, untilAcked bool, maxBytes int64, auto bool) []codec.Field {
+func retentionRow(sel string, age time.Duration, count uint64, untilAcked bool, maxBytes int64, auto bool) []output.Field {
 	ageText, countText, bytesText, ackedText := "-", "-", "-", "-"
 	if age > 0 {
 		ageText = formatAge(age)
@@ -170,7 +171,7 @@ func retentionRow(sel string, age time.Duration, count uint64, untilAcked bool, 
 	if auto {
 		autoText = "on"
 	}
-	return []codec.Field{
+	return []output.Field{
 		{Key: "selection", Value: sel},
 		{Key: "max_age", Value: uint64(age / time.Second), Text: ageText},
 		{Key: "max_count", Value: count, Text: countText},

@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/evtdev/evt/cmd/output"
 	"github.com/evtdev/evt/codec"
 	"github.com/evtdev/evt/log/local"
 )
@@ -113,13 +114,13 @@ func runStats(ctx context.Context, g *globalOptions, o *statsOptions, f eventFil
 	switch {
 	case p.Tabular():
 		return printStatsTerminal(g, st, o)
-	case p.Format() == codec.FormatAuto && g.JQ == "":
+	case p.Format() == output.FormatAuto && g.JQ == "":
 		return printStatsRows(p, st, o.Top)
 	}
 	fields := append(st.summary(),
-		codec.Field{Key: "top_types", Value: st.types.top(o.Top, "type")},
-		codec.Field{Key: "top_streams", Value: st.streams.top(o.Top, "stream")},
-		codec.Field{Key: "rate", Value: st.rate.buckets(maxRateBuckets).document()},
+		output.Field{Key: "top_types", Value: st.types.top(o.Top, "type")},
+		output.Field{Key: "top_streams", Value: st.streams.top(o.Top, "stream")},
+		output.Field{Key: "rate", Value: st.rate.buckets(maxRateBuckets).document()},
 	)
 	if err := p.Row(fields); err != nil {
 		return err
@@ -193,8 +194,8 @@ func storeFiles(dir string) (bytes int64, segments int, err error) {
 
 // summary is the figures of st as fields, in the order every format
 // prints them.
-func (st *storeStats) summary() []codec.Field {
-	return []codec.Field{
+func (st *storeStats) summary() []output.Field {
+	return []output.Field{
 		{Key: "selection", Value: st.selection},
 		{Key: "events", Value: st.events},
 		{Key: "streams", Value: len(st.streams.names)},
@@ -249,7 +250,7 @@ func printStatsTerminal(g *globalOptions, st *storeStats, o *statsOptions) error
 		}
 		fmt.Fprintln(out)
 		for _, c := range tab.t.top(o.Top, tab.what) {
-			err := p.Row([]codec.Field{
+			err := p.Row([]output.Field{
 				{Key: tab.what, Value: c.Name},
 				{Key: "events", Value: c.Events},
 				{Key: "share", Value: fmt.Sprintf("%.1f%%", 100*float64(c.Events)/float64(st.events))},
@@ -272,24 +273,24 @@ func printStatsTerminal(g *globalOptions, st *storeStats, o *statsOptions) error
 // printStatsRows prints st as tab-separated rows for scripts: the figures
 // as "KEY VALUE", then "type NAME EVENTS", "stream NAME EVENTS" and "rate
 // START EVENTS" rows.
-func printStatsRows(p *codec.Printer, st *storeStats, top int) error {
+func printStatsRows(p *output.Printer, st *storeStats, top int) error {
 	b := st.rate.buckets(maxRateBuckets)
-	rows := [][]codec.Field{}
+	rows := [][]output.Field{}
 	for _, f := range st.summary() {
-		rows = append(rows, []codec.Field{{Key: "key", Value: f.Key}, {Key: "value", Value: f.Value}})
+		rows = append(rows, []output.Field{{Key: "key", Value: f.Key}, {Key: "value", Value: f.Value}})
 	}
-	rows = append(rows, []codec.Field{{Key: "key", Value: "bucket_seconds"}, {Key: "value", Value: b.seconds()}})
+	rows = append(rows, []output.Field{{Key: "key", Value: "bucket_seconds"}, {Key: "value", Value: b.seconds()}})
 	for _, what := range []struct {
 		t    *tally
 		name string
 	}{{&st.types, "type"}, {&st.streams, "stream"}} {
 		for _, c := range what.t.top(top, what.name) {
-			rows = append(rows, []codec.Field{{Key: "key", Value: what.name}, {Key: "name", Value: c.Name}, {Key: "events", Value: c.Events}})
+			rows = append(rows, []output.Field{{Key: "key", Value: what.name}, {Key: "name", Value: c.Name}, {Key: "events", Value: c.Events}})
 		}
 	}
 	for i, n := range b.counts {
 		start := time.Unix(0, b.start+int64(i)*b.width).UTC()
-		rows = append(rows, []codec.Field{{Key: "key", Value: "rate"}, {Key: "start", Value: start}, {Key: "events", Value: n}})
+		rows = append(rows, []output.Field{{Key: "key", Value: "rate"}, {Key: "start", Value: start}, {Key: "events", Value: n}})
 	}
 	for _, row := range rows {
 		if err := p.Row(row); err != nil {

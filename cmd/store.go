@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/evtdev/evt/codec"
+	"github.com/evtdev/evt/cmd/output"
 	"github.com/evtdev/evt/log"
 	"github.com/evtdev/evt/log/local"
 )
@@ -46,24 +46,24 @@ func openExisting(g *globalOptions) (*local.Store, error) {
 
 // printer returns the printer for this command's output. listing says the
 // command prints rows (a table on a terminal) rather than events.
-func (g *globalOptions) printer() (*codec.Printer, error) {
+func (g *globalOptions) printer() (*output.Printer, error) {
 	return g.printerPiped("")
 }
 
 // printerPiped is printer with another automatic format for a pipe: fold
 // rows carry JSON states, which tab-separated text would mangle.
-func (g *globalOptions) printerPiped(piped string) (*codec.Printer, error) {
+func (g *globalOptions) printerPiped(piped string) (*output.Printer, error) {
 	format := g.Output
 	if format == "" && !g.IO.IsStdoutTTY() {
 		format = piped
 	}
-	p, err := codec.NewPrinter(g.IO.Out, format, g.IO.IsStdoutTTY())
+	p, err := output.NewPrinter(g.IO.Out, format, g.IO.IsStdoutTTY())
 	if err != nil {
 		return nil, usageErrorf("-o: %w", err)
 	}
 	p.SetColor(g.IO.ColorEnabled())
 	if g.JQ != "" {
-		j, err := codec.CompileJQ(g.JQ)
+		j, err := output.CompileJQ(g.JQ)
 		if err != nil {
 			return nil, usageErrorf("--jq: %w", err)
 		}

@@ -3,6 +3,7 @@ package cmd
 import (
 	"github.com/spf13/cobra"
 
+	"github.com/evtdev/evt/cmd/output"
 	"github.com/evtdev/evt/codec"
 	"github.com/evtdev/evt/log"
 )
@@ -53,7 +54,7 @@ func runStreams(g *globalOptions, sel codec.Selection) error {
 		return err
 	}
 	for _, info := range streams {
-		err := p.Row([]codec.Field{
+		err := p.Row([]output.Field{
 			{Key: "stream", Value: info.Stream},
 			{Key: "version", Value: info.Version},
 			{Key: "last_position", Value: info.Last},

@@ -6,7 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/evtdev/evt/codec"
+	"github.com/evtdev/evt/cmd/output"
 	"github.com/evtdev/evt/log"
 	"github.com/evtdev/evt/log/local"
 )
@@ -111,11 +111,11 @@ segment at the damage.`,
 
 // printReport prints what verify or repair did: a line per action and a
 // summary line, or with -o one object with the same facts.
-func printReport(g *globalOptions, p *codec.Printer, verdict string, rep log.Report) error {
+func printReport(g *globalOptions, p *output.Printer, verdict string, rep log.Report) error {
 	for _, n := range rep.Notes {
 		fmt.Fprintln(g.IO.ErrOut, "note: "+n)
 	}
-	if p.Format() == codec.FormatAuto {
+	if p.Format() == output.FormatAuto {
 		for _, a := range rep.Actions {
 			fmt.Fprintln(g.IO.Out, a)
 		}
@@ -132,7 +132,7 @@ func printReport(g *globalOptions, p *codec.Printer, verdict string, rep log.Rep
 	if actions == nil {
 		actions = []string{}
 	}
-	fields := []codec.Field{
+	fields := []output.Field{
 		{Key: "result", Value: verdict},
 		{Key: "events", Value: rep.Events},
 		{Key: "streams", Value: rep.Streams},
@@ -142,7 +142,7 @@ func printReport(g *globalOptions, p *codec.Printer, verdict string, rep log.Rep
 		{Key: "notes", Value: append([]string{}, rep.Notes...), Text: strings.Join(rep.Notes, "; ")},
 	}
 	if rep.Chain != "" {
-		fields = append(fields, codec.Field{Key: "chain", Value: rep.Chain})
+		fields = append(fields, output.Field{Key: "chain", Value: rep.Chain})
 	}
 	err := p.Row(fields)
 	if err != nil {

@@ -1,5 +1,7 @@
-// Package codec defines the Event, the on-disk record framing, the NDJSON
-// input readers and the output printers. It knows nothing of files or locks.
+// Package codec is evt's data: the Event, the on-disk record framing, the
+// NDJSON input readers, the JSON scanner (validation, compaction, the
+// envelope, decoding to Go values), cursors and selections. It knows
+// nothing of files, locks or terminals: printing is cmd/output's.
 package codec
 
 import (

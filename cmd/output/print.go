@@ -1,4 +1,8 @@
-package codec
+// Package output prints what commands show: events and listing rows as
+// NDJSON, pretty JSON, YAML, tables, tab-separated lines or a Go template,
+// optionally through a jq expression (--jq). It is the CLI side of the
+// envelope: codec encodes an event as JSON, output decides how it looks.
+package output
 
 import (
 	"bufio"
@@ -10,15 +14,11 @@ import (
 	"strings"
 	"text/template"
 	"time"
-	"unicode/utf8"
 
+	"github.com/evtdev/evt/codec"
 	"github.com/olekukonko/tablewriter"
 	"go.yaml.in/yaml/v3"
 )
-
-// TimeFormat is RFC 3339 with nanoseconds, always nine digits, so times
-// sort as strings and line up in columns.
-const TimeFormat = "2006-01-02T15:04:05.000000000Z07:00"
 
 // Output formats (the -o flag).
 const (
@@ -95,9 +95,9 @@ func (p *Printer) Format() string { return p.format }
 
 // Record prints one event straight from its record: in NDJSON (the
 // automatic format) without building an Event.
-func (p *Printer) Record(r *Record) error {
+func (p *Printer) Record(r *codec.Record) error {
 	if p.jq == nil && (p.format == FormatAuto || p.format == FormatJSON) {
-		p.buf = AppendRecordJSON(p.buf[:0], r)
+		p.buf = codec.AppendRecordJSON(p.buf[:0], r)
 		p.buf = append(p.buf, '\n')
 		_, err := p.w.Write(p.buf)
 		return err
@@ -107,14 +107,14 @@ func (p *Printer) Record(r *Record) error {
 }
 
 // Event prints one event. Automatic format is NDJSON: events are data.
-func (p *Printer) Event(e *Event) error {
+func (p *Printer) Event(e *codec.Event) error {
 	if p.jq != nil {
-		p.buf = AppendEventJSON(p.buf[:0], e)
+		p.buf = codec.AppendEventJSON(p.buf[:0], e)
 		return p.JSON(p.buf)
 	}
 	switch p.format {
 	case FormatAuto, FormatJSON:
-		p.buf = AppendEventJSON(p.buf[:0], e)
+		p.buf = codec.AppendEventJSON(p.buf[:0], e)
 		p.buf = append(p.buf, '\n')
 		_, err := p.w.Write(p.buf)
 		return err
@@ -124,11 +124,11 @@ func (p *Printer) Event(e *Event) error {
 			{Key: "stream", Value: e.Stream},
 			{Key: "version", Value: e.Version},
 			{Key: "type", Value: e.Type},
-			{Key: "time", Value: e.Time.Format(TimeFormat)},
+			{Key: "time", Value: e.Time.Format(codec.TimeFormat)},
 			{Key: "data", Value: json.RawMessage(e.Data), Text: string(e.Data)},
 		})
 	}
-	p.buf = AppendEventJSON(p.buf[:0], e)
+	p.buf = codec.AppendEventJSON(p.buf[:0], e)
 	return p.JSON(p.buf)
 }
 
@@ -150,7 +150,7 @@ func (p *Printer) JSON(doc []byte) error {
 	case FormatYAML:
 		return p.yaml(doc)
 	case FormatTemplate:
-		v, err := DecodeJSON(doc) // exact numbers: 1234567, not 1.234567e+06
+		v, err := codec.DecodeJSON(doc) // exact numbers: 1234567, not 1.234567e+06
 		if err != nil {
 			return err
 		}
@@ -261,7 +261,7 @@ func (f Field) text() string {
 		if v.IsZero() {
 			return ""
 		}
-		return v.Format(TimeFormat)
+		return v.Format(codec.TimeFormat)
 	}
 	return fmt.Sprint(f.Value)
 }
@@ -327,11 +327,11 @@ func AppendRowJSON(dst []byte, fields []Field) []byte {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = AppendJSONString(dst, f.Key)
+		dst = codec.AppendJSONString(dst, f.Key)
 		dst = append(dst, ':')
 		switch v := f.Value.(type) {
 		case string:
-			dst = AppendJSONString(dst, v)
+			dst = codec.AppendJSONString(dst, v)
 		case uint64:
 			dst = strconv.AppendUint(dst, v, 10)
 		case int:
@@ -340,7 +340,7 @@ func AppendRowJSON(dst []byte, fields []Field) []byte {
 			if v.IsZero() {
 				dst = append(dst, "null"...)
 			} else {
-				dst = AppendJSONString(dst, v.Format(TimeFormat))
+				dst = codec.AppendJSONString(dst, v.Format(codec.TimeFormat))
 			}
 		case json.RawMessage:
 			dst = append(dst, v...)
@@ -353,95 +353,4 @@ func AppendRowJSON(dst []byte, fields []Field) []byte {
 		}
 	}
 	return append(dst, '}')
-}
-
-// AppendEventJSON encodes the envelope of CLI.md, compact, keys in the
-// documented order; metadata is left out when empty.
-func AppendEventJSON(dst []byte, e *Event) []byte {
-	return appendEnvelope(dst, e.Position, e.Stream, e.Version, e.Type, e.Time, e.ID, e.Data, e.Metadata)
-}
-
-// AppendRecordJSON encodes a record's envelope straight from its bytes,
-// with no allocation: the replay path.
-func AppendRecordJSON(dst []byte, r *Record) []byte {
-	return appendEnvelope(dst, r.Position, r.Stream, r.Version, r.Type, time.Unix(0, r.Time), r.ID, r.Data, r.Metadata)
-}
-
-func appendEnvelope[S string | []byte](dst []byte, pos uint64, stream S, version uint64, typ S, t time.Time, id S, data, meta []byte) []byte {
-	dst = append(dst, `{"position":`...)
-	dst = strconv.AppendUint(dst, pos, 10)
-	dst = append(dst, `,"stream":`...)
-	dst = appendName(dst, stream)
-	dst = append(dst, `,"version":`...)
-	dst = strconv.AppendUint(dst, version, 10)
-	dst = append(dst, `,"type":`...)
-	dst = appendName(dst, typ)
-	dst = append(dst, `,"time":"`...)
-	dst = t.UTC().AppendFormat(dst, TimeFormat)
-	dst = append(dst, `","id":`...)
-	dst = appendName(dst, id)
-	dst = append(dst, `,"data":`...)
-	dst = append(dst, data...)
-	if len(meta) > 0 {
-		dst = append(dst, `,"metadata":`...)
-		dst = append(dst, meta...)
-	}
-	return append(dst, '}')
-}
-
-// appendName quotes a stream name, type or id. They are valid UTF-8
-// without control characters (checked on append), so only quote and
-// backslash need escaping; anything else falls back to AppendJSONString.
-func appendName[S string | []byte](dst []byte, s S) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c == '"' || c == '\\' {
-			return AppendJSONString(dst, string(s))
-		}
-	}
-	dst = append(dst, '"')
-	dst = append(dst, s...)
-	return append(dst, '"')
-}
-
-// AppendJSONString appends s as a JSON string. Invalid UTF-8 becomes
-// U+FFFD, as encoding/json does.
-func AppendJSONString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
-			i++
-			continue
-		}
-		if c >= utf8.RuneSelf {
-			r, size := utf8.DecodeRuneInString(s[i:])
-			if r != utf8.RuneError || size != 1 {
-				i += size
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i++
-			start = i
-			continue
-		}
-		dst = append(dst, s[start:i]...)
-		switch c {
-		case '"', '\\':
-			dst = append(dst, '\\', c)
-		case '\n':
-			dst = append(dst, '\\', 'n')
-		case '\r':
-			dst = append(dst, '\\', 'r')
-		case '\t':
-			dst = append(dst, '\\', 't')
-		default:
-			dst = append(dst, '\\', 'u', '0', '0', "0123456789abcdef"[c>>4], "0123456789abcdef"[c&0xf])
-		}
-		i++
-		start = i
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
 }

@@ -1,12 +1,11 @@
-package codec
+package output
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
+	"github.com/evtdev/evt/codec"
 	"github.com/itchyny/gojq"
 )
 
@@ -33,21 +32,9 @@ func CompileJQ(expr string) (*JQ, error) {
 	return &JQ{code: code}, nil
 }
 
-// DecodeJSON decodes a document for jq, keeping numbers exact (json.Number)
-// as jq itself does for integers.
-func DecodeJSON(doc []byte) (any, error) {
-	d := json.NewDecoder(bytes.NewReader(doc))
-	d.UseNumber()
-	var v any
-	if err := d.Decode(&v); err != nil {
-		return nil, err
-	}
-	return v, nil
-}
-
 // Run applies the expression to doc and calls emit for every result.
 func (j *JQ) Run(doc []byte, emit func(v any) error) error {
-	v, err := DecodeJSON(doc)
+	v, err := codec.DecodeJSON(doc)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,102 @@
+package output
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/evtdev/evt/codec"
+)
+
+// The CLI tests (cmd/print_test.go, the scripts) cover the formats on a
+// real store; these pin what a printer does with one document.
+
+func testEvent() *codec.Event {
+	return &codec.Event{
+		Position: 3, Stream: "account-7", Version: 2, Type: "Deposited",
+		Time: time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC), ID: "e-1",
+		Data: []byte(`{"amount":12345678901234567890,"note":"a\tb"}`),
+	}
+}
+
+func printOne(t *testing.T, format, jq string, tty bool, print func(p *Printer) error) string {
+	t.Helper()
+	var out bytes.Buffer
+	p, err := NewPrinter(&out, format, tty)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if jq != "" {
+		j, err := CompileJQ(jq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.SetJQ(j)
+	}
+	if err := print(p); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return out.String()
+}
+
+func TestPrinterFormats(t *testing.T) {
+	ev := func(p *Printer) error { return p.Event(testEvent()) }
+	row := func(p *Printer) error {
+		return p.Row([]Field{{Key: "name", Value: "a\tb"}, {Key: "n", Value: uint64(7)}, {Key: "at", Value: time.Time{}}})
+	}
+	table := func(p *Printer) error {
+		if err := p.Row([]Field{{Key: "stream", Value: "account-7"}, {Key: "n", Value: 7}}); err != nil {
+			return err
+		}
+		return p.Row([]Field{{Key: "stream", Value: "a"}, {Key: "n", Value: 12}})
+	}
+	tests := []struct {
+		name, format, jq string
+		tty              bool
+		print            func(p *Printer) error
+		want             string
+	}{
+		{"event ndjson", "", "", false, ev, `{"position":3,"stream":"account-7","version":2,"type":"Deposited","time":"2026-01-02T03:04:05.000000006Z","id":"e-1","data":{"amount":12345678901234567890,"note":"a\tb"}}` + "\n"},
+		{"event jq keeps numbers exact", "", ".data.amount", false, ev, "12345678901234567890\n"},
+		{"event jq strings raw", "", ".data.note", false, ev, "a\tb\n"},
+		{"event template", "template={{.stream}} {{.data.amount}}", "", false, ev, "account-7 12345678901234567890\n"},
+		{"event yaml", "yaml", ".data", false, ev, "amount: 12345678901234567890\nnote: \"a\\tb\"\n"},
+		{"row piped", "", "", false, row, "a b\t7\t\n"},
+		{"row json", "json", "", false, row, `{"name":"a\tb","n":7,"at":null}` + "\n"},
+		{"row table", "", "", true, table, "STREAM     N\naccount-7  7\na          12\n"},
+	}
+	for _, tc := range tests {
+		if got := printOne(t, tc.format, tc.jq, tc.tty, tc.print); got != tc.want {
+			t.Errorf("%s: got\n%q\nwant\n%q", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestNewPrinterErrors(t *testing.T) {
+	for format, want := range map[string]string{
+		"xml":               `invalid output format "xml" (want json, pretty, table, yaml or template=GO-TEMPLATE)`,
+		"template={{.a":     "invalid output template: template: output:1: unclosed action",
+		"template={{.a}}}}": "",
+	} {
+		_, err := NewPrinter(&bytes.Buffer{}, format, false)
+		if got := ""; err != nil {
+			got = err.Error()
+			if got != want {
+				t.Errorf("NewPrinter(%q) = %q, want %q", format, got, want)
+			}
+		} else if want != "" {
+			t.Errorf("NewPrinter(%q) succeeded, want %q", format, want)
+		}
+	}
+}
+
+func TestAppendRowJSONIsJSON(t *testing.T) {
+	b := AppendRowJSON(nil, []Field{{Key: "k\"", Value: []int{1}}, {Key: "raw", Value: json.RawMessage(`{"a":1}`)}, {Key: "i", Value: -2}})
+	if want := `{"k\"":[1],"raw":{"a":1},"i":-2}`; string(b) != want || !json.Valid(b) {
+		t.Errorf("AppendRowJSON = %s, want %s", b, want)
+	}
+}
