@@ -147,7 +147,7 @@ func runAppend(g *globalOptions, o *appendOptions, args []string) error {
 	if lines != nil && stdinIsFile(g.IO) && !(doomed && missing) {
 		// A file on stdin: write the batch as it is parsed (see
 		// local.Appender), overlapping parsing with the disk.
-		if s, err = g.openStore(true); err != nil {
+		if s, err = g.openLocal(true); err != nil {
 			return err
 		}
 		defer s.Close()
@@ -179,7 +179,7 @@ func runAppend(g *globalOptions, o *appendOptions, args []string) error {
 		if doomed && missing {
 			return fmt.Errorf("%w: stream %s is at version 0, expected %s", log.ErrConflict, b.Streams()[0], expect)
 		}
-		if s, err = g.openStore(true); err != nil {
+		if s, err = g.openLocal(true); err != nil {
 			return err
 		}
 		defer s.Close()

@@ -10,7 +10,6 @@ import (
 
 	"github.com/evtdev/evt/cmd/output"
 	"github.com/evtdev/evt/log"
-	"github.com/evtdev/evt/log/local"
 )
 
 func newCompactCmd(g *globalOptions) *cobra.Command {
@@ -59,7 +58,11 @@ exits at once); --auto off stops that. Neither compacts now.`,
 				})
 			}
 			bar := newProgress(g.IO, "compact")
-			rep, err := s.Compact(bar.update)
+			c, ok := s.(log.Compacter)
+			if !ok {
+				return fmt.Errorf("compact: %w", log.ErrUnsupported)
+			}
+			rep, err := c.Compact(bar.update)
 			bar.done()
 			if err != nil {
 				return err
@@ -75,8 +78,9 @@ exits at once); --auto off stops that. Neither compacts now.`,
 // process sealed a segment and the store has --auto on. Best effort: the
 // append already succeeded, and a compaction that finds another running
 // exits at once.
-func autoCompact(g *globalOptions, s *local.Store) {
-	if !s.Sealed() {
+func autoCompact(g *globalOptions, store log.Store) {
+	s, err := localOf(store)
+	if err != nil || !s.Sealed() {
 		return
 	}
 	if r, err := s.Retention(); err != nil || !r.AutoCompact {

@@ -10,10 +10,9 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/evtdev/evt/log"
 	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
-
-	"github.com/evtdev/evt/log/local"
 )
 
 // Dynamic shell completion. Cobra's hidden __complete command calls the
@@ -143,16 +142,15 @@ type completer struct{ g *globalOptions }
 // for the command being completed) and opens its store read-only, without
 // recovery. It returns nil when there is no store or it cannot be read:
 // completion has no way to report an error but BASH_COMP_DEBUG_FILE.
-func (c completer) open(cmd *cobra.Command) *local.Store {
+func (c completer) open(cmd *cobra.Command) log.Store {
 	if err := c.g.load(cmd); err != nil {
 		cobra.CompDebugln(err.Error(), false)
 		return nil
 	}
-	dir := c.g.StoreDir()
-	if dir == "" || !local.Exists(dir) {
+	if c.g.StoreDir() == "" || !c.g.storeExists() {
 		return nil // and never create one
 	}
-	s, err := local.Open(dir, local.Options{NoRecover: true})
+	s, err := c.g.openUnrecovered()
 	if err != nil {
 		cobra.CompDebugln(err.Error(), false)
 		return nil
@@ -211,7 +209,12 @@ func (c completer) groups(cmd *cobra.Command, _ []string, toComplete string) ([]
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}
 	defer s.Close()
-	names, err := s.Groups()
+	ls, err := localOf(s)
+	if err != nil {
+		cobra.CompDebugln(err.Error(), false)
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	names, err := ls.Groups()
 	if err != nil {
 		cobra.CompDebugln(err.Error(), false)
 		return nil, cobra.ShellCompDirectiveNoFileComp

@@ -73,7 +73,7 @@ func runConsume(ctx context.Context, g *globalOptions, o *consumeOptions, name s
 	if err != nil {
 		return err
 	}
-	s, err := g.openStore(false)
+	s, err := g.openLocal(false)
 	if err != nil {
 		return err
 	}

@@ -8,7 +8,6 @@ import (
 
 	"github.com/evtdev/evt/cmd/output"
 	"github.com/evtdev/evt/log"
-	"github.com/evtdev/evt/log/local"
 )
 
 func newDeleteCmd(g *globalOptions) *cobra.Command {
@@ -33,7 +32,7 @@ stream's version first, like an append's.`,
 			if err != nil {
 				return err
 			}
-			return runCut(g, "deleted", func(s *local.Store) (log.Result, error) {
+			return runCut(g, "deleted", func(s log.Store) (log.Result, error) {
 				return s.Delete(args[0], e)
 			})
 		},
@@ -67,7 +66,7 @@ reads as not found, and its next append continues its versions).`,
 			if err != nil {
 				return err
 			}
-			return runCut(g, "truncated", func(s *local.Store) (log.Result, error) {
+			return runCut(g, "truncated", func(s log.Store) (log.Result, error) {
 				return s.Truncate(args[0], before, e)
 			})
 		},
@@ -92,7 +91,7 @@ func parseCutExpect(s string) (log.Expectation, error) {
 // terminal or piped "STREAM deleted through version N", else a row of
 // {"stream","action","through_version","position"} (position of the
 // marker, 0 if nothing changed).
-func runCut(g *globalOptions, action string, cut func(*local.Store) (log.Result, error)) error {
+func runCut(g *globalOptions, action string, cut func(log.Store) (log.Result, error)) error {
 	p, err := g.printer()
 	if err != nil {
 		return err

@@ -58,7 +58,7 @@ func exitCode(err error, interrupted bool) int {
 		return exitInterrupted
 	case err == nil:
 		return exitOK
-	case errors.As(err, &ue), errors.Is(err, local.ErrBadName):
+	case errors.As(err, &ue), errors.Is(err, local.ErrBadName), errors.Is(err, log.ErrUnsupported):
 		return exitUsage
 	case errors.Is(err, log.ErrConflict):
 		return exitConflict

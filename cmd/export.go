@@ -162,7 +162,7 @@ func runImport(g *globalOptions, o *importOptions, path string) error {
 // directory: the append lock is held from the first parsed block to the
 // commit, and a slow pipe must not hold it.
 func importFrom(g *globalOptions, o *importOptions, p *output.Printer, in io.Reader) error {
-	s, err := g.openStore(true)
+	s, err := g.openLocal(true)
 	if err != nil {
 		return err
 	}

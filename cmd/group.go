@@ -70,7 +70,7 @@ out in any order, for more parallel work.`,
 			if err != nil {
 				return usageErrorf("--from: %w", err)
 			}
-			s, err := g.openStore(true)
+			s, err := g.openLocal(true)
 			if err != nil {
 				return err
 			}
@@ -228,7 +228,7 @@ is that far behind: for cron jobs and health checks.`,
 			if err != nil {
 				return err
 			}
-			s, err := g.openStore(false)
+			s, err := g.openLocal(false)
 			if err != nil {
 				return err
 			}
@@ -283,7 +283,7 @@ resumes. Exits 4 if there is no such group.`,
 			if err != nil {
 				return err
 			}
-			s, err := g.openStore(false)
+			s, err := g.openLocal(false)
 			if err != nil {
 				return err
 			}
@@ -414,7 +414,7 @@ if there is no such group.`,
 		Example: `  evt group rm billing`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := g.openStore(false)
+			s, err := g.openLocal(false)
 			if err != nil {
 				return err
 			}
@@ -512,7 +512,7 @@ func parsePositions(args []string) ([]uint64, error) {
 
 // openGroup opens the store and one of its groups; done closes both.
 func (g *globalOptions) openGroup(name string) (*local.Store, *local.Group, func(), error) {
-	s, err := g.openStore(false)
+	s, err := g.openLocal(false)
 	if err != nil {
 		return nil, nil, nil, err
 	}

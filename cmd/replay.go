@@ -12,7 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/evtdev/evt/codec"
-	"github.com/evtdev/evt/log/local"
+	"github.com/evtdev/evt/log"
 )
 
 type replayOptions struct {
@@ -131,7 +131,7 @@ func parseRange(fromText, toText string) (from, to codec.Cursor, err error) {
 
 // openRange opens the store for reading and a reader of f's events that
 // stops after the --to cursor (inclusive); readFrom starts it at --from.
-func openRange(g *globalOptions, f eventFilter, to codec.Cursor) (*local.Store, *eventReader, error) {
+func openRange(g *globalOptions, f eventFilter, to codec.Cursor) (log.Store, *eventReader, error) {
 	s, err := g.openStore(false)
 	if err != nil {
 		return nil, nil, err

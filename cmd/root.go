@@ -16,8 +16,6 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
-
-	"github.com/evtdev/evt/log/local"
 )
 
 // globalOptions holds the persistent flags, resolved flag > env > config
@@ -140,7 +138,7 @@ consuming them between processes.`,
 		"when appends are flushed to disk: always (every batch), interval or none")
 	pf.DurationVar(&g.LockTimeout, "lock-timeout", g.LockTimeout, "how long to wait for the store's append lock (and evt compact for the compaction lock)")
 	pf.StringVar(&g.JQ, "jq", "", "filter printed JSON through a jq expression (strings print raw)")
-	pf.Int64Var(&g.SegmentSize, "segment-size", local.DefaultSegmentSize, "size in bytes at which appends seal a segment and start the next")
+	pf.Int64Var(&g.SegmentSize, "segment-size", defaultSegmentSize, "size in bytes at which appends seal a segment and start the next")
 	_ = pf.MarkHidden("segment-size") // for tests and experiments; the default is measured
 	_ = root.RegisterFlagCompletionFunc("sync", cobra.FixedCompletions(
 		[]string{syncAlways, syncInterval, syncNone}, cobra.ShellCompDirectiveNoFileComp))

@@ -16,7 +16,7 @@ import (
 
 	"github.com/evtdev/evt/cmd/output"
 	"github.com/evtdev/evt/codec"
-	"github.com/evtdev/evt/log/local"
+	"github.com/evtdev/evt/log"
 )
 
 type statsOptions struct {
@@ -130,7 +130,7 @@ func runStats(ctx context.Context, g *globalOptions, o *statsOptions, f eventFil
 
 // collectStats reads the selected events once, and sizes up the store
 // directory.
-func collectStats(ctx context.Context, ios *IOStreams, s *local.Store, f eventFilter) (*storeStats, error) {
+func collectStats(ctx context.Context, ios *IOStreams, s log.Store, f eventFilter) (*storeStats, error) {
 	st := &storeStats{selection: f.sel.String()}
 	first, next, err := s.Bounds()
 	if err != nil {
@@ -158,7 +158,11 @@ func collectStats(ctx context.Context, ios *IOStreams, s *local.Store, f eventFi
 	if err != nil {
 		return nil, err
 	}
-	if st.bytes, st.segments, err = storeFiles(s.Dir()); err != nil {
+	ls, err := localOf(s)
+	if err != nil {
+		return nil, err
+	}
+	if st.bytes, st.segments, err = storeFiles(ls.Dir()); err != nil {
 		return nil, err
 	}
 	return st, nil

@@ -11,7 +11,56 @@ import (
 
 // openStore opens the store for reading, or for appending with create
 // (which makes the directory on first use). Readers never create a store.
-func (g *globalOptions) openStore(create bool) (*local.Store, error) {
+//
+// This file is the one place cmd names the local store: every command
+// holds a log.Store.
+func (g *globalOptions) openStore(create bool) (log.Store, error) {
+	return g.open(local.Options{Create: create})
+}
+
+// openUnrecovered opens the store for reading without the recovery an
+// open runs after a reboot or when a derived file is missing: evt verify
+// reports such a file instead of letting the open quietly rebuild it.
+func (g *globalOptions) openUnrecovered() (log.Store, error) {
+	if !g.storeExists() {
+		return nil, errNoStore(g.StoreDir())
+	}
+	return g.open(local.Options{NoRecover: true})
+}
+
+// storeExists reports whether the store has been created.
+func (g *globalOptions) storeExists() bool { return local.Exists(g.StoreDir()) }
+
+// defaultSegmentSize is the --segment-size default.
+const defaultSegmentSize = local.DefaultSegmentSize
+
+// localOf returns the local store behind s, for what the store interface
+// does not cover yet (consumer groups, streaming appends, watching a
+// group's state); another store fails with ErrUnsupported.
+func localOf(s log.Store) (*local.Store, error) {
+	if ls, ok := s.(*local.Store); ok {
+		return ls, nil
+	}
+	return nil, fmt.Errorf("%w: this command needs a local store", log.ErrUnsupported)
+}
+
+// openLocal is openStore for the commands whose work the store interface
+// does not cover yet (consumer groups, streaming appends): they need the
+// local store.
+func (g *globalOptions) openLocal(create bool) (*local.Store, error) {
+	s, err := g.openStore(create)
+	if err != nil {
+		return nil, err
+	}
+	ls, err := localOf(s)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	return ls, nil
+}
+
+func (g *globalOptions) open(opts local.Options) (log.Store, error) {
 	dir := g.StoreDir()
 	if dir == "" {
 		return nil, errors.New("no store directory: set --dir or EVT_DIR (neither XDG_DATA_HOME nor HOME is set)")
@@ -23,7 +72,8 @@ func (g *globalOptions) openStore(create bool) (*local.Store, error) {
 	if g.SegmentSize < 4096 {
 		return nil, usageErrorf("--segment-size: %d bytes is too small (at least 4096)", g.SegmentSize)
 	}
-	s, err := local.Open(dir, local.Options{Create: create, Sync: sync, LockTimeout: g.LockTimeout, SegmentSize: g.SegmentSize})
+	opts.Sync, opts.LockTimeout, opts.SegmentSize = sync, g.LockTimeout, g.SegmentSize
+	s, err := local.Open(dir, opts)
 	if err != nil {
 		if errors.Is(err, log.ErrNoStore) {
 			return nil, errNoStore(dir)
@@ -36,10 +86,9 @@ func (g *globalOptions) openStore(create bool) (*local.Store, error) {
 // openExisting opens the store for writing, without creating it: the
 // commands that change a store's policy or shape have nothing to do in a
 // store that does not exist.
-func openExisting(g *globalOptions) (*local.Store, error) {
-	dir := g.StoreDir()
-	if !local.Exists(dir) {
-		return nil, errNoStore(dir)
+func openExisting(g *globalOptions) (log.Store, error) {
+	if !g.storeExists() {
+		return nil, errNoStore(g.StoreDir())
 	}
 	return g.openStore(true)
 }

@@ -9,7 +9,6 @@ import (
 
 	"github.com/evtdev/evt/codec"
 	"github.com/evtdev/evt/log"
-	"github.com/evtdev/evt/log/local"
 )
 
 type tailOptions struct {
@@ -170,7 +169,7 @@ func runTail(ctx context.Context, g *globalOptions, o *tailOptions, f eventFilte
 
 // waitForStore polls until the store exists (tail -f before the first
 // append), ctx ends, or idle passes (nil, nil; 0 waits forever).
-func waitForStore(ctx context.Context, g *globalOptions, idle time.Duration) (*local.Store, error) {
+func waitForStore(ctx context.Context, g *globalOptions, idle time.Duration) (log.Store, error) {
 	t := time.NewTicker(200 * time.Millisecond)
 	defer t.Stop()
 	var deadline <-chan time.Time
@@ -196,7 +195,11 @@ func waitForStore(ctx context.Context, g *globalOptions, idle time.Duration) (*l
 
 // storedCursor turns "stored" into the group's committed position, and a
 // selection left out into the group's own.
-func storedCursor(s *local.Store, name string, f eventFilter) (codec.Cursor, eventFilter, error) {
+func storedCursor(store log.Store, name string, f eventFilter) (codec.Cursor, eventFilter, error) {
+	s, err := localOf(store)
+	if err != nil {
+		return codec.Cursor{}, f, err
+	}
 	grp, err := s.OpenGroup(name)
 	if err != nil {
 		return codec.Cursor{}, f, err

@@ -8,7 +8,6 @@ import (
 
 	"github.com/evtdev/evt/cmd/output"
 	"github.com/evtdev/evt/log"
-	"github.com/evtdev/evt/log/local"
 )
 
 func newVerifyCmd(g *globalOptions) *cobra.Command {
@@ -38,25 +37,27 @@ one legitimate rewrite of a sealed segment, updates the chain.`,
 			if err != nil {
 				return err
 			}
-			dir := g.StoreDir()
-			if !local.Exists(dir) {
-				return errNoStore(dir)
-			}
-			// NoRecover: verify reports a missing or stale derived file
-			// instead of letting the open quietly rebuild it.
-			s, err := local.Open(dir, local.Options{NoRecover: true})
+			s, err := g.openUnrecovered()
 			if err != nil {
 				return err
 			}
 			defer s.Close()
+			v, ok := s.(log.Verifier)
+			if !ok {
+				return fmt.Errorf("verify: %w", log.ErrUnsupported)
+			}
 			bar := newProgress(g.IO, "verify")
-			rep, err := s.Verify(bar.update)
+			rep, err := v.Verify(bar.update)
 			bar.done()
 			if err != nil {
 				return err
 			}
 			if chain {
-				head, added, err := s.VerifyChain()
+				cv, ok := s.(log.ChainVerifier)
+				if !ok {
+					return fmt.Errorf("verify --chain: %w", log.ErrUnsupported)
+				}
+				head, added, err := cv.VerifyChain()
 				if err != nil {
 					return err
 				}
@@ -97,7 +98,12 @@ segment at the damage.`,
 			}
 			defer s.Close()
 			bar := newProgress(g.IO, "repair")
-			rep, err := s.Repair(dropDamaged, bar.update)
+			r, ok := s.(log.Repairer)
+			if !ok {
+				bar.done()
+				return fmt.Errorf("repair: %w", log.ErrUnsupported)
+			}
+			rep, err := r.Repair(dropDamaged, bar.update)
 			bar.done()
 			if err != nil {
 				return err

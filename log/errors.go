@@ -24,6 +24,9 @@ var (
 	// ErrFailed: an earlier I/O error left the store unable to accept
 	// appends in this process (sticky, so nothing unsynced is acknowledged).
 	ErrFailed = errors.New("store failed")
+	// ErrUnsupported: this kind of store cannot do what was asked (repair
+	// of a store that is not a directory of files). Commands exit 2.
+	ErrUnsupported = errors.New("not supported by this store")
 )
 
 // CorruptError locates a validation failure in a file of the store.

@@ -94,8 +94,14 @@ type Store struct {
 	sizes     map[[2]uint64]int64 // appendedSize by (first position, inode)
 }
 
-// The local store is a log.Store.
-var _ log.Store = (*Store)(nil)
+// The local store is a log.Store and does what only a store of files can.
+var (
+	_ log.Store         = (*Store)(nil)
+	_ log.Verifier      = (*Store)(nil)
+	_ log.ChainVerifier = (*Store)(nil)
+	_ log.Repairer      = (*Store)(nil)
+	_ log.Compacter     = (*Store)(nil)
+)
 
 // Sealed reports whether an append through this Store sealed a segment
 // (for automatic compaction).

@@ -1,0 +1,41 @@
+package log
+
+// The interfaces below are what only some stores can do: a store of files
+// checks, repairs and compacts its own files and keeps a hash chain over
+// them, where a replicated server does that itself. A command finds them
+// by type assertion on its Store; without one it fails with ErrUnsupported.
+
+// Verifier checks a store's files against each other without changing
+// anything.
+type Verifier interface {
+	// Verify checks every record and every derived file; it returns the
+	// first problem as an error wrapping ErrCorrupt that names the file
+	// and offset. progress, if not nil, is told bytes done of total.
+	Verify(progress Progress) (Report, error)
+}
+
+// ChainVerifier keeps and checks a hash chain over the store's sealed
+// data.
+type ChainVerifier interface {
+	// VerifyChain checks the sealed data against the chain and extends
+	// the chain over data sealed since it last ran; a mismatch wraps
+	// ErrCorrupt.
+	VerifyChain() (head string, added int, err error)
+}
+
+// Repairer rebuilds what can be rebuilt.
+type Repairer interface {
+	// Repair rebuilds every derived file from the store's truth. Damage
+	// that would lose acknowledged events is reported (ErrCorrupt) and
+	// left; with dropDamaged, damage at the log's end is cut off, the
+	// events from it on dropped, and said so in the report.
+	Repair(dropDamaged bool, progress Progress) (Report, error)
+}
+
+// Compacter reclaims the space of events that retention, deletes and
+// truncates removed.
+type Compacter interface {
+	// Compact rewrites or removes the data that holds only removed
+	// events; readers see no change.
+	Compact(progress Progress) (CompactReport, error)
+}
