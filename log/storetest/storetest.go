@@ -40,6 +40,12 @@ type Open func(t *testing.T) (s log.Store, another func(t *testing.T) log.Store)
 func Run(t *testing.T, open Open) {
 	h := &harness{open: open}
 	t.Run("Dense", h.wrap(testDense))
+	t.Run("Results", h.wrap(testResults))
+	t.Run("Times", h.wrap(testTimes))
+	t.Run("Expect", h.wrap(testExpect))
+	t.Run("Atomic", h.wrap(testAtomic))
+	t.Run("Idempotent", h.wrap(testIdempotent))
+	t.Run("TwoWriters", h.wrap(testTwoWriters))
 }
 
 // harness hands the tests their stores.
