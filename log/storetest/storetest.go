@@ -46,6 +46,11 @@ func Run(t *testing.T, open Open) {
 	t.Run("Atomic", h.wrap(testAtomic))
 	t.Run("Idempotent", h.wrap(testIdempotent))
 	t.Run("TwoWriters", h.wrap(testTwoWriters))
+	t.Run("Heads", h.wrap(testHeads))
+	t.Run("Bounds", h.wrap(testBounds))
+	t.Run("Read", h.wrap(testRead))
+	t.Run("ReadMissing", h.wrap(testReadMissing))
+	t.Run("ReadBreak", h.wrap(testReadBreak))
 }
 
 // harness hands the tests their stores.
