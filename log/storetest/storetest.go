@@ -51,6 +51,12 @@ func Run(t *testing.T, open Open) {
 	t.Run("Read", h.wrap(testRead))
 	t.Run("ReadMissing", h.wrap(testReadMissing))
 	t.Run("ReadBreak", h.wrap(testReadBreak))
+	t.Run("Follow", h.wrap(testFollow))
+	t.Run("FollowRace", h.wrap(testFollowRace))
+	t.Run("FollowMissing", h.wrap(testFollowMissing))
+	t.Run("FollowCancel", h.wrap(testFollowCancel))
+	t.Run("FollowIdle", h.wrap(testFollowIdle))
+	t.Run("FollowBreak", h.wrap(testFollowBreak))
 }
 
 // harness hands the tests their stores.
@@ -62,6 +68,7 @@ type harness struct {
 // handle on it.
 type env struct {
 	t       *testing.T
+	h       *harness
 	s       log.Store
 	another func() log.Store
 }
@@ -74,7 +81,7 @@ func (h *harness) wrap(fn func(e *env)) func(t *testing.T) {
 			t.Fatal("open returned no store")
 		}
 		closeAtEnd(t, s)
-		e := &env{t: t, s: s}
+		e := &env{t: t, h: h, s: s}
 		e.another = func() log.Store {
 			t.Helper()
 			if another == nil {
@@ -89,6 +96,11 @@ func (h *harness) wrap(fn func(e *env)) func(t *testing.T) {
 		}
 		fn(e)
 	}
+}
+
+// sub runs fn as a subtest on a fresh store of its own.
+func (e *env) sub(name string, fn func(e *env)) {
+	e.t.Run(name, e.h.wrap(fn))
 }
 
 func closeAtEnd(t *testing.T, s log.Store) {
