@@ -57,6 +57,10 @@ func Run(t *testing.T, open Open) {
 	t.Run("FollowCancel", h.wrap(testFollowCancel))
 	t.Run("FollowIdle", h.wrap(testFollowIdle))
 	t.Run("FollowBreak", h.wrap(testFollowBreak))
+	t.Run("Delete", h.wrap(testDelete))
+	t.Run("Truncate", h.wrap(testTruncate))
+	t.Run("Retention", h.wrap(testRetention))
+	t.Run("Snapshots", h.wrap(testSnapshots))
 }
 
 // harness hands the tests their stores.
