@@ -132,11 +132,17 @@ func (r *queryReader) readFrom(c codec.Cursor) error {
 		}
 		r.last = p - 1
 	case codec.CursorAfterHead:
-		if single && r.types == nil {
+		// Counting versions or positions instead of events is right
+		// only while every one of them is a retained event.
+		dense, err := r.dense()
+		if err != nil {
+			return err
+		}
+		if dense && single && r.types == nil {
 			_, err := r.s.ReadStream(stream, c.N+1, d)
 			return err
 		}
-		if r.q.Selection.All() && r.types == nil {
+		if dense && r.q.Selection.All() && r.types == nil {
 			r.last = first + c.N - 1
 			break
 		}
@@ -158,6 +164,23 @@ func (r *queryReader) readFrom(c codec.Cursor) error {
 	return err
 }
 
+// dense reports whether every position from the first retained one to
+// the committed end holds a retained event (no cut, no retention rule:
+// the view is plain), so +N and -N may count positions and versions
+// rather than events. Markers, cut events and events a rule removes
+// take positions and versions that are not events.
+func (r *queryReader) dense() (bool, error) {
+	c, err := r.s.committed()
+	if err != nil {
+		return false, err
+	}
+	v, err := r.s.view(&c)
+	if err != nil {
+		return false, err
+	}
+	return v.plain, nil
+}
+
 // lastN yields the last n selected events.
 func (r *queryReader) lastN(n uint64) error {
 	first, err := r.start()
@@ -170,9 +193,15 @@ func (r *queryReader) lastN(n uint64) error {
 	if n == 0 {
 		return nil
 	}
+	dense, err := r.dense()
+	if err != nil {
+		return err
+	}
 	stream, single := r.q.Selection.Stream()
 	switch {
 	case single && r.types == nil:
+		// A stream's versions after its cut are its events, whatever
+		// the limits: they remove a prefix of it.
 		info, err := r.s.Head(stream)
 		if err != nil {
 			return err
@@ -183,7 +212,7 @@ func (r *queryReader) lastN(n uint64) error {
 		}
 		_, err = r.s.ReadStream(stream, from, r.deliver)
 		return err
-	case r.q.Selection.All() && r.types == nil:
+	case r.q.Selection.All() && r.types == nil && dense:
 		from := first
 		if r.next > n && r.next-n > first {
 			from = r.next - n
