@@ -90,7 +90,7 @@ func TestConfigPrecedence(t *testing.T) {
 	}, {
 		name: "xdg file",
 		xdg:  "sync: none\nlock-timeout: 1m\n",
-		want: map[string]want{"sync": {"none", "file"}, "lock-timeout": {"1m0s", "file"}},
+		want: map[string]want{"sync": {"none", "file"}, "lock-timeout": {"1m", "file"}},
 	}, {
 		name:  "local file shadows xdg file",
 		local: "sync: interval\n",
@@ -100,7 +100,7 @@ func TestConfigPrecedence(t *testing.T) {
 		name:  "env over file",
 		local: "sync: interval\nlock-timeout: 1m\n",
 		env:   map[string]string{"EVT_SYNC": "none"},
-		want:  map[string]want{"sync": {"none", "env"}, "lock-timeout": {"1m0s", "file"}},
+		want:  map[string]want{"sync": {"none", "env"}, "lock-timeout": {"1m", "file"}},
 	}, {
 		name:  "flag over env over file",
 		local: "sync: interval\n",
@@ -218,7 +218,7 @@ func TestConfigErrors(t *testing.T) {
 		name:     "bad duration in env",
 		env:      map[string]string{"EVT_LOCK_TIMEOUT": "10"},
 		wantCode: 2,
-		wantErr:  `evt: EVT_LOCK_TIMEOUT: invalid value "10": want a duration such as 90s, 10m or 1h30m` + "\n",
+		wantErr:  `evt: EVT_LOCK_TIMEOUT: invalid value "10": want a duration such as 90s, 10m, 1h30m or 7d` + "\n",
 	}, {
 		name:     "bad env shadowed by flag",
 		env:      map[string]string{"EVT_SYNC": "sometimes"},
