@@ -90,7 +90,7 @@ func runTail(ctx context.Context, g *globalOptions, o *tailOptions, f eventFilte
 			return usageErrorf("--from: %w", err)
 		}
 	}
-	p, err := g.printer()
+	p, err := g.eventPrinter()
 	if err != nil {
 		return err
 	}
