@@ -3,6 +3,7 @@ package cmd
 import (
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"strconv"
 	"time"
@@ -217,6 +218,8 @@ is that far behind: for cron jobs and health checks.`,
 			if failIfLag != "" {
 				if n, err := strconv.ParseUint(failIfLag, 10, 64); err == nil {
 					maxCount = n
+				} else if errors.Is(err, strconv.ErrRange) {
+					return usageErrorf("--fail-if-lag: %s is too large (at most %d)", failIfLag, uint64(math.MaxUint64))
 				} else if d, err := codec.ParseDuration(failIfLag); err == nil {
 					maxAge = d
 				} else if de := (*codec.DurationError)(nil); errors.As(err, &de) && de.TooLarge {

@@ -57,7 +57,9 @@ func ParseCursor(s string, now time.Time) (Cursor, error) {
 		c.Kind, c.Time = CursorTime, t
 	case strings.HasPrefix(s, "+") || strings.HasPrefix(s, "-"):
 		n, err := strconv.ParseUint(s[1:], 10, 64)
-		if err != nil {
+		if errors.Is(err, strconv.ErrRange) {
+			return bad("the count is too large (at most 18446744073709551615)")
+		} else if err != nil {
 			return bad("not a count")
 		}
 		c.Kind, c.N = CursorAfterHead, n
@@ -66,7 +68,9 @@ func ParseCursor(s string, now time.Time) (Cursor, error) {
 		}
 	default:
 		n, err := strconv.ParseUint(s, 10, 64)
-		if err != nil {
+		if errors.Is(err, strconv.ErrRange) {
+			return bad("the position is too large (at most 18446744073709551615)")
+		} else if err != nil {
 			return bad("not a cursor")
 		}
 		if n == 0 {
