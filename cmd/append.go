@@ -100,7 +100,7 @@ func runAppend(g *globalOptions, o *appendOptions, args []string) error {
 			return usageErrorf("%w", err)
 		}
 	}
-	p, err := g.printer()
+	p, err := g.eventPrinter()
 	if err != nil {
 		return err
 	}

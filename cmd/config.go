@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -24,16 +25,30 @@ const (
 	sourceDefault = "default"
 )
 
-// notFromEnv lists variables that evt sets for the commands it runs
-// (replay and consume --exec, see CLI.md). A nested `evt tail` must not
-// read the EVT_TYPE it inherited as --type, so these flags come only from
-// the command line or the config file.
-var notFromEnv = map[string]bool{
+// execVariables are the variables evt sets for the commands it runs
+// (replay and consume --exec, see CLI.md): they describe the event being
+// handled. EVT_TYPE is also --type's variable, so in such a command (one
+// that has EVT_POSITION) they set no flag: a handler's own `evt tail` must
+// not filter by the type of the event it was given. Everywhere else
+// EVT_TYPE sets --type, as every EVT_<FLAG> sets its flag.
+var execVariables = map[string]bool{
 	"EVT_POSITION": true,
 	"EVT_STREAM":   true,
 	"EVT_VERSION":  true,
 	"EVT_TYPE":     true,
+	"EVT_DELIVERY": true,
 }
+
+// inExecCommand reports whether this process is a command that evt
+// --exec runs: EVT_POSITION is the one variable --exec always sets that
+// no flag claims.
+func inExecCommand() bool { return os.Getenv("EVT_POSITION") != "" }
+
+// notSettings are flags that neither the environment nor the config file
+// sets: --help and --version are actions, checked before any config is
+// read, and --config names the file itself (EVT_CONFIG is read by
+// readConfigFile).
+var notSettings = map[string]bool{"help": true, "version": true, "config": true}
 
 // configState records what load found.
 type configState struct {
@@ -78,14 +93,17 @@ func (g *globalOptions) loadFor(cmd *cobra.Command) error {
 		return err
 	}
 
+	g.warnUnknownKeys(cmd.Root(), v)
+
 	var errs []error
+	execCommand := inExecCommand()
 	cmd.Flags().VisitAll(func(f *pflag.Flag) {
-		if f.Name == "help" || f.Name == "config" {
+		if notSettings[f.Name] {
 			return
 		}
 		env := envName(f.Name)
 		fromEnv := false
-		if !notFromEnv[env] {
+		if !(execCommand && execVariables[env]) {
 			_ = v.BindEnv(f.Name, env) // only fails without a key
 			// Viper's own test for "set": present and not empty.
 			val, ok := os.LookupEnv(env)
@@ -166,6 +184,52 @@ func (g *globalOptions) readConfigFile(cmd *cobra.Command, v *viper.Viper) error
 	return nil
 }
 
+// configSections are the config file's keys that are no flag: sections
+// that a command reads itself (fold --spec NAME reads folds:). Add a new
+// section here, or every command warns about it.
+var configSections = map[string]bool{"folds": true}
+
+// warnUnknownKeys says on stderr, one line each, which top-level keys of
+// the config file no command has a flag for (lock_timeout for
+// lock-timeout): evt ignores them, and silence would hide the typo. A key
+// that is a flag of another command is no typo: the file serves them all.
+func (g *globalOptions) warnUnknownKeys(root *cobra.Command, v *viper.Viper) {
+	if g.cfg.file == "" {
+		return
+	}
+	known := map[string]bool{}
+	for k := range configSections {
+		known[k] = true
+	}
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		for _, fs := range []*pflag.FlagSet{c.LocalFlags(), c.InheritedFlags()} {
+			fs.VisitAll(func(f *pflag.Flag) { known[f.Name] = !notSettings[f.Name] })
+		}
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(root)
+	keys := v.AllKeys() // lower case, nested keys as a.b
+	sort.Strings(keys)
+	seen := map[string]bool{}
+	for _, key := range keys {
+		top, _, _ := strings.Cut(key, ".")
+		if known[top] || seen[top] {
+			continue
+		}
+		seen[top] = true
+		hint := ""
+		if alt := strings.ReplaceAll(top, "_", "-"); known[alt] {
+			hint = fmt.Sprintf(" (did you mean %s?)", alt)
+		} else if notSettings[top] {
+			hint = fmt.Sprintf(" (--%s is not a setting)", top)
+		}
+		fmt.Fprintf(g.IO.ErrOut, "evt: warning: config file %s: unknown key %q%s; ignored\n", g.cfg.file, top, hint)
+	}
+}
+
 func isFile(path string) bool {
 	fi, err := os.Stat(path)
 	return err == nil && !fi.IsDir()
@@ -194,6 +258,14 @@ func setFlag(f *pflag.Flag, val any) error {
 		}
 	default:
 		s := fmt.Sprint(val)
+		if sv, ok := f.Value.(pflag.SliceValue); ok {
+			// A repeatable flag from one string (EVT_TYPE=Opened,Closed):
+			// a comma-separated list, as --only takes on the command line.
+			if err = sv.Replace(strings.Split(s, ",")); err != nil {
+				return badFlagValue(f, s, err)
+			}
+			break
+		}
 		if err = f.Value.Set(s); err != nil {
 			return badFlagValue(f, s, err)
 		}
@@ -237,7 +309,13 @@ $XDG_CONFIG_HOME/evt/config.yaml; its keys are flag names:
 
   dir: /var/lib/evt
   sync: interval
-  lock-timeout: 30s`,
+  lock-timeout: 30s
+
+A key that is no flag of any command (lock_timeout for lock-timeout) is
+named in a warning on stderr and ignored. A repeatable flag takes a list
+in the file and a comma-separated one from the environment
+(EVT_TYPE=Opened,Closed). In a command that evt --exec runs, EVT_TYPE is
+the event's type and sets no flag.`,
 		Example: `  evt config
   evt config --sync interval     # source: flag
   evt config -o json --jq 'select(.source != "default")'`,

@@ -12,6 +12,7 @@ import (
 
 	"github.com/evtdev/evt/log"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // isolate gives the test an empty working directory and home, and clears
@@ -90,7 +91,7 @@ func TestConfigPrecedence(t *testing.T) {
 	}, {
 		name: "xdg file",
 		xdg:  "sync: none\nlock-timeout: 1m\n",
-		want: map[string]want{"sync": {"none", "file"}, "lock-timeout": {"1m0s", "file"}},
+		want: map[string]want{"sync": {"none", "file"}, "lock-timeout": {"1m", "file"}},
 	}, {
 		name:  "local file shadows xdg file",
 		local: "sync: interval\n",
@@ -100,7 +101,7 @@ func TestConfigPrecedence(t *testing.T) {
 		name:  "env over file",
 		local: "sync: interval\nlock-timeout: 1m\n",
 		env:   map[string]string{"EVT_SYNC": "none"},
-		want:  map[string]want{"sync": {"none", "env"}, "lock-timeout": {"1m0s", "file"}},
+		want:  map[string]want{"sync": {"none", "env"}, "lock-timeout": {"1m", "file"}},
 	}, {
 		name:  "flag over env over file",
 		local: "sync: interval\n",
@@ -218,7 +219,7 @@ func TestConfigErrors(t *testing.T) {
 		name:     "bad duration in env",
 		env:      map[string]string{"EVT_LOCK_TIMEOUT": "10"},
 		wantCode: 2,
-		wantErr:  `evt: EVT_LOCK_TIMEOUT: invalid value "10": want a duration such as 90s, 10m or 1h30m` + "\n",
+		wantErr:  `evt: EVT_LOCK_TIMEOUT: invalid value "10": want a duration such as 90s, 10m, 1h30m or 7d` + "\n",
 	}, {
 		name:     "bad env shadowed by flag",
 		env:      map[string]string{"EVT_SYNC": "sometimes"},
@@ -243,16 +244,17 @@ func TestConfigErrors(t *testing.T) {
 	}
 }
 
-// A command that evt --exec runs inherits EVT_TYPE and friends; they must
-// not turn into that command's --type flag. The file may still set it.
+// A command that evt --exec runs (it has EVT_POSITION) inherits EVT_TYPE
+// and friends; they must not turn into that command's --type flag. The
+// file may still set it. Anywhere else, EVT_TYPE is --type's variable.
 func TestExecVariablesAreNotFlags(t *testing.T) {
 	dir := isolate(t)
 	t.Setenv("EVT_TYPE", "Deposited")
 	t.Setenv("EVT_COUNT", "3")
-	probe := func() (typ *string, count *int, changed func() bool) {
+	probe := func() (typ *[]string, count *int, changed func() bool) {
 		ios, _, _, _ := newTestIOStreams()
 		p := &cobra.Command{Use: "probe", RunE: func(*cobra.Command, []string) error { return nil }}
-		typ, count = p.Flags().String("type", "", ""), p.Flags().Int("count", 0, "")
+		typ, count = p.Flags().StringArray("type", nil, ""), p.Flags().Int("count", 0, "")
 		root := newRootCmd(ios)
 		root.AddCommand(p)
 		root.SetArgs([]string{"probe"})
@@ -262,17 +264,101 @@ func TestExecVariablesAreNotFlags(t *testing.T) {
 		return typ, count, func() bool { return p.Flags().Lookup("type").Changed }
 	}
 
+	if typ, _, _ := probe(); fmt.Sprint(*typ) != "[Deposited]" {
+		t.Errorf("--type = %q outside --exec, want [Deposited] from EVT_TYPE", *typ)
+	}
+	t.Setenv("EVT_TYPE", "Opened,Closed")
+	if typ, _, _ := probe(); fmt.Sprint(*typ) != "[Opened Closed]" {
+		t.Errorf("--type = %q, want [Opened Closed] from EVT_TYPE=Opened,Closed", *typ)
+	}
+
+	t.Setenv("EVT_POSITION", "42")
 	typ, count, changed := probe()
-	if *typ != "" || changed() {
-		t.Errorf("--type = %q (changed %v) from EVT_TYPE, want unset", *typ, changed())
+	if len(*typ) != 0 || changed() {
+		t.Errorf("--type = %q (changed %v) from EVT_TYPE under --exec, want unset", *typ, changed())
 	}
 	if *count != 3 {
 		t.Errorf("--count = %d, want 3 from EVT_COUNT", *count)
 	}
 
 	writeFile(t, filepath.Join(dir, "evt.yaml"), "type: Withdrawn\n")
-	if typ, _, _ = probe(); *typ != "Withdrawn" {
+	if typ, _, _ = probe(); fmt.Sprint(*typ) != "[Withdrawn]" {
 		t.Errorf("--type = %q, want Withdrawn from the file", *typ)
+	}
+}
+
+// Every flag of every command can be set from EVT_<FLAG> (CLI.md,
+// "Everywhere"), slices and repeatable flags included: the test walks the
+// command tree, so a new flag is covered without a new test, and a flag
+// of a type it has no value for fails it until one is added here.
+func TestEveryFlagFromEnv(t *testing.T) {
+	// A value for each flag type, and what the flag shows afterwards.
+	byType := map[string][2]string{
+		"bool":        {"true", "true"},
+		"int":         {"7", "7"},
+		"int64":       {"7", "7"},
+		"uint32":      {"7", "7"},
+		"uint64":      {"7", "7"},
+		"duration":    {"1d12h", "1d12h"},
+		"string":      {"x", "x"},
+		"stringArray": {"A,B", "[A,B]"},
+		"stringSlice": {"A,B", "[A,B]"},
+	}
+	byName := map[string][2]string{ // flags that take only some strings
+		"sync": {"none", "none"},
+	}
+	ios, _, _, _ := newTestIOStreams()
+	var paths [][]string
+	var walk func(c *cobra.Command, path []string)
+	walk = func(c *cobra.Command, path []string) {
+		paths = append(paths, path)
+		for _, sub := range c.Commands() {
+			walk(sub, append(append([]string(nil), path...), sub.Name()))
+		}
+	}
+	walk(newRootCmd(ios), nil)
+
+	flags := 0
+	for _, path := range paths {
+		t.Run(strings.Join(append([]string{"evt"}, path...), " "), func(t *testing.T) {
+			isolate(t)
+			root := newRootCmd(ios)
+			cmd, _, err := root.Find(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.ParseFlags(nil); err != nil { // merges the persistent flags in
+				t.Fatal(err)
+			}
+			want, env := map[string]string{}, map[string]string{}
+			cmd.Flags().VisitAll(func(f *pflag.Flag) {
+				if notSettings[f.Name] {
+					return
+				}
+				v, ok := byName[f.Name]
+				if !ok {
+					if v, ok = byType[f.Value.Type()]; !ok {
+						t.Errorf("--%s: no test value for a flag of type %s; add one", f.Name, f.Value.Type())
+						return
+					}
+				}
+				t.Setenv(envName(f.Name), v[0])
+				want[f.Name], env[f.Name] = v[1], v[0]
+			})
+			if err := root.PersistentPreRunE(cmd, nil); err != nil {
+				t.Fatalf("loading the environment: %v", err)
+			}
+			for name, w := range want {
+				f := cmd.Flags().Lookup(name)
+				if got := f.Value.String(); !f.Changed || got != w {
+					t.Errorf("%s=%s: --%s = %q (changed %v), want %q", envName(name), env[name], name, got, f.Changed, w)
+				}
+				flags++
+			}
+		})
+	}
+	if flags < 50 {
+		t.Errorf("only %d flags checked: is the command tree walked?", flags)
 	}
 }
 

@@ -69,7 +69,7 @@ its last error and the group moves on.
 }
 
 func runConsume(ctx context.Context, g *globalOptions, o *consumeOptions, name string) error {
-	p, err := g.printer()
+	p, err := g.eventPrinter()
 	if err != nil {
 		return err
 	}

@@ -94,7 +94,7 @@ func badFlagValue(f *pflag.Flag, value string, cause error) error {
 	t := f.Value.Type()
 	switch t {
 	case "duration":
-		return fmt.Errorf("invalid value %q: want a duration such as 90s, 10m or 1h30m", value)
+		return cause // durationValue speaks evt's words already
 	case "bool":
 		return fmt.Errorf("invalid value %q: want true or false", value)
 	}

@@ -1,7 +1,9 @@
 package cmd
 
 import (
+	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"strconv"
 	"time"
@@ -90,7 +92,7 @@ out in any order, for more parallel work.`,
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&from, "from", "end", "where the group starts: a cursor")
-	fl.DurationVar(&ackWait, "ack-wait", 30*time.Second, "redeliver an event not acked within this time")
+	durationVar(fl, &ackWait, "ack-wait", 30*time.Second, true, "redeliver an event not acked within this time")
 	fl.IntVar(&maxDeliver, "max-deliver", 5, "park an event after this many deliveries")
 	fl.StringVar(&ordering, "ordering", "stream", "stream: never hand out an event while an earlier one of its stream is unacked; none")
 	fl.StringArrayVar(&types, "type", nil, "only events of this type (repeatable)")
@@ -218,8 +220,12 @@ is that far behind: for cron jobs and health checks.`,
 			if failIfLag != "" {
 				if n, err := strconv.ParseUint(failIfLag, 10, 64); err == nil {
 					maxCount = n
-				} else if d, err := time.ParseDuration(failIfLag); err == nil {
+				} else if errors.Is(err, strconv.ErrRange) {
+					return usageErrorf("--fail-if-lag: %s is too large (at most %d)", failIfLag, uint64(math.MaxUint64))
+				} else if d, err := codec.ParseDuration(failIfLag); err == nil {
 					maxAge = d
+				} else if de := (*codec.DurationError)(nil); errors.As(err, &de) && de.TooLarge {
+					return usageErrorf("--fail-if-lag: %w", err)
 				} else {
 					return usageErrorf("--fail-if-lag: want a count or a duration, not %q", failIfLag)
 				}

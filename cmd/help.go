@@ -87,9 +87,16 @@ it moves to (group reset --to):
     @2026-11-25T10:00:00Z    the first event at or after a time (RFC 3339)
     @2026-11-25              ... a date, midnight UTC
     @1764064800              ... unix seconds
-    @-10m, @-2d, @-1h30m     ... a duration ago (d is 24 hours)
+    @-10m, @-2d, @-1d12h     ... a duration ago (d is 24 hours, w 7 days)
     stored                   a consumer group's committed position
                              (tail --from stored --group NAME)
+
+A DURATION, in a cursor or in any duration flag (--max-age, --timeout,
+--ack-wait, --fail-if-lag, --lock-timeout), is one or more numbers with
+units, summed: Go's ns, us, ms, s, m, h, plus d (24h) and w (7d), as in
+90s, 1.5h, 1h30m, 7d, 1d12h, 2w. None is negative, and none is longer
+than 106751d23h47m16s (about 292 years). A time before 1678 or after 2261
+is read as 1678 or 2262: no stored event is outside those years.
 
 A position before the first retained event is noted on stderr, and
 reading starts at the first one. tail --cursor-file FILE starts after the

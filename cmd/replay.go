@@ -67,7 +67,7 @@ func runReplay(ctx context.Context, g *globalOptions, o *replayOptions, f eventF
 	if err != nil {
 		return err
 	}
-	p, err := g.printer()
+	p, err := g.eventPrinter()
 	if err != nil {
 		return err
 	}

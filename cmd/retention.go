@@ -39,7 +39,8 @@ stream whose events are all removed reads as not found.`,
 }
 
 func newRetentionSetCmd(g *globalOptions) *cobra.Command {
-	var maxAge, maxBytes string
+	var maxBytes string
+	var maxAge time.Duration
 	var maxCount uint64
 	var untilAcked bool
 	cmd := &cobra.Command{
@@ -61,13 +62,7 @@ func newRetentionSetCmd(g *globalOptions) *cobra.Command {
 				}
 				rule.Selection = sel.String()
 			}
-			if maxAge != "" {
-				d, err := parseAge(maxAge)
-				if err != nil {
-					return usageErrorf("invalid --max-age: %w", err)
-				}
-				rule.MaxAge = d
-			}
+			rule.MaxAge = maxAge
 			rule.MaxCount, rule.UntilAcked = maxCount, untilAcked
 			var size int64
 			if maxBytes != "" {
@@ -105,7 +100,7 @@ func newRetentionSetCmd(g *globalOptions) *cobra.Command {
 			})
 		},
 	}
-	cmd.Flags().StringVar(&maxAge, "max-age", "", "remove events older than this (90s, 12h, 7d, 2w)")
+	durationVar(cmd.Flags(), &maxAge, "max-age", 0, true, "remove events older than this (90s, 12h, 7d, 2w)")
 	cmd.Flags().Uint64Var(&maxCount, "max-count", 0, "keep each stream's newest N events")
 	cmd.Flags().BoolVar(&untilAcked, "until-acked", false, "remove events once every group reading them acked them (a message queue)")
 	cmd.Flags().StringVar(&maxBytes, "max-bytes", "", "store-wide: remove the oldest segments while the log is larger (500MB, 10GiB)")
@@ -156,7 +151,7 @@ per line; max_age in seconds.`,
 func retentionRow(sel string, age time.Duration, count uint64, untilAcked bool, maxBytes int64, auto bool) []output.Field {
 	ageText, countText, bytesText, ackedText := "-", "-", "-", "-"
 	if age > 0 {
-		ageText = formatAge(age)
+		ageText = codec.FormatDuration(age)
 	}
 	if count > 0 {
 		countText = strconv.FormatUint(count, 10)
@@ -235,38 +230,6 @@ func removeRule(rules []log.Rule, sel string) []log.Rule {
 		}
 	}
 	return out
-}
-
-// parseAge reads a duration: Go's (90s, 1h30m) or whole days and weeks
-// (7d, 2w).
-func parseAge(s string) (time.Duration, error) {
-	var d time.Duration
-	var err error
-	if n, unit := strings.TrimRight(s, "dw"), s[len(strings.TrimRight(s, "dw")):]; len(unit) == 1 && n != "" {
-		k, perr := strconv.ParseUint(n, 10, 32)
-		if perr != nil {
-			return 0, fmt.Errorf("%q: want a duration like 90s, 12h, 7d or 2w", s)
-		}
-		d = time.Duration(k) * 24 * time.Hour
-		if unit == "w" {
-			d *= 7
-		}
-	} else if d, err = time.ParseDuration(s); err != nil {
-		return 0, fmt.Errorf("%q: want a duration like 90s, 12h, 7d or 2w", s)
-	}
-	if d <= 0 {
-		return 0, fmt.Errorf("%q: must be positive", s)
-	}
-	return d, nil
-}
-
-// formatAge prints a duration the way parseAge reads it, in days when
-// whole.
-func formatAge(d time.Duration) string {
-	if d%(24*time.Hour) == 0 {
-		return strconv.FormatInt(int64(d/(24*time.Hour)), 10) + "d"
-	}
-	return d.String()
 }
 
 // parseSize reads a size in bytes: 1000000, 500MB, 64MiB, 10G.

@@ -136,7 +136,7 @@ consuming them between processes.`,
 	pf.StringVarP(&g.Output, "output", "o", "", "output format: json, pretty, table, yaml or template=GO-TEMPLATE (default: by terminal)")
 	pf.Var(newEnumValue(&g.Sync, syncAlways, syncInterval, syncNone), "sync",
 		"when appends are flushed to disk: always (every batch), interval or none")
-	pf.DurationVar(&g.LockTimeout, "lock-timeout", g.LockTimeout, "how long to wait for the store's append lock (and evt compact for the compaction lock)")
+	durationVar(pf, &g.LockTimeout, "lock-timeout", g.LockTimeout, true, "how long to wait for the store's append lock (and evt compact for the compaction lock)")
 	pf.StringVar(&g.JQ, "jq", "", "filter printed JSON through a jq expression (strings print raw)")
 	pf.Int64Var(&g.SegmentSize, "segment-size", defaultSegmentSize, "size in bytes at which appends seal a segment and start the next")
 	_ = pf.MarkHidden("segment-size") // for tests and experiments; the default is measured

@@ -111,12 +111,38 @@ func (g *globalOptions) printerPiped(piped string) (*output.Printer, error) {
 		return nil, usageErrorf("-o: %w", err)
 	}
 	p.SetColor(g.IO.ColorEnabled())
+	if g.JQ != "" && (p.Format() == output.FormatTemplate || p.Format() == output.FormatTable) {
+		// --jq prints its own results (strings raw, the rest as JSON,
+		// indented with -o pretty, as YAML with -o yaml): a template or
+		// a table would silently not apply.
+		name := p.Format()
+		if name == output.FormatTemplate {
+			name = "template=..."
+		}
+		return nil, usageErrorf("--jq and -o %s exclude each other (--jq prints its results as JSON; -o pretty or yaml format them, and a jq string prints raw)", name)
+	}
 	if g.JQ != "" {
 		j, err := output.CompileJQ(g.JQ)
 		if err != nil {
 			return nil, usageErrorf("--jq: %w", err)
 		}
 		p.SetJQ(j)
+	}
+	return p, nil
+}
+
+// eventPrinter is printer for a command that prints events (tail,
+// replay, consume, append -o): an -o template that names a key no event
+// has is refused before anything is read, rather than at the first event,
+// which tail -f may wait long for. Like a template failing on an event,
+// it is an error (exit 1), not a usage error.
+func (g *globalOptions) eventPrinter() (*output.Printer, error) {
+	p, err := g.printer()
+	if err != nil {
+		return nil, err
+	}
+	if err := output.CheckEventTemplate(g.Output); err != nil {
+		return nil, err
 	}
 	return p, nil
 }

@@ -76,7 +76,7 @@ starts at --from, or at the start of the log.`,
 	fl.BoolVar(&o.Poll, "poll", false, "follow by polling the store (once a second) instead of watching it")
 	fl.StringVar(&o.CursorFile, "cursor-file", "", "resume after the position saved in FILE; save each printed position there")
 	fl.Uint64Var(&o.Count, "count", 0, "stop after printing N events")
-	fl.DurationVar(&o.Timeout, "timeout", 0, "with -f, stop when no event arrived for this long")
+	durationVar(fl, &o.Timeout, "timeout", 0, false, "with -f, stop when no event arrived for this long (0: wait forever)")
 	fl.StringArrayVar(&o.Types, "type", nil, "only events of this type (repeatable)")
 	fl.StringVar(&o.Group, "group", "", "with --from stored: the consumer group whose committed position to start at")
 	return cmd
@@ -90,7 +90,7 @@ func runTail(ctx context.Context, g *globalOptions, o *tailOptions, f eventFilte
 			return usageErrorf("--from: %w", err)
 		}
 	}
-	p, err := g.printer()
+	p, err := g.eventPrinter()
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package codec
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -32,8 +33,10 @@ type Cursor struct {
 func (c Cursor) String() string { return c.text }
 
 // ParseCursor reads start, end, now, N, +N, -N, stored, or @TIME where
-// TIME is RFC 3339, a date (YYYY-MM-DD, UTC), unix seconds, or a negative
-// duration ago (@-10m, @-2d, @-1h30m). now is the reference for the last.
+// TIME is RFC 3339, a date (YYYY-MM-DD, UTC), unix seconds, or a duration
+// ago (@-10m, @-2d, @-1h30m, @-2w; ParseDuration reads it). now is the
+// reference for the last. A time outside 1678..2262 is clamped (see
+// minCursorTime).
 func ParseCursor(s string, now time.Time) (Cursor, error) {
 	c := Cursor{text: s}
 	bad := func(why string) (Cursor, error) {
@@ -54,7 +57,9 @@ func ParseCursor(s string, now time.Time) (Cursor, error) {
 		c.Kind, c.Time = CursorTime, t
 	case strings.HasPrefix(s, "+") || strings.HasPrefix(s, "-"):
 		n, err := strconv.ParseUint(s[1:], 10, 64)
-		if err != nil {
+		if errors.Is(err, strconv.ErrRange) {
+			return bad("the count is too large (at most 18446744073709551615)")
+		} else if err != nil {
 			return bad("not a count")
 		}
 		c.Kind, c.N = CursorAfterHead, n
@@ -63,7 +68,9 @@ func ParseCursor(s string, now time.Time) (Cursor, error) {
 		}
 	default:
 		n, err := strconv.ParseUint(s, 10, 64)
-		if err != nil {
+		if errors.Is(err, strconv.ErrRange) {
+			return bad("the position is too large (at most 18446744073709551615)")
+		} else if err != nil {
 			return bad("not a cursor")
 		}
 		if n == 0 {
@@ -74,47 +81,55 @@ func ParseCursor(s string, now time.Time) (Cursor, error) {
 	return c, nil
 }
 
+// The times a cursor can name. An event's time is an int64 of
+// nanoseconds since 1970, so time.Time.UnixNano wraps outside 1677..2262
+// (@2300-01-01 would come out as 1715 and select everything). A cursor
+// time is clamped to this range instead: no event's time lies outside it
+// (appends take the clock, import refuses times outside 1970..2261), so
+// "the first event at or after" a clamped time is the one the real time
+// names. The edges leave room for the nanosecond replay --to and fold
+// --at add to make their bound inclusive.
+var (
+	minCursorTime = time.Date(1678, 1, 1, 0, 0, 0, 0, time.UTC)
+	maxCursorTime = time.Date(2262, 1, 1, 0, 0, 0, 0, time.UTC)
+)
+
+func clampCursorTime(t time.Time) time.Time {
+	switch {
+	case t.Before(minCursorTime):
+		return minCursorTime
+	case t.After(maxCursorTime):
+		return maxCursorTime
+	}
+	return t.UTC()
+}
+
 func parseCursorTime(s string, now time.Time) (time.Time, error) {
 	if s == "" {
 		return time.Time{}, fmt.Errorf("empty time")
 	}
 	if strings.HasPrefix(s, "-") {
-		d, err := parseAgo(s[1:])
-		if err != nil {
-			return time.Time{}, err
+		d, err := ParseDuration(s[1:])
+		var de *DurationError
+		if errors.As(err, &de) && de.TooLarge {
+			return time.Time{}, fmt.Errorf("duration %s is too large (at most %s)", clip(s[1:]), FormatDuration(MaxDuration.Truncate(time.Second)))
+		} else if err != nil {
+			return time.Time{}, fmt.Errorf("bad duration %q", clip(s[1:]))
 		}
-		return now.Add(-d).UTC(), nil
+		return clampCursorTime(now.Add(-d)), nil
 	}
 	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-		return t.UTC(), nil
+		return clampCursorTime(t), nil
 	}
 	if t, err := time.Parse("2006-01-02", s); err == nil {
-		return t, nil
+		return clampCursorTime(t), nil
 	}
-	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
-		return time.Unix(n, 0).UTC(), nil
+	if n, err := strconv.ParseUint(strings.TrimPrefix(s, "+"), 10, 64); err == nil || errors.Is(err, strconv.ErrRange) {
+		// Clamped before time.Unix, whose seconds would overflow too.
+		if err != nil || n > uint64(maxCursorTime.Unix()) {
+			return maxCursorTime, nil
+		}
+		return clampCursorTime(time.Unix(int64(n), 0)), nil
 	}
 	return time.Time{}, fmt.Errorf("not RFC 3339, a date, unix seconds or -DURATION")
-}
-
-// parseAgo reads a duration with d (days) allowed besides Go's units.
-func parseAgo(s string) (time.Duration, error) {
-	var total time.Duration
-	rest := s
-	if i := strings.IndexByte(rest, 'd'); i > 0 {
-		days, err := strconv.ParseUint(rest[:i], 10, 32)
-		if err != nil {
-			return 0, fmt.Errorf("bad duration %q", s)
-		}
-		total = time.Duration(days) * 24 * time.Hour
-		rest = rest[i+1:]
-	}
-	if rest != "" {
-		d, err := time.ParseDuration(rest)
-		if err != nil || d < 0 {
-			return 0, fmt.Errorf("bad duration %q", s)
-		}
-		total += d
-	}
-	return total, nil
 }

@@ -64,9 +64,9 @@ func NewPrinter(w io.Writer, format string, tty bool) (*Printer, error) {
 	switch {
 	case format == FormatAuto, format == FormatJSON, format == FormatPretty, format == FormatTable, format == FormatYAML:
 	case strings.HasPrefix(format, "template="):
-		t, err := template.New("output").Option("missingkey=zero").Parse(strings.TrimPrefix(format, "template="))
+		t, err := parseOutputTemplate(strings.TrimPrefix(format, "template="))
 		if err != nil {
-			return nil, fmt.Errorf("invalid output template: %w", err)
+			return nil, err
 		}
 		p.format, p.tmpl = FormatTemplate, t
 	default:
@@ -150,14 +150,7 @@ func (p *Printer) JSON(doc []byte) error {
 	case FormatYAML:
 		return p.yaml(doc)
 	case FormatTemplate:
-		v, err := codec.DecodeJSON(doc) // exact numbers: 1234567, not 1.234567e+06
-		if err != nil {
-			return err
-		}
-		if err := p.tmpl.Execute(p.w, v); err != nil {
-			return fmt.Errorf("output template: %w", err)
-		}
-		return p.w.WriteByte('\n')
+		return executeOutputTemplate(p.w, p.tmpl, doc)
 	}
 	if _, err := p.w.Write(doc); err != nil {
 		return err

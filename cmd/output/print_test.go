@@ -79,7 +79,7 @@ func TestPrinterFormats(t *testing.T) {
 func TestNewPrinterErrors(t *testing.T) {
 	for format, want := range map[string]string{
 		"xml":               `invalid output format "xml" (want json, pretty, table, yaml or template=GO-TEMPLATE)`,
-		"template={{.a":     "invalid output template: template: output:1: unclosed action",
+		"template={{.a":     "invalid output template: unclosed action",
 		"template={{.a}}}}": "",
 	} {
 		_, err := NewPrinter(&bytes.Buffer{}, format, false)
