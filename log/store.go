@@ -29,23 +29,27 @@ type Store interface {
 	//
 	// An event whose id its stream already holds is not stored again;
 	// its result is the stored one with Duplicate set (idempotent
-	// retries). A failed expectation fails the whole batch with an error
+	// retries). A stream whose events in b are all such duplicates is a
+	// retry that already succeeded: its expectation is not checked, so
+	// a retry with its original expectation succeeds. A failed expectation fails the whole batch with an error
 	// wrapping ErrConflict and stores nothing. A ctx already done stores
 	// nothing and returns its error; once writing has begun the append
 	// runs to its commit.
 	Append(ctx context.Context, b *Batch) ([]Result, error)
 
 	// Head returns the head of one stream, or an error wrapping
-	// ErrNotFound when it has no event and was never cut.
+	// ErrNotFound when it has no event a read would yield (never
+	// appended, deleted, or wholly truncated or expired).
 	Head(stream string) (StreamInfo, error)
 
 	// Streams returns the head of every stream match accepts (nil: all),
 	// sorted by name.
 	Streams(match func(stream string) bool) ([]StreamInfo, error)
 
-	// Bounds returns the position of the first retained event and the
-	// position the next append will take: the log holds [first, next).
-	// An empty log returns next, next.
+	// Bounds returns a lower bound of the first retained event's
+	// position (a store may not yet know what retention removed) and the
+	// position the next append will take: every event a read can yield
+	// lies in [first, next).
 	Bounds() (first, next uint64, err error)
 
 	// PositionAt returns the position of the first event stored at or
@@ -107,7 +111,9 @@ type Query struct {
 	// time. CursorStored names a consumer group's position, which the
 	// caller resolves to a position first.
 	From codec.Cursor
-	// To, when not 0, is the last position the read yields.
+	// To, when not 0, is the last position the read yields; a following
+	// read ends cleanly when it passes To. With From -N, the N are the
+	// last selected events of the whole log, then bounded by To.
 	To uint64
 	// Follow keeps the read going after the committed end (tail -f).
 	Follow bool
