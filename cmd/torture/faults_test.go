@@ -133,6 +133,9 @@ func TestFaultNoSpace(t *testing.T) {
 		if !strings.Contains(r.errOut, "no space left") {
 			t.Errorf("ENOSPC: the message does not say the disk is full: %q", r.errOut)
 		}
+		if strings.Count(r.errOut, ".seg") > 1 {
+			t.Errorf("ENOSPC: the message names the segment twice: %q", r.errOut)
+		}
 		fs.check()
 	}
 	if !failed {

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io/fs"
 	"slices"
 	"sort"
 	"time"
@@ -355,6 +356,13 @@ func (a *Appender) fail(what string, err error) error {
 	}
 	a.done = true
 	a.s.lock.release()
+	// An *fs.PathError names the operation and the file already ("write
+	// /store/00000000000000000001.seg: no space left on device"); a
+	// prefix would name the file twice.
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return err
+	}
 	return fmt.Errorf("%s %s: %w", what, segmentName(a.sf.first), err)
 }
 
