@@ -277,7 +277,7 @@ func (fr *folder) one(name string) error {
 	from := uint64(1)
 	if useSnapshots {
 		if snap, ok := fr.s.LoadSnapshot(fr.r.Fingerprint(), name); ok && (fr.bound.version == 0 || snap.Version <= fr.bound.version) && (fr.bound.before == 0 || snap.Position < fr.bound.before) {
-			if state, err := fold.Decode(snap.State); err == nil {
+			if state, err := codec.DecodeJSON(snap.State); err == nil {
 				e.state, e.version, e.last = state, snap.Version, snap.Position
 				from = snap.Version + 1
 			}
@@ -306,7 +306,7 @@ func (fr *folder) one(name string) error {
 		return fmt.Errorf("%w: stream %s", log.ErrNotFound, name)
 	}
 	if useSnapshots && e.folded >= snapshotMin && fr.bound == (foldBound{}) {
-		if b, err := fold.Encode(e.state); err == nil {
+		if b, err := codec.EncodeJSON(e.state); err == nil {
 			// Best effort: a read-only store just gets no snapshot.
 			_ = fr.s.SaveSnapshot(fr.r.Fingerprint(), name, log.Snapshot{Version: e.version, Position: e.last, State: b})
 		}
@@ -444,7 +444,7 @@ func (fr *folder) printRows(rows []*foldEntry) error {
 // top-level values are columns.
 func (fr *folder) printRow(e *foldEntry, keys []string) error {
 	var err error
-	if fr.buf, err = fold.AppendEncode(fr.buf[:0], e.state); err != nil {
+	if fr.buf, err = codec.AppendJSON(fr.buf[:0], e.state); err != nil {
 		return err
 	}
 	fields := []output.Field{{Key: "stream", Value: e.name}, {Key: "version", Value: e.version}}
@@ -462,7 +462,7 @@ func (fr *folder) printRow(e *foldEntry, keys []string) error {
 		if ok {
 			if str, isStr := v.(string); isStr {
 				text = str
-			} else if b, err := fold.Encode(v); err == nil {
+			} else if b, err := codec.EncodeJSON(v); err == nil {
 				text = string(b)
 			}
 		}
@@ -474,7 +474,7 @@ func (fr *folder) printRow(e *foldEntry, keys []string) error {
 // printTrace prints an event and the state after it.
 func (fr *folder) printTrace(e *foldEntry, rec *codec.Record) error {
 	ev := codec.AppendRecordJSON(nil, rec)
-	state, err := fold.Encode(e.state)
+	state, err := codec.EncodeJSON(e.state)
 	if err != nil {
 		return err
 	}

@@ -1,10 +1,15 @@
 package codec
 
-// The JSON encoding of events: the envelope every command prints (CLI.md)
-// and ParseEnvelope reads back, and the string quoting it shares with
-// fold's canonical state encoding.
+// JSON encoding: of events, the envelope every command prints (CLI.md)
+// and ParseEnvelope reads back; of decoded values, the canonical form of a
+// fold's state (EncodeJSON). Both quote strings with AppendJSONString.
 
 import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"math/big"
+	"slices"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -103,4 +108,109 @@ func AppendJSONString(dst []byte, s string) []byte {
 	}
 	dst = append(dst, s[start:]...)
 	return append(dst, '"')
+}
+
+// EncodeJSON returns the canonical compact JSON of a decoded value (a
+// fold's state): object keys sorted byte-wise (as encoding/json sorts map
+// keys), no insignificant whitespace, strings escaped as evt prints them
+// (AppendJSONString: no HTML escaping), json.Number as its text. The
+// values are those DecodeJSON and gojq produce: nil, bool, string,
+// json.Number, float64, int, *big.Int, []any and map[string]any; any other
+// type is an error. Numbers that are not JSON follow jq: NaN is null,
+// ±Inf is ±1.7976931348623157e+308.
+func EncodeJSON(v any) ([]byte, error) {
+	return AppendJSON(nil, v)
+}
+
+// AppendJSON appends EncodeJSON(v) to dst. On error the returned slice
+// holds dst's original length.
+func AppendJSON(dst []byte, v any) ([]byte, error) {
+	out, err := appendValue(dst, v)
+	if err != nil {
+		return dst, err
+	}
+	return out, nil
+}
+
+func appendValue(dst []byte, v any) ([]byte, error) {
+	switch v := v.(type) {
+	case nil:
+		return append(dst, "null"...), nil
+	case bool:
+		if v {
+			return append(dst, "true"...), nil
+		}
+		return append(dst, "false"...), nil
+	case string:
+		return AppendJSONString(dst, v), nil
+	case json.Number:
+		if !ValidNumber(string(v)) {
+			return dst, fmt.Errorf("invalid number %q in state", v)
+		}
+		return append(dst, v...), nil
+	case float64:
+		return appendFloat(dst, v), nil
+	case int:
+		return strconv.AppendInt(dst, int64(v), 10), nil
+	case *big.Int:
+		return v.Append(dst, 10), nil
+	case []any:
+		dst = append(dst, '[')
+		for i, e := range v {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			var err error
+			if dst, err = appendValue(dst, e); err != nil {
+				return dst, err
+			}
+		}
+		return append(dst, ']'), nil
+	case map[string]any:
+		var buf [16]string
+		keys := buf[:0]
+		for k := range v {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		dst = append(dst, '{')
+		for i, k := range keys {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = AppendJSONString(dst, k)
+			dst = append(dst, ':')
+			var err error
+			if dst, err = appendValue(dst, v[k]); err != nil {
+				return dst, err
+			}
+		}
+		return append(dst, '}'), nil
+	}
+	return dst, fmt.Errorf("cannot encode a %T in a state", v)
+}
+
+// appendFloat formats f as encoding/json does (shortest representation,
+// exponent only below 1e-6 and from 1e21 on), with jq's answer for
+// the values JSON cannot hold.
+func appendFloat(dst []byte, f float64) []byte {
+	if math.IsNaN(f) {
+		return append(dst, "null"...)
+	}
+	f = min(max(f, -math.MaxFloat64), math.MaxFloat64)
+	format := byte('f')
+	if a := math.Abs(f); a != 0 && (a < 1e-6 || a >= 1e21) {
+		format = 'e'
+	}
+	start := len(dst)
+	dst = strconv.AppendFloat(dst, f, format, -1, 64)
+	if format == 'e' {
+		// e-07 → e-7, as encoding/json writes it.
+		b := dst[start:]
+		if n := len(b); n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
+			b[n-2] = b[n-1]
+			dst = dst[:len(dst)-1]
+		}
+	}
+	return dst
 }

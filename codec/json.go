@@ -1,7 +1,8 @@
 package codec
 
-// A hand-written JSON validator and compactor, and the envelope parser of
-// `evt append` built on it.
+// evt's one JSON scanner: a hand-written validator and compactor, the
+// envelope parser of `evt append`, and (decode.go) the decoder into Go
+// values that folds and --jq use, all built on the same grammar below.
 //
 // Why not encoding/json: a bulk append must take about 500k events/s of
 // 200-byte lines, 2 µs a line in all. json.Unmarshal into a struct takes
@@ -22,7 +23,8 @@ package codec
 //
 // Everything the scanner accepts, encoding/json accepts too, and
 // AppendCompact's output is byte for byte what json.Compact produces
-// (FuzzAppendCompact checks both).
+// (FuzzAppendCompact checks both); DecodeJSON returns what encoding/json
+// returns with UseNumber (FuzzDecodeJSON).
 
 import (
 	"bytes"
@@ -88,11 +90,19 @@ func AppendCompact(dst, src []byte) ([]byte, error) {
 	if _, err := s.compactValue(); err != nil {
 		return dst, err
 	}
-	s.skipSpace()
-	if s.i < len(s.src) {
-		return dst, s.unexpected(" after top-level value")
+	if err := s.end(); err != nil {
+		return dst, err
 	}
 	return s.dst, nil
+}
+
+// end checks that nothing but whitespace follows the top-level value.
+func (s *jsonScanner) end() error {
+	s.skipSpace()
+	if s.i < len(s.src) {
+		return s.unexpected(" after top-level value")
+	}
+	return nil
 }
 
 // jsonScanner validates src from index i on and appends the compact form
@@ -101,12 +111,16 @@ func AppendCompact(dst, src []byte) ([]byte, error) {
 // Compaction copies runs, not bytes: src[run:i] is output that has been
 // validated but not yet appended. Only whitespace between tokens ends a run
 // (see ws), so compact input costs one append per value.
+//
+// A decoding scanner (decode.go) sets noCopy: value then only validates,
+// and dst is scratch space for unescaped strings.
 type jsonScanner struct {
-	src   []byte
-	i     int // next byte of src to read
-	dst   []byte
-	run   int // start of the pending, not yet copied, output in src
-	depth int // arrays and objects open around i
+	src    []byte
+	i      int // next byte of src to read
+	dst    []byte
+	run    int  // start of the pending, not yet copied, output in src
+	depth  int  // arrays and objects open around i
+	noCopy bool // validate only: whitespace inside values is not copied out
 }
 
 // valueSpan is a value's place in jsonScanner.dst, as offsets because dst
@@ -160,6 +174,10 @@ func (s *jsonScanner) flushSpace() {
 	if !isJSONSpace(s.src[s.i]) {
 		return // a control character: value() will report it
 	}
+	if s.noCopy {
+		s.skipSpace()
+		return
+	}
 	s.dst = append(s.dst, s.src[s.run:s.i]...)
 	s.skipSpace()
 	s.run = s.i
@@ -172,7 +190,8 @@ func (s *jsonScanner) value() error {
 	}
 	switch c := s.src[s.i]; {
 	case c == '"':
-		return s.str()
+		_, err := s.str()
+		return err
 	case c == '{':
 		return s.object()
 	case c == '[':
@@ -210,7 +229,7 @@ func (s *jsonScanner) object() error {
 		return nil
 	}
 	for {
-		if err := s.key(); err != nil {
+		if _, err := s.key(); err != nil {
 			return err
 		}
 		s.ws()
@@ -234,11 +253,12 @@ func (s *jsonScanner) object() error {
 	}
 }
 
-// key, colon and objectNext are the object grammar shared by object and
-// the envelope parser, so both report the same error at the same byte.
-func (s *jsonScanner) key() error {
+// key, colon and objectNext are the object grammar shared by object, the
+// envelope parser and the decoder, so all report the same error at the
+// same byte. key reads a key string and says whether it has escapes.
+func (s *jsonScanner) key() (escaped bool, err error) {
 	if s.i >= len(s.src) || s.src[s.i] != '"' {
-		return s.unexpected(", expected object key")
+		return false, s.unexpected(", expected object key")
 	}
 	return s.str()
 }
@@ -307,11 +327,7 @@ var plainStringByte = func() (t [256]bool) {
 	return t
 }()
 
-// PlainStringByte reports whether c can be copied inside a JSON string
-// without a second look (see plainStringByte).
-func PlainStringByte(c byte) bool { return plainStringByte[c] }
-
-// HasSpecialByte reports whether any of the eight bytes in x is not a
+// hasSpecialByte reports whether any of the eight bytes in x is not a
 // plainStringByte, so str can skip plain text eight bytes per step (SWAR).
 // Per byte b, with the high bits as flags:
 //
@@ -323,19 +339,20 @@ func PlainStringByte(c byte) bool { return plainStringByte[c] }
 // The subtractions also flag bytes >= 0x80, which b flags anyway, and a
 // borrow only crosses into the next byte from a byte that was flagged, so
 // the "any byte" answer is exact.
-func HasSpecialByte(x uint64) bool {
+func hasSpecialByte(x uint64) bool {
 	const ones = 0x0101010101010101
 	const high = 0x8080808080808080
 	return ((x-ones*0x20)|((x^ones*'"')-ones)|((x^ones*'\\')-ones)|x)&high != 0
 }
 
 // str reads a string starting at its opening quote. Nothing is decoded:
-// the escapes are checked and the bytes stay as they are.
-func (s *jsonScanner) str() error {
+// the escapes are checked and the bytes stay as they are; escaped says
+// whether there were any, so a decoder knows whether to unescape.
+func (s *jsonScanner) str() (escaped bool, err error) {
 	src := s.src
 	i := s.i + 1
 	for {
-		for i+8 <= len(src) && !HasSpecialByte(binary.LittleEndian.Uint64(src[i:])) {
+		for i+8 <= len(src) && !hasSpecialByte(binary.LittleEndian.Uint64(src[i:])) {
 			i += 8
 		}
 		for i < len(src) && plainStringByte[src[i]] {
@@ -343,37 +360,38 @@ func (s *jsonScanner) str() error {
 		}
 		if i >= len(src) {
 			s.i = i
-			return s.unexpected(" in string")
+			return false, s.unexpected(" in string")
 		}
 		switch c := src[i]; {
 		case c == '"':
 			s.i = i + 1
-			return nil
+			return escaped, nil
 		case c == '\\':
-			n, err := EscapeLen(src, i)
+			n, err := escapeLen(src, i)
 			if err != nil {
-				return err
+				return false, err
 			}
+			escaped = true
 			i += n
 		case c < 0x20:
 			// RFC 8259 §7: control characters must be escaped. A raw
 			// newline here would also split an NDJSON line.
-			return &SyntaxError{Offset: i, Msg: fmt.Sprintf("control character 0x%02x in string", c)}
+			return false, &SyntaxError{Offset: i, Msg: fmt.Sprintf("control character 0x%02x in string", c)}
 		default: // c >= 0x80: a multi-byte UTF-8 sequence, or garbage
 			r, n := utf8.DecodeRune(src[i:])
 			if r == utf8.RuneError && n == 1 {
-				return &SyntaxError{Offset: i, Msg: "invalid UTF-8 in string"}
+				return false, &SyntaxError{Offset: i, Msg: "invalid UTF-8 in string"}
 			}
 			i += n
 		}
 	}
 }
 
-// EscapeLen checks the escape sequence at src[i] == '\\' and returns its
+// escapeLen checks the escape sequence at src[i] == '\\' and returns its
 // length: 2, or 6 for \uXXXX. Surrogates are not paired up here: "\ud800"
 // alone is valid JSON (RFC 8259 §8.2 leaves its meaning open), and
-// AppendUnescaped decodes it as U+FFFD the way encoding/json does.
-func EscapeLen(src []byte, i int) (int, error) {
+// appendUnescaped decodes it as U+FFFD the way encoding/json does.
+func escapeLen(src []byte, i int) (int, error) {
 	if i+1 >= len(src) {
 		return 0, &SyntaxError{Offset: len(src), Msg: "unexpected end of input in string"}
 	}
@@ -447,17 +465,15 @@ func (s *jsonScanner) number() error {
 	return nil
 }
 
-// NumberEnd reads the JSON number at src[i] and returns the offset just
-// past it (fold's decoder and spec checks use the same grammar).
-func NumberEnd(src []byte, i int) (int, error) {
-	if i >= len(src) {
-		return 0, UnexpectedAt(src, i, " in number")
+// ValidNumber reports whether s is exactly one JSON number, as the
+// scanner reads them: fold checks the numbers of a spec and of a state
+// with it.
+func ValidNumber(s string) bool {
+	if s == "" {
+		return false
 	}
-	s := jsonScanner{src: src, i: i}
-	if err := s.number(); err != nil {
-		return 0, err
-	}
-	return s.i, nil
+	sc := jsonScanner{src: []byte(s)}
+	return sc.number() == nil && sc.i == len(s)
 }
 
 func isASCIIDigit(c byte) bool { return c >= '0' && c <= '9' }
@@ -487,13 +503,10 @@ func (s *jsonScanner) literal(lit string) error {
 	return nil
 }
 
-// unexpected reports the byte at i (or the end of input) with suffix
-// appended to the message.
-func (s *jsonScanner) unexpected(suffix string) error { return UnexpectedAt(s.src, s.i, suffix) }
-
-// UnexpectedAt is the syntax error for the byte at src[i], or for the end
-// of input, with suffix appended to the message.
-func UnexpectedAt(src []byte, i int, suffix string) error {
+// unexpected is the syntax error for the byte at i, or for the end of
+// input, with suffix appended to the message.
+func (s *jsonScanner) unexpected(suffix string) error {
+	src, i := s.src, s.i
 	if i >= len(src) {
 		return &SyntaxError{Offset: len(src), Msg: "unexpected end of input" + suffix}
 	}
@@ -629,10 +642,11 @@ func (s *jsonScanner) envelope(env *Envelope) (data, meta valueSpan, err error) 
 	} else {
 		for {
 			keyOff := s.i
-			if err := s.key(); err != nil {
+			escaped, err := s.key()
+			if err != nil {
 				return data, meta, err
 			}
-			field, name := s.envelopeKey(keyOff)
+			field, name := s.envelopeKey(keyOff, escaped)
 			switch {
 			case field == 0:
 				fail(keyOff, "unknown field %q", clip(name))
@@ -647,7 +661,6 @@ func (s *jsonScanner) envelope(env *Envelope) (data, meta valueSpan, err error) 
 			s.skipSpace()
 
 			valueOff := s.i
-			var err error
 			switch field {
 			case fieldStream, fieldType, fieldID:
 				var v string
@@ -716,13 +729,13 @@ func (s *jsonScanner) envelope(env *Envelope) (data, meta valueSpan, err error) 
 // returns its field bit and name (for messages). A key with escapes
 // ("str\u0065am" is "stream") is decoded into the spare end of dst first,
 // so even that costs no allocation on the success path.
-func (s *jsonScanner) envelopeKey(keyOff int) (field int, name string) {
+func (s *jsonScanner) envelopeKey(keyOff int, escaped bool) (field int, name string) {
 	raw := s.src[keyOff+1 : s.i-1]
-	if bytes.IndexByte(raw, '\\') < 0 {
+	if !escaped {
 		return fieldName(raw)
 	}
 	mark := len(s.dst)
-	s.dst = AppendUnescaped(s.dst, raw)
+	s.dst = appendUnescaped(s.dst, raw)
 	field, name = fieldName(s.dst[mark:])
 	s.dst = s.dst[:mark]
 	return field, name
@@ -761,16 +774,17 @@ func (s *jsonScanner) stringValue() (v string, ok bool, err error) {
 		return "", false, s.skipValue()
 	}
 	start := s.i
-	if err := s.str(); err != nil {
+	escaped, err := s.str()
+	if err != nil {
 		return "", false, err
 	}
 	raw := s.src[start+1 : s.i-1]
-	if bytes.IndexByte(raw, '\\') < 0 {
+	if !escaped {
 		return string(raw), true, nil // the common case: one allocation
 	}
 	// Decode in dst's spare room, copy out, give the room back.
 	mark := len(s.dst)
-	s.dst = AppendUnescaped(s.dst, raw)
+	s.dst = appendUnescaped(s.dst, raw)
 	v = string(s.dst[mark:])
 	s.dst = s.dst[:mark]
 	return v, true, nil
@@ -796,11 +810,11 @@ func kindOf(c byte) string {
 	return "a number"
 }
 
-// AppendUnescaped appends the decoded content of a JSON string whose body (the
+// appendUnescaped appends the decoded content of a JSON string whose body (the
 // bytes between the quotes) str has already validated. \uXXXX escapes are
 // decoded as UTF-16: a surrogate pair becomes one rune, a surrogate that is
 // not part of a pair becomes U+FFFD, as encoding/json does.
-func AppendUnescaped(dst, body []byte) []byte {
+func appendUnescaped(dst, body []byte) []byte {
 	for i := 0; i < len(body); {
 		if body[i] != '\\' {
 			j := bytes.IndexByte(body[i:], '\\')

@@ -684,8 +684,8 @@ func TestHasSpecialByte(t *testing.T) {
 					b[i] = filler
 				}
 				b[pos] = byte(c)
-				if got := HasSpecialByte(word(b)); got != !plainStringByte[c] {
-					t.Fatalf("HasSpecialByte(%q) = %v", b, got)
+				if got := hasSpecialByte(word(b)); got != !plainStringByte[c] {
+					t.Fatalf("hasSpecialByte(%q) = %v", b, got)
 				}
 			}
 		}
@@ -702,8 +702,8 @@ func TestHasSpecialByte(t *testing.T) {
 			}
 			want = want || !plainStringByte[b[i]]
 		}
-		if got := HasSpecialByte(word(b)); got != want {
-			t.Fatalf("HasSpecialByte(%q) = %v", b, got)
+		if got := hasSpecialByte(word(b)); got != want {
+			t.Fatalf("hasSpecialByte(%q) = %v", b, got)
 		}
 	}
 }

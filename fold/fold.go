@@ -9,14 +9,15 @@
 // event's data; NewJQ, one jq expression run per event; and a Spec (YAML or
 // JSON) with an initial state and one jq expression per event type.
 //
-// States are decoded JSON values as gojq and DecodeJSON produce them:
-// nil, bool, string, json.Number, float64, int, *big.Int, []any and
-// map[string]any. Encode writes one as canonical JSON, Decode reads it back.
+// States are decoded JSON values as gojq and codec.DecodeJSON produce
+// them: nil, bool, string, json.Number, float64, int, *big.Int, []any and
+// map[string]any. codec.EncodeJSON writes one as canonical JSON (snapshots,
+// fingerprints), codec.DecodeJSON reads it back: fold scans no JSON itself.
 //
 // Ownership: the fold loop owns the state. Step may modify the state it is
 // given in place and return it (the merge reducer does, so that folding
 // 100k entities does not copy every map on every event), so a caller that
-// needs an earlier state after the next Step must Encode it first.
+// needs an earlier state after the next Step must encode it first.
 package fold
 
 import (

@@ -100,7 +100,7 @@ func (p *program) run(state any, ev *Input, timeout time.Duration) (any, error) 
 // metadata left out when empty; gojq objects have no order (they print
 // with sorted keys), so the printed order has nothing to keep.
 func envelope(ev *Input) (map[string]any, error) {
-	data, err := Decode(ev.Data)
+	data, err := codec.DecodeJSON(ev.Data)
 	if err != nil {
 		return nil, &DataError{Field: "data", Err: err}
 	}
@@ -113,7 +113,7 @@ func envelope(ev *Input) (map[string]any, error) {
 	m["id"] = ev.ID
 	m["data"] = data
 	if len(ev.Metadata) > 0 {
-		meta, err := Decode(ev.Metadata)
+		meta, err := codec.DecodeJSON(ev.Metadata)
 		if err != nil {
 			return nil, &DataError{Field: "metadata", Err: err}
 		}

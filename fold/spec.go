@@ -145,7 +145,7 @@ func newSpec(doc any) (*Spec, error) {
 	if len(s.on) == 0 && s.def == nil {
 		return nil, errors.New("no expressions: want an `on` mapping of event type to jq expression, or a `default`")
 	}
-	b, err := Encode(canon)
+	b, err := codec.EncodeJSON(canon)
 	if err != nil {
 		return nil, fmt.Errorf("init: %w", err)
 	}
@@ -338,7 +338,7 @@ func (c *yamlConverter) scalar(n *yaml.Node, path string) (any, error) {
 		}
 		return b, nil
 	case "!!int", "!!float":
-		if isNumber(n.Value) {
+		if codec.ValidNumber(n.Value) {
 			return json.Number(n.Value), nil
 		}
 		var v any
@@ -364,14 +364,14 @@ func at(path string) string {
 }
 
 // jsonValue converts a decoded document (encoding/json, yaml.v3, viper) to
-// a JSON value of the kinds Decode returns.
+// a JSON value of the kinds codec.DecodeJSON returns.
 func jsonValue(v any, path string, depth int) (any, error) {
 	if depth > codec.MaxJSONDepth {
 		return nil, fmt.Errorf("nested deeper than %d levels", codec.MaxJSONDepth)
 	}
 	switch v := v.(type) {
 	case nil, bool, string, json.Number:
-		if n, ok := v.(json.Number); ok && !isNumber(string(n)) {
+		if n, ok := v.(json.Number); ok && !codec.ValidNumber(string(n)) {
 			return nil, fmt.Errorf("%sinvalid number %q", at(path), string(n))
 		}
 		return v, nil
@@ -389,7 +389,11 @@ func jsonValue(v any, path string, depth int) (any, error) {
 		if math.IsNaN(v) || math.IsInf(v, 0) {
 			return nil, fmt.Errorf("%s%v is not a JSON number", at(path), v)
 		}
-		return json.Number(appendFloat(nil, v)), nil
+		b, err := codec.AppendJSON(nil, v) // finite: as encoding/json writes it
+		if err != nil {
+			return nil, err
+		}
+		return json.Number(b), nil
 	case time.Time:
 		return v.Format(time.RFC3339Nano), nil
 	case []byte:

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/evtdev/evt/codec"
 )
 
 const accountSpec = `
@@ -236,7 +238,7 @@ func FuzzParseSpec(f *testing.F) {
 		if err != nil || again.Reducer().Fingerprint() != s.Reducer().Fingerprint() {
 			t.Fatalf("second parse: %v, or a different fingerprint", err)
 		}
-		if _, err := Decode([]byte(mustEncode(t, s.init))); err != nil && !strings.Contains(err.Error(), "nested deeper") {
+		if _, err := codec.DecodeJSON([]byte(mustEncode(t, s.init))); err != nil && !strings.Contains(err.Error(), "nested deeper") {
 			t.Fatalf("init does not round-trip: %v", err)
 		}
 	})

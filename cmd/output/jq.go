@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/evtdev/evt/codec"
 	"github.com/itchyny/gojq"
 )
 
@@ -32,12 +31,9 @@ func CompileJQ(expr string) (*JQ, error) {
 	return &JQ{code: code}, nil
 }
 
-// Run applies the expression to doc and calls emit for every result.
-func (j *JQ) Run(doc []byte, emit func(v any) error) error {
-	v, err := codec.DecodeJSON(doc)
-	if err != nil {
-		return err
-	}
+// Run applies the expression to v, a document decoded by
+// codec.DecodeJSON, and calls emit for every result.
+func (j *JQ) Run(v any, emit func(v any) error) error {
 	ctx, cancel := context.WithTimeout(context.Background(), jqTimeout)
 	defer cancel()
 	iter := j.code.RunWithContext(ctx, v)

@@ -108,9 +108,12 @@ func (p *Printer) Record(r *codec.Record) error {
 
 // Event prints one event. Automatic format is NDJSON: events are data.
 func (p *Printer) Event(e *codec.Event) error {
-	if p.jq != nil {
-		p.buf = codec.AppendEventJSON(p.buf[:0], e)
-		return p.JSON(p.buf)
+	if p.jq != nil || p.format == FormatTemplate {
+		v, err := eventValue(e)
+		if err != nil {
+			return err
+		}
+		return p.value(v)
 	}
 	switch p.format {
 	case FormatAuto, FormatJSON:
@@ -135,8 +138,12 @@ func (p *Printer) Event(e *codec.Event) error {
 // JSON prints one JSON document in the printer's format (pretty, yaml,
 // template, or compact JSON for table and automatic).
 func (p *Printer) JSON(doc []byte) error {
-	if p.jq != nil {
-		return p.jq.Run(doc, p.jqResult)
+	if p.jq != nil || p.format == FormatTemplate {
+		v, err := codec.DecodeJSON(doc) // exact numbers: 1234567, not 1.234567e+06
+		if err != nil {
+			return err
+		}
+		return p.value(v)
 	}
 	switch p.format {
 	case FormatPretty:
@@ -149,13 +156,46 @@ func (p *Printer) JSON(doc []byte) error {
 		return err
 	case FormatYAML:
 		return p.yaml(doc)
-	case FormatTemplate:
-		return executeOutputTemplate(p.w, p.tmpl, doc)
 	}
 	if _, err := p.w.Write(doc); err != nil {
 		return err
 	}
 	return p.w.WriteByte('\n')
+}
+
+// value prints a decoded document through the jq expression or the
+// template, the two outputs that work on values rather than bytes.
+func (p *Printer) value(v any) error {
+	if p.jq != nil {
+		return p.jq.Run(v, p.jqResult)
+	}
+	return executeTemplate(p.w, p.tmpl, v)
+}
+
+// eventValue is codec.DecodeJSON(codec.AppendEventJSON(e)), built without
+// the round trip, and with the data and metadata decoded on their own: an
+// event whose data nests codec.MaxJSONDepth deep (which append accepts)
+// still prints, though its envelope is one level deeper.
+func eventValue(e *codec.Event) (any, error) {
+	data, err := codec.DecodeJSON(e.Data)
+	if err != nil {
+		return nil, err
+	}
+	m := map[string]any{
+		"position": json.Number(strconv.FormatUint(e.Position, 10)),
+		"stream":   e.Stream,
+		"version":  json.Number(strconv.FormatUint(e.Version, 10)),
+		"type":     e.Type,
+		"time":     e.Time.UTC().Format(codec.TimeFormat),
+		"id":       e.ID,
+		"data":     data,
+	}
+	if len(e.Metadata) > 0 {
+		if m["metadata"], err = codec.DecodeJSON(e.Metadata); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
 }
 
 // yaml prints a JSON document as a YAML document. JSON is YAML: decoding

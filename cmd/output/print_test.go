@@ -3,6 +3,8 @@ package output
 import (
 	"bytes"
 	"encoding/json"
+	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -98,5 +100,43 @@ func TestAppendRowJSONIsJSON(t *testing.T) {
 	b := AppendRowJSON(nil, []Field{{Key: "k\"", Value: []int{1}}, {Key: "raw", Value: json.RawMessage(`{"a":1}`)}, {Key: "i", Value: -2}})
 	if want := `{"k\"":[1],"raw":{"a":1},"i":-2}`; string(b) != want || !json.Valid(b) {
 		t.Errorf("AppendRowJSON = %s, want %s", b, want)
+	}
+}
+
+// eventValue is the decoded envelope, without the round trip.
+func TestEventValue(t *testing.T) {
+	for _, meta := range []string{"", `{"correlation_id":"c-1","n":1.50}`} {
+		e := testEvent()
+		if meta != "" {
+			e.Metadata = []byte(meta)
+		}
+		got, err := eventValue(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := codec.DecodeJSON(codec.AppendEventJSON(nil, e))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("eventValue = %#v\nwant %#v", got, want)
+		}
+	}
+}
+
+// Data may nest as deep as append allows; --jq and templates still print
+// the event, whose envelope is one level deeper.
+func TestDeepEventPrints(t *testing.T) {
+	e := testEvent()
+	e.Data = []byte(strings.Repeat("[", codec.MaxJSONDepth) + strings.Repeat("]", codec.MaxJSONDepth))
+	if _, err := codec.AppendCompact(nil, e.Data); err != nil {
+		t.Fatalf("append would refuse the data: %v", err)
+	}
+	print := func(p *Printer) error { return p.Event(e) }
+	if got := printOne(t, "", ".stream", false, print); got != "account-7\n" {
+		t.Errorf("--jq .stream = %q", got)
+	}
+	if got := printOne(t, "template={{.version}}", "", false, print); got != "2\n" {
+		t.Errorf("template = %q", got)
 	}
 }

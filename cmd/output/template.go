@@ -46,6 +46,11 @@ func executeOutputTemplate(w io.Writer, t *template.Template, doc []byte) error 
 	if err != nil {
 		return err
 	}
+	return executeTemplate(w, t, v)
+}
+
+// executeTemplate is executeOutputTemplate for a document already decoded.
+func executeTemplate(w io.Writer, t *template.Template, v any) error {
 	if isEnvelope(v) {
 		// metadata is left out of the JSON when empty; a template sees
 		// it as the empty object it stands for, so {{with .metadata}}
@@ -60,7 +65,7 @@ func executeOutputTemplate(w io.Writer, t *template.Template, doc []byte) error 
 		return templateExecError(err, v)
 	}
 	out.WriteByte('\n')
-	_, err = w.Write(out.Bytes())
+	_, err := w.Write(out.Bytes())
 	return err
 }
 
