@@ -170,8 +170,28 @@ func runConsume(ctx context.Context, g *globalOptions, o *consumeOptions, name s
 					}
 					continue
 				}
+				// A handler's deadline is its lease's: the first event's
+				// lease was just taken; each later one is renewed first,
+				// and one whose lease ran out while the events before it
+				// ran (it may be another member's by now) is not started.
+				deadline := d.Deadline
+				if i > 0 {
+					dl, ok, err := grp.Renew(d.Event.Position)
+					if err != nil {
+						return err
+					}
+					if !ok {
+						failed[d.Event.Stream] = true
+						continue
+					}
+					deadline = dl
+				}
+				if !time.Now().Before(deadline) {
+					failed[d.Event.Stream] = true
+					continue // reclaimed by the next lease
+				}
 				envelope = append(codec.AppendEventJSON(envelope[:0], &d.Event), '\n')
-				herr := runHandler(ctx, g, o.Exec, d, envelope, grp.Config.AckWait)
+				herr := runHandler(ctx, g, o.Exec, d, envelope, deadline, grp.Config.AckWait)
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
@@ -199,8 +219,8 @@ func runConsume(ctx context.Context, g *globalOptions, o *consumeOptions, name s
 // handler that outlives the ack wait is killed (its event goes to another
 // member anyway), and so is one whose member dies (Pdeathsig), so two
 // copies of a handler never run for long.
-func runHandler(ctx context.Context, g *globalOptions, command string, d *log.Delivery, envelope []byte, ackWait time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, ackWait)
+func runHandler(ctx context.Context, g *globalOptions, command string, d *log.Delivery, envelope []byte, deadline time.Time, ackWait time.Duration) error {
+	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 	c := exec.CommandContext(ctx, "sh", "-c", command)
 	c.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

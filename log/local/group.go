@@ -427,7 +427,7 @@ func (g *Group) Lease(n int, match func(*codec.Record) bool, chain bool, acks ..
 			l.Member = g.id
 			l.Deadline = now.Add(g.Config.AckWait)
 			l.Deliveries++
-			out = append(out, log.Delivery{Event: ev, Deliveries: l.Deliveries})
+			out = append(out, log.Delivery{Event: ev, Deliveries: l.Deliveries, Deadline: l.Deadline})
 			if ordered && !chain {
 				blocked[l.Stream] = true
 			}
@@ -491,6 +491,28 @@ func (g *Group) AckOwn(positions ...uint64) error {
 		g.ackOwn(st, positions)
 		return nil
 	})
+}
+
+// Renew extends this member's lease on position p to a full ack wait
+// from now and returns its new deadline, if the member still holds it:
+// not acked, not expired, not handed to another member. ok is false
+// otherwise, and the member must not start handling the event: a
+// member that handles a batch one event after another renews each
+// event's lease before its handler starts, so no handler starts on an
+// event whose lease ran out while the ones before it ran.
+func (g *Group) Renew(p uint64) (deadline time.Time, ok bool, err error) {
+	now := time.Now()
+	err = g.Update(func(st *GroupState) error {
+		ok = false
+		l, held := st.Pending[p]
+		if !held || l.Member != g.id || !now.Before(l.Deadline) {
+			return nil
+		}
+		l.Deadline = now.Add(g.Config.AckWait)
+		deadline, ok = l.Deadline, true
+		return nil
+	})
+	return deadline, ok, err
 }
 
 // Return hands leased events back unhandled, not counting the delivery:
