@@ -109,6 +109,7 @@ func runConsume(ctx context.Context, g *globalOptions, o *consumeOptions, name s
 	var done uint64
 	var envelope []byte
 	var acks []uint64 // printed, to ack with the next lease
+	var rp *reaper    // kills the running handler if this member dies
 	defer func() {
 		if len(acks) > 0 {
 			if err := grp.AckOwn(acks...); err != nil {
@@ -160,6 +161,12 @@ func runConsume(ctx context.Context, g *globalOptions, o *consumeOptions, name s
 			}
 			done += uint64(len(ds))
 		} else {
+			if rp == nil {
+				if rp, err = startReaper(); err != nil {
+					return err
+				}
+				defer rp.stop()
+			}
 			failed := map[string]bool{} // streams whose event failed in this batch
 			for i := range ds {
 				d := &ds[i]
@@ -191,7 +198,7 @@ func runConsume(ctx context.Context, g *globalOptions, o *consumeOptions, name s
 					continue // reclaimed by the next lease
 				}
 				envelope = append(codec.AppendEventJSON(envelope[:0], &d.Event), '\n')
-				herr := runHandler(ctx, g, o.Exec, d, envelope, deadline, grp.Config.AckWait)
+				herr := runHandler(ctx, g, rp, o.Exec, d, envelope, deadline, grp.Config.AckWait)
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
@@ -214,15 +221,16 @@ func runConsume(ctx context.Context, g *globalOptions, o *consumeOptions, name s
 	}
 }
 
-// runHandler runs the --exec command for one delivery. Its error says how
-// it failed, with the last line it wrote to stderr, for parked events. A
-// handler that outlives the ack wait is killed (its event goes to another
-// member anyway), and so is one whose member dies (Pdeathsig), so two
-// copies of a handler never run for long.
-func runHandler(ctx context.Context, g *globalOptions, command string, d *log.Delivery, envelope []byte, deadline time.Time, ackWait time.Duration) error {
+// runHandler runs the --exec command for one delivery, in its own process
+// group (runGroup). Its error says how it failed, with the last line it
+// wrote to stderr, for parked events. A handler that outlives its lease's
+// deadline is killed with all it started (its event goes to another
+// member anyway), and so is one whose member dies (the reaper), so two
+// copies of a handler never run at once.
+func runHandler(ctx context.Context, g *globalOptions, rp *reaper, command string, d *log.Delivery, envelope []byte, deadline time.Time, ackWait time.Duration) error {
 	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
-	c := exec.CommandContext(ctx, "sh", "-c", command)
+	c := exec.Command("sh", "-c", command)
 	c.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	c.Stdin = bytes.NewReader(envelope)
 	c.Stdout = g.IO.Out
@@ -236,11 +244,11 @@ func runHandler(ctx context.Context, g *globalOptions, command string, d *log.De
 		"EVT_TYPE="+e.Type,
 		"EVT_DELIVERY="+strconv.Itoa(d.Deliveries),
 	)
-	err := c.Run()
+	err, killed := runGroup(ctx, c, rp)
 	if err == nil {
 		return nil
 	}
-	if ctx.Err() == context.DeadlineExceeded {
+	if killed && ctx.Err() == context.DeadlineExceeded {
 		return fmt.Errorf("killed after the ack wait (%s)", ackWait)
 	}
 	if last := stderr.lastLine(); last != "" {

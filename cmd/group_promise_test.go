@@ -208,3 +208,46 @@ func pidGone(pid int) bool {
 	return false
 }
 
+// TestGroupHandlerTreeKilled: a handler that starts a background process
+// (sleep, its pid written to a file) and waits for it is killed with all
+// it started: when it outlives --ack-wait, when its member is killed
+// with SIGKILL, and when its member is interrupted.
+func TestGroupHandlerTreeKilled(t *testing.T) {
+	for _, how := range []string{"ack-wait", "sigkill", "sigint"} {
+		t.Run(how, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "store")
+			evtOutput(t, "--dir", dir, "append", "s-1", "T", "{}")
+			ackWait := "1h"
+			if how == "ack-wait" {
+				ackWait = "1s"
+			}
+			evtOutput(t, "--dir", dir, "group", "create", "G", "--from", "start", "--ack-wait", ackWait, "--max-deliver", "1")
+			pidFile := filepath.Join(t.TempDir(), "pid")
+			m := startMember(t, dir, filepath.Join(t.TempDir(), "log"), "m", "G",
+				"--exec", `sleep 300 & echo $! > `+pidFile+`.tmp; mv `+pidFile+`.tmp `+pidFile+`; wait`)
+			var pid int
+			waitFor(t, "the handler's background process", func() bool {
+				b, err := os.ReadFile(pidFile)
+				if err == nil {
+					pid, err = strconv.Atoi(strings.TrimSpace(string(b)))
+				}
+				return err == nil
+			})
+			switch how {
+			case "ack-wait":
+				waitFor(t, "the event to be parked", func() bool {
+					return groupCommitted(t, dir, "G") == 2
+				})
+				if out := evtOutput(t, "--dir", dir, "group", "parked", "G", "-o", "json", "--jq", ".reason"); !strings.Contains(out, "killed after the ack wait") {
+					t.Errorf("parked reason %q, want killed after the ack wait", out)
+				}
+			case "sigkill":
+				m.cmd.Process.Signal(syscall.SIGKILL)
+			case "sigint":
+				m.cmd.Process.Signal(os.Interrupt)
+			}
+			t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
+			waitFor(t, fmt.Sprintf("the handler's background process %d to end", pid), func() bool { return pidGone(pid) })
+		})
+	}
+}
