@@ -9,6 +9,7 @@ import (
 	"os"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -219,15 +220,33 @@ func (g *Group) Dir() string { return g.dir }
 // Member is this process's member id.
 func (g *Group) Member() string { return g.id }
 
+// joinPause runs between creating a joining member's file and locking it
+// (tests delay a joiner there, as a preempted process would be).
+var joinPause = func() {}
+
 // Join registers this process as a live member: its member file stays
 // flocked until the process ends, so others can tell it is alive.
+//
+// The file is created and locked under a name others ignore (.PID.join),
+// then renamed into place: a member file that others see is always
+// locked by its member from the start, so a member that is slow to join
+// is never taken for dead (and its leases handed out) by a concurrent
+// look at the members.
 func (g *Group) Join() error {
-	f, err := os.OpenFile(join(join(g.dir, "members"), g.id), os.O_RDWR|os.O_CREATE, 0o600)
+	members := join(g.dir, "members")
+	tmp := join(members, "."+g.id+".join")
+	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return err
 	}
+	joinPause()
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		f.Close()
+		return fmt.Errorf("join group %s: %w", g.Config.Name, err)
+	}
+	if err := os.Rename(tmp, join(members, g.id)); err != nil {
+		f.Close()
+		os.Remove(tmp)
 		return fmt.Errorf("join group %s: %w", g.Config.Name, err)
 	}
 	g.member = f
@@ -247,8 +266,13 @@ func (g *Group) alive(member string) bool {
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		return true // someone holds it
 	}
+	// A dead member's file: remove it, unless a new member of the same
+	// PID renamed its own (locked) file into place meanwhile.
+	var held, now unix.Stat_t
+	if unix.Fstat(int(f.Fd()), &held) == nil && unix.Stat(f.Name(), &now) == nil && held.Ino == now.Ino && held.Dev == now.Dev {
+		os.Remove(f.Name())
+	}
 	unix.Flock(int(f.Fd()), unix.LOCK_UN)
-	os.Remove(f.Name()) // a dead member's file
 	return false
 }
 
@@ -257,6 +281,9 @@ func (g *Group) Members() []string {
 	ents, _ := os.ReadDir(join(g.dir, "members"))
 	live := []string{}
 	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), ".") {
+			continue // joining (see Join)
+		}
 		if g.alive(e.Name()) {
 			live = append(live, e.Name())
 		}
