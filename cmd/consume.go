@@ -83,6 +83,7 @@ func runConsume(ctx context.Context, g *globalOptions, o *consumeOptions, name s
 		return err
 	}
 	defer grp.Close()
+	grp.ManualAck = o.ManualAck
 	if err := grp.Join(); err != nil {
 		return err
 	}
@@ -103,7 +104,8 @@ func runConsume(ctx context.Context, g *globalOptions, o *consumeOptions, name s
 	}
 	defer w.Close()
 	// Whatever this member still holds when it stops goes back at once,
-	// not after the ack wait.
+	// not after the ack wait; but for --manual-ack leases, which wait for
+	// evt ack.
 	defer grp.Release()
 
 	var done uint64
@@ -288,9 +290,11 @@ func newAckCmd(g *globalOptions) *cobra.Command {
 		Short: "Ack events of a group consumed with --manual-ack",
 		Long: `Ack events of consumer group NAME by position, once they are handled:
 the group does not deliver them again. This is for events that
-"evt consume NAME --manual-ack" printed; other members ack their own.
-Exits 1 if a position was not pending in the group (never delivered, or
-acked already), after acking the others.`,
+"evt consume NAME --manual-ack" printed, whose lease lasts until this ack
+or the group's --ack-wait, even after the consumer exited; other members
+ack their own. Exits 1 if a position is not leased to a --manual-ack
+consumer (never delivered, acked already, past its --ack-wait, or now
+another member's), after acking the others.`,
 		Example: `  evt consume mailer --manual-ack --count 2 --jq .position
   evt ack mailer 3 4`,
 		Args: cobra.MinimumNArgs(2),
@@ -309,7 +313,7 @@ acked already), after acking the others.`,
 				return err
 			}
 			if n < len(positions) {
-				return fmt.Errorf("acked %d of %d: the others were not pending in %s", n, len(positions), args[0])
+				return fmt.Errorf("acked %d of %d: the others are not leased to a --manual-ack consumer of %s (never delivered, acked already, or past --ack-wait)", n, len(positions), args[0])
 			}
 			return nil
 		},

@@ -251,3 +251,44 @@ func TestGroupHandlerTreeKilled(t *testing.T) {
 		})
 	}
 }
+
+// TestGroupLateAck: a --manual-ack consumer takes an event and exits; its
+// lease runs out and an --exec member takes the event and runs it. The
+// late `evt ack` of the first consumer must leave the running member's
+// lease alone (exit 1): the event stays pending until its handler is done,
+// so the stream's next event does not overtake it.
+func TestGroupLateAck(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "store")
+	evtOutput(t, "--dir", dir, "append", "s-1", "T", "{}")
+	evtOutput(t, "--dir", dir, "append", "s-1", "T", "{}")
+	evtOutput(t, "--dir", dir, "group", "create", "G", "--from", "start", "--ack-wait", "1s")
+	if out := evtOutput(t, "--dir", dir, "consume", "G", "--manual-ack", "--once", "--jq", ".position"); out != "1\n" {
+		t.Fatalf("consume --manual-ack: %q, want position 1", out)
+	}
+	logFile := filepath.Join(t.TempDir(), "handled.log")
+	release := filepath.Join(t.TempDir(), "release")
+	// The handler runs until the test creates the release file.
+	startMember(t, dir, logFile, "exec", "G", "--exec",
+		timedHandler(`until test -e `+release+`; do sleep 0.05; done`))
+	waitFor(t, "the exec member to run position 1", func() bool {
+		b, _ := os.ReadFile(logFile)
+		return strings.HasPrefix(string(b), "exec 1 start")
+	})
+	c := selfCommand(t, "evt", "--dir", dir, "ack", "G", "1")
+	out, err := c.CombinedOutput()
+	if err == nil {
+		t.Errorf("evt ack of a position another member runs: exit 0, want 1 (%s)", out)
+	}
+	if got := groupCommitted(t, dir, "G"); got != 1 {
+		t.Errorf("committed %d after the late ack, want 1: position 1 still runs", got)
+	}
+	if err := os.WriteFile(release, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "both events handled", func() bool { return groupCommitted(t, dir, "G") == 3 })
+	runs := parseTimedLog(t, logFile)
+	if len(runs) != 2 || runs[0].position != 1 || runs[1].position != 2 || runs[1].start < runs[0].end {
+		t.Errorf("runs %+v: want position 1, then 2 after it", runs)
+	}
+}
+
