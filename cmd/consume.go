@@ -83,6 +83,7 @@ func runConsume(ctx context.Context, g *globalOptions, o *consumeOptions, name s
 		return err
 	}
 	defer grp.Close()
+	grp.ManualAck = o.ManualAck
 	if err := grp.Join(); err != nil {
 		return err
 	}
@@ -103,12 +104,14 @@ func runConsume(ctx context.Context, g *globalOptions, o *consumeOptions, name s
 	}
 	defer w.Close()
 	// Whatever this member still holds when it stops goes back at once,
-	// not after the ack wait.
+	// not after the ack wait; but for --manual-ack leases, which wait for
+	// evt ack.
 	defer grp.Release()
 
 	var done uint64
 	var envelope []byte
 	var acks []uint64 // printed, to ack with the next lease
+	var rp *reaper    // kills the running handler if this member dies
 	defer func() {
 		if len(acks) > 0 {
 			if err := grp.AckOwn(acks...); err != nil {
@@ -160,6 +163,12 @@ func runConsume(ctx context.Context, g *globalOptions, o *consumeOptions, name s
 			}
 			done += uint64(len(ds))
 		} else {
+			if rp == nil {
+				if rp, err = startReaper(); err != nil {
+					return err
+				}
+				defer rp.stop()
+			}
 			failed := map[string]bool{} // streams whose event failed in this batch
 			for i := range ds {
 				d := &ds[i]
@@ -170,8 +179,28 @@ func runConsume(ctx context.Context, g *globalOptions, o *consumeOptions, name s
 					}
 					continue
 				}
+				// A handler's deadline is its lease's: the first event's
+				// lease was just taken; each later one is renewed first,
+				// and one whose lease ran out while the events before it
+				// ran (it may be another member's by now) is not started.
+				deadline := d.Deadline
+				if i > 0 {
+					dl, ok, err := grp.Renew(d.Event.Position)
+					if err != nil {
+						return err
+					}
+					if !ok {
+						failed[d.Event.Stream] = true
+						continue
+					}
+					deadline = dl
+				}
+				if !time.Now().Before(deadline) {
+					failed[d.Event.Stream] = true
+					continue // reclaimed by the next lease
+				}
 				envelope = append(codec.AppendEventJSON(envelope[:0], &d.Event), '\n')
-				herr := runHandler(ctx, g, o.Exec, d, envelope, grp.Config.AckWait)
+				herr := runHandler(ctx, g, rp, o.Exec, d, envelope, deadline, grp.Config.AckWait)
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
@@ -194,15 +223,16 @@ func runConsume(ctx context.Context, g *globalOptions, o *consumeOptions, name s
 	}
 }
 
-// runHandler runs the --exec command for one delivery. Its error says how
-// it failed, with the last line it wrote to stderr, for parked events. A
-// handler that outlives the ack wait is killed (its event goes to another
-// member anyway), and so is one whose member dies (Pdeathsig), so two
-// copies of a handler never run for long.
-func runHandler(ctx context.Context, g *globalOptions, command string, d *log.Delivery, envelope []byte, ackWait time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, ackWait)
+// runHandler runs the --exec command for one delivery, in its own process
+// group (runGroup). Its error says how it failed, with the last line it
+// wrote to stderr, for parked events. A handler that outlives its lease's
+// deadline is killed with all it started (its event goes to another
+// member anyway), and so is one whose member dies (the reaper), so two
+// copies of a handler never run at once.
+func runHandler(ctx context.Context, g *globalOptions, rp *reaper, command string, d *log.Delivery, envelope []byte, deadline time.Time, ackWait time.Duration) error {
+	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
-	c := exec.CommandContext(ctx, "sh", "-c", command)
+	c := exec.Command("sh", "-c", command)
 	c.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	c.Stdin = bytes.NewReader(envelope)
 	c.Stdout = g.IO.Out
@@ -216,11 +246,11 @@ func runHandler(ctx context.Context, g *globalOptions, command string, d *log.De
 		"EVT_TYPE="+e.Type,
 		"EVT_DELIVERY="+strconv.Itoa(d.Deliveries),
 	)
-	err := c.Run()
+	err, killed := runGroup(ctx, c, rp)
 	if err == nil {
 		return nil
 	}
-	if ctx.Err() == context.DeadlineExceeded {
+	if killed && ctx.Err() == context.DeadlineExceeded {
 		return fmt.Errorf("killed after the ack wait (%s)", ackWait)
 	}
 	if last := stderr.lastLine(); last != "" {
@@ -260,9 +290,11 @@ func newAckCmd(g *globalOptions) *cobra.Command {
 		Short: "Ack events of a group consumed with --manual-ack",
 		Long: `Ack events of consumer group NAME by position, once they are handled:
 the group does not deliver them again. This is for events that
-"evt consume NAME --manual-ack" printed; other members ack their own.
-Exits 1 if a position was not pending in the group (never delivered, or
-acked already), after acking the others.`,
+"evt consume NAME --manual-ack" printed, whose lease lasts until this ack
+or the group's --ack-wait, even after the consumer exited; other members
+ack their own. Exits 1 if a position is not leased to a --manual-ack
+consumer (never delivered, acked already, past its --ack-wait, or now
+another member's), after acking the others.`,
 		Example: `  evt consume mailer --manual-ack --count 2 --jq .position
   evt ack mailer 3 4`,
 		Args: cobra.MinimumNArgs(2),
@@ -281,7 +313,7 @@ acked already), after acking the others.`,
 				return err
 			}
 			if n < len(positions) {
-				return fmt.Errorf("acked %d of %d: the others were not pending in %s", n, len(positions), args[0])
+				return fmt.Errorf("acked %d of %d: the others are not leased to a --manual-ack consumer of %s (never delivered, acked already, or past --ack-wait)", n, len(positions), args[0])
 			}
 			return nil
 		},

@@ -49,7 +49,8 @@ on:
 
 // exampleStore is the store every example runs against, fresh for each:
 // positions 1-6, account-7 at version 1, order-42 at version 3, three
-// groups, and mailer holding positions 3 and 4 unacked (--manual-ack).
+// groups, and mailer (--ordering none) holding positions 3 and 4 unacked
+// (--manual-ack), with 5 and 6 still to deliver.
 var exampleStore = [][]string{
 	{"append", "account-7", "Deposited", `{"amount":100}`},
 	{"append", "account-8", "Deposited", `{"amount":30}`},
@@ -59,8 +60,8 @@ var exampleStore = [][]string{
 	{"append", "order-42", "Shipped", `{"carrier":"post"}`},
 	{"group", "create", "billing", "order-*", "--from", "start"},
 	{"group", "create", "audit", "--from", "start"},
-	{"group", "create", "mailer", "order-*", "--from", "start"},
-	{"consume", "mailer", "--manual-ack", "--once"},
+	{"group", "create", "mailer", "order-*", "--from", "start", "--ordering", "none"},
+	{"consume", "mailer", "--manual-ack", "--count", "2"},
 }
 
 // unrunnableExamples are example lines that are right but cannot succeed

@@ -21,4 +21,8 @@ type GroupConfig struct {
 type Delivery struct {
 	Event      codec.Event
 	Deliveries int // 1 on the first delivery
+	// Deadline is when the lease ends: a member that handles the event
+	// must be done by then, or renew the lease (local: Group.Renew), as
+	// the event goes to another member after it.
+	Deadline time.Time
 }

@@ -25,6 +25,9 @@ func TestMain(m *testing.M) {
 		crashChild()
 		return
 	}
+	if os.Getenv("EVT_GROUP_CHILD") != "" {
+		os.Exit(groupChild())
+	}
 	os.Exit(m.Run())
 }
 

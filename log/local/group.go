@@ -9,6 +9,7 @@ import (
 	"os"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -51,6 +52,18 @@ type Lease struct {
 	NotBefore  time.Time `json:"not_before,omitzero"`
 	Deliveries int       `json:"deliveries"`
 	LastError  string    `json:"last_error,omitempty"`
+	// Token tells one handing out of the event from another: a member
+	// acks, nacks, renews or returns a lease only with the token it got,
+	// so its late answer never touches the event once it was handed out
+	// again, or queued again by a reset. 0 is no handing out.
+	Token uint64 `json:"token,omitempty"`
+	// Manual is a lease of a --manual-ack member: it waits for evt ack
+	// or its deadline, not for its member, which may have exited.
+	Manual bool `json:"manual,omitempty"`
+	// Again: the group was reset over this event while it was leased;
+	// once its holder is done (ack, nack, expiry, death) it is delivered
+	// again from its first delivery instead of being done.
+	Again bool `json:"again,omitempty"`
 }
 
 // Parked is an event the group gave up on.
@@ -66,6 +79,7 @@ type Parked struct {
 type GroupState struct {
 	Committed uint64            `json:"committed"`
 	Next      uint64            `json:"next"`
+	Tokens    uint64            `json:"tokens"` // the last lease token handed out
 	Pending   map[uint64]*Lease `json:"pending"`
 	Parked    map[uint64]Parked `json:"parked"`
 }
@@ -107,6 +121,13 @@ type Group struct {
 	lock   *os.File
 	member *os.File // this process's member file, flocked, once it consumes
 	id     string   // member id: the PID
+	// held is the token of each lease this member holds and answers
+	// itself (not manual ones), by position.
+	held map[uint64]uint64
+
+	// ManualAck makes this member's leases manual (see Lease.Manual):
+	// they outlive it, until evt ack (Ack) or their deadline.
+	ManualAck bool
 }
 
 // CreateGroup makes a new group starting at position start.
@@ -145,7 +166,7 @@ func (s *Store) OpenGroup(name string) (*Group, error) {
 		return nil, err
 	}
 	dir := s.groupDir(name)
-	g := &Group{s: s, dir: dir, Config: cfg, id: strconv.Itoa(os.Getpid())}
+	g := &Group{s: s, dir: dir, Config: cfg, id: strconv.Itoa(os.Getpid()), held: map[uint64]uint64{}}
 	g.lock, err = os.OpenFile(join(dir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, err
@@ -219,15 +240,33 @@ func (g *Group) Dir() string { return g.dir }
 // Member is this process's member id.
 func (g *Group) Member() string { return g.id }
 
+// joinPause runs between creating a joining member's file and locking it
+// (tests delay a joiner there, as a preempted process would be).
+var joinPause = func() {}
+
 // Join registers this process as a live member: its member file stays
 // flocked until the process ends, so others can tell it is alive.
+//
+// The file is created and locked under a name others ignore (.PID.join),
+// then renamed into place: a member file that others see is always
+// locked by its member from the start, so a member that is slow to join
+// is never taken for dead (and its leases handed out) by a concurrent
+// look at the members.
 func (g *Group) Join() error {
-	f, err := os.OpenFile(join(join(g.dir, "members"), g.id), os.O_RDWR|os.O_CREATE, 0o600)
+	members := join(g.dir, "members")
+	tmp := join(members, "."+g.id+".join")
+	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return err
 	}
+	joinPause()
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		f.Close()
+		return fmt.Errorf("join group %s: %w", g.Config.Name, err)
+	}
+	if err := os.Rename(tmp, join(members, g.id)); err != nil {
+		f.Close()
+		os.Remove(tmp)
 		return fmt.Errorf("join group %s: %w", g.Config.Name, err)
 	}
 	g.member = f
@@ -247,8 +286,13 @@ func (g *Group) alive(member string) bool {
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		return true // someone holds it
 	}
+	// A dead member's file: remove it, unless a new member of the same
+	// PID renamed its own (locked) file into place meanwhile.
+	var held, now unix.Stat_t
+	if unix.Fstat(int(f.Fd()), &held) == nil && unix.Stat(f.Name(), &now) == nil && held.Ino == now.Ino && held.Dev == now.Dev {
+		os.Remove(f.Name())
+	}
 	unix.Flock(int(f.Fd()), unix.LOCK_UN)
-	os.Remove(f.Name()) // a dead member's file
 	return false
 }
 
@@ -257,6 +301,9 @@ func (g *Group) Members() []string {
 	ents, _ := os.ReadDir(join(g.dir, "members"))
 	live := []string{}
 	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), ".") {
+			continue // joining (see Join)
+		}
 		if g.alive(e.Name()) {
 			live = append(live, e.Name())
 		}
@@ -424,10 +471,14 @@ func (g *Group) Lease(n int, match func(*codec.Record) bool, chain bool, acks ..
 					return err
 				}
 			}
-			l.Member = g.id
+			st.Tokens++
+			l.Member, l.Token, l.Manual = g.id, st.Tokens, g.ManualAck
+			if !g.ManualAck {
+				g.held[p] = l.Token
+			}
 			l.Deadline = now.Add(g.Config.AckWait)
 			l.Deliveries++
-			out = append(out, log.Delivery{Event: ev, Deliveries: l.Deliveries})
+			out = append(out, log.Delivery{Event: ev, Deliveries: l.Deliveries, Deadline: l.Deadline})
 			if ordered && !chain {
 				blocked[l.Stream] = true
 			}
@@ -446,7 +497,7 @@ func (g *Group) reclaim(st *GroupState, now time.Time) {
 			continue
 		}
 		late := now.After(l.Deadline)
-		if !late {
+		if !late && !l.Manual { // a manual lease outlives its member
 			if _, known := dead[l.Member]; !known {
 				dead[l.Member] = !g.alive(l.Member)
 			}
@@ -474,14 +525,28 @@ func (g *Group) park(st *GroupState, p uint64, l *Lease, now time.Time) {
 	delete(st.Pending, p)
 }
 
-// ackOwn acks positions this member holds. A lease that expired and went
-// to another member is that member's to ack: it may still be handling the
-// event, and an early ack would let the stream's next event overtake it.
+// mine reports whether this member may answer for the lease on p (ack,
+// nack, renew, return it): the lease it was handed, by its token, still
+// its own or back to waiting unclaimed. A lease that expired and went to
+// another member is that member's to answer: it may still be handling
+// the event, and an early ack would let the stream's next event overtake
+// it. One queued again by a reset has a new token.
+func (g *Group) mine(st *GroupState, p uint64) (*Lease, bool) {
+	l, ok := st.Pending[p]
+	tok, held := g.held[p]
+	if !ok || !held || l.Token != tok || l.Member != g.id && l.Member != "" {
+		return nil, false
+	}
+	return l, true
+}
+
+// ackOwn acks positions this member holds (see mine).
 func (g *Group) ackOwn(st *GroupState, positions []uint64) {
 	for _, p := range positions {
-		if l, ok := st.Pending[p]; ok && (l.Member == g.id || l.Member == "") {
+		if _, ok := g.mine(st, p); ok {
 			delete(st.Pending, p)
 		}
+		delete(g.held, p)
 	}
 }
 
@@ -493,29 +558,55 @@ func (g *Group) AckOwn(positions ...uint64) error {
 	})
 }
 
+// Renew extends this member's lease on position p to a full ack wait
+// from now and returns its new deadline, if the member still holds it:
+// not acked, not expired, not handed to another member. ok is false
+// otherwise, and the member must not start handling the event: a
+// member that handles a batch one event after another renews each
+// event's lease before its handler starts, so no handler starts on an
+// event whose lease ran out while the ones before it ran.
+func (g *Group) Renew(p uint64) (deadline time.Time, ok bool, err error) {
+	now := time.Now()
+	err = g.Update(func(st *GroupState) error {
+		ok = false
+		l, mine := g.mine(st, p)
+		if !mine || l.Member != g.id || !now.Before(l.Deadline) {
+			return nil
+		}
+		l.Deadline = now.Add(g.Config.AckWait)
+		deadline, ok = l.Deadline, true
+		return nil
+	})
+	return deadline, ok, err
+}
+
 // Return hands leased events back unhandled, not counting the delivery:
 // the rest of a stream's batch after one of its events failed.
 func (g *Group) Return(positions ...uint64) error {
 	return g.Update(func(st *GroupState) error {
 		for _, p := range positions {
-			if l, ok := st.Pending[p]; ok && l.Member == g.id {
+			if l, ok := g.mine(st, p); ok && l.Member == g.id {
 				l.Member = ""
 				l.Deliveries--
 			}
+			delete(g.held, p)
 		}
 		return nil
 	})
 }
 
-// Ack marks positions handled, whoever holds them (evt ack). It returns
-// how many were pending; an ack of a position that is not pending is a
-// no-op.
+// Ack marks positions handled that a --manual-ack member was handed and
+// still holds (evt ack): leased manually, its deadline not passed. It
+// returns how many it acked; anything else is left alone: an event the
+// group only read ahead (never delivered), acked already, whose lease ran
+// out, or held by a member that acks its own (it may be running it now).
 func (g *Group) Ack(positions ...uint64) (int, error) {
 	n := 0
+	now := time.Now()
 	err := g.Update(func(st *GroupState) error {
 		n = 0
 		for _, p := range positions {
-			if _, ok := st.Pending[p]; ok {
+			if l, ok := st.Pending[p]; ok && l.Member != "" && l.Manual && now.Before(l.Deadline) {
 				delete(st.Pending, p)
 				n++
 			}
@@ -530,7 +621,8 @@ func (g *Group) Ack(positions ...uint64) (int, error) {
 func (g *Group) Nack(p uint64, reason string) error {
 	now := time.Now()
 	return g.Update(func(st *GroupState) error {
-		l, ok := st.Pending[p]
+		l, ok := g.mine(st, p)
+		delete(g.held, p)
 		if !ok || l.Member != g.id {
 			return nil // acked, or now another member's: theirs to report
 		}
@@ -546,11 +638,12 @@ func (g *Group) Nack(p uint64, reason string) error {
 	})
 }
 
-// Release returns this member's leases to waiting (a clean shutdown).
+// Release returns this member's leases to waiting (a clean shutdown),
+// but for manual ones: they wait for evt ack or their deadline.
 func (g *Group) Release() error {
 	return g.Update(func(st *GroupState) error {
 		for _, l := range st.Pending {
-			if l.Member == g.id {
+			if l.Member == g.id && !l.Manual {
 				l.Member = ""
 				l.Deliveries-- // not a failed delivery
 			}

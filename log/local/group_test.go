@@ -14,9 +14,9 @@ import (
 
 func TestGroupStateRoundTrip(t *testing.T) {
 	now := time.Unix(0, time.Now().UnixNano())
-	st := &GroupState{Committed: 5, Next: 42,
+	st := &GroupState{Committed: 5, Next: 42, Tokens: 9,
 		Pending: map[uint64]*Lease{
-			5: {Stream: "a-1", Member: "123", Deadline: now, Deliveries: 2, LastError: "exit status 1: boom"},
+			5: {Stream: "a-1", Member: "123", Deadline: now, Deliveries: 2, LastError: "exit status 1: boom", Token: 9, Manual: true, Again: true},
 			7: {Stream: "ä-2", NotBefore: now, Deliveries: 1},
 		},
 		Parked: map[uint64]Parked{6: {Stream: "a-1", Type: "T", Deliveries: 5, Reason: "died", At: now}},

@@ -16,22 +16,37 @@ import (
 // it twice per batch, and encoding/json made that most of the cost of
 // consuming. Little-endian:
 //
-//	magic "EVTGRP01"
-//	committed u64, next u64, pending count u32, parked count u32
-//	pending, each: position u64, deliveries u32, deadline i64 (unix ns,
-//	  0 = none), not-before i64, then strings stream, member, last error
+//	magic "EVTGRP02"
+//	committed u64, next u64, tokens u64, pending count u32, parked count u32
+//	pending, each: position u64, deliveries u32, token u64, flags u8
+//	  (1 manual, 2 again), deadline i64 (unix ns, 0 = none), not-before
+//	  i64, then strings stream, member, last error
 //	parked, each: position u64, deliveries u32, at i64, then strings
 //	  stream, type, reason
 //	crc32c u32 of everything before it
 //
-// A string is a u16 length and its bytes.
-const groupStateMagic = "EVTGRP01"
+// A string is a u16 length and its bytes. Version 1 ("EVTGRP01", written
+// before leases had tokens) has no tokens, token or flags; it is read as
+// leases with token 0, which no member holds: a member that handled an
+// event across the upgrade has its ack ignored, and the event is
+// delivered again, as at-least-once allows.
+const (
+	groupStateMagic   = "EVTGRP02"
+	groupStateMagicV1 = "EVTGRP01"
+)
+
+// Lease flags in the state file.
+const (
+	leaseManual = 1 << iota
+	leaseAgain
+)
 
 func encodeGroupState(st *GroupState) []byte {
 	b := make([]byte, 0, 32+len(st.Pending)*64+len(st.Parked)*96)
 	b = append(b, groupStateMagic...)
 	b = binary.LittleEndian.AppendUint64(b, st.Committed)
 	b = binary.LittleEndian.AppendUint64(b, st.Next)
+	b = binary.LittleEndian.AppendUint64(b, st.Tokens)
 	b = binary.LittleEndian.AppendUint32(b, uint32(len(st.Pending)))
 	b = binary.LittleEndian.AppendUint32(b, uint32(len(st.Parked)))
 	// Sorted, so the same state always encodes to the same bytes (an
@@ -40,6 +55,15 @@ func encodeGroupState(st *GroupState) []byte {
 		l := st.Pending[p]
 		b = binary.LittleEndian.AppendUint64(b, p)
 		b = binary.LittleEndian.AppendUint32(b, uint32(l.Deliveries))
+		b = binary.LittleEndian.AppendUint64(b, l.Token)
+		var flags byte
+		if l.Manual {
+			flags |= leaseManual
+		}
+		if l.Again {
+			flags |= leaseAgain
+		}
+		b = append(b, flags)
 		b = binary.LittleEndian.AppendUint64(b, uint64(unixNano(l.Deadline)))
 		b = binary.LittleEndian.AppendUint64(b, uint64(unixNano(l.NotBefore)))
 		b = appendStr(b, l.Stream)
@@ -61,19 +85,29 @@ func encodeGroupState(st *GroupState) []byte {
 var errGroupState = errors.New("malformed group state")
 
 func decodeGroupState(b []byte) (*GroupState, error) {
-	if len(b) < 36 || string(b[:8]) != groupStateMagic {
+	if len(b) < 36 || string(b[:8]) != groupStateMagic && string(b[:8]) != groupStateMagicV1 {
 		return nil, errGroupState
 	}
+	v1 := string(b[:8]) == groupStateMagicV1
 	n := len(b) - 4
 	if binary.LittleEndian.Uint32(b[n:]) != codec.Checksum(b[:n]) {
 		return nil, fmt.Errorf("%w: checksum mismatch", errGroupState)
 	}
 	d := stateDecoder{b: b[8:n]}
 	st := &GroupState{Committed: d.u64(), Next: d.u64(), Pending: map[uint64]*Lease{}, Parked: map[uint64]Parked{}}
+	if !v1 {
+		st.Tokens = d.u64()
+	}
 	np, nk := d.u32(), d.u32()
 	for i := uint32(0); i < np && d.ok(); i++ {
 		p := d.u64()
-		l := &Lease{Deliveries: int(d.u32()), Deadline: fromUnixNano(int64(d.u64())), NotBefore: fromUnixNano(int64(d.u64()))}
+		l := &Lease{Deliveries: int(d.u32())}
+		if !v1 {
+			l.Token = d.u64()
+			flags := d.take(1)[0]
+			l.Manual, l.Again = flags&leaseManual != 0, flags&leaseAgain != 0
+		}
+		l.Deadline, l.NotBefore = fromUnixNano(int64(d.u64())), fromUnixNano(int64(d.u64()))
 		l.Stream, l.Member, l.LastError = d.str(), d.str(), d.str()
 		st.Pending[p] = l
 	}
