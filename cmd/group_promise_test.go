@@ -291,4 +291,3 @@ func TestGroupLateAck(t *testing.T) {
 		t.Errorf("runs %+v: want position 1, then 2 after it", runs)
 	}
 }
-

@@ -2,6 +2,7 @@ package local
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -66,7 +67,7 @@ func TestGroupSlowJoiner(t *testing.T) {
 	defer s.Close()
 	var b log.Batch
 	b.Add("s-1", "T", "", []byte(`{}`), nil)
-	if _, err := s.Append(&b); err != nil {
+	if _, err := s.Append(context.Background(), &b); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.CreateGroup(log.GroupConfig{Name: "G", AckWait: time.Hour, MaxDeliver: 5, Ordering: "stream"}, 1); err != nil {
