@@ -15,6 +15,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/evtdev/evt/cmd/output"
+	"github.com/evtdev/evt/cmd/specfile"
 	"github.com/evtdev/evt/codec"
 	"github.com/evtdev/evt/fold"
 	"github.com/evtdev/evt/log"
@@ -102,7 +103,7 @@ func (g *globalOptions) reducer(o *foldOptions) (fold.Reducer, error) {
 	case o.Spec != "":
 		b, err := os.ReadFile(o.Spec)
 		if err == nil {
-			spec, err := fold.ParseSpec(b)
+			spec, err := specfile.Parse(b)
 			if err != nil {
 				return nil, fmt.Errorf("spec %s: %w", o.Spec, err)
 			}

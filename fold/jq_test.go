@@ -242,20 +242,14 @@ func TestFingerprints(t *testing.T) {
 		}
 		return r.Fingerprint()
 	}
-	spec := func(s string) string {
-		sp, err := ParseSpec([]byte(s))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return sp.Reducer().Fingerprint()
-	}
+	spec := func(s string) string { return jsonSpec(t, s).Reducer().Fingerprint() }
 	same := [][2]string{
 		{NewMerge().Fingerprint(), "merge"},
 		{jq(`. + 1`), jq(`. + 1`)},
 		{jq(`. + 1`), "jq:" + sha256Hex([]byte(`. + 1`))},
-		{spec("init: 0\non: {A: . + 1}"), spec(`{"on": {"A": ". + 1"}, "init": 0}`)},
-		{spec("# comment\non:\n  A: . + 1\n  B: .\ninit: 0\n"), spec("init: 0\non: {B: ., A: . + 1}")},
-		{spec("on: {A: .}"), spec("init: null\non: {A: .}")},
+		{spec(`{"init": 0, "on": {"A": ". + 1"}}`), spec(`{"on": {"A": ". + 1"}, "init": 0}`)},
+		{spec(`{"on": {"A": ". + 1", "B": "."}, "init": 0}`), spec(`{"init": 0, "on": {"B": ".", "A": ". + 1"}}`)},
+		{spec(`{"on": {"A": "."}}`), spec(`{"init": null, "on": {"A": "."}}`)},
 	}
 	for _, p := range same {
 		if p[0] != p[1] {
@@ -265,9 +259,9 @@ func TestFingerprints(t *testing.T) {
 	all := []string{
 		NewMerge().Fingerprint(),
 		jq(`. + 1`), jq(`.+1`), jq(`. + 2`),
-		spec("on: {A: . + 1}"), spec("on: {A: . + 2}"), spec("on: {B: . + 1}"),
-		spec("init: 0\non: {A: . + 1}"), spec("init: 1\non: {A: . + 1}"), spec("init: {}\non: {A: . + 1}"),
-		spec("on: {A: . + 1}\ndefault: ."), spec("default: . + 1"),
+		spec(`{"on": {"A": ". + 1"}}`), spec(`{"on": {"A": ". + 2"}}`), spec(`{"on": {"B": ". + 1"}}`),
+		spec(`{"init": 0, "on": {"A": ". + 1"}}`), spec(`{"init": 1, "on": {"A": ". + 1"}}`), spec(`{"init": {}, "on": {"A": ". + 1"}}`),
+		spec(`{"on": {"A": ". + 1"}, "default": "."}`), spec(`{"default": ". + 1"}`),
 	}
 	seen := map[string]int{}
 	for i, f := range all {

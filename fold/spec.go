@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/evtdev/evt/codec"
-	"go.yaml.in/yaml/v3"
 )
 
 // Spec is a parsed fold specification (--spec FILE):
@@ -35,43 +34,18 @@ type Spec struct {
 // specKeys are the top-level keys of a spec, in the order messages list them.
 var specKeys = []string{"init", "on", "default"}
 
-// ErrBadSpec is matched (errors.Is) by every error of ParseSpec and NewSpec.
+// ErrBadSpec is matched (errors.Is) by every error of NewSpec (and of
+// cmd/specfile, which reads spec files).
 var ErrBadSpec = errors.New("invalid fold spec")
-
-// ParseSpec parses a spec written in YAML or JSON (JSON is YAML). Every
-// expression is compiled here, so a spec that parses cannot fail later
-// for its syntax. Errors name the key or event type at fault and match
-// ErrBadSpec.
-//
-// YAML values become the JSON values jq sees: mappings objects (keys are
-// the text of scalar keys, so `true:` or `1:` are the strings "true" and
-// "1"), numbers json.Number (their text when it is JSON's, as
-// codec.DecodeJSON would give, else their value: 0x1f is 31), timestamps
-// and binary their text. Aliases and merge keys (<<) are expanded.
-func ParseSpec(b []byte) (*Spec, error) {
-	var doc yaml.Node
-	if err := yaml.Unmarshal(b, &doc); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrBadSpec, err)
-	}
-	if doc.Kind == 0 || len(doc.Content) == 0 {
-		return nil, fmt.Errorf("%w: empty", ErrBadSpec)
-	}
-	c := yamlConverter{budget: maxSpecNodes}
-	v, err := c.value(doc.Content[0], "", 0)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrBadSpec, err)
-	}
-	s, err := newSpec(v)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrBadSpec, err)
-	}
-	return s, nil
-}
 
 // NewSpec builds a spec from a decoded document: what encoding/json,
 // codec.DecodeJSON or yaml.v3 give when decoding a spec into an `any`
-// (a config file's `folds: {NAME: SPEC}`, say). Map keys and numbers are
-// converted as ParseSpec converts YAML.
+// (a spec file read by cmd/specfile, a config file's `folds: {NAME:
+// SPEC}`). Map keys and numbers are converted as cmd/specfile converts
+// YAML: keys are the text of scalar keys, numbers json.Number. Every
+// expression is compiled here, so a spec that builds cannot fail later
+// for its syntax. Errors name the key or event type at fault and match
+// ErrBadSpec.
 func NewSpec(doc any) (*Spec, error) {
 	v, err := jsonValue(doc, "", 0)
 	if err != nil {
@@ -225,134 +199,6 @@ func kind(v any) string {
 		return "a list"
 	}
 	return "a number"
-}
-
-// maxSpecNodes bounds the YAML nodes a spec may expand to: aliases can
-// make a small file describe an exponentially large value ("billion
-// laughs"), or a cyclic one.
-const maxSpecNodes = 100_000
-
-type yamlConverter struct {
-	budget int
-}
-
-// value converts a YAML node to a JSON value; path locates it in messages.
-func (c *yamlConverter) value(n *yaml.Node, path string, depth int) (any, error) {
-	c.budget--
-	if c.budget < 0 {
-		return nil, errors.New("too large: more than 100000 values once aliases are expanded")
-	}
-	if depth > codec.MaxJSONDepth {
-		return nil, fmt.Errorf("nested deeper than %d levels", codec.MaxJSONDepth)
-	}
-	switch n.Kind {
-	case yaml.DocumentNode:
-		if len(n.Content) == 0 {
-			return nil, nil
-		}
-		return c.value(n.Content[0], path, depth)
-	case yaml.AliasNode:
-		return c.value(n.Alias, path, depth)
-	case yaml.SequenceNode:
-		a := make([]any, 0, len(n.Content))
-		for i, e := range n.Content {
-			v, err := c.value(e, path+"."+strconv.Itoa(i), depth+1)
-			if err != nil {
-				return nil, err
-			}
-			a = append(a, v)
-		}
-		return a, nil
-	case yaml.MappingNode:
-		return c.mapping(n, path, depth)
-	case yaml.ScalarNode:
-		return c.scalar(n, path)
-	}
-	return nil, fmt.Errorf("%sline %d: unsupported YAML node", at(path), n.Line)
-}
-
-// mapping converts a mapping. Explicit keys win over merged ones (<<),
-// and of several merged mappings the first wins, as YAML's merge key
-// specifies; a key written twice is an error.
-func (c *yamlConverter) mapping(n *yaml.Node, path string, depth int) (map[string]any, error) {
-	m := make(map[string]any, len(n.Content)/2)
-	var merges []*yaml.Node
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := n.Content[i], n.Content[i+1]
-		for k.Kind == yaml.AliasNode {
-			k = k.Alias
-		}
-		if k.Kind != yaml.ScalarNode {
-			return nil, fmt.Errorf("%sline %d: a key must be a scalar", at(path), k.Line)
-		}
-		if k.ShortTag() == "!!merge" {
-			merges = append(merges, v)
-			continue
-		}
-		if _, dup := m[k.Value]; dup {
-			return nil, fmt.Errorf("%sline %d: key %q written twice", at(path), k.Line, k.Value)
-		}
-		e, err := c.value(v, path+"."+k.Value, depth+1)
-		if err != nil {
-			return nil, err
-		}
-		m[k.Value] = e
-	}
-	for _, v := range merges {
-		for v.Kind == yaml.AliasNode {
-			v = v.Alias
-		}
-		srcs := []*yaml.Node{v}
-		if v.Kind == yaml.SequenceNode {
-			srcs = v.Content
-		}
-		for _, src := range srcs {
-			e, err := c.value(src, path, depth)
-			if err != nil {
-				return nil, err
-			}
-			mm, ok := e.(map[string]any)
-			if !ok {
-				return nil, fmt.Errorf("%sline %d: << must merge a mapping", at(path), v.Line)
-			}
-			for k, x := range mm {
-				if _, set := m[k]; !set {
-					m[k] = x
-				}
-			}
-		}
-	}
-	return m, nil
-}
-
-func (c *yamlConverter) scalar(n *yaml.Node, path string) (any, error) {
-	switch tag := n.ShortTag(); tag {
-	case "!!null":
-		return nil, nil
-	case "!!str", "!!timestamp", "!!binary":
-		return n.Value, nil
-	case "!!bool":
-		var b bool
-		if err := n.Decode(&b); err != nil {
-			return nil, fmt.Errorf("%sline %d: %w", at(path), n.Line, err)
-		}
-		return b, nil
-	case "!!int", "!!float":
-		if codec.ValidNumber(n.Value) {
-			return json.Number(n.Value), nil
-		}
-		var v any
-		if err := n.Decode(&v); err != nil {
-			return nil, fmt.Errorf("%sline %d: %w", at(path), n.Line, err)
-		}
-		num, err := jsonValue(v, "", 0)
-		if err != nil {
-			return nil, fmt.Errorf("%sline %d: %w", at(path), n.Line, err)
-		}
-		return num, nil
-	default:
-		return nil, fmt.Errorf("%sline %d: unsupported YAML tag %s", at(path), n.Line, tag)
-	}
 }
 
 // at prefixes a message with the place of a value in the spec.
