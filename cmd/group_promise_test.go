@@ -292,3 +292,55 @@ func TestGroupLateAck(t *testing.T) {
 	}
 }
 
+// TestGroupResetDuringHandler: `evt group reset` back over an event whose
+// handler runs, 20 times, with two members. The reset asks for the event
+// again: it is handled once more after its running handler is done (the
+// old handler's ack does not ack the queued-again event), and never on
+// both members at once.
+func TestGroupResetDuringHandler(t *testing.T) {
+	const rounds = 20
+	dir := filepath.Join(t.TempDir(), "store")
+	evtOutput(t, "--dir", dir, "group", "create", "G", "--from", "start", "--ack-wait", "1m")
+	logFile := filepath.Join(t.TempDir(), "handled.log")
+	// Each handler waits for the file LOG.POSITION.
+	handler := timedHandler(`until test -e "$GT_LOG.$EVT_POSITION"; do sleep 0.02; done`)
+	members := []*groupMember{
+		startMember(t, dir, logFile, "a", "G", "--exec", handler),
+		startMember(t, dir, logFile, "b", "G", "--exec", handler),
+	}
+	doneRuns := func(p uint64) (n int) {
+		b, _ := os.ReadFile(logFile)
+		for _, l := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(l); len(f) == 4 && f[1] == strconv.FormatUint(p, 10) && f[2] == "done" {
+				n++
+			}
+		}
+		return n
+	}
+	for p := uint64(1); p <= rounds; p++ {
+		evtOutput(t, "--dir", dir, "append", "s-"+strconv.FormatUint(p, 10), "T", "{}")
+		waitFor(t, fmt.Sprintf("a handler of position %d", p), func() bool {
+			b, _ := os.ReadFile(logFile)
+			return strings.Contains(string(b), fmt.Sprintf(" %d start ", p))
+		})
+		evtOutput(t, "--dir", dir, "group", "reset", "G", "--to", strconv.FormatUint(p, 10))
+		if err := os.WriteFile(logFile+"."+strconv.FormatUint(p, 10), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, fmt.Sprintf("position %d handled again after the reset", p), func() bool {
+			for _, m := range members {
+				if done, err := m.exited(); done {
+					t.Fatalf("member %s exited (%v): %s", m.name, err, m.stderrText())
+				}
+			}
+			return doneRuns(p) >= 2 && groupCommitted(t, dir, "G") == p+1
+		})
+	}
+	runs := parseTimedLog(t, logFile)
+	checkOneAtATime(t, runs)
+	for p := uint64(1); p <= rounds; p++ {
+		if n := doneRuns(p); n != 2 {
+			t.Errorf("position %d handled %d times, want 2 (once, and once after the reset)", p, n)
+		}
+	}
+}

@@ -416,6 +416,9 @@ func (g *Group) Lease(n int, match func(*codec.Record) bool, chain bool, acks ..
 				if !match(rec) {
 					return nil
 				}
+				if _, held := st.Pending[rec.Position]; held {
+					return nil // leased across a reset (Lease.Again)
+				}
 				st.Pending[rec.Position] = &Lease{Stream: string(rec.Stream)}
 				delete(st.Parked, rec.Position) // delivered again (a reset): no longer parked
 				fresh[rec.Position] = rec.Event()
@@ -510,10 +513,28 @@ func (g *Group) reclaim(st *GroupState, now time.Time) {
 			reason = "member " + l.Member + " died"
 		}
 		l.Member, l.LastError = "", reason
-		if l.Deliveries >= g.Config.MaxDeliver {
+		if l.Again {
+			requeue(l)
+		} else if l.Deliveries >= g.Config.MaxDeliver {
 			g.park(st, p, l, now)
 		}
 	}
+}
+
+// requeue makes a lease that a reset went over (Lease.Again) a new event
+// waiting for its first delivery, once its holder is done with it.
+func requeue(l *Lease) {
+	l.Member, l.Token, l.Deliveries, l.Again, l.LastError, l.NotBefore = "", 0, 0, false, "", time.Time{}
+}
+
+// done marks the event at p handled: gone from pending, or, if a reset
+// went over it while it was leased, waiting for its first delivery again.
+func done(st *GroupState, p uint64) {
+	if l := st.Pending[p]; l != nil && l.Again {
+		requeue(l)
+		return
+	}
+	delete(st.Pending, p)
 }
 
 func (g *Group) park(st *GroupState, p uint64, l *Lease, now time.Time) {
@@ -544,7 +565,7 @@ func (g *Group) mine(st *GroupState, p uint64) (*Lease, bool) {
 func (g *Group) ackOwn(st *GroupState, positions []uint64) {
 	for _, p := range positions {
 		if _, ok := g.mine(st, p); ok {
-			delete(st.Pending, p)
+			done(st, p)
 		}
 		delete(g.held, p)
 	}
@@ -588,6 +609,9 @@ func (g *Group) Return(positions ...uint64) error {
 			if l, ok := g.mine(st, p); ok && l.Member == g.id {
 				l.Member = ""
 				l.Deliveries--
+				if l.Again {
+					requeue(l)
+				}
 			}
 			delete(g.held, p)
 		}
@@ -607,7 +631,7 @@ func (g *Group) Ack(positions ...uint64) (int, error) {
 		n = 0
 		for _, p := range positions {
 			if l, ok := st.Pending[p]; ok && l.Member != "" && l.Manual && now.Before(l.Deadline) {
-				delete(st.Pending, p)
+				done(st, p)
 				n++
 			}
 		}
@@ -627,6 +651,10 @@ func (g *Group) Nack(p uint64, reason string) error {
 			return nil // acked, or now another member's: theirs to report
 		}
 		l.Member, l.LastError = "", reason
+		if l.Again {
+			requeue(l)
+			return nil
+		}
 		if l.Deliveries >= g.Config.MaxDeliver {
 			g.park(st, p, l, now)
 			return nil
@@ -646,6 +674,9 @@ func (g *Group) Release() error {
 			if l.Member == g.id && !l.Manual {
 				l.Member = ""
 				l.Deliveries-- // not a failed delivery
+				if l.Again {
+					requeue(l)
+				}
 			}
 		}
 		return nil
@@ -653,11 +684,23 @@ func (g *Group) Release() error {
 }
 
 // Reset moves the group to position p: everything from p on is delivered
-// again (or, forward, skipped); leases are dropped, parked events kept.
+// again (or, forward, skipped); parked events are kept. Leases before p
+// are dropped (their holders' answers are ignored). A lease from p on
+// stays with its holder, marked Again: while its handler may still run,
+// nobody else gets the event (nor, with ordering stream, its stream's
+// next one), and once the holder is done with it, however, it is
+// delivered again from its first delivery, as the reset asked.
 func (g *Group) Reset(p uint64) error {
 	return g.Update(func(st *GroupState) error {
 		st.Next = p
-		st.Pending = map[uint64]*Lease{}
+		kept := map[uint64]*Lease{}
+		for q, l := range st.Pending {
+			if q >= p && l.Member != "" {
+				l.Again = true
+				kept[q] = l
+			}
+		}
+		st.Pending = kept
 		return nil
 	})
 }
