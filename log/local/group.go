@@ -376,6 +376,12 @@ func (st *GroupState) advance() {
 	st.Committed = c
 }
 
+// maxPending bounds how far a lease scans ahead of the events a group is
+// handling (Lease): the state holds every pending event and is rewritten
+// on each lease and ack, so a stream with thousands of events waiting
+// behind a slow one holds up the others once they are this many.
+const maxPending = 4096
+
 // Lease hands up to n events to this member: first events waiting to be
 // delivered again, then new ones from the log. With ordering "stream", an
 // event is never handed out while an earlier event of its stream is
@@ -401,16 +407,38 @@ func (g *Group) Lease(n int, match func(*codec.Record) bool, chain bool, acks ..
 		out, retryAt = out[:0], time.Time{}
 		g.ackOwn(st, acks)
 		g.reclaim(st, now)
-		// Scan new events into the pending set as waiting, up to a bound
-		// (the scan-ahead lets ordered streams skip blocked events).
-		waiting := 0
-		for _, l := range st.Pending {
-			if l.Member == "" {
-				waiting++
+		// Scan new events into the pending set as waiting, until enough
+		// of them can be handed out now (n, and 64 more for the next
+		// lease) or the pending set holds maxPending events. With ordering
+		// stream an event whose stream has an earlier event pending
+		// cannot be handed out yet: it does not count, so the scan reads
+		// past a busy stream to the others instead of leaving every
+		// member idle behind it (up to maxPending).
+		//
+		// Which can be handed out: with ordering none, any waiting event;
+		// with chain, one whose stream has no event leased or waiting out
+		// a backoff (it may go in one batch with the stream's others);
+		// otherwise only a stream's first pending event.
+		ordered := g.Config.Ordering != "none"
+		first := map[string]uint64{} // each stream's first pending position
+		stuck := map[string]bool{}   // streams with an event leased or in a backoff
+		for p, l := range st.Pending {
+			if q, ok := first[l.Stream]; !ok || p < q {
+				first[l.Stream] = p
+			}
+			if l.Member != "" || now.Before(l.NotBefore) {
+				stuck[l.Stream] = true
+			}
+		}
+		ready := 0
+		for p, l := range st.Pending {
+			if l.Member == "" && !now.Before(l.NotBefore) && (!ordered || chain && !stuck[l.Stream] || first[l.Stream] == p) {
+				ready++
 			}
 		}
 		fresh := map[uint64]codec.Event{} // events read by this scan
-		if want := n + 64; waiting < want {
+		if want := n + 64; ready < want && len(st.Pending) < maxPending {
+			stopped := false
 			next, err := g.s.scanFrom(st.Next, func(rec *codec.Record) error {
 				st.Next = rec.Position + 1
 				if !match(rec) {
@@ -419,11 +447,19 @@ func (g *Group) Lease(n int, match func(*codec.Record) bool, chain bool, acks ..
 				if _, held := st.Pending[rec.Position]; held {
 					return nil // leased across a reset (Lease.Again)
 				}
-				st.Pending[rec.Position] = &Lease{Stream: string(rec.Stream)}
+				stream := string(rec.Stream)
+				st.Pending[rec.Position] = &Lease{Stream: stream}
 				delete(st.Parked, rec.Position) // delivered again (a reset): no longer parked
 				fresh[rec.Position] = rec.Event()
-				waiting++
-				if waiting >= want {
+				_, busy := first[stream]
+				if !busy {
+					first[stream] = rec.Position
+				}
+				if !ordered || chain && !stuck[stream] || !busy {
+					ready++
+				}
+				if ready >= want || len(st.Pending) >= maxPending {
+					stopped = true
 					return errStop
 				}
 				return nil
@@ -431,7 +467,7 @@ func (g *Group) Lease(n int, match func(*codec.Record) bool, chain bool, acks ..
 			if err != nil {
 				return err
 			}
-			if waiting < want {
+			if !stopped {
 				st.Next = max(st.Next, next)
 			}
 		}
