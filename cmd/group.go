@@ -110,6 +110,11 @@ func cursorPosition(s *local.Store, f eventFilter, c codec.Cursor) (uint64, erro
 	case codec.CursorEnd:
 		return next, nil
 	case codec.CursorPosition:
+		if c.N > next {
+			// Past the end it would skip, without a word, every event
+			// appended until the log got there.
+			return 0, fmt.Errorf("position %d is past the end of the log (the next event will be %d; use end to start there)", c.N, next)
+		}
 		return max(c.N, first), nil
 	case codec.CursorTime:
 		return s.PositionAt(c.Time)
