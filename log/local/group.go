@@ -319,6 +319,10 @@ func (g *Group) Update(fn func(st *GroupState) error) error {
 	}
 	defer unix.Flock(int(g.lock.Fd()), unix.LOCK_UN)
 	old, err := os.ReadFile(join(g.dir, "state"))
+	if errors.Is(err, fs.ErrNotExist) {
+		// evt group rm --force under this member.
+		return fmt.Errorf("%w: group %s was removed", log.ErrNotFound, g.Config.Name)
+	}
 	if err != nil {
 		return err
 	}
