@@ -6,6 +6,7 @@ import (
 	"math"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -113,6 +114,11 @@ func cursorPosition(s *local.Store, f eventFilter, c codec.Cursor) (uint64, erro
 	case codec.CursorEnd:
 		return next, nil
 	case codec.CursorPosition:
+		if c.N > next {
+			// Past the end it would skip, without a word, every event
+			// appended until the log got there.
+			return 0, fmt.Errorf("position %d is past the end of the log (the next event will be %d; use end to start there)", c.N, next)
+		}
 		return max(c.N, first), nil
 	case codec.CursorTime:
 		return s.PositionAt(c.Time)
@@ -411,23 +417,30 @@ again from the new position); parked events stay parked.`,
 }
 
 func newGroupRmCmd(g *globalOptions) *cobra.Command {
-	return &cobra.Command{
+	var force bool
+	cmd := &cobra.Command{
 		Use:   "rm NAME",
 		Short: "Remove a group and its state",
 		Long: `Remove consumer group NAME: its configuration, committed position,
 leases and parked events. The events themselves stay in the log. Exits 4
-if there is no such group.`,
+if there is no such group. A group with live members (evt consume) is
+not removed (exit 1) unless --force; its members then stop, saying so.`,
 		Example: `  evt group rm billing`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := g.openLocal(false)
+			s, grp, done, err := g.openGroup(args[0])
 			if err != nil {
 				return err
 			}
-			defer s.Close()
+			defer done()
+			if m := grp.Members(); len(m) > 0 && !force {
+				return fmt.Errorf("group %s has %d live members (PID %s): stop them first, or --force", args[0], len(m), strings.Join(m, ", "))
+			}
 			return s.RemoveGroup(args[0])
 		},
 	}
+	cmd.Flags().BoolVar(&force, "force", false, "remove the group even while members consume it")
+	return cmd
 }
 
 func newGroupParkedCmd(g *globalOptions) *cobra.Command {

@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/evtdev/evt/log"
 	"github.com/evtdev/evt/log/local"
 )
 
@@ -289,5 +291,130 @@ func TestGroupLateAck(t *testing.T) {
 	runs := parseTimedLog(t, logFile)
 	if len(runs) != 2 || runs[0].position != 1 || runs[1].position != 2 || runs[1].start < runs[0].end {
 		t.Errorf("runs %+v: want position 1, then 2 after it", runs)
+	}
+}
+
+// TestGroupResetDuringHandler: `evt group reset` back over an event whose
+// handler runs, 20 times, with two members. The reset asks for the event
+// again: it is handled once more after its running handler is done (the
+// old handler's ack does not ack the queued-again event), and never on
+// both members at once.
+func TestGroupResetDuringHandler(t *testing.T) {
+	const rounds = 20
+	dir := filepath.Join(t.TempDir(), "store")
+	evtOutput(t, "--dir", dir, "group", "create", "G", "--from", "start", "--ack-wait", "1m")
+	logFile := filepath.Join(t.TempDir(), "handled.log")
+	// Each handler waits for the file LOG.POSITION.
+	handler := timedHandler(`until test -e "$GT_LOG.$EVT_POSITION"; do sleep 0.02; done`)
+	members := []*groupMember{
+		startMember(t, dir, logFile, "a", "G", "--exec", handler),
+		startMember(t, dir, logFile, "b", "G", "--exec", handler),
+	}
+	doneRuns := func(p uint64) (n int) {
+		b, _ := os.ReadFile(logFile)
+		for _, l := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(l); len(f) == 4 && f[1] == strconv.FormatUint(p, 10) && f[2] == "done" {
+				n++
+			}
+		}
+		return n
+	}
+	for p := uint64(1); p <= rounds; p++ {
+		evtOutput(t, "--dir", dir, "append", "s-"+strconv.FormatUint(p, 10), "T", "{}")
+		waitFor(t, fmt.Sprintf("a handler of position %d", p), func() bool {
+			b, _ := os.ReadFile(logFile)
+			return strings.Contains(string(b), fmt.Sprintf(" %d start ", p))
+		})
+		evtOutput(t, "--dir", dir, "group", "reset", "G", "--to", strconv.FormatUint(p, 10))
+		if err := os.WriteFile(logFile+"."+strconv.FormatUint(p, 10), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, fmt.Sprintf("position %d handled again after the reset", p), func() bool {
+			for _, m := range members {
+				if done, err := m.exited(); done {
+					t.Fatalf("member %s exited (%v): %s", m.name, err, m.stderrText())
+				}
+			}
+			return doneRuns(p) >= 2 && groupCommitted(t, dir, "G") == p+1
+		})
+	}
+	runs := parseTimedLog(t, logFile)
+	checkOneAtATime(t, runs)
+	for p := uint64(1); p <= rounds; p++ {
+		if n := doneRuns(p); n != 2 {
+			t.Errorf("position %d handled %d times, want 2 (once, and once after the reset)", p, n)
+		}
+	}
+}
+
+// TestGroupHeadOfLine: 70 events of one stream at the head of the log,
+// its first one's handler held up, then 98 events of 49 other streams.
+// With --ordering stream the busy stream waits, but the group reads past
+// it: 5 members handle all 98 other events while the busy stream's first
+// event still runs, and then the busy stream, in order.
+func TestGroupHeadOfLine(t *testing.T) {
+	const hot, others, streams = 70, 98, 49
+	dir := filepath.Join(t.TempDir(), "store")
+	s, err := local.Open(dir, local.Options{Create: true, Sync: local.SyncNone})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b log.Batch
+	for i := 0; i < hot; i++ {
+		b.Add("hot", "T", "", []byte(`{}`), nil)
+	}
+	for i := 0; i < others; i++ {
+		b.Add(fmt.Sprintf("s-%02d", i%streams), "T", "", []byte(`{}`), nil)
+	}
+	if _, err := s.Append(context.Background(), &b); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	evtOutput(t, "--dir", dir, "group", "create", "G", "--from", "start", "--ack-wait", "1m")
+	logFile := filepath.Join(t.TempDir(), "handled.log")
+	release := logFile + ".release"
+	handler := timedHandler(`case $EVT_STREAM in hot) until test -e "` + release + `"; do sleep 0.02; done ;; esac`)
+	var members []*groupMember
+	for i := range 5 {
+		members = append(members, startMember(t, dir, logFile, fmt.Sprintf("m%d", i+1), "G", "--exec", handler))
+	}
+	doneCount := func(from, to uint64) (n int) {
+		if _, err := os.Stat(logFile); err != nil {
+			return 0 // no handler ran yet
+		}
+		for _, r := range parseTimedLog(t, logFile) {
+			if r.end != 0 && r.position >= from && r.position <= to {
+				n++
+			}
+		}
+		return n
+	}
+	waitFor(t, "the other streams' events, while the busy stream waits", func() bool {
+		for _, m := range members {
+			if done, err := m.exited(); done {
+				t.Fatalf("member %s exited (%v): %s", m.name, err, m.stderrText())
+			}
+		}
+		return doneCount(hot+1, hot+others) == others
+	})
+	if n := doneCount(1, hot); n != 0 {
+		t.Errorf("%d events of the busy stream done before its first one was released", n)
+	}
+	if err := os.WriteFile(release, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "every event handled", func() bool { return groupCommitted(t, dir, "G") == hot+others+1 })
+	runs := parseTimedLog(t, logFile)
+	checkOneAtATime(t, runs)
+	// The busy stream in order: each starts after the one before is done.
+	var last timedRun
+	for _, r := range runs {
+		if r.position > hot {
+			continue
+		}
+		if last.position != 0 && (r.position != last.position+1 || r.start < last.end) {
+			t.Errorf("busy stream: position %d ran after %d (%d–%d), want %d after it was done", r.position, last.position, last.start, last.end, last.position+1)
+		}
+		last = r
 	}
 }

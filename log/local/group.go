@@ -319,6 +319,10 @@ func (g *Group) Update(fn func(st *GroupState) error) error {
 	}
 	defer unix.Flock(int(g.lock.Fd()), unix.LOCK_UN)
 	old, err := os.ReadFile(join(g.dir, "state"))
+	if errors.Is(err, fs.ErrNotExist) {
+		// evt group rm --force under this member.
+		return fmt.Errorf("%w: group %s was removed", log.ErrNotFound, g.Config.Name)
+	}
 	if err != nil {
 		return err
 	}
@@ -376,6 +380,12 @@ func (st *GroupState) advance() {
 	st.Committed = c
 }
 
+// maxPending bounds how far a lease scans ahead of the events a group is
+// handling (Lease): the state holds every pending event and is rewritten
+// on each lease and ack, so a stream with thousands of events waiting
+// behind a slow one holds up the others once they are this many.
+const maxPending = 4096
+
 // Lease hands up to n events to this member: first events waiting to be
 // delivered again, then new ones from the log. With ordering "stream", an
 // event is never handed out while an earlier event of its stream is
@@ -401,26 +411,59 @@ func (g *Group) Lease(n int, match func(*codec.Record) bool, chain bool, acks ..
 		out, retryAt = out[:0], time.Time{}
 		g.ackOwn(st, acks)
 		g.reclaim(st, now)
-		// Scan new events into the pending set as waiting, up to a bound
-		// (the scan-ahead lets ordered streams skip blocked events).
-		waiting := 0
-		for _, l := range st.Pending {
-			if l.Member == "" {
-				waiting++
+		// Scan new events into the pending set as waiting, until enough
+		// of them can be handed out now (n, and 64 more for the next
+		// lease) or the pending set holds maxPending events. With ordering
+		// stream an event whose stream has an earlier event pending
+		// cannot be handed out yet: it does not count, so the scan reads
+		// past a busy stream to the others instead of leaving every
+		// member idle behind it (up to maxPending).
+		//
+		// Which can be handed out: with ordering none, any waiting event;
+		// with chain, one whose stream has no event leased or waiting out
+		// a backoff (it may go in one batch with the stream's others);
+		// otherwise only a stream's first pending event.
+		ordered := g.Config.Ordering != "none"
+		first := map[string]uint64{} // each stream's first pending position
+		stuck := map[string]bool{}   // streams with an event leased or in a backoff
+		for p, l := range st.Pending {
+			if q, ok := first[l.Stream]; !ok || p < q {
+				first[l.Stream] = p
+			}
+			if l.Member != "" || now.Before(l.NotBefore) {
+				stuck[l.Stream] = true
+			}
+		}
+		ready := 0
+		for p, l := range st.Pending {
+			if l.Member == "" && !now.Before(l.NotBefore) && (!ordered || chain && !stuck[l.Stream] || first[l.Stream] == p) {
+				ready++
 			}
 		}
 		fresh := map[uint64]codec.Event{} // events read by this scan
-		if want := n + 64; waiting < want {
+		if want := n + 64; ready < want && len(st.Pending) < maxPending {
+			stopped := false
 			next, err := g.s.scanFrom(st.Next, func(rec *codec.Record) error {
 				st.Next = rec.Position + 1
 				if !match(rec) {
 					return nil
 				}
-				st.Pending[rec.Position] = &Lease{Stream: string(rec.Stream)}
+				if _, held := st.Pending[rec.Position]; held {
+					return nil // leased across a reset (Lease.Again)
+				}
+				stream := string(rec.Stream)
+				st.Pending[rec.Position] = &Lease{Stream: stream}
 				delete(st.Parked, rec.Position) // delivered again (a reset): no longer parked
 				fresh[rec.Position] = rec.Event()
-				waiting++
-				if waiting >= want {
+				_, busy := first[stream]
+				if !busy {
+					first[stream] = rec.Position
+				}
+				if !ordered || chain && !stuck[stream] || !busy {
+					ready++
+				}
+				if ready >= want || len(st.Pending) >= maxPending {
+					stopped = true
 					return errStop
 				}
 				return nil
@@ -428,7 +471,7 @@ func (g *Group) Lease(n int, match func(*codec.Record) bool, chain bool, acks ..
 			if err != nil {
 				return err
 			}
-			if waiting < want {
+			if !stopped {
 				st.Next = max(st.Next, next)
 			}
 		}
@@ -510,10 +553,28 @@ func (g *Group) reclaim(st *GroupState, now time.Time) {
 			reason = "member " + l.Member + " died"
 		}
 		l.Member, l.LastError = "", reason
-		if l.Deliveries >= g.Config.MaxDeliver {
+		if l.Again {
+			requeue(l)
+		} else if l.Deliveries >= g.Config.MaxDeliver {
 			g.park(st, p, l, now)
 		}
 	}
+}
+
+// requeue makes a lease that a reset went over (Lease.Again) a new event
+// waiting for its first delivery, once its holder is done with it.
+func requeue(l *Lease) {
+	l.Member, l.Token, l.Deliveries, l.Again, l.LastError, l.NotBefore = "", 0, 0, false, "", time.Time{}
+}
+
+// done marks the event at p handled: gone from pending, or, if a reset
+// went over it while it was leased, waiting for its first delivery again.
+func done(st *GroupState, p uint64) {
+	if l := st.Pending[p]; l != nil && l.Again {
+		requeue(l)
+		return
+	}
+	delete(st.Pending, p)
 }
 
 func (g *Group) park(st *GroupState, p uint64, l *Lease, now time.Time) {
@@ -544,7 +605,7 @@ func (g *Group) mine(st *GroupState, p uint64) (*Lease, bool) {
 func (g *Group) ackOwn(st *GroupState, positions []uint64) {
 	for _, p := range positions {
 		if _, ok := g.mine(st, p); ok {
-			delete(st.Pending, p)
+			done(st, p)
 		}
 		delete(g.held, p)
 	}
@@ -588,6 +649,9 @@ func (g *Group) Return(positions ...uint64) error {
 			if l, ok := g.mine(st, p); ok && l.Member == g.id {
 				l.Member = ""
 				l.Deliveries--
+				if l.Again {
+					requeue(l)
+				}
 			}
 			delete(g.held, p)
 		}
@@ -607,7 +671,7 @@ func (g *Group) Ack(positions ...uint64) (int, error) {
 		n = 0
 		for _, p := range positions {
 			if l, ok := st.Pending[p]; ok && l.Member != "" && l.Manual && now.Before(l.Deadline) {
-				delete(st.Pending, p)
+				done(st, p)
 				n++
 			}
 		}
@@ -627,6 +691,10 @@ func (g *Group) Nack(p uint64, reason string) error {
 			return nil // acked, or now another member's: theirs to report
 		}
 		l.Member, l.LastError = "", reason
+		if l.Again {
+			requeue(l)
+			return nil
+		}
 		if l.Deliveries >= g.Config.MaxDeliver {
 			g.park(st, p, l, now)
 			return nil
@@ -646,6 +714,9 @@ func (g *Group) Release() error {
 			if l.Member == g.id && !l.Manual {
 				l.Member = ""
 				l.Deliveries-- // not a failed delivery
+				if l.Again {
+					requeue(l)
+				}
 			}
 		}
 		return nil
@@ -653,11 +724,23 @@ func (g *Group) Release() error {
 }
 
 // Reset moves the group to position p: everything from p on is delivered
-// again (or, forward, skipped); leases are dropped, parked events kept.
+// again (or, forward, skipped); parked events are kept. Leases before p
+// are dropped (their holders' answers are ignored). A lease from p on
+// stays with its holder, marked Again: while its handler may still run,
+// nobody else gets the event (nor, with ordering stream, its stream's
+// next one), and once the holder is done with it, however, it is
+// delivered again from its first delivery, as the reset asked.
 func (g *Group) Reset(p uint64) error {
 	return g.Update(func(st *GroupState) error {
 		st.Next = p
-		st.Pending = map[uint64]*Lease{}
+		kept := map[uint64]*Lease{}
+		for q, l := range st.Pending {
+			if q >= p && l.Member != "" {
+				l.Again = true
+				kept[q] = l
+			}
+		}
+		st.Pending = kept
 		return nil
 	})
 }
