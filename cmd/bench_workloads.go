@@ -290,14 +290,14 @@ func (b *bench) consume(ctx context.Context, bar *progress) (benchResult, error)
 	if err != nil {
 		return benchResult{}, err
 	}
-	s, err := b.options(nil, nil).openLocal(false)
+	s, err := b.options(nil, nil).openStore(false)
 	if err != nil {
 		return benchResult{}, err
 	}
 	first, _, err := s.Bounds()
 	if err == nil {
 		// The defaults of evt group create.
-		err = s.CreateGroup(log.GroupConfig{Name: "bench", Selection: f.sel.String(), AckWait: 30 * time.Second,
+		err = s.CreateGroup(context.Background(), log.GroupConfig{Name: "bench", Selection: f.sel.String(), AckWait: 30 * time.Second,
 			MaxDeliver: 5, Ordering: "stream", Created: time.Now().UTC()}, first)
 	}
 	s.Close()

@@ -1,6 +1,7 @@
 package local
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"io/fs"
@@ -200,7 +201,7 @@ func (v *view) ackedBelow(stream string) uint64 {
 // groupMarks reads, without locks, each group's selection and acked
 // position. A group's state file is replaced atomically.
 func (s *Store) groupMarks() ([]groupMark, error) {
-	names, err := s.Groups()
+	names, err := s.Groups(context.Background())
 	if err != nil {
 		return nil, err
 	}
