@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -269,8 +270,17 @@ func (g *Group) Join(ctx context.Context, opts log.MemberOptions) (log.Member, e
 	return g.join(opts)
 }
 
+// joined counts the members this process made: its first member is its
+// PID, a later one PID.N, so that several members of one process (a
+// program using the store, the conformance suite) are told apart.
+var joined atomic.Int64
+
 func (g *Group) join(opts log.MemberOptions) (*Member, error) {
-	m := &Member{g: g, id: strconv.Itoa(os.Getpid()), held: map[uint64]uint64{}, manual: opts.ManualAck}
+	id := strconv.Itoa(os.Getpid())
+	if n := joined.Add(1); n > 1 {
+		id += "." + strconv.FormatInt(n, 10)
+	}
+	m := &Member{g: g, id: id, held: map[uint64]uint64{}, manual: opts.ManualAck}
 	members := join(g.dir, "members")
 	tmp := join(members, "."+m.id+".join")
 	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
