@@ -15,7 +15,6 @@ import (
 	"github.com/evtdev/evt/cmd/output"
 	"github.com/evtdev/evt/codec"
 	"github.com/evtdev/evt/log"
-	"github.com/evtdev/evt/log/local"
 )
 
 type appendOptions struct {
@@ -140,14 +139,14 @@ func runAppend(g *globalOptions, o *appendOptions, args []string) error {
 		}
 	}
 	doomed := expect.Kind == log.ExpectExists || expect.Kind == log.ExpectVersion
-	missing := !local.Exists(g.StoreDir())
+	missing := !g.storeExists()
 
 	var results []log.Result
-	var s *local.Store
+	var s log.Store
 	if lines != nil && stdinIsFile(g.IO) && !(doomed && missing) {
 		// A file on stdin: write the batch as it is parsed (see
-		// local.Appender), overlapping parsing with the disk.
-		if s, err = g.openLocal(true); err != nil {
+		// log.BatchWriter), overlapping parsing with the disk.
+		if s, err = g.openStore(true); err != nil {
 			return err
 		}
 		defer s.Close()
@@ -179,7 +178,7 @@ func runAppend(g *globalOptions, o *appendOptions, args []string) error {
 		if doomed && missing {
 			return fmt.Errorf("%w: stream %s is at version 0, expected %s", log.ErrConflict, b.Streams()[0], expect)
 		}
-		if s, err = g.openLocal(true); err != nil {
+		if s, err = g.openStore(true); err != nil {
 			return err
 		}
 		defer s.Close()
@@ -210,7 +209,7 @@ func runAppend(g *globalOptions, o *appendOptions, args []string) error {
 			continue
 		}
 		// Print what was stored (for a duplicate: the original event).
-		ev, err := s.ReadAt(r.Position)
+		ev, err := readAt(s, r.Stream, r.Position)
 		if err != nil {
 			return err
 		}
@@ -332,8 +331,12 @@ type appendCounts struct{ events, duplicates int }
 
 // appendStreaming parses stdin and appends it as one batch that is written
 // while it is parsed; the lock is taken when the first block is ready.
-func appendStreaming(s *local.Store, in io.Reader, lines lineParser, expectOn map[string]log.Expectation, expectAll log.Expectation, oneID, quiet bool) ([]log.Result, appendCounts, error) {
-	var a *local.Appender
+func appendStreaming(s log.Store, in io.Reader, lines lineParser, expectOn map[string]log.Expectation, expectAll log.Expectation, oneID, quiet bool) ([]log.Result, appendCounts, error) {
+	bw, ok := s.(log.BatchWriter)
+	if !ok {
+		return appendWhole(s, in, lines, expectOn, expectAll, oneID)
+	}
+	var a log.Appender
 	n := 0
 	err := parseLines(in, func(sub *log.Batch) error {
 		if n += sub.Len(); oneID && n > 1 {
@@ -341,10 +344,10 @@ func appendStreaming(s *local.Store, in io.Reader, lines lineParser, expectOn ma
 		}
 		if a == nil {
 			var err error
-			if a, err = s.BeginAppend(expectOn, expectAll); err != nil {
+			// -q prints nothing: keep no result per event.
+			if a, err = bw.BeginAppend(context.Background(), expectOn, expectAll, log.AppendOptions{NoResults: quiet}); err != nil {
 				return err
 			}
-			a.NoResults = quiet // -q prints nothing: keep no result per event
 		}
 		return a.Add(sub)
 	}, lines)
@@ -361,7 +364,41 @@ func appendStreaming(s *local.Store, in io.Reader, lines lineParser, expectOn ma
 		return nil, appendCounts{}, errNoEvents
 	}
 	results, err := a.Commit()
-	return results, appendCounts{events: n, duplicates: a.Duplicates}, err
+	return results, appendCounts{events: n, duplicates: a.Duplicates()}, err
+}
+
+// appendWhole is appendStreaming for a store that takes a batch only
+// whole: parse everything, then one Append.
+func appendWhole(s log.Store, in io.Reader, lines lineParser, expectOn map[string]log.Expectation, expectAll log.Expectation, oneID bool) ([]log.Result, appendCounts, error) {
+	var b log.Batch
+	if err := parseLines(in, func(sub *log.Batch) error { b.Join(sub); return nil }, lines); err != nil {
+		return nil, appendCounts{}, err
+	}
+	if oneID && b.Len() > 1 {
+		return nil, appendCounts{}, usageErrorf("--id names one event, stdin has more than one line")
+	}
+	if b.Len() == 0 {
+		return nil, appendCounts{}, errNoEvents
+	}
+	for name, e := range expectOn {
+		b.Expect(name, e)
+	}
+	if expectAll.Kind != log.ExpectAny {
+		for _, name := range b.Streams() {
+			b.Expect(name, expectAll)
+		}
+	}
+	results, err := s.Append(context.Background(), &b)
+	if err != nil {
+		return nil, appendCounts{}, err
+	}
+	c := appendCounts{events: b.Len()}
+	for _, r := range results {
+		if r.Duplicate {
+			c.duplicates++
+		}
+	}
+	return results, c, nil
 }
 
 // stdinIsFile reports whether stdin is a regular file: read at disk speed,

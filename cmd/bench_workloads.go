@@ -348,7 +348,7 @@ func (b *bench) proc(ctx context.Context, bar *progress) (benchResult, error) {
 // is timed from the store stamping it to the follower printing it.
 func (b *bench) tail(ctx context.Context, bar *progress) (benchResult, error) {
 	r := benchResult{workload: "tail", noRate: true}
-	s, err := b.options(nil, nil).openLocal(true) // the follower needs a store
+	s, err := b.options(nil, nil).openStore(true) // the follower needs a store
 	if err != nil {
 		return r, err
 	}

@@ -162,7 +162,7 @@ func runImport(g *globalOptions, o *importOptions, path string) error {
 // directory: the append lock is held from the first parsed block to the
 // commit, and a slow pipe must not hold it.
 func importFrom(g *globalOptions, o *importOptions, p *output.Printer, in io.Reader) error {
-	s, err := g.openLocal(true)
+	s, err := g.openStore(true)
 	if err != nil {
 		return err
 	}
@@ -173,7 +173,11 @@ func importFrom(g *globalOptions, o *importOptions, p *output.Printer, in io.Rea
 		regular = err == nil && st.Mode().IsRegular()
 	}
 	if !regular {
-		spool, err := spoolInput(g.IO, s.Dir(), in)
+		dir := os.TempDir()
+		if d, ok := s.(log.Directory); ok {
+			dir = d.Dir() // the same file system: no copy to a small /tmp
+		}
+		spool, err := spoolInput(g.IO, dir, in)
 		if err != nil {
 			return err
 		}

@@ -34,32 +34,6 @@ func (g *globalOptions) storeExists() bool { return local.Exists(g.StoreDir()) }
 // defaultSegmentSize is the --segment-size default.
 const defaultSegmentSize = local.DefaultSegmentSize
 
-// localOf returns the local store behind s, for what the store interface
-// does not cover yet (consumer groups, streaming appends, watching a
-// group's state); another store fails with ErrUnsupported.
-func localOf(s log.Store) (*local.Store, error) {
-	if ls, ok := s.(*local.Store); ok {
-		return ls, nil
-	}
-	return nil, fmt.Errorf("%w: this command needs a local store", log.ErrUnsupported)
-}
-
-// openLocal is openStore for the commands whose work the store interface
-// does not cover yet (consumer groups, streaming appends): they need the
-// local store.
-func (g *globalOptions) openLocal(create bool) (*local.Store, error) {
-	s, err := g.openStore(create)
-	if err != nil {
-		return nil, err
-	}
-	ls, err := localOf(s)
-	if err != nil {
-		s.Close()
-		return nil, err
-	}
-	return ls, nil
-}
-
 func (g *globalOptions) open(opts local.Options) (log.Store, error) {
 	dir := g.StoreDir()
 	if dir == "" {

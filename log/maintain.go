@@ -39,3 +39,14 @@ type Compacter interface {
 	// events; readers see no change.
 	Compact(progress Progress) (CompactReport, error)
 }
+
+// Directory is implemented by stores kept in a directory of files.
+type Directory interface {
+	// Dir is the store's directory: where its files are (evt stats adds
+	// up their sizes), and where a command spools input that must not
+	// hold the store's lock while it trickles in.
+	Dir() string
+	// Sealed reports whether an append through this handle sealed a
+	// segment: the time to start a background compaction.
+	Sealed() bool
+}

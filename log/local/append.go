@@ -40,7 +40,7 @@ func (s *Store) Append(ctx context.Context, b *log.Batch) ([]log.Result, error) 
 	if b.Len() == 0 && len(b.Expectations()) == 0 {
 		return nil, nil
 	}
-	a, err := s.BeginAppend(b.Expectations(), log.Expectation{})
+	a, err := s.beginAppend(b.Expectations(), log.Expectation{})
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package local
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -48,12 +49,30 @@ type Appender struct {
 	synced    bool
 	added     int // events added, duplicates included
 
-	// NoResults skips keeping a result per event (evt append -q, evt
+	// noResults skips keeping a result per event (evt append -q, evt
 	// import: a million events): Commit then returns none, and
 	// Duplicates says how many events were not written again.
-	NoResults bool
-	// Duplicates counts the events that were not written again.
-	Duplicates int
+	noResults bool
+	// duplicates counts the events that were not written again.
+	duplicates int
+}
+
+var _ log.Appender = (*Appender)(nil)
+
+// Duplicates counts the events added that were not written again.
+func (a *Appender) Duplicates() int { return a.duplicates }
+
+// BeginAppend takes the append lock and readies a batch (log.BatchWriter).
+func (s *Store) BeginAppend(ctx context.Context, expect map[string]log.Expectation, all log.Expectation, opts log.AppendOptions) (log.Appender, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	a, err := s.beginAppend(expect, all)
+	if err != nil {
+		return nil, err
+	}
+	a.noResults = opts.NoResults
+	return a, nil
 }
 
 type idPut struct {
@@ -65,10 +84,10 @@ type idPut struct {
 // writes them.
 const flushAt = 4 << 20
 
-// BeginAppend takes the append lock and readies a batch. expect holds
+// beginAppend takes the append lock and readies a batch. expect holds
 // expectations per stream; all, unless ExpectAny, applies to every stream
 // the batch holds events of.
-func (s *Store) BeginAppend(expect map[string]log.Expectation, all log.Expectation) (*Appender, error) {
+func (s *Store) beginAppend(expect map[string]log.Expectation, all log.Expectation) (*Appender, error) {
 	if s.lock == nil {
 		return nil, errors.New("store opened read-only")
 	}
@@ -131,7 +150,7 @@ func (a *Appender) Add(b *log.Batch) error {
 		return errors.New("append already finished")
 	}
 	n := b.Len()
-	if !a.NoResults {
+	if !a.noResults {
 		a.results = slices.Grow(a.results, n)
 	}
 	// Resolve each of b's streams once, not once per event.
@@ -201,7 +220,7 @@ func (a *Appender) Add(b *log.Batch) error {
 		a.out = append(a.out, rec...)
 		st.last, st.dirty = a.pos, true
 		r := log.Result{Position: a.pos, Stream: name, Version: st.version, Time: time.Unix(0, t).UTC()}
-		if !a.NoResults {
+		if !a.noResults {
 			r.ID = string(p.ID())
 		}
 		a.record(r)
@@ -267,19 +286,19 @@ func (a *Appender) addMarker(rec []byte, name string, st *streamState, flag uint
 // record notes the result of the next event, unless NoResults.
 func (a *Appender) record(r log.Result) {
 	a.added++
-	if !a.NoResults {
+	if !a.noResults {
 		a.results = append(a.results, r)
 	}
 }
 
 func (a *Appender) duplicate(r log.Result) {
 	r.Duplicate = true
-	a.Duplicates++
+	a.duplicates++
 	a.record(r)
 }
 
 func (a *Appender) resultAt(j int) log.Result {
-	if a.NoResults {
+	if a.noResults {
 		return log.Result{} // recorded nowhere: a result per event is what NoResults saves
 	}
 	return a.results[j]
