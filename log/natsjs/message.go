@@ -162,4 +162,6 @@ func (e *entry) record(rec *codec.Record) {
 
 func u64(n uint64) string { return strconv.FormatUint(n, 10) }
 
-func (h head) String() string { return fmt.Sprintf("seq %d version %d cut %d", h.seq, h.version, h.cut) }
+func (h head) String() string {
+	return fmt.Sprintf("seq %d version %d cut %d", h.seq, h.version, h.cut)
+}

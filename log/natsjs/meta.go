@@ -59,7 +59,6 @@ func (s *Store) kvGet(ctx context.Context, key string) ([]byte, uint64, error) {
 	return resp.Message.Data, resp.Message.Seq, nil
 }
 
-
 // kv opens the bucket, creating it on first use.
 func (s *Store) kv(ctx context.Context) (jetstream.KeyValue, error) {
 	kv, err := s.js.KeyValue(ctx, s.bucket())
