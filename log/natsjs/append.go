@@ -175,11 +175,7 @@ func (s *Store) plan(b *log.Batch, force, noMsgID, global bool) (*plan, error) {
 		}
 	}
 	stored := map[int]bool{}
-	for stream, ids := range lookup {
-		found, err := s.storedIDs(ctx, stream, heads[stream], ids)
-		if err != nil {
-			return nil, err
-		}
+	mark := func(stream string, found map[string]log.Result) {
 		for i := range n {
 			if _, dup := p.copies[i]; dup {
 				continue
@@ -195,31 +191,55 @@ func (s *Store) plan(b *log.Batch, force, noMsgID, global bool) (*plan, error) {
 			}
 		}
 	}
+	for stream, ids := range lookup {
+		found, err := s.storedIDs(ctx, stream, heads[stream], ids, s.opts.IDLookback)
+		if err != nil {
+			return nil, err
+		}
+		mark(stream, found)
+	}
 	// A stream whose events are all retries is not checked.
-	retried := map[string]bool{}
-	for si, name := range names {
-		all := true
+	retried := func(name string) bool {
+		si := slices.Index(names, name)
+		if si < 0 {
+			return false
+		}
 		for i := range n {
 			if ev := b.Event(i); ev.Stream == si {
 				if j, dup := p.copies[i]; dup {
 					if !stored[j] {
-						all = false
+						return false
 					}
 				} else if !stored[i] {
-					all = false
+					return false
 				}
 			}
 		}
-		retried[name] = all
+		return true
 	}
 	for _, name := range append(slices.Clone(names), guards...) {
 		e, ok := expect[name]
-		if !ok || retried[name] {
+		if !ok || retried(name) {
 			continue
 		}
-		if h := heads[name]; !e.Holds(h.version) {
-			return nil, fmt.Errorf("%w: stream %s is at version %d, expected %s", log.ErrConflict, name, h.version, e)
+		h := heads[name]
+		if e.Holds(h.version) {
+			continue
 		}
+		// A retry that carries its expectation is exact at any age: the
+		// stream moved past the version it expects, so look for the
+		// batch's ids among all of the stream's events.
+		if ids := lookup[name]; len(ids) > 0 && s.opts.IDLookback > 0 && (e.Kind == log.ExpectVersion || e.Kind == log.ExpectNone) {
+			found, err := s.storedIDs(ctx, name, h, ids, -1)
+			if err != nil {
+				return nil, err
+			}
+			mark(name, found)
+			if retried(name) {
+				continue
+			}
+		}
+		return nil, fmt.Errorf("%w: stream %s is at version %d, expected %s", log.ErrConflict, name, h.version, e)
 	}
 
 	// The messages.
@@ -431,19 +451,19 @@ func (s *Store) stamps(ctx context.Context, first, last uint64) ([]time.Time, er
 	return times, nil
 }
 
-// storedIDs looks for ids among the events of stream within the id
-// look-back, up to its head.
-func (s *Store) storedIDs(ctx context.Context, stream string, h head, ids map[string]bool) (map[string]log.Result, error) {
+// storedIDs looks for ids among the events of stream stored within
+// lookback (all of them if negative), up to its head.
+func (s *Store) storedIDs(ctx context.Context, stream string, h head, ids map[string]bool, lookback time.Duration) (map[string]log.Result, error) {
 	found := map[string]log.Result{}
 	start := uint64(1)
 	if h.cutAt > 0 {
 		start = h.cutAt
 	}
-	if s.opts.IDLookback > 0 {
+	if lookback > 0 {
 		// Events older than the look-back are not looked at: the
 		// server's own time of the message decides, as that is when the
 		// append happened.
-		m, err := s.firstSince(ctx, s.subjectOf(stream), time.Now().Add(-s.opts.IDLookback))
+		m, err := s.firstSince(ctx, s.subjectOf(stream), time.Now().Add(-lookback))
 		if err != nil {
 			return nil, err
 		}

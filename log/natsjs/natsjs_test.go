@@ -178,3 +178,40 @@ func TestParseURL(t *testing.T) {
 		}
 	}
 }
+
+// TestRetryWithExpectation: a retry that carries its expectation is
+// recognised at any age, beyond the id look-back too; one without is
+// appended again once beyond it (the documented difference).
+func TestRetryWithExpectation(t *testing.T) {
+	ns := startServer(t)
+	s := open(t, ns, "nats://in-process/EXPECT", natsjs.Options{Create: true, DedupeWindow: 100 * time.Millisecond, IDLookback: time.Millisecond})
+	ctx := context.Background()
+	b := batchOf(t, 2, "e", "id")
+	b.Expect("e", log.Expectation{Kind: log.ExpectNone})
+	first, err := s.Append(ctx, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	b = batchOf(t, 2, "e", "id")
+	b.Expect("e", log.Expectation{Kind: log.ExpectNone})
+	again, err := s.Append(ctx, b)
+	if err != nil {
+		t.Fatalf("retry with its expectation: %v", err)
+	}
+	for i := range again {
+		if !again[i].Duplicate || again[i].Position != first[i].Position {
+			t.Errorf("retry %d: %+v, want the duplicate of %+v", i, again[i], first[i])
+		}
+	}
+	// A different batch that expects none is a conflict.
+	b = batchOf(t, 1, "e", "other")
+	b.Expect("e", log.Expectation{Kind: log.ExpectNone})
+	if _, err := s.Append(ctx, b); !errors.Is(err, log.ErrConflict) {
+		t.Errorf("another batch expecting none: %v, want ErrConflict", err)
+	}
+	res, err := s.Append(ctx, batchOf(t, 1, "e", "id"))
+	if err != nil || res[0].Duplicate || res[0].Version != 3 {
+		t.Errorf("a retry without expectation beyond the look-back: %+v, %v; want a new event at version 3", res, err)
+	}
+}
