@@ -16,6 +16,7 @@ import (
 
 	"github.com/evtdev/evt/codec"
 	"github.com/evtdev/evt/log"
+	"github.com/evtdev/evt/log/local/vfs"
 )
 
 // Consumer groups. A group is a named, shared cursor over a selection of
@@ -118,8 +119,8 @@ type Group struct {
 	s      *Store
 	dir    string
 	Config log.GroupConfig
-	lock   *os.File
-	member *os.File // this process's member file, flocked, once it consumes
+	lock   vfs.File
+	member vfs.File // this process's member file, flocked, once it consumes
 	id     string   // member id: the PID
 	// held is the token of each lease this member holds and answers
 	// itself (not manual ones), by position.
@@ -136,24 +137,24 @@ func (s *Store) CreateGroup(cfg log.GroupConfig, start uint64) error {
 		return err
 	}
 	dir := s.groupDir(cfg.Name)
-	if err := os.MkdirAll(join(s.dir, "groups"), 0o700); err != nil {
+	if err := vfs.MkdirAll(s.fsys, join(s.dir, "groups"), 0o700); err != nil {
 		return err
 	}
-	if err := os.Mkdir(dir, 0o700); err != nil {
+	if err := s.fsys.Mkdir(dir, 0o700); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return fmt.Errorf("%w: %s", ErrGroupExists, cfg.Name)
 		}
 		return err
 	}
-	if err := os.Mkdir(join(dir, "members"), 0o700); err != nil {
+	if err := s.fsys.Mkdir(join(dir, "members"), 0o700); err != nil {
 		return err
 	}
 	st := GroupState{Committed: start, Next: start, Pending: map[uint64]*Lease{}, Parked: map[uint64]Parked{}}
-	if err := writeFileReplace(join(dir, "state"), encodeGroupState(&st)); err != nil {
+	if err := s.writeFileReplace(join(dir, "state"), encodeGroupState(&st)); err != nil {
 		return err
 	}
 	// config.json last: a group exists once its config does.
-	return writeJSONAtomic(join(dir, "config.json"), &cfg)
+	return s.writeJSONAtomic(join(dir, "config.json"), &cfg)
 }
 
 // OpenGroup opens an existing group, or ErrNotFound.
@@ -167,7 +168,7 @@ func (s *Store) OpenGroup(name string) (*Group, error) {
 	}
 	dir := s.groupDir(name)
 	g := &Group{s: s, dir: dir, Config: cfg, id: strconv.Itoa(os.Getpid()), held: map[uint64]uint64{}}
-	g.lock, err = os.OpenFile(join(dir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	g.lock, err = s.fsys.OpenFile(join(dir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, err
 	}
@@ -178,7 +179,7 @@ func (s *Store) OpenGroup(name string) (*Group, error) {
 // such group.
 func (s *Store) groupConfig(name string) (log.GroupConfig, error) {
 	var cfg log.GroupConfig
-	b, err := os.ReadFile(join(s.groupDir(name), "config.json"))
+	b, err := vfs.ReadFile(s.fsys, join(s.groupDir(name), "config.json"))
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return cfg, fmt.Errorf("%w: group %s", log.ErrNotFound, name)
@@ -193,7 +194,7 @@ func (s *Store) groupConfig(name string) (log.GroupConfig, error) {
 
 // Groups lists the names of the store's groups, sorted.
 func (s *Store) Groups() ([]string, error) {
-	ents, err := os.ReadDir(join(s.dir, "groups"))
+	ents, err := s.fsys.ReadDir(join(s.dir, "groups"))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -202,7 +203,7 @@ func (s *Store) Groups() ([]string, error) {
 	}
 	var names []string
 	for _, e := range ents {
-		if e.IsDir() && fileExists(join(join(join(s.dir, "groups"), e.Name()), "config.json")) {
+		if e.IsDir() && s.exists(join(join(join(s.dir, "groups"), e.Name()), "config.json")) {
 			names = append(names, e.Name())
 		}
 	}
@@ -218,10 +219,10 @@ func (s *Store) RemoveGroup(name string) error {
 	}
 	g.Close()
 	// config.json first: a half-removed group is no group.
-	if err := os.Remove(join(g.dir, "config.json")); err != nil {
+	if err := s.fsys.Remove(join(g.dir, "config.json")); err != nil {
 		return err
 	}
-	return os.RemoveAll(g.dir)
+	return vfs.RemoveAll(s.fsys, g.dir)
 }
 
 // Close releases the group's files (and this process's membership).
@@ -229,7 +230,7 @@ func (g *Group) Close() error {
 	if g.member != nil {
 		name := g.member.Name()
 		g.member.Close()
-		os.Remove(name)
+		g.s.fsys.Remove(name)
 	}
 	return g.lock.Close()
 }
@@ -255,7 +256,7 @@ var joinPause = func() {}
 func (g *Group) Join() error {
 	members := join(g.dir, "members")
 	tmp := join(members, "."+g.id+".join")
-	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	f, err := g.s.fsys.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return err
 	}
@@ -264,9 +265,9 @@ func (g *Group) Join() error {
 		f.Close()
 		return fmt.Errorf("join group %s: %w", g.Config.Name, err)
 	}
-	if err := os.Rename(tmp, join(members, g.id)); err != nil {
+	if err := g.s.fsys.Rename(tmp, join(members, g.id)); err != nil {
 		f.Close()
-		os.Remove(tmp)
+		g.s.fsys.Remove(tmp)
 		return fmt.Errorf("join group %s: %w", g.Config.Name, err)
 	}
 	g.member = f
@@ -278,7 +279,7 @@ func (g *Group) alive(member string) bool {
 	if member == g.id && g.member != nil {
 		return true
 	}
-	f, err := os.OpenFile(join(join(g.dir, "members"), member), os.O_RDWR, 0)
+	f, err := g.s.fsys.OpenFile(join(join(g.dir, "members"), member), os.O_RDWR, 0)
 	if err != nil {
 		return false
 	}
@@ -290,7 +291,7 @@ func (g *Group) alive(member string) bool {
 	// PID renamed its own (locked) file into place meanwhile.
 	var held, now unix.Stat_t
 	if unix.Fstat(int(f.Fd()), &held) == nil && unix.Stat(f.Name(), &now) == nil && held.Ino == now.Ino && held.Dev == now.Dev {
-		os.Remove(f.Name())
+		g.s.fsys.Remove(f.Name())
 	}
 	unix.Flock(int(f.Fd()), unix.LOCK_UN)
 	return false
@@ -298,7 +299,7 @@ func (g *Group) alive(member string) bool {
 
 // Members lists the live members.
 func (g *Group) Members() []string {
-	ents, _ := os.ReadDir(join(g.dir, "members"))
+	ents, _ := g.s.fsys.ReadDir(join(g.dir, "members"))
 	live := []string{}
 	for _, e := range ents {
 		if strings.HasPrefix(e.Name(), ".") {
@@ -318,7 +319,7 @@ func (g *Group) Update(fn func(st *GroupState) error) error {
 		return err
 	}
 	defer unix.Flock(int(g.lock.Fd()), unix.LOCK_UN)
-	old, err := os.ReadFile(join(g.dir, "state"))
+	old, err := vfs.ReadFile(g.s.fsys, join(g.dir, "state"))
 	if errors.Is(err, fs.ErrNotExist) {
 		// evt group rm --force under this member.
 		return fmt.Errorf("%w: group %s was removed", log.ErrNotFound, g.Config.Name)
@@ -341,18 +342,18 @@ func (g *Group) Update(fn func(st *GroupState) error) error {
 		// every other member) in a loop.
 		return nil
 	}
-	return writeFileReplace(join(g.dir, "state"), b)
+	return g.s.writeFileReplace(join(g.dir, "state"), b)
 }
 
 // State reads the current state (no lock: the file is replaced atomically).
 func (g *Group) State() (*GroupState, error) { return g.read() }
 
-func (g *Group) read() (*GroupState, error) { return readGroupState(g.dir, g.Config.Name) }
+func (g *Group) read() (*GroupState, error) { return readGroupState(g.s.fsys, g.dir, g.Config.Name) }
 
 // readGroupState reads the state file of group name in dir (no lock: the
 // file is replaced atomically).
-func readGroupState(dir, name string) (*GroupState, error) {
-	b, err := os.ReadFile(join(dir, "state"))
+func readGroupState(fsys vfs.FS, dir, name string) (*GroupState, error) {
+	b, err := vfs.ReadFile(fsys, join(dir, "state"))
 	if err != nil {
 		return nil, err
 	}
@@ -783,10 +784,10 @@ func (s *Store) scanFrom(from uint64, fn func(rec *codec.Record) error) (uint64,
 	return s.Scan(max(from, first), fn)
 }
 
-func writeJSONAtomic(path string, v any) error {
+func (s *Store) writeJSONAtomic(path string, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	return writeFileReplace(path, b)
+	return s.writeFileReplace(path, b)
 }
