@@ -140,21 +140,59 @@ func (s *Store) CreateGroup(cfg log.GroupConfig, start uint64) error {
 	if err := vfs.MkdirAll(s.fsys, join(s.dir, "groups"), 0o700); err != nil {
 		return err
 	}
-	if err := s.fsys.Mkdir(dir, 0o700); err != nil {
-		if errors.Is(err, fs.ErrExist) {
+	// The group is made whole under a name Groups ignores, then renamed
+	// into place: a crash or an I/O error part way leaves no directory at
+	// the group's name that would make the name taken but the group
+	// missing. Two creators race on the rename; one wins.
+	tmp := s.groupDir("." + cfg.Name + "." + strconv.Itoa(os.Getpid()) + ".new")
+	if err := vfs.RemoveAll(s.fsys, tmp); err != nil {
+		return err
+	}
+	err := s.fsys.Mkdir(tmp, 0o700)
+	if err == nil {
+		err = s.fsys.Mkdir(join(tmp, "members"), 0o700)
+	}
+	if err == nil {
+		st := GroupState{Committed: start, Next: start, Pending: map[uint64]*Lease{}, Parked: map[uint64]Parked{}}
+		err = s.writeFileReplace(join(tmp, "state"), encodeGroupState(&st))
+	}
+	if err == nil {
+		err = s.writeJSONAtomic(join(tmp, "config.json"), &cfg)
+	}
+	if err == nil {
+		err = s.fsys.Rename(tmp, dir)
+		if err != nil && !s.exists(join(dir, "config.json")) && s.exists(dir) {
+			// A directory without a config: left by an evt that made or
+			// removed the group the old way and was killed. Clear it.
+			if s.removeGroupDir(cfg.Name) == nil {
+				err = s.fsys.Rename(tmp, dir)
+			}
+		}
+	}
+	if err != nil {
+		if !s.exists(tmp) && s.exists(join(dir, "config.json")) {
+			return nil // the rename happened and then reported an error
+		}
+		vfs.RemoveAll(s.fsys, tmp)
+		if s.exists(join(dir, "config.json")) {
 			return fmt.Errorf("%w: %s", ErrGroupExists, cfg.Name)
 		}
 		return err
 	}
-	if err := s.fsys.Mkdir(join(dir, "members"), 0o700); err != nil {
+	return nil
+}
+
+// removeGroupDir renames a group's directory away (the group is gone at
+// once, whole) and then deletes it.
+func (s *Store) removeGroupDir(name string) error {
+	gone := s.groupDir("." + name + "." + strconv.Itoa(os.Getpid()) + ".rm")
+	if err := vfs.RemoveAll(s.fsys, gone); err != nil {
 		return err
 	}
-	st := GroupState{Committed: start, Next: start, Pending: map[uint64]*Lease{}, Parked: map[uint64]Parked{}}
-	if err := s.writeFileReplace(join(dir, "state"), encodeGroupState(&st)); err != nil {
+	if err := s.fsys.Rename(s.groupDir(name), gone); err != nil {
 		return err
 	}
-	// config.json last: a group exists once its config does.
-	return s.writeJSONAtomic(join(dir, "config.json"), &cfg)
+	return vfs.RemoveAll(s.fsys, gone)
 }
 
 // OpenGroup opens an existing group, or ErrNotFound.
@@ -203,7 +241,8 @@ func (s *Store) Groups() ([]string, error) {
 	}
 	var names []string
 	for _, e := range ents {
-		if e.IsDir() && s.exists(join(join(join(s.dir, "groups"), e.Name()), "config.json")) {
+		// Names starting with '.' are groups being made or removed.
+		if e.IsDir() && !strings.HasPrefix(e.Name(), ".") && s.exists(join(join(join(s.dir, "groups"), e.Name()), "config.json")) {
 			names = append(names, e.Name())
 		}
 	}
@@ -218,11 +257,7 @@ func (s *Store) RemoveGroup(name string) error {
 		return err
 	}
 	g.Close()
-	// config.json first: a half-removed group is no group.
-	if err := s.fsys.Remove(join(g.dir, "config.json")); err != nil {
-		return err
-	}
-	return vfs.RemoveAll(s.fsys, g.dir)
+	return s.removeGroupDir(name)
 }
 
 // Close releases the group's files (and this process's membership).

@@ -222,9 +222,22 @@ func (s *Store) initialize() error {
 	if _, err := s.fsys.Stat(join(s.dir, commitFile)); err == nil {
 		return nil // another process won
 	}
-	if firsts, err := listSegments(s.fsys, s.dir); err != nil {
+	firsts, err := listSegments(s.fsys, s.dir)
+	if err != nil {
 		return err
-	} else if len(firsts) > 0 {
+	}
+	if len(firsts) == 1 && firsts[0] == 1 && s.segmentEmpty(1) {
+		// The first segment holds no record: an earlier creation of the
+		// store stopped before its commit file (killed, or an I/O
+		// error). Nothing was ever appended; start again.
+		for _, name := range []string{segmentName(1), offsetsName(1)} {
+			if err := s.fsys.Remove(join(s.dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+		}
+		firsts = nil
+	}
+	if len(firsts) > 0 {
 		// Segments without a commit file: the commit file was lost, the
 		// log was not. Never start afresh over it; leave a commit file
 		// with no valid slot so appends refuse and evt repair rebuilds it.
@@ -272,6 +285,13 @@ func (s *Store) initialize() error {
 		return err
 	}
 	return s.fsys.SyncDir(s.dir)
+}
+
+// segmentEmpty reports whether segment first holds no record (at most a
+// header).
+func (s *Store) segmentEmpty(first uint64) bool {
+	st, err := s.fsys.Stat(join(s.dir, segmentName(first)))
+	return err == nil && st.Size() <= segmentHeaderSize
 }
 
 // createSegment makes an empty segment and its offsets file durable.
