@@ -10,8 +10,6 @@ import (
 	"sort"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/evtdev/evt/codec"
 	"github.com/evtdev/evt/log"
 )
@@ -503,7 +501,7 @@ func (a *Appender) finish() error {
 	sync := a.s.opts.Sync == SyncAlways ||
 		a.s.opts.Sync == SyncInterval && time.Duration(a.now-a.c.lastSync) >= a.s.opts.SyncInterval
 	if sync {
-		if err := unix.Fdatasync(int(a.sf.f.Fd())); err != nil {
+		if err := a.sf.f.Datasync(); err != nil {
 			return a.fail("sync", err)
 		}
 		a.synced = true

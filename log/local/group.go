@@ -11,13 +11,14 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync/atomic"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/evtdev/evt/codec"
 	"github.com/evtdev/evt/log"
+	"github.com/evtdev/evt/log/local/vfs"
 )
 
 // Consumer groups. A group is a named, shared cursor over a selection of
@@ -93,7 +94,7 @@ type Group struct {
 	s     *Store
 	dir   string
 	cfg   log.GroupConfig
-	lock  *os.File
+	lock  vfs.File
 	match func(*codec.Record) bool // the group's selection and types
 }
 
@@ -101,7 +102,7 @@ type Group struct {
 // the PID: a member's liveness is its member file's flock.
 type Member struct {
 	g    *Group
-	file *os.File // members/PID, flocked while the member lives
+	file vfs.File // members/PID, flocked while the member lives
 	id   string
 	// held is the token of each lease this member holds and answers
 	// itself (not manual ones), by position.
@@ -123,24 +124,62 @@ func (s *Store) CreateGroup(ctx context.Context, cfg log.GroupConfig, start uint
 		return err
 	}
 	dir := s.groupDir(cfg.Name)
-	if err := os.MkdirAll(join(s.dir, "groups"), 0o700); err != nil {
+	if err := vfs.MkdirAll(s.fsys, join(s.dir, "groups"), 0o700); err != nil {
 		return err
 	}
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		if errors.Is(err, fs.ErrExist) {
+	// The group is made whole under a name Groups ignores, then renamed
+	// into place: a crash or an I/O error part way leaves no directory at
+	// the group's name that would make the name taken but the group
+	// missing. Two creators race on the rename; one wins.
+	tmp := s.groupDir("." + cfg.Name + "." + strconv.Itoa(os.Getpid()) + ".new")
+	if err := vfs.RemoveAll(s.fsys, tmp); err != nil {
+		return err
+	}
+	err := s.fsys.Mkdir(tmp, 0o700)
+	if err == nil {
+		err = s.fsys.Mkdir(join(tmp, "members"), 0o700)
+	}
+	if err == nil {
+		st := GroupState{Committed: start, Next: start, Pending: map[uint64]*Lease{}, Parked: map[uint64]Parked{}}
+		err = s.writeFileReplace(join(tmp, "state"), encodeGroupState(&st))
+	}
+	if err == nil {
+		err = s.writeJSONAtomic(join(tmp, "config.json"), &cfg)
+	}
+	if err == nil {
+		err = s.fsys.Rename(tmp, dir)
+		if err != nil && !s.exists(join(dir, "config.json")) && s.exists(dir) {
+			// A directory without a config: left by an evt that made or
+			// removed the group the old way and was killed. Clear it.
+			if s.removeGroupDir(cfg.Name) == nil {
+				err = s.fsys.Rename(tmp, dir)
+			}
+		}
+	}
+	if err != nil {
+		if !s.exists(tmp) && s.exists(join(dir, "config.json")) {
+			return nil // the rename happened and then reported an error
+		}
+		vfs.RemoveAll(s.fsys, tmp)
+		if s.exists(join(dir, "config.json")) {
 			return fmt.Errorf("%w: %s", log.ErrGroupExists, cfg.Name)
 		}
 		return err
 	}
-	if err := os.Mkdir(join(dir, "members"), 0o700); err != nil {
+	return nil
+}
+
+// removeGroupDir renames a group's directory away (the group is gone at
+// once, whole) and then deletes it.
+func (s *Store) removeGroupDir(name string) error {
+	gone := s.groupDir("." + name + "." + strconv.Itoa(os.Getpid()) + ".rm")
+	if err := vfs.RemoveAll(s.fsys, gone); err != nil {
 		return err
 	}
-	st := GroupState{Committed: start, Next: start, Pending: map[uint64]*Lease{}, Parked: map[uint64]Parked{}}
-	if err := writeFileReplace(join(dir, "state"), encodeGroupState(&st)); err != nil {
+	if err := s.fsys.Rename(s.groupDir(name), gone); err != nil {
 		return err
 	}
-	// config.json last: a group exists once its config does.
-	return writeJSONAtomic(join(dir, "config.json"), &cfg)
+	return vfs.RemoveAll(s.fsys, gone)
 }
 
 // OpenGroup opens an existing group, or ErrNotFound.
@@ -162,7 +201,7 @@ func (s *Store) openGroup(name string) (*Group, error) {
 	}
 	dir := s.groupDir(name)
 	g := &Group{s: s, dir: dir, cfg: cfg, match: match}
-	g.lock, err = os.OpenFile(join(dir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	g.lock, err = s.fsys.OpenFile(join(dir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, err
 	}
@@ -198,7 +237,7 @@ func groupMatcher(cfg log.GroupConfig) (func(*codec.Record) bool, error) {
 // such group.
 func (s *Store) groupConfig(name string) (log.GroupConfig, error) {
 	var cfg log.GroupConfig
-	b, err := os.ReadFile(join(s.groupDir(name), "config.json"))
+	b, err := vfs.ReadFile(s.fsys, join(s.groupDir(name), "config.json"))
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return cfg, fmt.Errorf("%w: group %s", log.ErrNotFound, name)
@@ -213,7 +252,7 @@ func (s *Store) groupConfig(name string) (log.GroupConfig, error) {
 
 // Groups lists the names of the store's groups, sorted.
 func (s *Store) Groups(ctx context.Context) ([]string, error) {
-	ents, err := os.ReadDir(join(s.dir, "groups"))
+	ents, err := s.fsys.ReadDir(join(s.dir, "groups"))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -222,7 +261,8 @@ func (s *Store) Groups(ctx context.Context) ([]string, error) {
 	}
 	var names []string
 	for _, e := range ents {
-		if e.IsDir() && fileExists(join(join(join(s.dir, "groups"), e.Name()), "config.json")) {
+		// Names starting with '.' are groups being made or removed.
+		if e.IsDir() && !strings.HasPrefix(e.Name(), ".") && s.exists(join(join(join(s.dir, "groups"), e.Name()), "config.json")) {
 			names = append(names, e.Name())
 		}
 	}
@@ -237,11 +277,7 @@ func (s *Store) RemoveGroup(ctx context.Context, name string) error {
 		return err
 	}
 	g.Close()
-	// config.json first: a half-removed group is no group.
-	if err := os.Remove(join(g.dir, "config.json")); err != nil {
-		return err
-	}
-	return os.RemoveAll(g.dir)
+	return s.removeGroupDir(name)
 }
 
 // Config is how the group was created.
@@ -270,20 +306,54 @@ func (g *Group) Join(ctx context.Context, opts log.MemberOptions) (log.Member, e
 	return g.join(opts)
 }
 
-// joined counts the members this process made: its first member is its
-// PID, a later one PID.N, so that several members of one process (a
-// program using the store, the conformance suite) are told apart.
-var joined atomic.Int64
+// ownMembers holds the ids of this process's live members, by group
+// directory: a process's first member of a group is its PID, another
+// one at the same time PID.N (the smallest N free), so that several
+// members of one process (a program using the store, the conformance
+// suite) are told apart, and the same sequence of joins gives the same
+// ids.
+var ownMembers = struct {
+	sync.Mutex
+	ids map[string]map[string]bool
+}{ids: map[string]map[string]bool{}}
 
-func (g *Group) join(opts log.MemberOptions) (*Member, error) {
-	id := strconv.Itoa(os.Getpid())
-	if n := joined.Add(1); n > 1 {
-		id += "." + strconv.FormatInt(n, 10)
+// takeMemberID picks and reserves this process's next member id in dir.
+func takeMemberID(dir string) string {
+	ownMembers.Lock()
+	defer ownMembers.Unlock()
+	taken := ownMembers.ids[dir]
+	if taken == nil {
+		taken = map[string]bool{}
+		ownMembers.ids[dir] = taken
 	}
-	m := &Member{g: g, id: id, held: map[uint64]uint64{}, manual: opts.ManualAck}
+	id := strconv.Itoa(os.Getpid())
+	for n := 2; taken[id]; n++ {
+		id = strconv.Itoa(os.Getpid()) + "." + strconv.Itoa(n)
+	}
+	taken[id] = true
+	return id
+}
+
+// dropMemberID frees a member id takeMemberID gave.
+func dropMemberID(dir, id string) {
+	ownMembers.Lock()
+	defer ownMembers.Unlock()
+	delete(ownMembers.ids[dir], id)
+	if len(ownMembers.ids[dir]) == 0 {
+		delete(ownMembers.ids, dir)
+	}
+}
+
+func (g *Group) join(opts log.MemberOptions) (_ *Member, err error) {
+	m := &Member{g: g, id: takeMemberID(g.dir), held: map[uint64]uint64{}, manual: opts.ManualAck}
+	defer func() {
+		if err != nil {
+			dropMemberID(g.dir, m.id)
+		}
+	}()
 	members := join(g.dir, "members")
 	tmp := join(members, "."+m.id+".join")
-	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	f, err := g.s.fsys.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("%w: group %s was removed", log.ErrNotFound, g.cfg.Name)
@@ -295,9 +365,9 @@ func (g *Group) join(opts log.MemberOptions) (*Member, error) {
 		f.Close()
 		return nil, fmt.Errorf("join group %s: %w", g.cfg.Name, err)
 	}
-	if err := os.Rename(tmp, join(members, m.id)); err != nil {
+	if err := g.s.fsys.Rename(tmp, join(members, m.id)); err != nil {
 		f.Close()
-		os.Remove(tmp)
+		g.s.fsys.Remove(tmp)
 		return nil, fmt.Errorf("join group %s: %w", g.cfg.Name, err)
 	}
 	m.file = f
@@ -325,7 +395,8 @@ func (m *Member) Close() error {
 	}
 	name := m.file.Name()
 	m.file.Close()
-	os.Remove(name)
+	m.g.s.fsys.Remove(name)
+	dropMemberID(m.g.dir, m.id)
 	return err
 }
 
@@ -340,7 +411,7 @@ func (g *Group) alive(member string, self *Member) bool {
 	if self != nil && member == self.id {
 		return true
 	}
-	f, err := os.OpenFile(join(join(g.dir, "members"), member), os.O_RDWR, 0)
+	f, err := g.s.fsys.OpenFile(join(join(g.dir, "members"), member), os.O_RDWR, 0)
 	if err != nil {
 		return false
 	}
@@ -352,7 +423,7 @@ func (g *Group) alive(member string, self *Member) bool {
 	// PID renamed its own (locked) file into place meanwhile.
 	var held, now unix.Stat_t
 	if unix.Fstat(int(f.Fd()), &held) == nil && unix.Stat(f.Name(), &now) == nil && held.Ino == now.Ino && held.Dev == now.Dev {
-		os.Remove(f.Name())
+		g.s.fsys.Remove(f.Name())
 	}
 	unix.Flock(int(f.Fd()), unix.LOCK_UN)
 	return false
@@ -360,7 +431,7 @@ func (g *Group) alive(member string, self *Member) bool {
 
 // Members lists the live members.
 func (g *Group) Members() []string {
-	ents, _ := os.ReadDir(join(g.dir, "members"))
+	ents, _ := g.s.fsys.ReadDir(join(g.dir, "members"))
 	live := []string{}
 	for _, e := range ents {
 		if strings.HasPrefix(e.Name(), ".") {
@@ -411,7 +482,7 @@ func (s *Store) GroupState(name string) (*GroupState, error) {
 	if _, err := s.groupConfig(name); err != nil {
 		return nil, err
 	}
-	return readGroupState(s.groupDir(name), name)
+	return readGroupState(s.fsys, s.groupDir(name), name)
 }
 
 // Position is the group's committed position.
@@ -444,7 +515,7 @@ func (g *Group) Update(fn func(st *GroupState) error) error {
 		return err
 	}
 	defer unix.Flock(int(g.lock.Fd()), unix.LOCK_UN)
-	old, err := os.ReadFile(join(g.dir, "state"))
+	old, err := vfs.ReadFile(g.s.fsys, join(g.dir, "state"))
 	if errors.Is(err, fs.ErrNotExist) {
 		// evt group rm --force under this member.
 		return fmt.Errorf("%w: group %s was removed", log.ErrNotFound, g.cfg.Name)
@@ -467,18 +538,18 @@ func (g *Group) Update(fn func(st *GroupState) error) error {
 		// every other member) in a loop.
 		return nil
 	}
-	return writeFileReplace(join(g.dir, "state"), b)
+	return g.s.writeFileReplace(join(g.dir, "state"), b)
 }
 
 // State reads the current state (no lock: the file is replaced atomically).
 func (g *Group) State() (*GroupState, error) { return g.read() }
 
-func (g *Group) read() (*GroupState, error) { return readGroupState(g.dir, g.cfg.Name) }
+func (g *Group) read() (*GroupState, error) { return readGroupState(g.s.fsys, g.dir, g.cfg.Name) }
 
 // readGroupState reads the state file of group name in dir (no lock: the
 // file is replaced atomically).
-func readGroupState(dir, name string) (*GroupState, error) {
-	b, err := os.ReadFile(join(dir, "state"))
+func readGroupState(fsys vfs.FS, dir, name string) (*GroupState, error) {
+	b, err := vfs.ReadFile(fsys, join(dir, "state"))
 	if err != nil {
 		return nil, err
 	}
@@ -940,10 +1011,10 @@ func (s *Store) scanFrom(from uint64, fn func(rec *codec.Record) error) (uint64,
 	return s.Scan(max(from, first), fn)
 }
 
-func writeJSONAtomic(path string, v any) error {
+func (s *Store) writeJSONAtomic(path string, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	return writeFileReplace(path, b)
+	return s.writeFileReplace(path, b)
 }

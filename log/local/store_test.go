@@ -233,3 +233,9 @@ func TestAppenderParts(t *testing.T) {
 		t.Fatalf("after commit: %+v %v", rep, err)
 	}
 }
+
+// fileExists reports whether p is there.
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}

@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"slices"
 
 	"github.com/evtdev/evt/codec"
 	"github.com/evtdev/evt/log"
+	"github.com/evtdev/evt/log/local/vfs"
 )
 
 type streamCheck struct{ last, version, cut uint64 }
@@ -33,7 +33,7 @@ func (s *Store) Verify(progress log.Progress) (log.Report, error) {
 	if err != nil {
 		return rep, err
 	}
-	firsts, err := listSegments(s.dir)
+	firsts, err := listSegments(s.fsys, s.dir)
 	if err != nil {
 		return rep, err
 	}
@@ -85,7 +85,7 @@ func (s *Store) Verify(progress log.Progress) (log.Report, error) {
 		}
 		// Read the offsets file afresh: a cached descriptor may point at a
 		// file that repair has since replaced.
-		idx, err := os.ReadFile(join(s.dir, sf.idxName()))
+		idx, err := vfs.ReadFile(s.fsys, join(s.dir, sf.idxName()))
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return rep, err
 		}
@@ -205,7 +205,7 @@ func (s *Store) verifyTables(c *commitState, streams map[string]*streamCheck) er
 	if now.next == c.next && h.applied()+1 == c.next && applied+1 == c.next && n != uint64(len(streams)) {
 		return &log.CorruptError{File: headsFile, Offset: -1, Reason: fmt.Sprintf("holds %d streams, the log %d (run evt repair)", n, len(streams))}
 	}
-	ids, err := openHashFile(join(s.dir, idsFile), idsValues, false)
+	ids, err := openHashFile(s.fsys, join(s.dir, idsFile), idsValues, false)
 	if err != nil {
 		var ce *log.CorruptError
 		if errors.As(err, &ce) {
