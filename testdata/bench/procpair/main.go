@@ -4,7 +4,8 @@
 //	procpair [-rounds N] [-warmup N] [-base NAME] [-seed N] NAME=COMMAND...
 //
 // Each NAME=COMMAND is one command line, split on spaces (no quoting; put
-// data with spaces in a file). A round runs every command once, in an order
+// data with spaces in a file); K=V words before the program are added to
+// its environment, as in a shell. A round runs every command once, in an order
 // shuffled anew each round (-seed picks the orders), with stdin, stdout and stderr
 // on /dev/null. Each run is timed from just before fork to just after
 // wait4 on the monotonic clock; its CPU time is the child's user + system
@@ -32,6 +33,7 @@ import (
 
 type command struct {
 	name string
+	env  []string // K=V words before the program: added to the environment
 	argv []string
 	path string
 	wall []float64 // ms, one per round
@@ -56,6 +58,10 @@ func main() {
 	for _, a := range flag.Args() {
 		name, line, ok := strings.Cut(a, "=")
 		argv := strings.Fields(line)
+		var env []string
+		for len(argv) > 0 && strings.Contains(argv[0], "=") {
+			env, argv = append(env, argv[0]), argv[1:]
+		}
 		if !ok || name == "" || len(argv) == 0 {
 			fail("want NAME=COMMAND, not %q", a)
 		}
@@ -63,7 +69,7 @@ func main() {
 		if err != nil {
 			fail("%s: %v", name, err)
 		}
-		cmds = append(cmds, &command{name: name, argv: argv, path: path})
+		cmds = append(cmds, &command{name: name, env: env, argv: argv, path: path})
 	}
 	b := cmds[0]
 	if *base != "" {
@@ -78,7 +84,7 @@ func main() {
 	if err != nil {
 		fail("%v", err)
 	}
-	attr := &syscall.ProcAttr{Env: os.Environ(), Files: []uintptr{null.Fd(), null.Fd(), null.Fd()}}
+	files := []uintptr{null.Fd(), null.Fd(), null.Fd()}
 	rng := rand.New(rand.NewPCG(*seed, 0))
 	order := make([]*command, len(cmds))
 	start := time.Now()
@@ -86,7 +92,7 @@ func main() {
 		copy(order, cmds)
 		rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
 		for _, c := range order {
-			wall, cpu := runOnce(c, attr)
+			wall, cpu := runOnce(c, &syscall.ProcAttr{Env: append(os.Environ(), c.env...), Files: files})
 			if r >= 0 {
 				c.wall = append(c.wall, wall)
 				c.cpu = append(c.cpu, cpu)
@@ -110,7 +116,7 @@ func main() {
 	}
 	fmt.Println("(wall and cpu in ms per process; thru x = median of", b.name, "/ median of the command)")
 	for _, c := range cmds {
-		fmt.Printf("  %s = %s\n", c.name, strings.Join(c.argv, " "))
+		fmt.Printf("  %s = %s\n", c.name, strings.Join(append(c.env, c.argv...), " "))
 	}
 }
 

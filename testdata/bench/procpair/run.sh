@@ -10,7 +10,9 @@
 # commit: `base=/tmp/evt-main`. Redis is redis-server on 127.0.0.1 with AOF
 # `everysec` (as ../shared/bench/compare.sh starts it), already running
 # when the rounds start; `redis-cli XADD` does not wait for a sync, while
-# every `evt append` fdatasyncs its event before it exits 0.
+# every `evt append` fdatasyncs its event before it exits 0. The evt-1p row
+# is the same append with GOMAXPROCS=1 in its environment (what a script
+# that appends one event per process can set; see the report).
 # Needs: go, redis-server and redis-cli (installed with apt-get if missing).
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -39,6 +41,7 @@ echo "$(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), $(uname -r), $(go v
 "$W/procpair" -rounds "$N" -base redis \
   "redis=redis-cli -p $PORT XADD s-1 * e {\"a\":1}" \
   "evt=$W/evt --dir $W/store append s-1 T {\"a\":1} -q" \
+  "evt-1p=GOMAXPROCS=1 $W/evt --dir $W/store-1p append s-1 T {\"a\":1} -q" \
   "${extra[@]}" \
   "true=/bin/true" \
   "hello=$W/hello"
