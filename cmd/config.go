@@ -197,6 +197,11 @@ func (g *globalOptions) warnUnknownKeys(root *cobra.Command, v *viper.Viper) {
 	if g.cfg.file == "" {
 		return
 	}
+	if root.Annotations[hotTreeAnnotation] != "" {
+		// A hot command's tree (newRootCmdFor) lacks the other commands,
+		// whose flags are keys of the same file too.
+		root = newRootCmd(g.IO)
+	}
 	known := map[string]bool{}
 	for k := range configSections {
 		known[k] = true

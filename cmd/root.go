@@ -90,7 +90,7 @@ func run(ctx context.Context, ios *IOStreams, args []string) (code int) {
 	if args == nil {
 		args = []string{} // cobra reads os.Args when given nil
 	}
-	root := newRootCmd(ios)
+	root := newRootCmdFor(ios, args)
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
 	interrupted := ctx.Err() != nil
@@ -100,8 +100,121 @@ func run(ctx context.Context, ios *IOStreams, args []string) (code int) {
 	return exitCode(err, interrupted)
 }
 
+// hotCommands are the commands run once per event from scripts, whose
+// start-up is their cost: for them run builds only the root and that one
+// command (see newRootCmdFor).
+var hotCommands = map[string]func(*globalOptions) *cobra.Command{
+	"append": newAppendCmd,
+}
+
+// newRootCmdFor builds the command tree args need. When args run a hot
+// command, that is the root and the one command: building the other 20,
+// the help topics and the completions is a quarter of a millisecond, a
+// tenth of what an `evt append` costs besides its fsync. Anything that
+// could show the rest of the tree (help, completion, a suggestion for a
+// mistyped word, a flag the peek does not know) gets the whole tree, so
+// it behaves as it always has.
+func newRootCmdFor(ios *IOStreams, args []string) *cobra.Command {
+	newCmd := hotCommand(args)
+	if newCmd == nil {
+		return newRootCmd(ios)
+	}
+	root, g := newBareRootCmd(ios)
+	root.Annotations = map[string]string{hotTreeAnnotation: "yes"}
+	root.CompletionOptions.DisableDefaultCmd = true // no completion in this tree: __complete is never hot
+	root.AddCommand(newCmd(g))
+	finishCommandTree(root)
+	return root
+}
+
+// hotTreeAnnotation marks the root of a hot command's tree, for code that
+// needs to know the whole tree (the config file's known keys).
+const hotTreeAnnotation = "evt-hot-tree"
+
+// hotCommand returns the constructor of the hot command that args run, or
+// nil when they run another one or ask for help. It skips the global flags
+// before the command word, with their values, and gives up on any other
+// flag there.
+func hotCommand(args []string) func(*globalOptions) *cobra.Command {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if !strings.HasPrefix(a, "-") || a == "-" {
+			newCmd := hotCommands[a]
+			if newCmd == nil {
+				return nil
+			}
+			for _, rest := range args[i+1:] {
+				if rest == "-h" || rest == "--help" || strings.HasPrefix(rest, "--help=") {
+					return nil
+				}
+			}
+			return newCmd
+		}
+		name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		switch {
+		case strings.HasPrefix(a, "--") && globalValueFlags[name]:
+			if !hasValue {
+				i++ // --dir DIR
+			}
+		case a == "-o":
+			i++ // -o FORMAT
+		case strings.HasPrefix(a, "-o") && !strings.HasPrefix(a, "--"):
+			// -oFORMAT, -o=FORMAT
+		default:
+			return nil // --, --help, --version, or a flag root does not have
+		}
+	}
+	return nil
+}
+
+// globalValueFlags are root's persistent flags, all of which take a value;
+// hotCommand skips them. TestHotCommandFlags keeps the list whole.
+var globalValueFlags = map[string]bool{
+	"dir": true, "config": true, "output": true, "sync": true,
+	"lock-timeout": true, "jq": true, "segment-size": true,
+}
+
 // newRootCmd builds the whole command tree.
 func newRootCmd(ios *IOStreams) *cobra.Command {
+	root, g := newBareRootCmd(ios)
+	// The command registry: one newXCmd(g) per command, each in its own
+	// file (cmd/x.go). Add yours to this list; `evt --help` sorts them.
+	root.AddCommand(
+		newAppendCmd(g),
+		newStreamsCmd(g),
+		newVerifyCmd(g),
+		newRepairCmd(g),
+		newTailCmd(g),
+		newReplayCmd(g),
+		newFoldCmd(g),
+		newGroupCmd(g),
+		newConsumeCmd(g),
+		newAckCmd(g),
+		newRetentionCmd(g),
+		newDeleteCmd(g),
+		newTruncateCmd(g),
+		newCompactCmd(g),
+		newBenchCmd(g),
+		newConfigCmd(g),
+		newVersionCmd(g),
+		newDocsCmd(g),
+		newStatsCmd(g),
+		newExportCmd(g),
+		newImportCmd(g),
+	)
+
+	addVersionFlag(root)
+	root.InitDefaultHelpCmd()
+	root.InitDefaultCompletionCmd()
+	registerCompletions(g, root)
+	addHelpTopics(root)
+	finishCommandTree(root)
+	return root
+}
+
+// newBareRootCmd is the root command, with the global flags and the hook
+// that resolves them, and no commands under it yet.
+func newBareRootCmd(ios *IOStreams) (*cobra.Command, *globalOptions) {
 	g := &globalOptions{IO: ios, Sync: syncAlways, LockTimeout: 10 * time.Second}
 	root := &cobra.Command{
 		Use:   "evt",
@@ -144,40 +257,7 @@ consuming them between processes.`,
 		[]string{syncAlways, syncInterval, syncNone}, cobra.ShellCompDirectiveNoFileComp))
 	_ = root.RegisterFlagCompletionFunc("output", cobra.FixedCompletions(
 		[]string{"json", "pretty", "table", "yaml", "template="}, cobra.ShellCompDirectiveNoFileComp|cobra.ShellCompDirectiveNoSpace))
-
-	// The command registry: one newXCmd(g) per command, each in its own
-	// file (cmd/x.go). Add yours to this list; `evt --help` sorts them.
-	root.AddCommand(
-		newAppendCmd(g),
-		newStreamsCmd(g),
-		newVerifyCmd(g),
-		newRepairCmd(g),
-		newTailCmd(g),
-		newReplayCmd(g),
-		newFoldCmd(g),
-		newGroupCmd(g),
-		newConsumeCmd(g),
-		newAckCmd(g),
-		newRetentionCmd(g),
-		newDeleteCmd(g),
-		newTruncateCmd(g),
-		newCompactCmd(g),
-		newBenchCmd(g),
-		newConfigCmd(g),
-		newVersionCmd(g),
-		newDocsCmd(g),
-		newStatsCmd(g),
-		newExportCmd(g),
-		newImportCmd(g),
-	)
-
-	addVersionFlag(root)
-	root.InitDefaultHelpCmd()
-	root.InitDefaultCompletionCmd()
-	registerCompletions(g, root)
-	addHelpTopics(root)
-	finishCommandTree(root)
-	return root
+	return root, g
 }
 
 // finishCommandTree makes every argument error a usage error (exit 2). A

@@ -445,10 +445,11 @@ func (a *Appender) Commit() ([]log.Result, error) {
 	// every hit against the record it names: it may run ahead of the
 	// commit. So it is filled while the batch is written and synced, on
 	// the other core. The heads table is read by readers without a lock:
-	// it is updated only after the publish.
-	idsDone := make(chan struct{})
-	go func() {
-		defer close(idsDone)
+	// it is updated only after the publish. A small batch fills it here
+	// first: a goroutine would cost more than the puts, and for a
+	// one-event `evt append` it woke a second thread the process then had
+	// to create and tear down.
+	putIDs := func() {
 		if tablesOK {
 			for _, block := range a.idsWork {
 				for _, w := range block {
@@ -456,9 +457,20 @@ func (a *Appender) Commit() ([]log.Result, error) {
 				}
 			}
 		}
-	}()
-	err := a.finish()
-	<-idsDone
+	}
+	var err error
+	if len(a.idsWork) == 0 || len(a.idsWork) == 1 && len(a.idsWork[0]) <= inlineIDPuts {
+		putIDs()
+		err = a.finish()
+	} else {
+		idsDone := make(chan struct{})
+		go func() {
+			defer close(idsDone)
+			putIDs()
+		}()
+		err = a.finish()
+		<-idsDone
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -489,6 +501,10 @@ func (a *Appender) Commit() ([]log.Result, error) {
 	a.s.ids.setApplied(a.pos - 1)
 	return a.results, nil
 }
+
+// inlineIDPuts is the most ids Commit puts into the id index itself
+// rather than on another goroutine while it syncs.
+const inlineIDPuts = 64
 
 // finish writes the last records and the offsets, then syncs.
 func (a *Appender) finish() error {
