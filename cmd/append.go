@@ -60,7 +60,7 @@ every stream of the batch.`,
 			if len(args) == 1 {
 				return usageErrorf("append needs STREAM and TYPE (or no arguments, with envelopes on stdin)")
 			}
-			return runAppend(g, o, args)
+			return runAppend(cmd.Context(), g, o, args)
 		},
 	}
 	f := cmd.Flags()
@@ -72,7 +72,9 @@ every stream of the batch.`,
 	return cmd
 }
 
-func runAppend(g *globalOptions, o *appendOptions, args []string) error {
+// runAppend appends one batch. ctx cancels it up to its commit point; evt
+// gives an append a context no signal cancels (see interruptContext).
+func runAppend(ctx context.Context, g *globalOptions, o *appendOptions, args []string) error {
 	expect, err := log.ParseExpectation(o.Expect)
 	if err != nil {
 		return usageErrorf("--expect: %w", err)
@@ -151,7 +153,7 @@ func runAppend(g *globalOptions, o *appendOptions, args []string) error {
 			return err
 		}
 		defer s.Close()
-		if results, _, err = appendStreaming(s, g.IO.In, lines, expectOn, expectAll, o.ID != "", o.Quiet); err != nil {
+		if results, _, err = appendStreaming(ctx, s, g.IO.In, lines, expectOn, expectAll, o.ID != "", o.Quiet); err != nil {
 			return err
 		}
 	} else {
@@ -183,7 +185,7 @@ func runAppend(g *globalOptions, o *appendOptions, args []string) error {
 			return err
 		}
 		defer s.Close()
-		if results, err = s.Append(context.Background(), &b); err != nil {
+		if results, err = s.Append(ctx, &b); err != nil {
 			return err
 		}
 	}
@@ -332,7 +334,8 @@ type appendCounts struct{ events, duplicates int }
 
 // appendStreaming parses stdin and appends it as one batch that is written
 // while it is parsed; the lock is taken when the first block is ready.
-func appendStreaming(s *local.Store, in io.Reader, lines lineParser, expectOn map[string]log.Expectation, expectAll log.Expectation, oneID, quiet bool) ([]log.Result, appendCounts, error) {
+// ctx stops it, and drops the batch, up to its commit point.
+func appendStreaming(ctx context.Context, s *local.Store, in io.Reader, lines lineParser, expectOn map[string]log.Expectation, expectAll log.Expectation, oneID, quiet bool) ([]log.Result, appendCounts, error) {
 	var a *local.Appender
 	n := 0
 	err := parseLines(in, func(sub *log.Batch) error {
@@ -341,7 +344,7 @@ func appendStreaming(s *local.Store, in io.Reader, lines lineParser, expectOn ma
 		}
 		if a == nil {
 			var err error
-			if a, err = s.BeginAppend(expectOn, expectAll); err != nil {
+			if a, err = s.BeginAppend(ctx, expectOn, expectAll); err != nil {
 				return err
 			}
 			a.NoResults = quiet // -q prints nothing: keep no result per event
