@@ -59,7 +59,7 @@ every stream of the batch.`,
 			if len(args) == 1 {
 				return usageErrorf("append needs STREAM and TYPE (or no arguments, with envelopes on stdin)")
 			}
-			return runAppend(g, o, args)
+			return runAppend(cmd.Context(), g, o, args)
 		},
 	}
 	f := cmd.Flags()
@@ -71,7 +71,9 @@ every stream of the batch.`,
 	return cmd
 }
 
-func runAppend(g *globalOptions, o *appendOptions, args []string) error {
+// runAppend appends one batch. ctx cancels it up to its commit point; evt
+// gives an append a context no signal cancels (see interruptContext).
+func runAppend(ctx context.Context, g *globalOptions, o *appendOptions, args []string) error {
 	expect, err := log.ParseExpectation(o.Expect)
 	if err != nil {
 		return usageErrorf("--expect: %w", err)
@@ -150,7 +152,7 @@ func runAppend(g *globalOptions, o *appendOptions, args []string) error {
 			return err
 		}
 		defer s.Close()
-		if results, _, err = appendStreaming(s, g.IO.In, lines, expectOn, expectAll, o.ID != "", o.Quiet); err != nil {
+		if results, _, err = appendStreaming(ctx, s, g.IO.In, lines, expectOn, expectAll, o.ID != "", o.Quiet); err != nil {
 			return err
 		}
 	} else {
@@ -182,7 +184,7 @@ func runAppend(g *globalOptions, o *appendOptions, args []string) error {
 			return err
 		}
 		defer s.Close()
-		if results, err = s.Append(context.Background(), &b); err != nil {
+		if results, err = s.Append(ctx, &b); err != nil {
 			return err
 		}
 	}
@@ -331,10 +333,11 @@ type appendCounts struct{ events, duplicates int }
 
 // appendStreaming parses stdin and appends it as one batch that is written
 // while it is parsed; the lock is taken when the first block is ready.
-func appendStreaming(s log.Store, in io.Reader, lines lineParser, expectOn map[string]log.Expectation, expectAll log.Expectation, oneID, quiet bool) ([]log.Result, appendCounts, error) {
+// ctx stops it, and drops the batch, up to its commit point.
+func appendStreaming(ctx context.Context, s log.Store, in io.Reader, lines lineParser, expectOn map[string]log.Expectation, expectAll log.Expectation, oneID, quiet bool) ([]log.Result, appendCounts, error) {
 	bw, ok := s.(log.BatchWriter)
 	if !ok {
-		return appendWhole(s, in, lines, expectOn, expectAll, oneID)
+		return appendWhole(ctx, s, in, lines, expectOn, expectAll, oneID)
 	}
 	var a log.Appender
 	n := 0
@@ -345,7 +348,7 @@ func appendStreaming(s log.Store, in io.Reader, lines lineParser, expectOn map[s
 		if a == nil {
 			var err error
 			// -q prints nothing: keep no result per event.
-			if a, err = bw.BeginAppend(context.Background(), expectOn, expectAll, log.AppendOptions{NoResults: quiet}); err != nil {
+			if a, err = bw.BeginAppend(ctx, expectOn, expectAll, log.AppendOptions{NoResults: quiet}); err != nil {
 				return err
 			}
 		}
@@ -369,7 +372,7 @@ func appendStreaming(s log.Store, in io.Reader, lines lineParser, expectOn map[s
 
 // appendWhole is appendStreaming for a store that takes a batch only
 // whole: parse everything, then one Append.
-func appendWhole(s log.Store, in io.Reader, lines lineParser, expectOn map[string]log.Expectation, expectAll log.Expectation, oneID bool) ([]log.Result, appendCounts, error) {
+func appendWhole(ctx context.Context, s log.Store, in io.Reader, lines lineParser, expectOn map[string]log.Expectation, expectAll log.Expectation, oneID bool) ([]log.Result, appendCounts, error) {
 	var b log.Batch
 	if err := parseLines(in, func(sub *log.Batch) error { b.Join(sub); return nil }, lines); err != nil {
 		return nil, appendCounts{}, err
@@ -388,7 +391,7 @@ func appendWhole(s log.Store, in io.Reader, lines lineParser, expectOn map[strin
 			b.Expect(name, expectAll)
 		}
 	}
-	results, err := s.Append(context.Background(), &b)
+	results, err := s.Append(ctx, &b)
 	if err != nil {
 		return nil, appendCounts{}, err
 	}

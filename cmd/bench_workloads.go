@@ -45,7 +45,7 @@ func (b *bench) run(ctx context.Context, workload string, bar *progress) (benchR
 	if workload != "bulk" && workload != "proc" && workload != "tail" && !b.loaded {
 		// A reading workload without bulk: load the store, untimed.
 		loading := newProgress(b.g.IO, "bench loading the store")
-		_, err := b.load(loading)
+		_, err := b.load(ctx, loading)
 		loading.done()
 		if err != nil {
 			return benchResult{}, err
@@ -53,7 +53,7 @@ func (b *bench) run(ctx context.Context, workload string, bar *progress) (benchR
 	}
 	switch workload {
 	case "bulk":
-		return b.load(bar)
+		return b.load(ctx, bar)
 	case "replay":
 		return b.replay(ctx, bar)
 	case "read":
@@ -131,7 +131,7 @@ func (b *bench) writeInput(path string, bar *progress) (int64, error) {
 
 // load is the bulk workload: `evt append < events.ndjson`, with the file
 // on stdin, so append takes its streaming path as it does from a shell.
-func (b *bench) load(bar *progress) (benchResult, error) {
+func (b *bench) load(ctx context.Context, bar *progress) (benchResult, error) {
 	path := filepath.Join(b.work, "events.ndjson")
 	gen := newProgress(b.g.IO, "bench generating input")
 	size, err := b.writeInput(path, gen)
@@ -147,7 +147,7 @@ func (b *bench) load(bar *progress) (benchResult, error) {
 	defer f.Close()
 	stop := showReadProgress(b.g.IO, bar, f, size)
 	start := time.Now()
-	err = runAppend(b.options(f, io.Discard), &appendOptions{Expect: "any", Quiet: true}, nil)
+	err = runAppend(ctx, b.options(f, io.Discard), &appendOptions{Expect: "any", Quiet: true}, nil)
 	elapsed := time.Since(start)
 	stop()
 	if err != nil {
@@ -373,7 +373,7 @@ func (b *bench) tail(ctx context.Context, bar *progress) (benchResult, error) {
 	appendOpts := b.options(nil, io.Discard)
 	start := time.Now()
 	for i := range n {
-		if err := runAppend(appendOpts, &appendOptions{Expect: "any", Quiet: true}, []string{benchStream(0), "Deposited", string(b.data)}); err != nil {
+		if err := runAppend(ctx, appendOpts, &appendOptions{Expect: "any", Quiet: true}, []string{benchStream(0), "Deposited", string(b.data)}); err != nil {
 			return stop(err)
 		}
 		// The follower sends each wait before it returns, so once it is

@@ -62,7 +62,7 @@ exits at once); --auto off stops that. Neither compacts now.`,
 			if !ok {
 				return fmt.Errorf("compact: %w", log.ErrUnsupported)
 			}
-			rep, err := c.Compact(bar.update)
+			rep, err := c.Compact(cmd.Context(), bar.update)
 			bar.done()
 			if err != nil {
 				return err

@@ -8,10 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -59,15 +57,12 @@ func (g *globalOptions) StoreDir() string {
 }
 
 // Main runs evt with the process's arguments and standard files and
-// returns the exit code. SIGINT and SIGTERM cancel the command's context;
-// a second one kills the process.
+// returns the exit code. SIGINT and SIGTERM cancel the command's context,
+// or end an append before its commit point (see interruptContext); a
+// second one kills the process.
 func Main() int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := interruptContext(os.Args[1:])
 	defer stop()
-	go func() {
-		<-ctx.Done()
-		stop() // restore the default handling, so a second ^C is not ignored
-	}()
 	defer startProfile()()
 	return run(ctx, System(), os.Args[1:])
 }

@@ -106,12 +106,14 @@ func runTail(ctx context.Context, g *globalOptions, o *tailOptions, f eventFilte
 		}
 	}
 	s, err := g.openStore(false)
+	waited := false // the store did not exist when tail started
 	if err != nil {
 		if errors.Is(err, log.ErrNoStore) && o.Follow {
 			// Following a store that does not exist yet: wait for it.
 			if s, err = waitForStore(ctx, g, o.Timeout); err != nil || s == nil {
 				return err // nil, nil: --timeout passed first
 			}
+			waited = true
 		} else {
 			return err
 		}
@@ -159,6 +161,14 @@ func runTail(ctx context.Context, g *globalOptions, o *tailOptions, f eventFilte
 		q.From = codec.Cursor{Kind: codec.CursorStart}
 	default:
 		q.From = codec.Cursor{Kind: codec.CursorBeforeEnd, N: o.Lines}
+	}
+	if waited && (q.From.Kind == codec.CursorEnd || q.From.Kind == codec.CursorBeforeEnd) {
+		// The end, and the last N events, were those of a log with no
+		// events when tail started: every event of the store that has
+		// appeared since was appended after that, and is new. (Resolved
+		// now, they would skip what the first writers appended while
+		// the store was being waited for.)
+		q.From = codec.Cursor{Kind: codec.CursorStart}
 	}
 	err = r.read(ctx, q, print)
 	if ferr := p.Flush(); err == nil {

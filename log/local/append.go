@@ -28,8 +28,8 @@ type streamState struct {
 // that already succeeded, and is not checked. Any failed expectation
 // fails the whole batch with ErrConflict and writes nothing.
 //
-// ctx is checked before the append lock is taken; the wait for the lock
-// is bounded by Options.LockTimeout.
+// ctx cancels the append until its commit point (see Appender), the wait
+// for the append lock included, which Options.LockTimeout bounds too.
 func (s *Store) Append(ctx context.Context, b *log.Batch) ([]log.Result, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -37,7 +37,7 @@ func (s *Store) Append(ctx context.Context, b *log.Batch) ([]log.Result, error) 
 	if b.Len() == 0 && len(b.Expectations()) == 0 {
 		return nil, nil
 	}
-	a, err := s.beginAppend(b.Expectations(), log.Expectation{})
+	a, err := s.beginAppend(ctx, b.Expectations(), log.Expectation{})
 	if err != nil {
 		return nil, err
 	}

@@ -20,6 +20,10 @@ import (
 // the store as it was, because recovery drops records that no
 // end-of-batch record follows.
 //
+// ctx, given to BeginAppend, cancels the batch until its commit point
+// (see log.Committing): Add and Commit then abort it and return ctx's
+// error; from the commit point on, Commit completes whatever ctx says.
+//
 // It holds the append lock from Begin to Commit or Abort. A bulk import
 // from a file uses it to overlap parsing with writing: the lock is held
 // about as long as the write and sync of the whole batch would hold it
@@ -27,6 +31,7 @@ import (
 // added, and a bad part aborts the batch.
 type Appender struct {
 	s         *Store
+	ctx       context.Context
 	c         commitState // the committed state at Begin
 	expect    map[string]log.Expectation
 	expectAll log.Expectation // for every stream of the batch (--expect with envelopes)
@@ -62,10 +67,7 @@ func (a *Appender) Duplicates() int { return a.duplicates }
 
 // BeginAppend takes the append lock and readies a batch (log.BatchWriter).
 func (s *Store) BeginAppend(ctx context.Context, expect map[string]log.Expectation, all log.Expectation, opts log.AppendOptions) (log.Appender, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	a, err := s.beginAppend(expect, all)
+	a, err := s.beginAppend(ctx, expect, all)
 	if err != nil {
 		return nil, err
 	}
@@ -84,15 +86,19 @@ const flushAt = 4 << 20
 
 // beginAppend takes the append lock and readies a batch. expect holds
 // expectations per stream; all, unless ExpectAny, applies to every stream
-// the batch holds events of.
-func (s *Store) beginAppend(expect map[string]log.Expectation, all log.Expectation) (*Appender, error) {
+// the batch holds events of. The wait for the lock ends when ctx is done
+// or Options.LockTimeout passes.
+func (s *Store) beginAppend(ctx context.Context, expect map[string]log.Expectation, all log.Expectation) (*Appender, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	if s.lock == nil {
 		return nil, errors.New("store opened read-only")
 	}
 	if s.failed != nil {
 		return nil, fmt.Errorf("%w: %v", log.ErrFailed, s.failed)
 	}
-	if err := s.lock.acquire(s.opts.LockTimeout); err != nil {
+	if err := s.lock.acquire(ctx, s.opts.LockTimeout); err != nil {
 		return nil, err
 	}
 	c, err := s.prepare()
@@ -112,7 +118,7 @@ func (s *Store) beginAppend(expect map[string]log.Expectation, all log.Expectati
 	if c.next == 1 {
 		newest = 0
 	}
-	return &Appender{s: s, c: c, expect: expect, expectAll: all, now: now, lastTime: newest, pos: c.next, lastRec: -1,
+	return &Appender{s: s, ctx: ctx, c: c, expect: expect, expectAll: all, now: now, lastTime: newest, pos: c.next, lastRec: -1,
 		states: map[hashKey]*streamState{}}, nil
 }
 
@@ -146,6 +152,10 @@ func (a *Appender) expectation(name string) log.Expectation {
 func (a *Appender) Add(b *log.Batch) error {
 	if a.done {
 		return errors.New("append already finished")
+	}
+	if err := a.ctx.Err(); err != nil {
+		a.Abort()
+		return err
 	}
 	n := b.Len()
 	if !a.noResults {
@@ -336,6 +346,14 @@ func (a *Appender) flush(final bool) error {
 	if n <= 0 {
 		return nil
 	}
+	if !final {
+		// A big batch stops between its writes (the final one is past
+		// the commit point).
+		if err := a.ctx.Err(); err != nil {
+			a.Abort()
+			return err
+		}
+	}
 	if _, err := a.sf.f.WriteAt(a.out[:n], a.c.size+a.written); err != nil {
 		return a.fail("write", err)
 	}
@@ -371,6 +389,7 @@ func (a *Appender) fail(what string, err error) error {
 	if terr := a.sf.f.Truncate(a.c.size); terr != nil || what == "sync" {
 		a.s.failed = err
 	}
+	a.cutOffsets()
 	a.done = true
 	a.s.lock.release()
 	// An *fs.PathError names the operation and the file already ("write
@@ -394,7 +413,18 @@ func (a *Appender) Abort() {
 			a.s.failed = err // recovery would drop it, but be sure: no more appends here
 		}
 	}
+	a.cutOffsets()
 	a.s.lock.release()
+}
+
+// cutOffsets drops the offsets entries written for the batch, which no
+// reader reads and which would otherwise stay in the file (a big import
+// that was interrupted leaves megabytes of them) until the next writer
+// overwrites them, or for good once the segment is sealed.
+func (a *Appender) cutOffsets() {
+	if a.sf != nil && a.sf.idx != nil && a.idxDone > 0 {
+		a.sf.idx.Truncate(int64(a.c.next-a.sf.first) * offsetEntrySize)
+	}
 }
 
 // Commit writes the rest, syncs per policy, publishes the new end and
@@ -422,6 +452,15 @@ func (a *Appender) Commit() ([]log.Result, error) {
 		a.s.lock.release()
 		return a.results, nil // nothing new: all duplicates, or no events
 	}
+	// The commit point: the write below of the batch's last record, the
+	// one flagged end-of-batch, makes the batch one that recovery keeps
+	// even if this process dies before publishing it. Up to here an
+	// interrupt drops the batch; from here on it is ignored.
+	if err := a.ctx.Err(); err != nil {
+		a.Abort()
+		return nil, err
+	}
+	log.Committing(a.ctx)
 	defer func() {
 		if !a.done {
 			a.done = true

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"cmp"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -146,7 +147,7 @@ func (s *Store) hashSegment(first uint64) (chainLink, error) {
 // chain's head and how many segments it added.
 func (s *Store) VerifyChain() (head string, added int, err error) {
 	// Under the compaction lock: compaction rewrites the chain file too.
-	release := s.holdCompaction()
+	release, _ := s.holdCompaction(context.Background())
 	defer release()
 	return s.verifyChain()
 }

@@ -2,6 +2,7 @@ package local
 
 import (
 	"bufio"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -47,30 +48,40 @@ import (
 
 const compactLockFile = "compact.lock"
 
-// holdCompaction takes the compaction lock, waiting for it, for work that
-// must not see a compaction's files half swapped: verify (a segment whose
-// old offsets file is gone under it would look damaged), repair, the hash
-// chain. Appends never take it. A reader that cannot create the lock file
-// (a read-only store) goes on without it.
-func (s *Store) holdCompaction() (release func()) {
-	lf, err := s.fsys.OpenFile(join(s.dir, compactLockFile), os.O_RDWR|os.O_CREATE, 0o600)
+// holdCompaction takes the compaction lock, waiting for it until ctx is
+// done, for work that must not see a compaction's files half swapped:
+// verify (a segment whose old offsets file is gone under it would look
+// damaged), repair, the hash chain. Appends never take it. A reader that
+// cannot create the lock file (a read-only store) goes on without it.
+func (s *Store) holdCompaction(ctx context.Context) (release func(), err error) {
+	cl, err := openNamedLock(s.fsys, join(s.dir, compactLockFile), "compaction lock (held by evt compact)")
 	if err != nil {
-		return func() {}
+		return func() {}, nil
 	}
-	if err := flockRetry(int(lf.Fd())); err != nil {
-		lf.Close()
-		return func() {}
+	cl.noPID = true
+	const forever = 1<<63 - 1
+	if err := cl.acquire(ctx, forever); err != nil {
+		if ctx.Err() != nil {
+			// The file stays open: a flock given up on may still be
+			// taken, and released, through its descriptor.
+			return nil, err
+		}
+		cl.close()
+		return func() {}, nil
 	}
 	return func() {
-		unix.Flock(int(lf.Fd()), unix.LOCK_UN)
-		lf.Close()
-	}
+		cl.release()
+		cl.close()
+	}, nil
 }
 
 // Compact reclaims the space of removed events. Only one compaction runs
 // at a time, and none while verify or repair runs: it waits for them up to
-// the lock timeout.
-func (s *Store) Compact(progress log.Progress) (log.CompactReport, error) {
+// the lock timeout, or until ctx is done. A ctx done later stops it before
+// the next segment, or before a segment's new file is swapped in: every
+// segment is then either compacted or as it was, and the hash chain
+// covers what changed.
+func (s *Store) Compact(ctx context.Context, progress log.Progress) (log.CompactReport, error) {
 	var rep log.CompactReport
 	if s.lock == nil {
 		return rep, errors.New("compaction needs a store opened for writing")
@@ -82,14 +93,14 @@ func (s *Store) Compact(progress log.Progress) (log.CompactReport, error) {
 		return rep, err
 	}
 	defer cl.close()
-	if err := cl.acquire(s.opts.LockTimeout); err != nil {
+	if err := cl.acquire(ctx, s.opts.LockTimeout); err != nil {
 		return rep, err
 	}
 	defer cl.release()
 
 	// The tables must be up to the committed end: they say which record
 	// is each stream's newest.
-	if err := s.lock.acquire(s.opts.LockTimeout); err != nil {
+	if err := s.lock.acquire(ctx, s.opts.LockTimeout); err != nil {
 		return rep, err
 	}
 	c, err := s.prepare()
@@ -130,10 +141,16 @@ func (s *Store) Compact(progress log.Progress) (log.CompactReport, error) {
 	rep.BytesBefore = total
 	prefix := true // every segment before this one was deleted
 	for i, first := range sealed {
+		if err := ctx.Err(); err != nil {
+			return rep, s.stopCompaction(err)
+		}
 		rep.Segments++
 		end := firsts[i+1]
-		kept, err := s.compactSegment(first, end, &c, v, h, prefix, &rep)
+		kept, err := s.compactSegment(ctx, first, end, &c, v, h, prefix, &rep)
 		if err != nil {
+			if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+				return rep, s.stopCompaction(err)
+			}
 			return rep, err
 		}
 		rep.BytesAfter += kept
@@ -151,9 +168,20 @@ func (s *Store) Compact(progress log.Progress) (log.CompactReport, error) {
 	return rep, err
 }
 
+// stopCompaction ends a compaction that ctx stopped between segments:
+// the chain is brought up to the segments rewritten so far, as a
+// compaction that ran to its end would have.
+func (s *Store) stopCompaction(err error) error {
+	if cerr := s.rechain(); cerr != nil {
+		return cerr
+	}
+	return err
+}
+
 // compactSegment compacts one sealed segment and returns its size after
-// (0 if it was deleted).
-func (s *Store) compactSegment(first, end uint64, c *commitState, v *view, h *hashFile, prefix bool, rep *log.CompactReport) (int64, error) {
+// (0 if it was deleted). A ctx done before its new file is swapped in
+// leaves the segment as it was.
+func (s *Store) compactSegment(ctx context.Context, first, end uint64, c *commitState, v *view, h *hashFile, prefix bool, rep *log.CompactReport) (int64, error) {
 	sf, err := s.segment(first)
 	if err != nil {
 		return 0, err
@@ -242,8 +270,14 @@ func (s *Store) compactSegment(first, end uint64, c *commitState, v *view, h *ha
 	if _, err := out.Write(encodeSegmentHeaderGen(first, created, gen, origSize)); err != nil {
 		return 0, fmt.Errorf("compact %s: %w", name, err)
 	}
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
 	if err := copyRuns(out, sf.f, runs); err != nil {
 		return 0, fmt.Errorf("compact %s: %w", name, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, err
 	}
 	if err := out.Sync(); err != nil {
 		return 0, fmt.Errorf("compact %s: %w", name, err)

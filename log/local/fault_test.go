@@ -165,7 +165,7 @@ func faultWriters() []faultWriter {
 		{name: "bulk", run: func(w *faultWorld, fsys vfs.FS) (*Store, error) {
 			// One batch added in parts, as evt append from a file does.
 			return withStore(w, fsys, func(s *Store) error {
-				a, err := s.beginAppend(nil, log.Expectation{})
+				a, err := s.beginAppend(context.Background(), nil, log.Expectation{})
 				if err != nil {
 					return err
 				}
@@ -225,7 +225,7 @@ func faultWriters() []faultWriter {
 			return w
 		}, run: func(w *faultWorld, fsys vfs.FS) (*Store, error) {
 			return withStore(w, fsys, func(s *Store) error {
-				rep, err := s.Compact(nil)
+				rep, err := s.Compact(context.Background(), nil)
 				if err == nil && rep.Segments == 0 {
 					return errors.New("compaction found no sealed segment: the test needs one")
 				}
@@ -474,14 +474,14 @@ func checkFaultWorld(t *testing.T, w *faultWorld) {
 		t.Fatalf("reopen: %v", err)
 	}
 	defer s.Close()
-	if _, err := s.Verify(nil); err != nil {
+	if _, err := s.Verify(context.Background(), nil); err != nil {
 		if !w.damaged {
 			t.Fatalf("verify: %v", err)
 		}
 		if _, rerr := s.Repair(false, nil); rerr != nil {
 			t.Fatalf("verify: %v; repair: %v", err, rerr)
 		}
-		if _, err := s.Verify(nil); err != nil {
+		if _, err := s.Verify(context.Background(), nil); err != nil {
 			t.Fatalf("verify after repair: %v", err)
 		}
 	}

@@ -1,6 +1,7 @@
 package local
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sort"
@@ -26,7 +27,7 @@ func (s *Store) tables() (*hashFile, error) {
 		return nil, err
 	}
 	if s.heads == nil { // writer, table missing or corrupt
-		if err := s.lock.acquire(s.opts.LockTimeout); err != nil {
+		if err := s.lock.acquire(context.Background(), s.opts.LockTimeout); err != nil {
 			return nil, err
 		}
 		_, err := s.prepare()

@@ -1,6 +1,7 @@
 package local
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -413,7 +414,7 @@ func (s *Store) recoverAsReader() error {
 		return fmt.Errorf("store needs recovery after a restart, which needs write access: %w", err)
 	}
 	defer w.Close()
-	if err := w.lock.acquire(w.opts.LockTimeout); err != nil {
+	if err := w.lock.acquire(context.Background(), w.opts.LockTimeout); err != nil {
 		return err
 	}
 	defer w.lock.release()

@@ -1,6 +1,7 @@
 package local
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/evtdev/evt/log"
@@ -22,9 +23,9 @@ func (s *Store) Repair(dropDamaged bool, progress log.Progress) (log.Report, err
 	if s.lock == nil {
 		return rep, fmt.Errorf("repair needs a store opened for writing")
 	}
-	release := s.holdCompaction() // not while a compaction swaps files
+	release, _ := s.holdCompaction(context.Background()) // not while a compaction swaps files
 	defer release()
-	if err := s.lock.acquire(s.opts.LockTimeout); err != nil {
+	if err := s.lock.acquire(context.Background(), s.opts.LockTimeout); err != nil {
 		return rep, err
 	}
 	defer s.lock.release()

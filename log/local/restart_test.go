@@ -72,7 +72,7 @@ func verifyAfterRestart(t *testing.T, dir string) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if _, err := s.Verify(nil); err != nil {
+	if _, err := s.Verify(context.Background(), nil); err != nil {
 		t.Fatalf("verify after the restart: %v", err)
 	}
 }

@@ -1,6 +1,7 @@
 package local
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -86,7 +87,7 @@ func (s *Store) UpdateRetention(fn func(r *log.Retention) error) error {
 	if s.lock == nil {
 		return errors.New("changing retention needs a store opened for writing")
 	}
-	if err := s.lock.acquire(s.opts.LockTimeout); err != nil {
+	if err := s.lock.acquire(context.Background(), s.opts.LockTimeout); err != nil {
 		return err
 	}
 	defer s.lock.release()

@@ -2,6 +2,7 @@ package local
 
 import (
 	"bytes"
+	"context"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -215,7 +216,7 @@ func (s *Store) openHeads(rw bool) error {
 // initialize creates the first segment and the commit file, under the lock
 // so two processes creating the same store at once do not race.
 func (s *Store) initialize() error {
-	if err := s.lock.acquire(s.opts.LockTimeout); err != nil {
+	if err := s.lock.acquire(context.Background(), s.opts.LockTimeout); err != nil {
 		return err
 	}
 	defer s.lock.release()

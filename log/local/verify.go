@@ -1,6 +1,7 @@
 package local
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -19,10 +20,14 @@ type streamCheck struct{ last, version, cut uint64 }
 // derived file against them. It takes no append lock (only the compaction
 // lock, so no segment is swapped under it) and changes nothing; it
 // returns the first problem found as a *CorruptError naming the file and
-// offset.
-func (s *Store) Verify(progress log.Progress) (log.Report, error) {
+// offset. A ctx done stops it within a few megabytes of reading, with
+// ctx's error; waiting for a compaction to finish ends then too.
+func (s *Store) Verify(ctx context.Context, progress log.Progress) (log.Report, error) {
 	var rep log.Report
-	release := s.holdCompaction()
+	release, err := s.holdCompaction(ctx)
+	if err != nil {
+		return rep, err
+	}
 	defer release()
 	// Segments this Store opened before may have been compacted since:
 	// verify each file as it is now, with the offsets file it names.
@@ -140,8 +145,13 @@ func (s *Store) Verify(progress log.Progress) (log.Report, error) {
 			if !rec.Marker() {
 				rep.Events++
 			}
-			if progress != nil && rep.Events%65536 == 0 {
-				progress(done+off, total)
+			if rep.Events%16384 == 0 {
+				if err := ctx.Err(); err != nil {
+					return rep, err
+				}
+				if progress != nil && rep.Events%65536 == 0 {
+					progress(done+off, total)
+				}
 			}
 		}
 		if err := sc.Err(); err != nil {
@@ -166,13 +176,16 @@ func (s *Store) Verify(progress log.Progress) (log.Report, error) {
 		progress(total, total)
 	}
 	rep.Streams = len(streams)
-	return rep, s.verifyTables(&c, streams)
+	if err := ctx.Err(); err != nil {
+		return rep, err
+	}
+	return rep, s.verifyTables(ctx, &c, streams)
 }
 
 // verifyTables checks the heads table and the id index against the log.
 // Entries the tables have not absorbed yet (past `applied`) are skipped:
 // a writer running concurrently, or the next one, adds them.
-func (s *Store) verifyTables(c *commitState, streams map[string]*streamCheck) error {
+func (s *Store) verifyTables(ctx context.Context, c *commitState, streams map[string]*streamCheck) error {
 	h, err := s.tables()
 	if err != nil {
 		return err
@@ -218,6 +231,11 @@ func (s *Store) verifyTables(c *commitState, streams map[string]*streamCheck) er
 	return s.iterate(1, c, func(rec *codec.Record) error {
 		if rec.Position > idApplied {
 			return errStop
+		}
+		if rec.Position%16384 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
 		}
 		if rec.Marker() {
 			return nil
