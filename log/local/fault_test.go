@@ -433,7 +433,7 @@ func TestFaults(t *testing.T) {
 						t.Fatalf("the fault did not fire (operations now: %d, in the clean run: %d)", len(fsys.log()), len(ops))
 					}
 					if err != nil {
-						checkFaultError(t, c.rule, err)
+						checkFaultError(t, w.dir, c.rule, err)
 					}
 					if s != nil {
 						if c.rule.err != errCrash {
@@ -452,7 +452,7 @@ func TestFaults(t *testing.T) {
 }
 
 // checkFaultError: an error names the failure in one line.
-func checkFaultError(t *testing.T, r faultRule, err error) {
+func checkFaultError(t *testing.T, dir string, r faultRule, err error) {
 	t.Helper()
 	msg := err.Error()
 	if strings.Contains(msg, "\n") {
@@ -463,6 +463,10 @@ func checkFaultError(t *testing.T, r faultRule, err error) {
 	}
 	if want := errnoText(r.err); !strings.Contains(msg, want) && !errors.Is(err, log.ErrFailed) {
 		t.Errorf("error %q does not say %q", msg, want)
+	}
+	// (The temporary directory's name holds the test's, so drop it.)
+	if strings.HasSuffix(r.file, ".seg") && r.op != "rename" && strings.Count(strings.ReplaceAll(msg, dir, "DIR"), r.file) > 1 {
+		t.Errorf("error %q names the segment twice", msg)
 	}
 }
 
@@ -601,4 +605,53 @@ func contains(xs []string, x string) bool {
 		}
 	}
 	return false
+}
+
+// TestSyncBeforePublish checks the order the power-loss model of
+// cmd/torture relies on, in the operations an append makes: the segment
+// is synced after its last write and before the commit file publishes
+// the new end (evt append prints the results after Append returns, so
+// after the publish). With --sync none there is no sync, and the publish
+// still comes after the last segment write.
+func TestSyncBeforePublish(t *testing.T) {
+	for _, policy := range []SyncPolicy{SyncAlways, SyncNone} {
+		t.Run(policy.String(), func(t *testing.T) {
+			w := newFaultWorld(t)
+			fsys := newFaultFS(faultRule{})
+			opts := w.opts(fsys)
+			opts.Sync = policy
+			s, err := Open(w.dir, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			start := len(fsys.log())
+			b, ids := faultBatch("order", 3, "acct-1", "acct-2")
+			if err := w.appendBatch(s, b, ids); err != nil {
+				t.Fatal(err)
+			}
+			ops := fsys.log()[start:]
+			lastWrite, sync, publish := -1, -1, -1
+			for i, o := range ops {
+				op, file, _ := strings.Cut(o, " ")
+				switch {
+				case strings.HasSuffix(file, ".seg") && op == "write":
+					lastWrite = i
+				case strings.HasSuffix(file, ".seg") && op == "sync":
+					sync = i
+				case file == commitFile && op == "write":
+					publish = i
+				}
+			}
+			ok := lastWrite >= 0 && publish > lastWrite
+			if policy == SyncAlways {
+				ok = ok && sync > lastWrite && publish > sync
+			} else {
+				ok = ok && sync < 0
+			}
+			if !ok {
+				t.Fatalf("want the segment writes, then (with --sync always) its sync, then the commit publish; got:\n%s", strings.Join(ops, "\n"))
+			}
+		})
+	}
 }
