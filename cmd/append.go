@@ -140,18 +140,20 @@ func runAppend(g *globalOptions, o *appendOptions, args []string) error {
 		}
 	}
 	doomed := expect.Kind == log.ExpectExists || expect.Kind == log.ExpectVersion
-	missing := !local.Exists(g.StoreDir())
+	missing := !g.storeExists()
 
 	var results []log.Result
-	var s *local.Store
-	if lines != nil && stdinIsFile(g.IO) && !(doomed && missing) {
+	var s log.Store
+	if lines != nil && stdinIsFile(g.IO) && !(doomed && missing) && g.remote == "" {
 		// A file on stdin: write the batch as it is parsed (see
 		// local.Appender), overlapping parsing with the disk.
-		if s, err = g.openLocal(true); err != nil {
+		ls, err := g.openLocal(true)
+		if err != nil {
 			return err
 		}
+		s = ls
 		defer s.Close()
-		if results, _, err = appendStreaming(s, g.IO.In, lines, expectOn, expectAll, o.ID != "", o.Quiet); err != nil {
+		if results, _, err = appendStreaming(ls, g.IO.In, lines, expectOn, expectAll, o.ID != "", o.Quiet); err != nil {
 			return err
 		}
 	} else {
@@ -179,7 +181,7 @@ func runAppend(g *globalOptions, o *appendOptions, args []string) error {
 		if doomed && missing {
 			return fmt.Errorf("%w: stream %s is at version 0, expected %s", log.ErrConflict, b.Streams()[0], expect)
 		}
-		if s, err = g.openLocal(true); err != nil {
+		if s, err = g.openStore(true); err != nil {
 			return err
 		}
 		defer s.Close()
@@ -210,7 +212,7 @@ func runAppend(g *globalOptions, o *appendOptions, args []string) error {
 			continue
 		}
 		// Print what was stored (for a duplicate: the original event).
-		ev, err := s.ReadAt(r.Position)
+		ev, err := eventAt(s, r.Position)
 		if err != nil {
 			return err
 		}
@@ -496,4 +498,19 @@ func parseLines(in io.Reader, sink func(sub *log.Batch) error, add lineParser) e
 		}
 	}
 	return nil
+}
+
+// eventAt reads the event at a position: the local store has an index
+// for it, any other store a read of that one position.
+func eventAt(s log.Store, pos uint64) (codec.Event, error) {
+	if ls, ok := s.(*local.Store); ok {
+		return ls.ReadAt(pos)
+	}
+	for rec, err := range s.Read(context.Background(), log.Query{From: codec.Cursor{Kind: codec.CursorPosition, N: pos}, To: pos}) {
+		if err != nil {
+			return codec.Event{}, err
+		}
+		return rec.Event(), nil
+	}
+	return codec.Event{}, fmt.Errorf("%w: no event at position %d", log.ErrNotFound, pos)
 }
