@@ -211,7 +211,7 @@ func runAppend(ctx context.Context, g *globalOptions, o *appendOptions, args []s
 			continue
 		}
 		// Print what was stored (for a duplicate: the original event).
-		ev, err := readAt(s, r.Stream, r.Position)
+		ev, err := eventAt(s, r.Position)
 		if err != nil {
 			return err
 		}
@@ -536,4 +536,16 @@ func parseLines(in io.Reader, sink func(sub *log.Batch) error, add lineParser) e
 		}
 	}
 	return nil
+}
+
+// eventAt reads the event at a position: a read of every stream from
+// that position to it (one record's read on the local store).
+func eventAt(s log.Store, pos uint64) (codec.Event, error) {
+	for rec, err := range s.Read(context.Background(), log.Query{From: codec.Cursor{Kind: codec.CursorPosition, N: pos}, To: pos}) {
+		if err != nil {
+			return codec.Event{}, err
+		}
+		return rec.Event(), nil
+	}
+	return codec.Event{}, fmt.Errorf("%w: no event at position %d", log.ErrNotFound, pos)
 }

@@ -113,22 +113,6 @@ func (r *eventReader) lastN(n uint64, fn func(*codec.Record) error) error {
 	return r.read(context.Background(), log.Query{From: codec.Cursor{Kind: codec.CursorBeforeEnd, N: n}}, fn)
 }
 
-// readAt reads the event of stream at position pos.
-func readAt(s log.Store, stream string, pos uint64) (codec.Event, error) {
-	sel, err := codec.ParseSelection(stream)
-	if err != nil {
-		return codec.Event{}, err
-	}
-	q := log.Query{Selection: sel, From: codec.Cursor{Kind: codec.CursorPosition, N: pos}, To: pos}
-	for rec, err := range s.Read(context.Background(), q) {
-		if err != nil {
-			return codec.Event{}, err
-		}
-		return rec.Event(), nil
-	}
-	return codec.Event{}, fmt.Errorf("%w: no event at position %d in stream %s", log.ErrNotFound, pos, stream)
-}
-
 // cursorFile keeps the position of the last event a script has seen, so
 // the next run resumes right after it. It is replaced atomically (write a
 // temporary file, rename), so a crash leaves the old or the new position,
