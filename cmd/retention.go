@@ -248,8 +248,12 @@ func parseSize(s string) (int64, error) {
 		}
 	}
 	n, err := strconv.ParseFloat(strings.TrimSpace(num), 64)
-	if err != nil || n <= 0 || n*float64(mult) > 1<<62 {
+	// !(size >= 1) also refuses NaN, which compares false with anything
+	// (FuzzParseSize found "nan" read as a negative size, and "0.5B" as 0,
+	// which is no limit at all).
+	size := n * float64(mult)
+	if err != nil || !(size >= 1) || size > 1<<62 {
 		return 0, fmt.Errorf("%q: want a size like 500MB or 10GiB", s)
 	}
-	return int64(n * float64(mult)), nil
+	return int64(size), nil
 }

@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"os"
+	"path/filepath"
 	"reflect"
 	"testing"
 	"time"
@@ -139,4 +141,57 @@ func FuzzDecodeRetention(f *testing.F) {
 			t.Fatalf("policy %+v re-encoded as %s reads as %+v, %v", got, enc, again, err)
 		}
 	})
+}
+
+// FuzzDecodeGroupConfig reads a group's config.json the way OpenGroup
+// does: refused as a *CorruptError, or a config that writes back (as
+// CreateGroup writes it) to one that reads the same.
+func FuzzDecodeGroupConfig(f *testing.F) {
+	cfg := log.GroupConfig{Name: "g", Selection: "order-*", Types: []string{"Placed"}, AckWait: time.Minute, MaxDeliver: 5, Ordering: "stream", Created: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	b, _ := json.Marshal(&cfg)
+	f.Add(b)
+	f.Add([]byte(`{"name":"g","ack_wait":-1,"ordering":"none"}`))
+	f.Add([]byte(`{`))
+	f.Add([]byte(`null`))
+	s, err := Open(f.TempDir(), Options{Create: true, Sync: SyncNone})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { s.Close() })
+	dir := s.groupDir("g")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if err := os.WriteFile(filepath.Join(dir, "config.json"), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.groupConfig("g")
+		if err != nil {
+			if !isCorrupt(err) {
+				t.Fatalf("error %v is not a *CorruptError", err)
+			}
+			return
+		}
+		if err := s.writeJSONAtomic(filepath.Join(dir, "config.json"), &got); err != nil {
+			t.Fatal(err)
+		}
+		again, err := s.groupConfig("g")
+		if err != nil {
+			t.Fatalf("config %+v written back does not read: %v", got, err)
+		}
+		// Compared as written: an empty list and none, or one instant in
+		// two time zones, are the same config.
+		if x, y := mustJSON(t, got), mustJSON(t, again); x != y {
+			t.Fatalf("config %s written back reads as %s", x, y)
+		}
+	})
+}
+
+func mustJSON(t *testing.T, v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

@@ -99,12 +99,22 @@ func decodeGroupState(b []byte) (*GroupState, error) {
 		st.Tokens = d.u64()
 	}
 	np, nk := d.u32(), d.u32()
+	// Positions come sorted, once each, and flags hold known bits only
+	// (as encodeGroupState writes them): a state is read one way only.
+	var prev, prevParked uint64
 	for i := uint32(0); i < np && d.ok(); i++ {
 		p := d.u64()
+		if i > 0 && p <= prev {
+			return nil, fmt.Errorf("%w: pending positions out of order", errGroupState)
+		}
+		prev = p
 		l := &Lease{Deliveries: int(d.u32())}
 		if !v1 {
 			l.Token = d.u64()
 			flags := d.take(1)[0]
+			if flags&^(leaseManual|leaseAgain) != 0 {
+				return nil, fmt.Errorf("%w: unknown lease flags %#x", errGroupState, flags)
+			}
 			l.Manual, l.Again = flags&leaseManual != 0, flags&leaseAgain != 0
 		}
 		l.Deadline, l.NotBefore = fromUnixNano(int64(d.u64())), fromUnixNano(int64(d.u64()))
@@ -113,6 +123,10 @@ func decodeGroupState(b []byte) (*GroupState, error) {
 	}
 	for i := uint32(0); i < nk && d.ok(); i++ {
 		p := d.u64()
+		if i > 0 && p <= prevParked {
+			return nil, fmt.Errorf("%w: parked positions out of order", errGroupState)
+		}
+		prevParked = p
 		pk := Parked{Deliveries: int(d.u32()), At: fromUnixNano(int64(d.u64()))}
 		pk.Stream, pk.Type, pk.Reason = d.str(), d.str(), d.str()
 		st.Parked[p] = pk
