@@ -140,11 +140,13 @@ func runAppend(g *globalOptions, o *appendOptions, args []string) error {
 		}
 	}
 	doomed := expect.Kind == log.ExpectExists || expect.Kind == log.ExpectVersion
-	missing := !local.Exists(g.StoreDir())
+	// Only a doomed expectation asks whether the store exists: the stat
+	// is saved for every other append.
+	missing := doomed && !local.Exists(g.StoreDir())
 
 	var results []log.Result
 	var s *local.Store
-	if lines != nil && stdinIsFile(g.IO) && !(doomed && missing) {
+	if lines != nil && stdinIsFile(g.IO) && !missing {
 		// A file on stdin: write the batch as it is parsed (see
 		// local.Appender), overlapping parsing with the disk.
 		if s, err = g.openLocal(true); err != nil {
@@ -176,7 +178,7 @@ func runAppend(g *globalOptions, o *appendOptions, args []string) error {
 		}
 		// Every stream of a store that does not exist is at version 0:
 		// fail a doomed expectation without creating the store.
-		if doomed && missing {
+		if missing {
 			return fmt.Errorf("%w: stream %s is at version 0, expected %s", log.ErrConflict, b.Streams()[0], expect)
 		}
 		if s, err = g.openLocal(true); err != nil {
