@@ -8,10 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -32,6 +30,11 @@ type globalOptions struct {
 	LockTimeout time.Duration // --lock-timeout: how long an appender waits for the lock
 	JQ          string        // --jq: a jq expression every printed document goes through
 	SegmentSize int64         // --segment-size: bytes at which appenders seal a segment
+	Store       string        // --store as given: a directory, file://DIR, nats:// or tls://
+	Nats        natsOptions   // the nats-* settings of a nats store
+
+	remote    string // the nats store URL when the store is one (resolveStore)
+	storeFrom string // the source of the setting that chose the store: dir's or store's
 
 	cfg configState // where each value came from; filled by load
 }
@@ -59,15 +62,12 @@ func (g *globalOptions) StoreDir() string {
 }
 
 // Main runs evt with the process's arguments and standard files and
-// returns the exit code. SIGINT and SIGTERM cancel the command's context;
-// a second one kills the process.
+// returns the exit code. SIGINT and SIGTERM cancel the command's context,
+// or end an append before its commit point (see interruptContext); a
+// second one kills the process.
 func Main() int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := interruptContext(os.Args[1:])
 	defer stop()
-	go func() {
-		<-ctx.Done()
-		stop() // restore the default handling, so a second ^C is not ignored
-	}()
 	defer startProfile()()
 	return run(ctx, System(), os.Args[1:])
 }
@@ -172,6 +172,8 @@ func hotCommand(args []string) func(*globalOptions) *cobra.Command {
 var globalValueFlags = map[string]bool{
 	"dir": true, "config": true, "output": true, "sync": true,
 	"lock-timeout": true, "jq": true, "segment-size": true,
+	"store": true, "nats-context": true, "nats-creds": true, "nats-id-lookback": true,
+	"nats-replicas": true, "nats-timeout": true,
 }
 
 // newRootCmd builds the whole command tree.
@@ -230,6 +232,14 @@ consuming them between processes.`,
 			if err := g.load(cmd); err != nil {
 				return err
 			}
+			if err := g.resolveStore(); err != nil {
+				return err
+			}
+			// A nats store's commands run in evt-nats (see remote.go),
+			// before anything is read or opened here.
+			if err := g.execRemote(); err != nil {
+				return err
+			}
 			// Cobra checks these after this hook too; checking here,
 			// after config values are applied, makes them usage errors.
 			if err := cmd.ValidateRequiredFlags(); err != nil {
@@ -245,6 +255,8 @@ consuming them between processes.`,
 
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.Dir, "dir", "", "store directory (default $XDG_DATA_HOME/evt)")
+	pf.StringVar(&g.Store, "store", "", "where the log lives: a directory (as --dir), or nats://HOST:PORT[,HOST:PORT...][/NAME] (or tls://) for a NATS JetStream store")
+	addNatsFlags(pf, &g.Nats)
 	pf.StringVar(&g.ConfigFile, "config", "", "config file (default ./evt.yaml, else $XDG_CONFIG_HOME/evt/config.yaml)")
 	pf.StringVarP(&g.Output, "output", "o", "", "output format: json, pretty, table, yaml or template=GO-TEMPLATE (default: by terminal)")
 	pf.Var(newEnumValue(&g.Sync, syncAlways, syncInterval, syncNone), "sync",

@@ -1,6 +1,7 @@
 package log
 
 import (
+	"context"
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
@@ -265,3 +266,40 @@ func (b *Batch) Join(o *Batch) {
 
 // Streams lists the distinct streams of the batch, in first-seen order.
 func (b *Batch) Streams() []string { return b.streams }
+
+// BatchWriter is implemented by stores that write a batch while it is
+// still being parsed, so that a bulk append from a file overlaps parsing
+// with writing and never holds the whole batch in memory. A store
+// without it is given the whole batch by Append.
+type BatchWriter interface {
+	// BeginAppend readies one atomic batch: what Add is given is
+	// committed by Commit as one batch, under the same guarantees as
+	// Store.Append, or not at all. expect holds expectations per
+	// stream; all, unless ExpectAny, applies to every stream the batch
+	// holds events of. The local store holds its append lock from here
+	// to Commit or Abort.
+	BeginAppend(ctx context.Context, expect map[string]Expectation, all Expectation, opts AppendOptions) (Appender, error)
+}
+
+// AppendOptions tune a streamed append.
+type AppendOptions struct {
+	// NoResults keeps no result per event (a million-event import):
+	// Commit returns none and Duplicates counts the events not written
+	// again.
+	NoResults bool
+}
+
+// Appender is one batch being written (BatchWriter.BeginAppend).
+type Appender interface {
+	// Add adds the events of b (and its expectations' checks). A failed
+	// expectation fails with ErrConflict; after an error, only Abort.
+	Add(b *Batch) error
+	// Commit makes every event added durable and visible at once and
+	// returns their results (see AppendOptions.NoResults).
+	Commit() ([]Result, error)
+	// Abort drops everything added: nothing of it was ever visible.
+	Abort()
+	// Duplicates counts the events added that the store already held
+	// (idempotent retries), which Commit does not write again.
+	Duplicates() int
+}
