@@ -141,11 +141,13 @@ func runAppend(ctx context.Context, g *globalOptions, o *appendOptions, args []s
 		}
 	}
 	doomed := expect.Kind == log.ExpectExists || expect.Kind == log.ExpectVersion
-	missing := !g.storeExists()
+	// Only a doomed expectation asks whether the store exists: the stat
+	// is saved for every other append.
+	missing := doomed && !g.storeExists()
 
 	var results []log.Result
 	var s log.Store
-	if lines != nil && stdinIsFile(g.IO) && !(doomed && missing) {
+	if lines != nil && stdinIsFile(g.IO) && !missing {
 		// A file on stdin: write the batch as it is parsed (see
 		// log.BatchWriter), overlapping parsing with the disk.
 		if s, err = g.openStore(true); err != nil {
@@ -177,7 +179,7 @@ func runAppend(ctx context.Context, g *globalOptions, o *appendOptions, args []s
 		}
 		// Every stream of a store that does not exist is at version 0:
 		// fail a doomed expectation without creating the store.
-		if doomed && missing {
+		if missing {
 			return fmt.Errorf("%w: stream %s is at version 0, expected %s", log.ErrConflict, b.Streams()[0], expect)
 		}
 		if s, err = g.openStore(true); err != nil {

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -205,27 +206,18 @@ func (g *globalOptions) warnUnknownKeys(root *cobra.Command, v *viper.Viper) {
 	if g.cfg.file == "" {
 		return
 	}
-	if root.Annotations[hotTreeAnnotation] != "" {
-		// A hot command's tree (newRootCmdFor) lacks the other commands,
-		// whose flags are keys of the same file too.
-		root = newRootCmd(g.IO)
-	}
-	known := map[string]bool{}
-	for k := range configSections {
-		known[k] = true
-	}
-	var walk func(c *cobra.Command)
-	walk = func(c *cobra.Command) {
-		for _, fs := range []*pflag.FlagSet{c.LocalFlags(), c.InheritedFlags()} {
-			fs.VisitAll(func(f *pflag.Flag) { known[f.Name] = !notSettings[f.Name] })
-		}
-		for _, sub := range c.Commands() {
-			walk(sub)
-		}
-	}
-	walk(root)
 	keys := v.AllKeys() // lower case, nested keys as a.b
 	sort.Strings(keys)
+	known := knownKeys(root)
+	if root.Annotations[hotTreeAnnotation] != "" && slices.ContainsFunc(keys, func(k string) bool {
+		top, _, _ := strings.Cut(k, ".")
+		return !known[top]
+	}) {
+		// A hot command's tree (newRootCmdFor) lacks the other commands,
+		// whose flags are keys of the same file too: only the whole tree
+		// can tell a key of theirs from an unknown one.
+		known = knownKeys(newRootCmd(g.IO))
+	}
 	seen := map[string]bool{}
 	for _, key := range keys {
 		top, sub, _ := strings.Cut(key, ".")
@@ -251,6 +243,27 @@ func (g *globalOptions) warnUnknownKeys(root *cobra.Command, v *viper.Viper) {
 		}
 		fmt.Fprintf(g.IO.ErrOut, "evt: warning: config file %s: unknown key %q%s; ignored\n", g.cfg.file, top, hint)
 	}
+}
+
+// knownKeys are the keys a config file may have: the config sections and
+// the flag names of every command under root (true when the flag is a
+// setting, false for the flags that are not, such as --config).
+func knownKeys(root *cobra.Command) map[string]bool {
+	known := map[string]bool{}
+	for k := range configSections {
+		known[k] = true
+	}
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		for _, fs := range []*pflag.FlagSet{c.LocalFlags(), c.InheritedFlags()} {
+			fs.VisitAll(func(f *pflag.Flag) { known[f.Name] = !notSettings[f.Name] })
+		}
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(root)
+	return known
 }
 
 func isFile(path string) bool {

@@ -108,6 +108,9 @@ func TestHotTreeBehavesAsFull(t *testing.T) {
 	if err := os.WriteFile("other.yaml", []byte("follow: true\ncolour: red\n"), 0o666); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.WriteFile("mine.yaml", []byte("sync: none\nlock-timeout: 2s\n"), 0o666); err != nil {
+		t.Fatal(err)
+	}
 	lines := [][]string{
 		{"append", "s-1", "T", `{"a":1}`, "-q", "--id", "e1"},
 		{"append", "s-1", "T", `{"a":1}`, "--id", "e1", "--jq", ".stream"},
@@ -125,6 +128,7 @@ func TestHotTreeBehavesAsFull(t *testing.T) {
 		{"-o", "nonsense", "append", "s-1", "T"},
 		{"--config", "missing.yaml", "append", "s-1", "T"},
 		{"--config", "other.yaml", "append", "s-2", "T", "{}", "-q"},
+		{"--config", "mine.yaml", "append", "s-2", "T", "{}", "--jq", ".version"},
 		{"append", "s-3", "T", "-q"}, // stdin: the test's empty buffer
 	}
 	for i, args := range lines {
