@@ -174,6 +174,12 @@ func runTail(ctx context.Context, g *globalOptions, o *tailOptions, f eventFilte
 	if ferr := p.Flush(); err == nil {
 		err = ferr
 	}
+	if cf != nil {
+		// Also after an interrupt: the events printed were seen.
+		if ferr := cf.flush(); err == nil {
+			err = ferr
+		}
+	}
 	return err
 }
 

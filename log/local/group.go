@@ -16,6 +16,7 @@ import (
 
 	"github.com/evtdev/evt/codec"
 	"github.com/evtdev/evt/log"
+	"github.com/evtdev/evt/log/atomicfile"
 )
 
 // Consumer groups. A group is a named, shared cursor over a selection of
@@ -149,11 +150,18 @@ func (s *Store) CreateGroup(cfg log.GroupConfig, start uint64) error {
 		return err
 	}
 	st := GroupState{Committed: start, Next: start, Pending: map[uint64]*Lease{}, Parked: map[uint64]Parked{}}
-	if err := writeFileReplace(join(dir, "state"), encodeGroupState(&st)); err != nil {
+	if err := atomicfile.Write(join(dir, "state"), encodeGroupState(&st), 0o600); err != nil {
 		return err
 	}
-	// config.json last: a group exists once its config does.
-	return writeJSONAtomic(join(dir, "config.json"), &cfg)
+	// config.json last: a group exists once its config does. Then the
+	// directories that name the group, so that it survives a power loss.
+	if err := writeJSONAtomic(join(dir, "config.json"), &cfg); err != nil {
+		return err
+	}
+	if err := atomicfile.SyncDir(join(s.dir, "groups")); err != nil {
+		return err
+	}
+	return atomicfile.SyncDir(s.dir)
 }
 
 // OpenGroup opens an existing group, or ErrNotFound.
@@ -341,7 +349,7 @@ func (g *Group) Update(fn func(st *GroupState) error) error {
 		// every other member) in a loop.
 		return nil
 	}
-	return writeFileReplace(join(g.dir, "state"), b)
+	return atomicfile.Replace(join(g.dir, "state"), b, 0o600)
 }
 
 // State reads the current state (no lock: the file is replaced atomically).
@@ -788,5 +796,5 @@ func writeJSONAtomic(path string, v any) error {
 	if err != nil {
 		return err
 	}
-	return writeFileReplace(path, b)
+	return atomicfile.Write(path, b, 0o600)
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/evtdev/evt/codec"
 	"github.com/evtdev/evt/log"
+	"github.com/evtdev/evt/log/atomicfile"
 )
 
 // Snapshots cache the state of a fold: (reducer fingerprint, stream) →
@@ -88,11 +89,7 @@ func (s *Store) SaveSnapshot(fingerprint, stream string, snap log.Snapshot) erro
 	}
 	b := encodeSnapshot(snapshotFile{fingerprint: fingerprint, stream: stream, id: id, snap: snap})
 	path := s.snapshotPath(fingerprint, stream)
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return atomicfile.Replace(path, b, 0o600) // a cache: no fsync
 }
 
 // snapshotKey ties a snapshot to the events it was folded from. A stream
