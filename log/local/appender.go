@@ -60,6 +60,12 @@ type Appender struct {
 	NoResults bool
 	// Duplicates counts the events that were not written again.
 	Duplicates int
+	// SizeHint, when not 0, is about how many bytes the whole batch
+	// will take (a batch written as it is parsed knows only its first
+	// part): the seal check goes by it, so a batch that will not fit
+	// in the active segment starts a new one instead of overshooting
+	// the segment size.
+	SizeHint int64
 }
 
 type idPut struct {
@@ -244,7 +250,7 @@ func (a *Appender) Add(b *log.Batch) error {
 // write: a batch of duplicates, or one that fails its expectation, must
 // leave no new segment behind.
 func (a *Appender) openSegment(b *log.Batch) error {
-	size := b.Size()
+	size := max(b.Size(), a.SizeHint)
 	if a.c.size > segmentHeaderSize && a.c.size+size > a.s.opts.SegmentSize {
 		if err := a.s.roll(&a.c, a.now); err != nil {
 			return err
