@@ -154,12 +154,12 @@ func runAppend(ctx context.Context, g *globalOptions, o *appendOptions, args []s
 			return err
 		}
 		defer s.Close()
-		if results, _, err = appendStreaming(ctx, s, g.IO.In, lines, expectOn, expectAll, o.ID != "", o.Quiet); err != nil {
+		if results, _, err = appendStreaming(ctx, s, g.IO.In, inputLeft(g.IO.In), lines, expectOn, expectAll, o.ID != "", o.Quiet); err != nil {
 			return err
 		}
 	} else {
 		if lines != nil {
-			if err := parseLines(g.IO.In, func(sub *log.Batch) error { b.Join(sub); return nil }, lines); err != nil {
+			if err := parseLines(g.IO.In, func(sub *log.Batch, _ int) error { b.Join(sub); return nil }, lines); err != nil {
 				return err
 			}
 			if o.ID != "" && b.Len() > 1 {
@@ -336,21 +336,30 @@ type appendCounts struct{ events, duplicates int }
 // appendStreaming parses stdin and appends it as one batch that is written
 // while it is parsed; the lock is taken when the first block is ready.
 // ctx stops it, and drops the batch, up to its commit point.
-func appendStreaming(ctx context.Context, s log.Store, in io.Reader, lines lineParser, expectOn map[string]log.Expectation, expectAll log.Expectation, oneID, quiet bool) ([]log.Result, appendCounts, error) {
+// ctx stops it, and drops the batch, up to its commit point. size, if
+// known, is the input's length, for the store's seal check
+// (log.AppendOptions.SizeHint).
+func appendStreaming(ctx context.Context, s log.Store, in io.Reader, size int64, lines lineParser, expectOn map[string]log.Expectation, expectAll log.Expectation, oneID, quiet bool) ([]log.Result, appendCounts, error) {
 	bw, ok := s.(log.BatchWriter)
 	if !ok {
 		return appendWhole(ctx, s, in, lines, expectOn, expectAll, oneID)
 	}
 	var a log.Appender
 	n := 0
-	err := parseLines(in, func(sub *log.Batch) error {
+	err := parseLines(in, func(sub *log.Batch, read int) error {
 		if n += sub.Len(); oneID && n > 1 {
 			return usageErrorf("--id names one event, stdin has more than one line")
 		}
 		if a == nil {
-			var err error
 			// -q prints nothing: keep no result per event.
-			if a, err = bw.BeginAppend(ctx, expectOn, expectAll, log.AppendOptions{NoResults: quiet}); err != nil {
+			opts := log.AppendOptions{NoResults: quiet}
+			if size > 0 && read > 0 {
+				// Records take more or less than their lines: scale the
+				// input's size by what the first lines became.
+				opts.SizeHint = int64(float64(size) * float64(sub.Size()) / float64(read))
+			}
+			var err error
+			if a, err = bw.BeginAppend(ctx, expectOn, expectAll, opts); err != nil {
 				return err
 			}
 		}
@@ -376,7 +385,7 @@ func appendStreaming(ctx context.Context, s log.Store, in io.Reader, lines lineP
 // whole: parse everything, then one Append.
 func appendWhole(ctx context.Context, s log.Store, in io.Reader, lines lineParser, expectOn map[string]log.Expectation, expectAll log.Expectation, oneID bool) ([]log.Result, appendCounts, error) {
 	var b log.Batch
-	if err := parseLines(in, func(sub *log.Batch) error { b.Join(sub); return nil }, lines); err != nil {
+	if err := parseLines(in, func(sub *log.Batch, _ int) error { b.Join(sub); return nil }, lines); err != nil {
 		return nil, appendCounts{}, err
 	}
 	if oneID && b.Len() > 1 {
@@ -406,6 +415,24 @@ func appendWhole(ctx context.Context, s log.Store, in io.Reader, lines lineParse
 	return results, c, nil
 }
 
+// inputLeft is how many bytes of the file in are left to read, or 0 when
+// that is not known.
+func inputLeft(in io.Reader) int64 {
+	f, ok := in.(*os.File)
+	if !ok {
+		return 0
+	}
+	st, err := f.Stat()
+	if err != nil || !st.Mode().IsRegular() {
+		return 0
+	}
+	off, err := f.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return 0
+	}
+	return max(0, st.Size()-off)
+}
+
 // stdinIsFile reports whether stdin is a regular file: read at disk speed,
 // so holding the append lock while it is parsed delays no one for long.
 func stdinIsFile(ios *IOStreams) bool {
@@ -423,6 +450,7 @@ type lineBlock struct {
 	text  []byte // the lines, back to back
 	ends  []int  // end offset of each line in text
 	nums  []int  // the line number of each line
+	read  int    // bytes of input the lines took, newlines included
 	err   error  // a read error after these lines (line too long, I/O)
 	batch log.Batch
 }
@@ -431,8 +459,9 @@ type lineBlock struct {
 // cuts the input into blocks of lines, workers parse each block into a
 // batch of its own, and sink gets the batches in input order. The error is
 // that of the first bad line, named by its number, or sink's; sink gets
-// nothing after it. Parsing is most of a bulk import's CPU time.
-func parseLines(in io.Reader, sink func(sub *log.Batch) error, add lineParser) error {
+// nothing after it, and with each batch the bytes of input its lines
+// took. Parsing is most of a bulk import's CPU time.
+func parseLines(in io.Reader, sink func(sub *log.Batch, read int) error, add lineParser) error {
 	const blockLines, blockBytes = 4096, 1 << 20
 	workers := max(1, min(runtime.GOMAXPROCS(0), 4))
 	todo := make(chan *lineBlock, workers)
@@ -475,6 +504,7 @@ func parseLines(in io.Reader, sink func(sub *log.Batch) error, add lineParser) e
 				return
 			}
 			blk.text = append(blk.text, line...)
+			blk.read += len(line) + 1
 			blk.ends = append(blk.ends, len(blk.text))
 			blk.nums = append(blk.nums, n)
 			if len(blk.ends) >= blockLines || len(blk.text) >= blockBytes {
@@ -528,7 +558,7 @@ func parseLines(in io.Reader, sink func(sub *log.Batch) error, add lineParser) e
 			delete(pending, next)
 			next++
 			if blk.batch.Len() > 0 {
-				if err := sink(&blk.batch); err != nil {
+				if err := sink(&blk.batch, blk.read); err != nil {
 					return err
 				}
 			}

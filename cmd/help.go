@@ -47,8 +47,11 @@ on stderr that starts with "evt: "; stdout carries only results.
            evt tail no-such-stream                        # exit 4
            evt group show no-such-group                   # exit 4
 
-    130  interrupted: SIGINT (^C) or SIGTERM stopped the command; a second
-         signal kills it at once.
+    130  interrupted: SIGINT (^C) or SIGTERM stopped the command before it
+         wrote anything (an append the signal ends reports as killed by
+         it, which a shell shows as 130, or 143 for SIGTERM). A write that
+         was already committed is reported and exits 0. A second signal
+         kills a command at once.
            evt tail -f                                    # then ^C: exit 130
 
 A script that retries on a conflict:

@@ -48,14 +48,6 @@ func interruptContext(args []string) (context.Context, func()) {
 // on (it also ends their delivery to a watcher).
 func ignoreInterrupts() { signal.Ignore(os.Interrupt, syscall.SIGTERM) }
 
-// valuedGlobalFlags are the root's persistent flags that take a value, by
-// every name they have: commandWord skips their values.
-// TestValuedGlobalFlags checks the list against the command tree.
-var valuedGlobalFlags = map[string]bool{
-	"--dir": true, "--config": true, "--output": true, "-o": true, "--sync": true,
-	"--lock-timeout": true, "--jq": true, "--segment-size": true,
-}
-
 // commandWord is the first word of args that is not a global flag or a
 // flag's value: the name of the top-level command (or "").
 func commandWord(args []string) string {
@@ -65,7 +57,7 @@ func commandWord(args []string) string {
 		case a == "--":
 			return ""
 		case strings.HasPrefix(a, "-") && len(a) > 1:
-			if !strings.Contains(a, "=") && valuedGlobalFlags[a] {
+			if !strings.Contains(a, "=") && (a == "-o" || strings.HasPrefix(a, "--") && globalValueFlags[a[2:]]) {
 				i++ // the flag's value
 			}
 		default:

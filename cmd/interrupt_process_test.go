@@ -448,3 +448,70 @@ func TestInterruptCompactVerify(t *testing.T) {
 		t.Logf("evt %s: %d rounds over %v: %v", what, rounds, took, outcomes)
 	}
 }
+
+// TestCursorFileKill kills `evt tail --cursor-file` (SIGKILL) while it
+// prints a backlog: the file then holds a position, never one past what
+// was printed, and the next run prints every event after it, so the two
+// runs together miss none.
+func TestCursorFileKill(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "store")
+	const n = 50_000
+	data := writeNumberedLines(t, root, "data.ndjson", n, dataLine)
+	c, errOut := startInterruptible(t, data, "--dir", dir, "append", "s", "T", "-q", "--sync", "none")
+	if err := c.Wait(); err != nil {
+		t.Fatalf("%v: %s", err, errOut)
+	}
+	pos := filepath.Join(root, "seen.pos")
+	for round := range 3 {
+		tc := quickExit(selfCommand(t, "evt", "--dir", dir, "tail", "--cursor-file", pos, "--jq", ".position"))
+		out, err := tc.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tc.Start(); err != nil {
+			t.Fatal(err)
+		}
+		r := bufio.NewReader(out)
+		var last uint64
+		for range 1000 * (round + 1) {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				break
+			}
+			fmt.Sscan(line, &last)
+		}
+		tc.Process.Kill()
+		rest, _ := io.ReadAll(r)
+		for _, line := range strings.Fields(string(rest)) {
+			fmt.Sscan(line, &last)
+		}
+		tc.Wait()
+		b, err := os.ReadFile(pos)
+		if err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+		var saved uint64
+		if len(b) > 0 {
+			if _, err := fmt.Sscan(string(b), &saved); err != nil {
+				t.Fatalf("round %d: cursor file %q: %v", round, b, err)
+			}
+		}
+		if saved > last {
+			t.Fatalf("round %d: cursor file says %d, the last position printed was %d", round, saved, last)
+		}
+		t.Logf("round %d: killed after printing position %d, saved %d", round, last, saved)
+	}
+	// The rest, from the saved position on, ends at the log's end.
+	b, _ := os.ReadFile(pos)
+	var saved uint64
+	fmt.Sscan(string(b), &saved)
+	rest := evtMust(t, "--dir", dir, "tail", "--cursor-file", pos, "--jq", ".position")
+	lines := strings.Fields(rest)
+	if saved < n && (len(lines) == 0 || lines[0] != fmt.Sprint(saved+1) || lines[len(lines)-1] != fmt.Sprint(n)) {
+		t.Fatalf("after the kills (saved %d): the next run printed %d positions, want %d..%d", saved, len(lines), saved+1, n)
+	}
+	if b, _ := os.ReadFile(pos); strings.TrimSpace(string(b)) != fmt.Sprint(n) {
+		t.Fatalf("cursor file %q at the end, want %d", b, n)
+	}
+}

@@ -8,9 +8,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/evtdev/evt/codec"
 	"github.com/evtdev/evt/log"
+	"github.com/evtdev/evt/log/atomicfile"
 )
 
 // eventFilter picks the events a reading command prints: a selection of
@@ -114,13 +117,30 @@ func (r *eventReader) lastN(n uint64, fn func(*codec.Record) error) error {
 }
 
 // cursorFile keeps the position of the last event a script has seen, so
-// the next run resumes right after it. It is replaced atomically (write a
-// temporary file, rename), so a crash leaves the old or the new position,
-// never a torn one.
+// the next run resumes right after it. It is written with atomicfile.Write
+// (fsync of the file and of its directory), so a crash or a power loss
+// leaves an old position or the new one, never a torn one and never none.
+//
+// Those two fsyncs take milliseconds, so a burst of events is not saved
+// after each one: the position is written at once when the last write is
+// cursorSaveEvery old, else by a timer that much after the previous write,
+// and always by flush when tail ends (also on an interrupt). A kill -9 or
+// a power loss thus loses at most the last cursorSaveEvery of positions:
+// the next run prints those events again, and never skips one.
 type cursorFile struct {
-	path  string
-	saved uint64
+	path string
+
+	mu      sync.Mutex // guards the fields below: the timer saves from its own goroutine
+	saved   uint64     // the position the file holds
+	pending uint64     // the last position printed
+	wrote   time.Time  // when the file was last written
+	timer   *time.Timer
+	err     error // a failed write of the timer's, for the next save or flush
 }
+
+// cursorSaveEvery bounds how old the saved position gets while events
+// stream (a tenth of a second: ten pairs of fsyncs a second at most).
+const cursorSaveEvery = 100 * time.Millisecond
 
 // load returns the saved position, or 0 when the file does not exist.
 func (c *cursorFile) load() (uint64, error) {
@@ -135,7 +155,7 @@ func (c *cursorFile) load() (uint64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("cursor file %s: not a position: %q", c.path, clipText(string(b)))
 	}
-	c.saved = p
+	c.saved, c.pending = p, p
 	return p, nil
 }
 
@@ -149,18 +169,54 @@ func (c *cursorFile) check() error {
 	return nil
 }
 
+// save notes pos as the last position printed and writes it, now or
+// soon (see cursorFile).
 func (c *cursorFile) save(pos uint64) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil {
+		return c.err
+	}
+	c.pending = pos
 	if pos == c.saved {
 		return nil
 	}
-	tmp := filepath.Join(filepath.Dir(c.path), "."+filepath.Base(c.path)+".tmp")
-	if err := os.WriteFile(tmp, []byte(strconv.FormatUint(pos, 10)+"\n"), 0o644); err != nil {
+	if since := time.Since(c.wrote); since >= cursorSaveEvery {
+		return c.write()
+	} else if c.timer == nil {
+		c.timer = time.AfterFunc(cursorSaveEvery-since, func() {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			c.timer = nil
+			if c.err == nil && c.pending != c.saved {
+				c.err = c.write()
+			}
+		})
+	}
+	return nil
+}
+
+// flush writes the last position printed, if it is not saved yet. tail
+// calls it once it has printed its last event.
+func (c *cursorFile) flush() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.timer != nil {
+		c.timer.Stop()
+		c.timer = nil
+	}
+	if c.err != nil || c.pending == c.saved {
+		return c.err
+	}
+	return c.write()
+}
+
+// write writes c.pending; the caller holds c.mu.
+func (c *cursorFile) write() error {
+	if err := atomicfile.Write(c.path, []byte(strconv.FormatUint(c.pending, 10)+"\n"), 0o644); err != nil {
 		return fmt.Errorf("cursor file: %w", err)
 	}
-	if err := os.Rename(tmp, c.path); err != nil {
-		return fmt.Errorf("cursor file: %w", err)
-	}
-	c.saved = pos
+	c.saved, c.wrote = c.pending, time.Now()
 	return nil
 }
 

@@ -287,6 +287,12 @@ type AppendOptions struct {
 	// Commit returns none and Duplicates counts the events not written
 	// again.
 	NoResults bool
+	// SizeHint, when not 0, is about how many bytes the whole batch will
+	// take, where only its first part is known at BeginAppend (a batch
+	// written as it is parsed): the local store seals its active segment
+	// first when the batch will not fit, instead of overshooting the
+	// segment size.
+	SizeHint int64
 }
 
 // Appender is one batch being written (BatchWriter.BeginAppend).

@@ -1,7 +1,6 @@
 package atomicfile
 
 import (
-	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -13,8 +12,6 @@ import (
 // fault tests reach these steps too): the same four steps, the same
 // guarantee.
 func WriteFS(fsys vfs.FS, path string, data []byte, perm fs.FileMode) error {
-	_, err := fsys.Stat(path)
-	isNew := errors.Is(err, fs.ErrNotExist)
 	tmp := path + ".tmp"
 	f, err := fsys.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
 	if err != nil {
@@ -34,8 +31,19 @@ func WriteFS(fsys vfs.FS, path string, data []byte, perm fs.FileMode) error {
 		fsys.Remove(tmp)
 		return err
 	}
-	if isNew {
-		return fsys.SyncDir(filepath.Dir(path))
+	return fsys.SyncDir(filepath.Dir(path))
+}
+
+// ReplaceFS is Replace through a file system seam: the rename without
+// the fsyncs, for state rewritten many times a second (see Replace).
+func ReplaceFS(fsys vfs.FS, path string, data []byte, perm fs.FileMode) error {
+	tmp := path + ".tmp"
+	err := vfs.WriteFile(fsys, tmp, data, perm)
+	if err == nil {
+		err = fsys.Rename(tmp, path)
 	}
-	return nil
+	if err != nil {
+		fsys.Remove(tmp)
+	}
+	return err
 }

@@ -58,6 +58,9 @@ type Appender struct {
 	noResults bool
 	// duplicates counts the events that were not written again.
 	duplicates int
+	// sizeHint, when not 0, is about how many bytes the whole batch
+	// will take (log.AppendOptions.SizeHint).
+	sizeHint int64
 }
 
 var _ log.Appender = (*Appender)(nil)
@@ -71,7 +74,7 @@ func (s *Store) BeginAppend(ctx context.Context, expect map[string]log.Expectati
 	if err != nil {
 		return nil, err
 	}
-	a.noResults = opts.NoResults
+	a.noResults, a.sizeHint = opts.NoResults, opts.SizeHint
 	return a, nil
 }
 
@@ -257,7 +260,7 @@ func (a *Appender) Add(b *log.Batch) error {
 // write: a batch of duplicates, or one that fails its expectation, must
 // leave no new segment behind.
 func (a *Appender) openSegment(b *log.Batch) error {
-	size := b.Size()
+	size := max(b.Size(), a.sizeHint)
 	if a.c.size > segmentHeaderSize && a.c.size+size > a.s.opts.SegmentSize {
 		if err := a.s.roll(&a.c, a.now); err != nil {
 			return err

@@ -11,6 +11,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -108,6 +109,7 @@ func (s *Store) Compact(ctx context.Context, progress log.Progress) (log.Compact
 	if err != nil {
 		return rep, err
 	}
+	shrinkKilled := s.exists(join(s.dir, idsFile+".compact"))
 	if err := s.removeLeftovers(); err != nil {
 		return rep, err
 	}
@@ -121,6 +123,19 @@ func (s *Store) Compact(ctx context.Context, progress log.Progress) (log.Compact
 	h, err := s.tables()
 	if err != nil {
 		return rep, err
+	}
+	// The active segment is compacted too, once sealed: seal it when
+	// enough of it is removed (one big batch that was deleted is one
+	// segment, and stays the active one until the next append).
+	if sealed, err := s.sealRemoved(ctx, &c, v, h); err != nil {
+		return rep, err
+	} else if sealed {
+		if v, err = s.view(&c); err != nil {
+			return rep, err
+		}
+		if h, err = s.tables(); err != nil {
+			return rep, err
+		}
 	}
 	s.firsts = nil
 	firsts, err := s.segmentList(&c)
@@ -163,9 +178,132 @@ func (s *Store) Compact(ctx context.Context, progress log.Progress) (log.Compact
 	if err := s.rechain(); err != nil {
 		return rep, err
 	}
+	if rep.Dropped > 0 || shrinkKilled {
+		if err := s.shrinkIDs(ctx); err != nil {
+			return rep, err
+		}
+	}
 	n, err := s.removeStaleSnapshots(h)
 	rep.Snapshots = n
 	return rep, err
+}
+
+// sealRemoved seals the active segment, as an append that fills it
+// would, when at least half of its bytes are records compaction would
+// drop, or when it is larger than a segment (a batch bigger than one) and
+// holds any: compaction then treats it as the sealed segment it is. Less
+// is left for later, so that compacting a store whose newest events
+// expire one by one does not cut it into tiny segments. It reports
+// whether it sealed, and c is then the state it published.
+func (s *Store) sealRemoved(ctx context.Context, c *commitState, v *view, h *hashFile) (bool, error) {
+	sf, err := s.segment(c.active)
+	if err != nil {
+		return false, err
+	}
+	var dropped int64
+	sc := newRecordScanner(sf.f, segmentName(sf.first), segmentHeaderSize, c.size, s.scanBuf)
+	for sc.Next() {
+		if rec := sc.Record(); !s.keeps(rec, v, h) {
+			dropped += int64(rec.Size)
+		}
+	}
+	if sc.Err() != nil {
+		return false, sc.Err()
+	}
+	s.scanBuf = sc.buf
+	size := c.size - segmentHeaderSize
+	if dropped == 0 || 2*dropped < size && c.size <= s.opts.SegmentSize {
+		return false, nil
+	}
+	if err := s.lock.acquire(ctx, s.opts.LockTimeout); err != nil {
+		return false, err
+	}
+	defer s.lock.release()
+	now, err := s.prepare()
+	if err != nil {
+		return false, err
+	}
+	if now.active != c.active {
+		*c = now // an append sealed it meanwhile
+		return true, nil
+	}
+	t := time.Now().UnixNano()
+	if err := s.roll(&now, max(t, now.lastTime)); err != nil {
+		return false, err
+	}
+	now.seq++
+	if err := writeCommit(s.commit, &now); err != nil {
+		s.failed = err
+		return false, fmt.Errorf("publish commit: %w", err)
+	}
+	*c = now
+	return true, nil
+}
+
+// shrinkIDs rebuilds the id index from the records the segments still
+// hold, when compaction left it at least twice as large as they need: it
+// keeps an entry per event ever appended (63 bytes each), which would
+// otherwise stay for every dropped event. The new table is filled without
+// the append lock, then brought up to the committed end under it and
+// renamed over the old one (processes that map the old one see it marked
+// moved and reopen). A ctx done first leaves the old index.
+func (s *Store) shrinkIDs(ctx context.Context) error {
+	c, err := s.committed()
+	if err != nil {
+		return err
+	}
+	tmp := join(s.dir, idsFile+".compact") // not .tmp: a writer rebuilds its tables there
+	g, err := createHashFile(s.fsys, tmp, idsValues, 0)
+	if err != nil {
+		return err
+	}
+	done := false
+	defer func() {
+		if !done {
+			g.close()
+			s.fsys.Remove(tmp)
+		}
+	}()
+	fill := func(from uint64, c *commitState) error {
+		n := 0
+		return s.iterate(from, c, func(rec *codec.Record) error {
+			if n++; n%16384 == 0 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+			}
+			var err error
+			if g, err = g.reserve(1); err != nil {
+				return err
+			}
+			applyID(g, rec)
+			return nil
+		})
+	}
+	if err := fill(1, &c); err != nil {
+		return err
+	}
+	if s.ids == nil || 2*g.count() > s.ids.count() {
+		return nil // not worth a swap
+	}
+	if err := s.lock.acquire(ctx, s.opts.LockTimeout); err != nil {
+		return err
+	}
+	defer s.lock.release()
+	now, err := s.prepare()
+	if err != nil {
+		return err
+	}
+	if err := fill(c.next, &now); err != nil {
+		return err
+	}
+	ids, err := s.ids.replaceBy(g) // takes the old table's applied mark: now.next-1
+	if err != nil {
+		return err
+	}
+	done = true
+	s.ids = ids
+	return s.fsys.SyncDir(s.dir)
 }
 
 // stopCompaction ends a compaction that ctx stopped between segments:
@@ -377,7 +515,8 @@ func (s *Store) removeLeftovers() error {
 	for _, e := range ents {
 		name := e.Name()
 		switch {
-		case strings.HasSuffix(name, ".seg.compact"), strings.HasSuffix(name, ".idx.tmp"):
+		case strings.HasSuffix(name, ".seg.compact"), strings.HasSuffix(name, ".idx.tmp"),
+			name == idsFile+".compact", name == idsFile+".compact.grow": // shrinkIDs
 			s.fsys.Remove(join(s.dir, name))
 		case strings.HasSuffix(name, ".idx") && len(name) >= 24:
 			// NAME.idx (generation 0) or NAME.GEN.idx.

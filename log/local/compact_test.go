@@ -255,8 +255,9 @@ func TestCompactionShrinksAndRemovesSegments(t *testing.T) {
 	}
 	after := size()
 	// The 4 sealed segments held 160 events, all removed; the active
-	// segment (never compacted) holds the newest 40.
-	if rep.Removed != 4 || rep.Dropped != 160 || after*4 > before {
+	// segment holds the newest 40, half of them removed: compaction
+	// seals it and rewrites it with the 20 that stay.
+	if rep.Removed != 4 || rep.Dropped != 180 || rep.Rewritten != 1 || after*4 > before {
 		t.Fatalf("compaction: %+v; %d bytes before, %d after", rep, before, after)
 	}
 	if got := visibleEvents(t, s); len(got) != 20 {

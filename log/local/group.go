@@ -18,6 +18,7 @@ import (
 
 	"github.com/evtdev/evt/codec"
 	"github.com/evtdev/evt/log"
+	"github.com/evtdev/evt/log/atomicfile"
 	"github.com/evtdev/evt/log/local/vfs"
 )
 
@@ -141,7 +142,7 @@ func (s *Store) CreateGroup(ctx context.Context, cfg log.GroupConfig, start uint
 	}
 	if err == nil {
 		st := GroupState{Committed: start, Next: start, Pending: map[uint64]*Lease{}, Parked: map[uint64]Parked{}}
-		err = s.writeFileReplace(join(tmp, "state"), encodeGroupState(&st))
+		err = atomicfile.WriteFS(s.fsys, join(tmp, "state"), encodeGroupState(&st), 0o600)
 	}
 	if err == nil {
 		err = s.writeJSONAtomic(join(tmp, "config.json"), &cfg)
@@ -166,7 +167,12 @@ func (s *Store) CreateGroup(ctx context.Context, cfg log.GroupConfig, start uint
 		}
 		return err
 	}
-	return nil
+	// The directories that name the group, so that it survives a power
+	// loss.
+	if err := s.fsys.SyncDir(join(s.dir, "groups")); err != nil {
+		return err
+	}
+	return s.fsys.SyncDir(s.dir)
 }
 
 // removeGroupDir renames a group's directory away (the group is gone at
@@ -538,7 +544,7 @@ func (g *Group) Update(fn func(st *GroupState) error) error {
 		// every other member) in a loop.
 		return nil
 	}
-	return g.s.writeFileReplace(join(g.dir, "state"), b)
+	return atomicfile.ReplaceFS(g.s.fsys, join(g.dir, "state"), b, 0o600)
 }
 
 // State reads the current state (no lock: the file is replaced atomically).
@@ -1016,5 +1022,5 @@ func (s *Store) writeJSONAtomic(path string, v any) error {
 	if err != nil {
 		return err
 	}
-	return s.writeFileReplace(path, b)
+	return atomicfile.WriteFS(s.fsys, path, b, 0o600)
 }

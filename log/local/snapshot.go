@@ -11,6 +11,7 @@ import (
 
 	"github.com/evtdev/evt/codec"
 	"github.com/evtdev/evt/log"
+	"github.com/evtdev/evt/log/atomicfile"
 	"github.com/evtdev/evt/log/local/vfs"
 )
 
@@ -88,11 +89,7 @@ func (s *Store) SaveSnapshot(fingerprint, stream string, snap log.Snapshot) erro
 	}
 	b := encodeSnapshot(snapshotFile{fingerprint: fingerprint, stream: stream, id: id, snap: snap})
 	path := s.snapshotPath(fingerprint, stream)
-	tmp := path + ".tmp"
-	if err := vfs.WriteFile(s.fsys, tmp, b, 0o600); err != nil {
-		return err
-	}
-	return s.fsys.Rename(tmp, path)
+	return atomicfile.ReplaceFS(s.fsys, path, b, 0o600) // a cache: no fsync
 }
 
 // snapshotKey ties a snapshot to the events it was folded from. A stream
