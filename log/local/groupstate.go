@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"os"
 	"slices"
 	"time"
 
@@ -168,14 +167,4 @@ func (d *stateDecoder) u64() uint64 { return binary.LittleEndian.Uint64(d.take(8
 func (d *stateDecoder) u32() uint32 { return binary.LittleEndian.Uint32(d.take(4)) }
 func (d *stateDecoder) str() string {
 	return string(d.take(int(binary.LittleEndian.Uint16(d.take(2)))))
-}
-
-// writeFileReplace writes data to path through a temporary file and a
-// rename, so readers see the old or the new content, never a mix.
-func writeFileReplace(path string, data []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }
