@@ -124,6 +124,11 @@ func (s *Store) CreateGroup(ctx context.Context, cfg log.GroupConfig, start uint
 	if err := log.ValidateGroupName(cfg.Name); err != nil {
 		return err
 	}
+	// A new group may read from before what until-acked expired.
+	return s.lowering(func() error { return s.createGroup(cfg, start) })
+}
+
+func (s *Store) createGroup(cfg log.GroupConfig, start uint64) error {
 	dir := s.groupDir(cfg.Name)
 	if err := os.MkdirAll(join(s.dir, "groups"), 0o700); err != nil {
 		return err
@@ -240,11 +245,17 @@ func (s *Store) RemoveGroup(ctx context.Context, name string) error {
 		return err
 	}
 	g.Close()
-	// config.json first: a half-removed group is no group.
-	if err := os.Remove(join(g.dir, "config.json")); err != nil {
-		return err
-	}
-	return os.RemoveAll(g.dir)
+	// The last group reading a stream takes until-acked's mark with it.
+	return s.lowering(func() error {
+		// config.json first: a half-removed group is no group.
+		if err := os.Remove(join(g.dir, "config.json")); err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("%w: group %s", log.ErrNotFound, name)
+			}
+			return err
+		}
+		return os.RemoveAll(g.dir)
+	})
 }
 
 // Config is how the group was created.
@@ -466,6 +477,11 @@ func (g *Group) Update(fn func(st *GroupState) error) error {
 		return err
 	}
 	defer unix.Flock(int(g.lock.Fd()), unix.LOCK_UN)
+	return g.updateLocked(fn)
+}
+
+// updateLocked is Update for a caller that holds the group lock.
+func (g *Group) updateLocked(fn func(st *GroupState) error) error {
 	old, err := os.ReadFile(join(g.dir, "state"))
 	if errors.Is(err, fs.ErrNotExist) {
 		// evt group rm --force under this member.
@@ -910,7 +926,7 @@ func (g *Group) Reset(ctx context.Context, p uint64, dryRun bool) (log.ResetResu
 	if dryRun {
 		return res, nil
 	}
-	return res, g.Update(func(st *GroupState) error {
+	update := func(st *GroupState) error {
 		st.Next = p
 		kept := map[uint64]*Lease{}
 		for q, l := range st.Pending {
@@ -921,7 +937,12 @@ func (g *Group) Reset(ctx context.Context, p uint64, dryRun bool) (log.ResetResu
 		}
 		st.Pending = kept
 		return nil
-	})
+	}
+	if p >= st.Committed {
+		return res, g.Update(update)
+	}
+	// Backward: until-acked must not bring back what it expired.
+	return res, g.s.lowering(func() error { return g.updateLocked(update) })
 }
 
 // Retry re-queues parked events (all when positions is empty) and returns
