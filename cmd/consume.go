@@ -123,6 +123,10 @@ func runConsume(ctx context.Context, g *globalOptions, o *consumeOptions, name s
 			return err
 		}
 		acks = acks[:0]
+		if n := m.Skipped(); n > 0 {
+			// Once: the group counts them and tells one member.
+			fmt.Fprintf(g.IO.ErrOut, "evt: group %s: %s (evt group show %s)\n", name, skippedNote(n), name)
+		}
 		if len(ds) == 0 {
 			if o.Once && retryAt.IsZero() {
 				return p.Flush()

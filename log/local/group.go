@@ -81,11 +81,19 @@ type Parked struct {
 
 // GroupState is the mutable state of a group.
 type GroupState struct {
-	Committed uint64            `json:"committed"`
-	Next      uint64            `json:"next"`
-	Tokens    uint64            `json:"tokens"` // the last lease token handed out
-	Pending   map[uint64]*Lease `json:"pending"`
-	Parked    map[uint64]Parked `json:"parked"`
+	Committed uint64 `json:"committed"`
+	Next      uint64 `json:"next"`
+	Tokens    uint64 `json:"tokens"` // the last lease token handed out
+	// Skipped counts the selected events retention removed before the
+	// group handled them (log.GroupStatus.Skipped), as far as counted:
+	// every such event before SkipFrontier (Lease and compaction count
+	// them, and move the frontier on). Announced is how many of them a
+	// member reported already (Member.Skipped).
+	Skipped      uint64            `json:"skipped,omitempty"`
+	SkipFrontier uint64            `json:"skip_frontier,omitempty"`
+	Announced    uint64            `json:"announced,omitempty"`
+	Pending      map[uint64]*Lease `json:"pending"`
+	Parked       map[uint64]Parked `json:"parked"`
 }
 
 func (s *Store) groupDir(name string) string { return join(join(s.dir, "groups"), name) }
@@ -112,6 +120,9 @@ type Member struct {
 	// outlive it, until evt ack (Group.Ack) or their deadline.
 	manual bool
 	w      *Watcher // wakes Wait
+	// news is how many skipped events the last Lease was the first to
+	// see (Skipped).
+	news uint64
 }
 
 var (
@@ -146,7 +157,7 @@ func (s *Store) createGroup(cfg log.GroupConfig, start uint64) error {
 	if err := atomicfile.SyncDir(join(s.dir, "groups")); err != nil {
 		return err
 	}
-	st := GroupState{Committed: start, Next: start, Pending: map[uint64]*Lease{}, Parked: map[uint64]Parked{}}
+	st := GroupState{Committed: start, Next: start, SkipFrontier: start, Pending: map[uint64]*Lease{}, Parked: map[uint64]Parked{}}
 	if err := atomicfile.Write(join(dir, "state"), encodeGroupState(&st), 0o600); err != nil {
 		return err
 	}
@@ -334,6 +345,10 @@ func (g *Group) join(opts log.MemberOptions) (*Member, error) {
 // ID is the member's id: its PID.
 func (m *Member) ID() string { return m.id }
 
+// Skipped is how many events retention removed before the group handled
+// them that the last Lease was the first to see.
+func (m *Member) Skipped() uint64 { return m.news }
+
 // Close gives this member's leases back (see Release) and leaves the
 // group: its member file goes.
 func (m *Member) Close() error {
@@ -410,7 +425,8 @@ func (g *Group) Status(ctx context.Context) (log.GroupStatus, error) {
 			out.Leased++
 		}
 	}
-	_, err = g.s.scanFrom(st.Committed, func(rec *codec.Record) error {
+	out.Skipped = st.Skipped
+	_, err = g.s.scanGroup(st.Committed, func(rec *codec.Record) error {
 		if !g.match(rec) {
 			return nil
 		}
@@ -419,6 +435,11 @@ func (g *Group) Status(ctx context.Context) (log.GroupStatus, error) {
 			if out.Oldest.IsZero() {
 				out.Oldest = time.Unix(0, rec.Time).UTC()
 			}
+		}
+		return nil
+	}, func(rec *codec.Record) error {
+		if g.match(rec) && countSkipped(st, rec) {
+			out.Skipped++ // not counted yet: the group's scan has not got there
 		}
 		return nil
 	})
@@ -611,7 +632,8 @@ func (m *Member) Lease(ctx context.Context, n int, chain bool, acks ...uint64) (
 		fresh := map[uint64]codec.Event{} // events read by this scan
 		if want := n + 64; ready < want && len(st.Pending) < maxPending {
 			stopped := false
-			next, err := g.s.scanFrom(st.Next, func(rec *codec.Record) error {
+			frontier := st.SkipFrontier
+			next, err := g.s.scanGroup(st.Next, func(rec *codec.Record) error {
 				st.Next = rec.Position + 1
 				if !g.match(rec) {
 					return nil
@@ -635,6 +657,11 @@ func (m *Member) Lease(ctx context.Context, n int, chain bool, acks ...uint64) (
 					return errStop
 				}
 				return nil
+			}, func(rec *codec.Record) error {
+				if rec.Position >= frontier && g.match(rec) {
+					st.Skipped++ // removed by retention before the group got to it
+				}
+				return nil
 			})
 			if err != nil {
 				return err
@@ -642,6 +669,7 @@ func (m *Member) Lease(ctx context.Context, n int, chain bool, acks ...uint64) (
 			if !stopped {
 				st.Next = max(st.Next, next)
 			}
+			st.SkipFrontier = max(st.SkipFrontier, st.Next)
 		}
 		// Hand out in position order.
 		positions := make([]uint64, 0, len(st.Pending))
@@ -677,6 +705,9 @@ func (m *Member) Lease(ctx context.Context, n int, chain bool, acks ...uint64) (
 				if ev, err = read(p); err != nil {
 					if errors.Is(err, log.ErrNotFound) {
 						delete(st.Pending, p) // gone from the log
+						if g.s.expiredAt(p) && l.Member == "" {
+							st.Skipped++
+						}
 						continue
 					}
 					return err
@@ -693,6 +724,10 @@ func (m *Member) Lease(ctx context.Context, n int, chain bool, acks ...uint64) (
 			if ordered && !chain {
 				blocked[l.Stream] = true
 			}
+		}
+		m.news = 0
+		if st.Skipped > st.Announced {
+			m.news, st.Announced = st.Skipped-st.Announced, st.Skipped
 		}
 		return nil
 	})
@@ -928,6 +963,7 @@ func (g *Group) Reset(ctx context.Context, p uint64, dryRun bool) (log.ResetResu
 	}
 	update := func(st *GroupState) error {
 		st.Next = p
+		st.SkipFrontier = max(st.SkipFrontier, p) // skipped by the reset, not by retention
 		kept := map[uint64]*Lease{}
 		for q, l := range st.Pending {
 			if q >= p && l.Member != "" {

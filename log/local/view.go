@@ -314,3 +314,42 @@ func inode(fi os.FileInfo) uint64 {
 	}
 	return 0
 }
+
+// expired reports whether a retention limit (max-bytes, max-age,
+// max-count) removed an event: not a marker, not an event cut by a
+// truncate or delete, nor one until-acked removed (its groups acked it).
+// A consumer group counts the events of its selection it never got to
+// because of them (groupskip.go).
+func (v *view) expired(rec *codec.Record) bool {
+	if rec.Marker() || v.plain {
+		return false
+	}
+	if rec.Position < v.start {
+		return true
+	}
+	if len(rec.Stream) == 0 || len(v.rules) == 0 {
+		return false
+	}
+	name := unsafe.String(&rec.Stream[0], len(rec.Stream))
+	var head uint64
+	if v.heads != nil {
+		var vals [headsValues]uint64
+		if v.heads.get(keyOf(name), vals[:]) {
+			if cut, _ := splitCut(vals[2]); rec.Version <= cut {
+				return false
+			}
+			head = vals[1]
+		}
+	}
+	matches := v.matching(name)
+	for i := range v.rules {
+		r := &v.rules[i]
+		if i < 64 && matches&(1<<i) == 0 || i >= 64 && !r.sel.Match(name) {
+			continue
+		}
+		if rec.Time < r.minTime || r.maxCount > 0 && head >= r.maxCount && rec.Version <= head-r.maxCount {
+			return true
+		}
+	}
+	return false
+}

@@ -536,3 +536,46 @@ func testGroupQueue(e *env) {
 		queue("compacted, d removed, e created from 1")
 	}
 }
+
+// testGroupSkipped: events a retention limit removed before the group
+// handled them are counted in Status.Skipped and reported by one lease
+// once; deleted ones are not counted.
+func testGroupSkipped(e *env) {
+	t := e.t
+	old := time.Now().Add(-3 * time.Hour)
+	e.append(e.s, ev{stream: "a-1", typ: "T", at: old}, ev{stream: "a-1", typ: "T", at: old}, ev{stream: "b-1", typ: "T", at: old}) // 1..3
+	e.append(e.s, ev{stream: "a-1", typ: "T"}, ev{stream: "d-1", typ: "T"})                                                         // 4, 5
+	g := e.group(groupConfig("g"), 1)
+	if st := e.status(g); st.Skipped != 0 {
+		t.Errorf("Skipped before any limit: %d, want 0", st.Skipped)
+	}
+	err := e.s.UpdateRetention(func(r *log.Retention) error {
+		r.Rules = append(r.Rules, log.Rule{Selection: "a-*", MaxAge: time.Hour})
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.s.Delete("d-1", log.Expectation{}); err != nil {
+		t.Fatal(err)
+	}
+	if st := e.status(g); st.Skipped != 2 || st.Lag != 2 {
+		t.Errorf("Status under max age 1h of a-*: skipped %d, lag %d; want 2 (1 and 2) and 2 (3 and 4)", st.Skipped, st.Lag)
+	}
+	m := e.join(g, log.MemberOptions{})
+	wantLeased(t, "under the limit", e.lease(m, 10, true), "3", "4")
+	if n := m.Skipped(); n != 2 {
+		t.Errorf("Member.Skipped after the first lease: %d, want 2", n)
+	}
+	wantLeased(t, "acks", e.lease(m, 10, true, 3, 4))
+	if n := m.Skipped(); n != 0 {
+		t.Errorf("Member.Skipped after the next lease: %d, want 0 (reported once)", n)
+	}
+	if _, err := g.Reset(context.Background(), 1, false); err != nil {
+		t.Fatal(err)
+	}
+	wantLeased(t, "after a reset", e.lease(m, 10, true), "3", "4")
+	if st := e.status(g); st.Skipped != 2 || m.Skipped() != 0 {
+		t.Errorf("after a reset: skipped %d, member's news %d; want 2, 0", st.Skipped, m.Skipped())
+	}
+}
