@@ -45,7 +45,11 @@ member) after a backoff; after --max-deliver attempts it is parked with
 its last error and the group moves on.
 
 --once drains what can be taken now (waiting out retries) and exits;
---count N exits after N events; otherwise consume waits for new events.`,
+--count N exits after N events; otherwise consume waits for new events.
+
+Events a retention limit removed before the group handled them are
+counted: the first consume to pass them says how many, once, on stderr
+(and "evt group show NAME" keeps the count).`,
 		Example: `  evt consume billing --exec './bill.sh'
   evt consume audit --once > audit.ndjson
   evt consume mailer --manual-ack --batch 10`,
