@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/evtdev/evt/codec"
 	"github.com/evtdev/evt/log"
 )
 
@@ -358,4 +359,152 @@ func groupRound(t *testing.T, seed uint64, steps int) {
 	if st.Committed != next || st.Lag != 0 || st.Leased != 0 {
 		md.failf("after the drain: committed %d, lag %d, leased %d; want %d, 0, 0", st.Committed, st.Lag, st.Leased, next)
 	}
+}
+
+// TestQueueMonotonic: under an until-acked rule, random schedules of
+// appends, groups created (over every stream, one stream, or the queue)
+// and removed, members draining some of a group, resets back and
+// forward, and compactions never bring back an event once it was gone:
+// the set of removed queue events only grows. Seeded like
+// TestGroupProperty (EVT_GROUP_PROPERTY_SEED reruns one round,
+// EVT_GROUP_PROPERTY_ROUNDS runs that many random ones).
+func TestQueueMonotonic(t *testing.T) {
+	seeds := []uint64{1, 2, 3, 4, 5, 6}
+	switch {
+	case os.Getenv("EVT_GROUP_PROPERTY_SEED") != "":
+		seeds = []uint64{uint64(envInt(t, "EVT_GROUP_PROPERTY_SEED", 0))}
+	case os.Getenv("EVT_GROUP_PROPERTY_ROUNDS") != "":
+		seeds = seeds[:0]
+		base := uint64(time.Now().UnixNano())
+		for i := range envInt(t, "EVT_GROUP_PROPERTY_ROUNDS", 0) {
+			seeds = append(seeds, base+uint64(i))
+		}
+	}
+	for _, seed := range seeds {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) { queueRound(t, seed) })
+	}
+}
+
+func queueRound(t *testing.T, seed uint64) {
+	r := rand.New(rand.NewPCG(seed, 7))
+	s := openTest(t, t.TempDir(), 4096)
+	ctx := context.Background()
+	if err := s.UpdateRetention(func(rt *log.Retention) error {
+		rt.Rules = []log.Rule{{Selection: "q-*", UntilAcked: true}}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var queue []uint64 // positions of q-* events
+	gone := map[uint64]bool{}
+	var steps []string
+	var groups []string
+	made := 0
+	pad := strings.Repeat("x", 300)
+	for step := range 120 {
+		switch op := r.IntN(10); {
+		case op < 3:
+			stream := []string{"q-1", "q-2", "o-1"}[r.IntN(3)]
+			res := appendData(t, s, stream, pad)
+			if stream != "o-1" {
+				queue = append(queue, res.Position)
+			}
+			steps = append(steps, fmt.Sprintf("append %s at %d", stream, res.Position))
+		case op < 4 || len(groups) == 0:
+			made++
+			name := fmt.Sprintf("g%d", made)
+			sel := []string{"*", "q-1", "q-*"}[r.IntN(3)]
+			cfg := log.GroupConfig{Name: name, Selection: sel, AckWait: time.Hour, MaxDeliver: 5, Ordering: "stream"}
+			if err := s.CreateGroup(ctx, cfg, 1); err != nil {
+				t.Fatal(err)
+			}
+			groups = append(groups, name)
+			steps = append(steps, fmt.Sprintf("create %s over %s from 1", name, sel))
+		case op < 7:
+			name := groups[r.IntN(len(groups))]
+			g, err := s.openGroup(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, err := g.join(log.MemberOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ds, _, err := m.Lease(ctx, 1+r.IntN(4), true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ps []uint64
+			for _, d := range ds {
+				ps = append(ps, d.Event.Position)
+			}
+			if err := m.Ack(ctx, ps...); err != nil {
+				t.Fatal(err)
+			}
+			m.Close()
+			g.Close()
+			steps = append(steps, fmt.Sprintf("%s handles %v", name, ps))
+		case op < 8:
+			name := groups[r.IntN(len(groups))]
+			g, err := s.openGroup(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, next, _ := s.Bounds()
+			to := 1 + uint64(r.IntN(int(next)))
+			if _, err := g.Reset(ctx, to, false); err != nil {
+				t.Fatal(err)
+			}
+			g.Close()
+			steps = append(steps, fmt.Sprintf("reset %s to %d", name, to))
+		case op < 9:
+			i := r.IntN(len(groups))
+			if err := s.RemoveGroup(ctx, groups[i]); err != nil {
+				t.Fatal(err)
+			}
+			steps = append(steps, "rm "+groups[i])
+			groups = slices.Delete(groups, i, i+1)
+		default:
+			if _, err := s.Compact(nil); err != nil {
+				t.Fatal(err)
+			}
+			steps = append(steps, "compact")
+		}
+		seen := map[uint64]bool{}
+		for rec, err := range s.Read(ctx, log.Query{Selection: mustSelection(t, "q-*")}) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			seen[rec.Position] = true
+		}
+		for _, p := range queue {
+			if !seen[p] {
+				gone[p] = true
+			} else if gone[p] {
+				t.Fatalf("seed %d step %d: event %d came back after it was removed; steps:\n  %s", seed, step, p, strings.Join(steps, "\n  "))
+			}
+		}
+	}
+}
+
+func appendData(t *testing.T, s *Store, stream, pad string) log.Result {
+	t.Helper()
+	var b log.Batch
+	if err := b.Add(stream, "T", "", []byte(`{"pad":"`+pad+`"}`), nil); err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.Append(context.Background(), &b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res[0]
+}
+
+func mustSelection(t *testing.T, s string) codec.Selection {
+	t.Helper()
+	sel, err := codec.ParseSelection(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sel
 }
