@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -59,6 +60,10 @@ func evtMust(t *testing.T, args ...string) string {
 	}
 	return out
 }
+
+// retentionNote is what consume says of events retention removed before
+// its group handled them.
+var retentionNote = regexp.MustCompile(`^evt: group G: (1 event was|\d+ events were) removed by retention before this group handled (it|them) \(evt group show G\)$`)
 
 // Under load: writer w's event i goes to stream loadStream(w, i), with id
 // w<w>-<i> and data {"w":w,"i":i}. acct-* streams are kept (one is
@@ -444,8 +449,14 @@ func TestCompactionUnderLoad(t *testing.T) {
 		if !errors.As(err, &ee) || ee.ExitCode() != exitInterrupted {
 			t.Errorf("%s after SIGINT: %v, want exit %d", what, err, exitInterrupted)
 		}
-		if stderr.Len() > 0 { // read once the process is gone
-			t.Errorf("%s wrote to stderr: %s", what, stderr)
+		// read once the process is gone; a member may say, once per
+		// lease that first saw them, that --max-count removed tmp-*
+		// events before the group got to them (issue 14)
+		for _, line := range strings.Split(strings.TrimSuffix(stderr.String(), "\n"), "\n") {
+			if line != "" && !retentionNote.MatchString(line) {
+				t.Errorf("%s wrote to stderr: %s", what, stderr)
+				break
+			}
 		}
 	}
 	for n, m := range members {

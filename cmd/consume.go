@@ -45,7 +45,11 @@ member) after a backoff; after --max-deliver attempts it is parked with
 its last error and the group moves on.
 
 --once drains what can be taken now (waiting out retries) and exits;
---count N exits after N events; otherwise consume waits for new events.`,
+--count N exits after N events; otherwise consume waits for new events.
+
+Events a retention limit removed before the group handled them are
+counted: the first consume to pass them says how many, once, on stderr
+(and "evt group show NAME" keeps the count).`,
 		Example: `  evt consume billing --exec './bill.sh'
   evt consume audit --once > audit.ndjson
   evt consume mailer --manual-ack --batch 10`,
@@ -123,6 +127,10 @@ func runConsume(ctx context.Context, g *globalOptions, o *consumeOptions, name s
 			return err
 		}
 		acks = acks[:0]
+		if n := m.Skipped(); n > 0 {
+			// Once: the group counts them and tells one member.
+			fmt.Fprintf(g.IO.ErrOut, "evt: group %s: %s (evt group show %s)\n", name, skippedNote(n), name)
+		}
 		if len(ds) == 0 {
 			if o.Once && retryAt.IsZero() {
 				return p.Flush()
@@ -196,7 +204,12 @@ func runConsume(ctx context.Context, g *globalOptions, o *consumeOptions, name s
 					return ctx.Err()
 				}
 				if herr == nil {
-					if err := m.Ack(ctx, d.Event.Position); err != nil {
+					if i == len(ds)-1 {
+						// The batch's last ack rides on the next lease
+						// (or goes on the way out): one state write, and
+						// one fsync, per event with --batch 1, not two.
+						acks = append(acks, d.Event.Position)
+					} else if err := m.Ack(ctx, d.Event.Position); err != nil {
 						return err
 					}
 					done++

@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -19,7 +20,9 @@ pending (leased) and parked events, members, and its settings (ack wait,
 max deliver, ordering, when it was created), one "key: value" per line;
 -o json and the other formats print them as one document. A group whose
 position lies before the first retained event says where consumption
-resumes. Exits 4 if there is no such group.`,
+resumes; skipped counts the selected events retention (--max-age,
+--max-count, --max-bytes) removed before the group handled them, with a
+note when there are some. Exits 4 if there is no such group.`,
 		Example: `  evt group show billing
   evt group show billing -o json --jq .lag`,
 		Args: cobra.ExactArgs(1),
@@ -48,9 +51,17 @@ resumes. Exits 4 if there is no such group.`,
 				output.Field{Key: "ordering", Value: cfg.Ordering},
 				output.Field{Key: "created", Value: cfg.Created},
 				output.Field{Key: "live_members", Value: st.Members, Text: fmt.Sprint(st.Members)},
+				output.Field{Key: "skipped", Value: st.Skipped},
 			)
+			var notes []string
 			if st.Committed < first {
-				row = append(row, output.Field{Key: "note", Value: fmt.Sprintf("position %d is before the first retained event; consumption resumes at %d", st.Committed, first)})
+				notes = append(notes, fmt.Sprintf("position %d is before the first retained event; consumption resumes at %d", st.Committed, first))
+			}
+			if st.Skipped > 0 {
+				notes = append(notes, skippedNote(st.Skipped))
+			}
+			if len(notes) > 0 {
+				row = append(row, output.Field{Key: "note", Value: strings.Join(notes, "; ")})
 			}
 			if p.Format() == output.FormatAuto {
 				for _, f := range row {
@@ -71,4 +82,13 @@ resumes. Exits 4 if there is no such group.`,
 			return p.Flush()
 		},
 	}
+}
+
+// skippedNote says that retention removed n of a group's events before
+// it handled them (group show, consume).
+func skippedNote(n uint64) string {
+	if n == 1 {
+		return "1 event was removed by retention before this group handled it"
+	}
+	return fmt.Sprintf("%d events were removed by retention before this group handled them", n)
 }

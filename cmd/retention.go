@@ -26,7 +26,10 @@ A rule applies to the streams its SELECTION matches (a stream, a glob, or
   --max-count N    a stream keeps its newest N events
   --until-acked    an event is removed once every consumer group whose
                    selection matches its stream has acked it (with no such
-                   group, events stay): a message queue
+                   group, events stay): a message queue. Removed stays
+                   removed: a group reset to the start, a group created
+                   from the start, or the removal of the last group
+                   reading a stream does not bring its events back
 A store-wide --max-bytes SIZE (500MB, 10GiB) removes the oldest segments
 while the log is larger.
 

@@ -3,6 +3,7 @@ package cmd
 import (
 	"errors"
 	"flag"
+	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -41,6 +42,13 @@ func TestScript(t *testing.T) {
 			"exits":    cmdExits,
 			"bigfile":  cmdBigfile,
 			"waitgone": cmdWaitGone,
+			"readonly": cmdReadonly,
+		},
+		Condition: func(cond string) (bool, error) {
+			if cond != "rostore" {
+				return false, fmt.Errorf("unknown condition %q", cond)
+			}
+			return rostoreWorks(), nil
 		},
 		Setup: func(e *testscript.Env) error {
 			vars := e.Vars[:0]
@@ -124,4 +132,68 @@ func cmdWaitGone(ts *testscript.TestScript, neg bool, args []string) {
 		}
 	}
 	ts.Fatalf("waitgone: %s still exists after a minute", args[0])
+}
+
+// cmdReadonly is the script command `readonly DIR PROG [ARGS...]`: it runs
+// PROG like exec while DIR and everything in it cannot be written, as for
+// a monitoring account without write access. A user other than root gets
+// chmod -R a-w (undone afterwards); root, whom permissions do not stop,
+// gets a read-only bind mount of DIR in a mount namespace of its own
+// (unshare -m). A script that uses it starts with [!rostore] skip: the
+// condition is false where neither is possible.
+func cmdReadonly(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) < 2 {
+		ts.Fatalf("usage: readonly DIR PROG [ARGS...]")
+	}
+	dir := ts.MkAbs(args[0])
+	var err error
+	if os.Geteuid() != 0 {
+		chmodAll(ts, dir, false)
+		err = ts.Exec(args[1], args[2:]...)
+		chmodAll(ts, dir, true)
+	} else {
+		sh := `mount --bind "$0" "$0" && mount -o remount,ro,bind "$0" && exec "$@"`
+		err = ts.Exec("unshare", append([]string{"-m", "sh", "-c", sh, dir}, args[1:]...)...)
+	}
+	if err != nil && !neg {
+		ts.Fatalf("readonly %s: %v", args[1], err)
+	}
+	if err == nil && neg {
+		ts.Fatalf("readonly %s: unexpected success", args[1])
+	}
+}
+
+// chmodAll takes write permission from (or gives it back to) the owner,
+// group and others of dir and everything under it.
+// rostoreWorks reports whether cmdReadonly can make a directory read-only
+// here: as a user other than root, or as root allowed to bind-mount in a
+// mount namespace of its own.
+func rostoreWorks() bool {
+	if os.Geteuid() != 0 {
+		return true
+	}
+	dir, err := os.MkdirTemp("", "rostore")
+	if err != nil {
+		return false
+	}
+	defer os.Remove(dir)
+	probe := exec.Command("unshare", "-m", "sh", "-c", `mount --bind "$0" "$0" && mount -o remount,ro,bind "$0" && ! touch "$0/x" 2>/dev/null`, dir)
+	return probe.Run() == nil
+}
+
+func chmodAll(ts *testscript.TestScript, dir string, writable bool) {
+	ts.Check(filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		mode := fi.Mode().Perm() &^ 0o222
+		if writable {
+			mode |= 0o200
+		}
+		return os.Chmod(path, mode)
+	}))
 }

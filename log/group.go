@@ -159,6 +159,15 @@ type GroupStatus struct {
 	// Members lists the live members: a PID locally, HOST:PID where
 	// members run on several hosts.
 	Members []string
+	// Skipped counts the selected events that a retention limit
+	// (max-age, max-count, max-bytes) removed before the group handled
+	// them, since the group was created: each such event at or after
+	// the group's position then, counted once, though resets make the
+	// group read its positions again. It includes those ahead of the
+	// group now, which it will never get. Events removed by delete or
+	// truncate (on purpose), by until-acked (acked by every group) and
+	// those skipped by a reset forward do not count.
+	Skipped uint64
 }
 
 // ParkedEvent is an event a group gave up on.
@@ -237,6 +246,12 @@ type Member interface {
 	// events appended, leases given back by others, or ctx done (its
 	// error).
 	Wait(ctx context.Context) error
+
+	// Skipped is how many of the group's events retention removed
+	// before they were handled (GroupStatus.Skipped) that this member's
+	// last Lease was the first member to learn of: each is reported by
+	// one member once, so a consumer can say so once. Usually 0.
+	Skipped() uint64
 
 	// Close gives this member's leases back at once (but manual ones,
 	// which wait for Group.Ack or their deadline) and leaves the group.

@@ -74,6 +74,19 @@ func Replace(path string, data []byte, perm os.FileMode) error {
 	return err
 }
 
+// Rename renames oldpath to newpath, which must be in the same
+// directory, and makes the new name durable (it fsyncs the directory).
+// It is for a file that must be complete and set up before anyone sees
+// it under its name, such as one locked by its creator first, when the
+// file's content needs no fsync of its own (it is empty, or the caller
+// synced it).
+func Rename(oldpath, newpath string) error {
+	if err := os.Rename(oldpath, newpath); err != nil {
+		return err
+	}
+	return SyncDir(filepath.Dir(newpath))
+}
+
 // SyncDir makes a directory's entries (files created, renamed or removed
 // in it) durable.
 func SyncDir(dir string) error {

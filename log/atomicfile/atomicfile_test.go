@@ -138,3 +138,24 @@ func TestOneHelper(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Rename publishes a file under its final name, replacing what was there.
+func TestRename(t *testing.T) {
+	dir := t.TempDir()
+	tmp, path := filepath.Join(dir, ".1.join"), filepath.Join(dir, "1")
+	if err := os.WriteFile(tmp, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(path); err != nil || string(got) != "x" {
+		t.Fatalf("read %q, %v; want x", got, err)
+	}
+	if _, err := os.Stat(tmp); !os.IsNotExist(err) {
+		t.Fatalf("old name still there: %v", err)
+	}
+	if err := Rename(tmp, path); err == nil {
+		t.Fatal("renaming a missing file succeeded")
+	}
+}

@@ -143,6 +143,10 @@ func (s *Store) Compact(ctx context.Context, progress log.Progress) (log.Compact
 		return rep, err
 	}
 	sealed := firsts[:len(firsts)-1]
+	// What the groups never got to is counted before it leaves the disk.
+	if err := s.noteExpired(v, &c, firsts[len(firsts)-1]); err != nil {
+		return rep, err
+	}
 	var total, done int64
 	sizes := make([]int64, len(sealed))
 	for i, first := range sealed {

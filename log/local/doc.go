@@ -24,7 +24,8 @@
 //   - ids (derived): (stream, event id) → position, for idempotent retries
 //   - lock: the append lock (flock) and the PID of its holder
 //   - snapshots/ (derived): cached fold states, checked against the log before use; delete at will
-//   - groups/NAME/ (state of its own): a consumer group: `config.json`, `state` (binary, replaced atomically), `lock`, `members/`
+//   - groups/NAME/ (state of its own): a consumer group: `config.json`, `state` (binary, replaced through log/atomicfile), `lock`, `members/`
+//   - groups/.expired, groups/.lock: the until-acked marks recorded before a group is created, removed or reset back, so that what the queue removed stays removed (groupfloor.go)
 //
 // Every derived file can be rebuilt from the segments (`evt repair`), and a
 // stale one is detected and brought up to date automatically by the next

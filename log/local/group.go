@@ -38,10 +38,11 @@ import (
 // MaxDeliver deliveries the event is parked and the group moves on.
 //
 // The state is small (leases in flight, parked events) and replaced
-// atomically (write a temporary file, rename): a kill at any instant
-// leaves the old or the new state. It is not fsynced: a power loss can
-// only forget recent acks, and forgotten acks mean redelivery, which
-// at-least-once allows.
+// whole through log/atomicfile (write a temporary file, fsync, rename,
+// fsync the directory when new): a kill or a power loss at any instant
+// leaves the old or the new state, never an empty or torn one. A
+// consumer writes it once per lease (its acks ride on the next lease),
+// so a printing consumer pays one fsync per batch of up to 1000 events.
 //
 // Positions below Committed are done: acked, parked, or not selected.
 // Positions in [Committed, Next) are done unless pending. So Committed is
@@ -81,11 +82,19 @@ type Parked struct {
 
 // GroupState is the mutable state of a group.
 type GroupState struct {
-	Committed uint64            `json:"committed"`
-	Next      uint64            `json:"next"`
-	Tokens    uint64            `json:"tokens"` // the last lease token handed out
-	Pending   map[uint64]*Lease `json:"pending"`
-	Parked    map[uint64]Parked `json:"parked"`
+	Committed uint64 `json:"committed"`
+	Next      uint64 `json:"next"`
+	Tokens    uint64 `json:"tokens"` // the last lease token handed out
+	// Skipped counts the selected events retention removed before the
+	// group handled them (log.GroupStatus.Skipped), as far as counted:
+	// every such event before SkipFrontier (Lease and compaction count
+	// them, and move the frontier on). Announced is how many of them a
+	// member reported already (Member.Skipped).
+	Skipped      uint64            `json:"skipped,omitempty"`
+	SkipFrontier uint64            `json:"skip_frontier,omitempty"`
+	Announced    uint64            `json:"announced,omitempty"`
+	Pending      map[uint64]*Lease `json:"pending"`
+	Parked       map[uint64]Parked `json:"parked"`
 }
 
 func (s *Store) groupDir(name string) string { return join(join(s.dir, "groups"), name) }
@@ -112,6 +121,9 @@ type Member struct {
 	// outlive it, until evt ack (Group.Ack) or their deadline.
 	manual bool
 	w      *Watcher // wakes Wait
+	// news is how many skipped events the last Lease was the first to
+	// see (Skipped).
+	news uint64
 }
 
 var (
@@ -124,6 +136,11 @@ func (s *Store) CreateGroup(ctx context.Context, cfg log.GroupConfig, start uint
 	if err := log.ValidateGroupName(cfg.Name); err != nil {
 		return err
 	}
+	// A new group may read from before what until-acked expired.
+	return s.lowering(func() error { return s.createGroup(cfg, start) })
+}
+
+func (s *Store) createGroup(cfg log.GroupConfig, start uint64) error {
 	dir := s.groupDir(cfg.Name)
 	if err := vfs.MkdirAll(s.fsys, join(s.dir, "groups"), 0o700); err != nil {
 		return err
@@ -205,13 +222,10 @@ func (s *Store) openGroup(name string) (*Group, error) {
 	if err != nil {
 		return nil, &log.CorruptError{File: "groups/" + name + "/config.json", Offset: -1, Reason: err.Error()}
 	}
-	dir := s.groupDir(name)
-	g := &Group{s: s, dir: dir, cfg: cfg, match: match}
-	g.lock, err = s.fsys.OpenFile(join(dir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	return g, nil
+	// The lock file is opened by the first Update, not here: opening a
+	// group changes nothing, and listing groups (ls, show, parked, tail
+	// --from stored) works on a store this user cannot write.
+	return &Group{s: s, dir: s.groupDir(name), cfg: cfg, match: match}, nil
 }
 
 // groupMatcher is the filter of a group's selection and types.
@@ -283,14 +297,27 @@ func (s *Store) RemoveGroup(ctx context.Context, name string) error {
 		return err
 	}
 	g.Close()
-	return s.removeGroupDir(name)
+	// The last group reading a stream takes until-acked's mark with it.
+	return s.lowering(func() error {
+		if !s.exists(join(g.dir, "config.json")) {
+			return fmt.Errorf("%w: group %s", log.ErrNotFound, name)
+		}
+		return s.removeGroupDir(name)
+	})
 }
 
 // Config is how the group was created.
 func (g *Group) Config() log.GroupConfig { return g.cfg }
 
-// Close releases the group's lock file.
-func (g *Group) Close() error { return g.lock.Close() }
+// Close releases the group's lock file, if an Update opened it.
+func (g *Group) Close() error {
+	if g.lock == nil {
+		return nil
+	}
+	err := g.lock.Close()
+	g.lock = nil
+	return err
+}
 
 // Dir is the group's directory.
 func (g *Group) Dir() string { return g.dir }
@@ -389,6 +416,10 @@ func (g *Group) join(opts log.MemberOptions) (_ *Member, err error) {
 // ID is the member's id: its PID.
 func (m *Member) ID() string { return m.id }
 
+// Skipped is how many events retention removed before the group handled
+// them that the last Lease was the first to see.
+func (m *Member) Skipped() uint64 { return m.news }
+
 // Close gives this member's leases back (see Release) and leaves the
 // group: its member file goes.
 func (m *Member) Close() error {
@@ -417,7 +448,9 @@ func (g *Group) alive(member string, self *Member) bool {
 	if self != nil && member == self.id {
 		return true
 	}
-	f, err := g.s.fsys.OpenFile(join(join(g.dir, "members"), member), os.O_RDWR, 0)
+	// Read-only is enough to flock, and lets a user without write access
+	// to the store (a monitoring account) tell live members from dead.
+	f, err := g.s.fsys.OpenFile(join(join(g.dir, "members"), member), os.O_RDONLY, 0)
 	if err != nil {
 		return false
 	}
@@ -464,7 +497,8 @@ func (g *Group) Status(ctx context.Context) (log.GroupStatus, error) {
 			out.Leased++
 		}
 	}
-	_, err = g.s.scanFrom(st.Committed, func(rec *codec.Record) error {
+	out.Skipped = st.Skipped
+	_, err = g.s.scanGroup(st.Committed, func(rec *codec.Record) error {
 		if !g.match(rec) {
 			return nil
 		}
@@ -473,6 +507,11 @@ func (g *Group) Status(ctx context.Context) (log.GroupStatus, error) {
 			if out.Oldest.IsZero() {
 				out.Oldest = time.Unix(0, rec.Time).UTC()
 			}
+		}
+		return nil
+	}, func(rec *codec.Record) error {
+		if g.match(rec) && countSkipped(st, rec) {
+			out.Skipped++ // not counted yet: the group's scan has not got there
 		}
 		return nil
 	})
@@ -517,10 +556,25 @@ func (g *Group) Parked(ctx context.Context) ([]log.ParkedEvent, error) {
 // Update runs fn on the group's state under the group lock and saves the
 // state if fn returns nil.
 func (g *Group) Update(fn func(st *GroupState) error) error {
+	if g.lock == nil {
+		lf, err := g.s.fsys.OpenFile(join(g.dir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("%w: group %s was removed", log.ErrNotFound, g.cfg.Name)
+		}
+		if err != nil {
+			return fmt.Errorf("group %s: %w", g.cfg.Name, err)
+		}
+		g.lock = lf
+	}
 	if err := flockRetry(int(g.lock.Fd())); err != nil {
 		return err
 	}
 	defer unix.Flock(int(g.lock.Fd()), unix.LOCK_UN)
+	return g.updateLocked(fn)
+}
+
+// updateLocked is Update for a caller that holds the group lock.
+func (g *Group) updateLocked(fn func(st *GroupState) error) error {
 	old, err := vfs.ReadFile(g.s.fsys, join(g.dir, "state"))
 	if errors.Is(err, fs.ErrNotExist) {
 		// evt group rm --force under this member.
@@ -544,7 +598,7 @@ func (g *Group) Update(fn func(st *GroupState) error) error {
 		// every other member) in a loop.
 		return nil
 	}
-	return atomicfile.ReplaceFS(g.s.fsys, join(g.dir, "state"), b, 0o600)
+	return atomicfile.WriteFS(g.s.fsys, join(g.dir, "state"), b, 0o600)
 }
 
 // State reads the current state (no lock: the file is replaced atomically).
@@ -650,7 +704,8 @@ func (m *Member) Lease(ctx context.Context, n int, chain bool, acks ...uint64) (
 		fresh := map[uint64]codec.Event{} // events read by this scan
 		if want := n + 64; ready < want && len(st.Pending) < maxPending {
 			stopped := false
-			next, err := g.s.scanFrom(st.Next, func(rec *codec.Record) error {
+			frontier := st.SkipFrontier
+			next, err := g.s.scanGroup(st.Next, func(rec *codec.Record) error {
 				st.Next = rec.Position + 1
 				if !g.match(rec) {
 					return nil
@@ -674,6 +729,11 @@ func (m *Member) Lease(ctx context.Context, n int, chain bool, acks ...uint64) (
 					return errStop
 				}
 				return nil
+			}, func(rec *codec.Record) error {
+				if rec.Position >= frontier && g.match(rec) {
+					st.Skipped++ // removed by retention before the group got to it
+				}
+				return nil
 			})
 			if err != nil {
 				return err
@@ -681,6 +741,7 @@ func (m *Member) Lease(ctx context.Context, n int, chain bool, acks ...uint64) (
 			if !stopped {
 				st.Next = max(st.Next, next)
 			}
+			st.SkipFrontier = max(st.SkipFrontier, st.Next)
 		}
 		// Hand out in position order.
 		positions := make([]uint64, 0, len(st.Pending))
@@ -716,6 +777,9 @@ func (m *Member) Lease(ctx context.Context, n int, chain bool, acks ...uint64) (
 				if ev, err = read(p); err != nil {
 					if errors.Is(err, log.ErrNotFound) {
 						delete(st.Pending, p) // gone from the log
+						if g.s.expiredAt(p) && l.Member == "" {
+							st.Skipped++
+						}
 						continue
 					}
 					return err
@@ -732,6 +796,10 @@ func (m *Member) Lease(ctx context.Context, n int, chain bool, acks ...uint64) (
 			if ordered && !chain {
 				blocked[l.Stream] = true
 			}
+		}
+		m.news = 0
+		if st.Skipped > st.Announced {
+			m.news, st.Announced = st.Skipped-st.Announced, st.Skipped
 		}
 		return nil
 	})
@@ -965,8 +1033,9 @@ func (g *Group) Reset(ctx context.Context, p uint64, dryRun bool) (log.ResetResu
 	if dryRun {
 		return res, nil
 	}
-	return res, g.Update(func(st *GroupState) error {
+	update := func(st *GroupState) error {
 		st.Next = p
+		st.SkipFrontier = max(st.SkipFrontier, p) // skipped by the reset, not by retention
 		kept := map[uint64]*Lease{}
 		for q, l := range st.Pending {
 			if q >= p && l.Member != "" {
@@ -976,7 +1045,12 @@ func (g *Group) Reset(ctx context.Context, p uint64, dryRun bool) (log.ResetResu
 		}
 		st.Pending = kept
 		return nil
-	})
+	}
+	if p >= st.Committed {
+		return res, g.Update(update)
+	}
+	// Backward: until-acked must not bring back what it expired.
+	return res, g.s.lowering(func() error { return g.updateLocked(update) })
 }
 
 // Retry re-queues parked events (all when positions is empty) and returns

@@ -15,8 +15,9 @@ import (
 // it twice per batch, and encoding/json made that most of the cost of
 // consuming. Little-endian:
 //
-//	magic "EVTGRP02"
-//	committed u64, next u64, tokens u64, pending count u32, parked count u32
+//	magic "EVTGRP03"
+//	committed u64, next u64, tokens u64, skipped u64, skip frontier u64,
+//	announced u64, pending count u32, parked count u32
 //	pending, each: position u64, deliveries u32, token u64, flags u8
 //	  (1 manual, 2 again), deadline i64 (unix ns, 0 = none), not-before
 //	  i64, then strings stream, member, last error
@@ -24,13 +25,17 @@ import (
 //	  stream, type, reason
 //	crc32c u32 of everything before it
 //
-// A string is a u16 length and its bytes. Version 1 ("EVTGRP01", written
+// A string is a u16 length and its bytes. Version 2 ("EVTGRP02", before
+// the retention counts) has no skipped, skip frontier and announced: it
+// is read as nothing skipped yet, counted from the scan frontier on.
+// Version 1 ("EVTGRP01", written
 // before leases had tokens) has no tokens, token or flags; it is read as
 // leases with token 0, which no member holds: a member that handled an
 // event across the upgrade has its ack ignored, and the event is
 // delivered again, as at-least-once allows.
 const (
-	groupStateMagic   = "EVTGRP02"
+	groupStateMagic   = "EVTGRP03"
+	groupStateMagicV2 = "EVTGRP02"
 	groupStateMagicV1 = "EVTGRP01"
 )
 
@@ -46,6 +51,9 @@ func encodeGroupState(st *GroupState) []byte {
 	b = binary.LittleEndian.AppendUint64(b, st.Committed)
 	b = binary.LittleEndian.AppendUint64(b, st.Next)
 	b = binary.LittleEndian.AppendUint64(b, st.Tokens)
+	b = binary.LittleEndian.AppendUint64(b, st.Skipped)
+	b = binary.LittleEndian.AppendUint64(b, st.SkipFrontier)
+	b = binary.LittleEndian.AppendUint64(b, st.Announced)
 	b = binary.LittleEndian.AppendUint32(b, uint32(len(st.Pending)))
 	b = binary.LittleEndian.AppendUint32(b, uint32(len(st.Parked)))
 	// Sorted, so the same state always encodes to the same bytes (an
@@ -84,10 +92,14 @@ func encodeGroupState(st *GroupState) []byte {
 var errGroupState = errors.New("malformed group state")
 
 func decodeGroupState(b []byte) (*GroupState, error) {
-	if len(b) < 36 || string(b[:8]) != groupStateMagic && string(b[:8]) != groupStateMagicV1 {
+	magic := ""
+	if len(b) >= 8 {
+		magic = string(b[:8])
+	}
+	if len(b) < 36 || magic != groupStateMagic && magic != groupStateMagicV2 && magic != groupStateMagicV1 {
 		return nil, errGroupState
 	}
-	v1 := string(b[:8]) == groupStateMagicV1
+	v1 := magic == groupStateMagicV1
 	n := len(b) - 4
 	if binary.LittleEndian.Uint32(b[n:]) != codec.Checksum(b[:n]) {
 		return nil, fmt.Errorf("%w: checksum mismatch", errGroupState)
@@ -96,6 +108,11 @@ func decodeGroupState(b []byte) (*GroupState, error) {
 	st := &GroupState{Committed: d.u64(), Next: d.u64(), Pending: map[uint64]*Lease{}, Parked: map[uint64]Parked{}}
 	if !v1 {
 		st.Tokens = d.u64()
+	}
+	if magic == groupStateMagic {
+		st.Skipped, st.SkipFrontier, st.Announced = d.u64(), d.u64(), d.u64()
+	} else {
+		st.SkipFrontier = st.Next
 	}
 	np, nk := d.u32(), d.u32()
 	// Positions come sorted, once each, and flags hold known bits only

@@ -36,7 +36,8 @@ type view struct {
 	heads    *hashFile // for cuts and max-count; nil if neither is needed
 	cuts     bool
 	rules    []viewRule
-	groups   []groupMark // for until-acked rules
+	groups   []groupMark   // for until-acked rules
+	floors   [][]groupMark // snapshots of earlier marks (groupfloor.go)
 	marks    map[string]uint64
 	maxCount bool
 	// ruleMatch caches which rules match a stream (see matching).
@@ -95,7 +96,12 @@ func (s *Store) view(c *commitState) (*view, error) {
 		v.rules = append(v.rules, vr)
 	}
 	if untilAcked {
+		// The states before the snapshots: an operation that lowers a
+		// mark records the snapshot first (groupfloor.go).
 		if v.groups, err = s.groupMarks(); err != nil {
+			return nil, err
+		}
+		if v.floors, err = s.groupFloors(); err != nil {
 			return nil, err
 		}
 		v.marks = map[string]uint64{}
@@ -176,7 +182,8 @@ func (v *view) matching(stream string) uint64 {
 }
 
 // ackedBelow is the position below which every group reading stream has
-// acked every event; 0 if no group reads it.
+// acked every event (0 if no group reads it), or below which it had at
+// the time of a snapshot (groupfloor.go), whichever is higher.
 func (v *view) ackedBelow(stream string) uint64 {
 	if m, ok := v.marks[stream]; ok {
 		return m
@@ -190,6 +197,20 @@ func (v *view) ackedBelow(stream string) uint64 {
 			}
 			found = true
 		}
+	}
+	// What an earlier snapshot of the marks hid stays hidden.
+	for _, snap := range v.floors {
+		var f uint64
+		found := false
+		for _, g := range snap {
+			if g.sel.Match(stream) {
+				if !found || g.acked < f {
+					f = g.acked
+				}
+				found = true
+			}
+		}
+		m = max(m, f)
 	}
 	if len(v.marks) > 1<<16 {
 		clear(v.marks) // bounded memory over millions of streams
@@ -225,11 +246,7 @@ func (s *Store) groupMarks() ([]groupMark, error) {
 		if err != nil {
 			return nil, err
 		}
-		acked := st.Committed
-		for p := range st.Parked {
-			acked = min(acked, p)
-		}
-		out = append(out, groupMark{sel: sel, acked: acked})
+		out = append(out, groupMark{sel: sel, acked: st.acked()})
 	}
 	return out, nil
 }
@@ -296,4 +313,43 @@ func inode(fi os.FileInfo) uint64 {
 		return st.Ino
 	}
 	return 0
+}
+
+// expired reports whether a retention limit (max-bytes, max-age,
+// max-count) removed an event: not a marker, not an event cut by a
+// truncate or delete, nor one until-acked removed (its groups acked it).
+// A consumer group counts the events of its selection it never got to
+// because of them (groupskip.go).
+func (v *view) expired(rec *codec.Record) bool {
+	if rec.Marker() || v.plain {
+		return false
+	}
+	if rec.Position < v.start {
+		return true
+	}
+	if len(rec.Stream) == 0 || len(v.rules) == 0 {
+		return false
+	}
+	name := unsafe.String(&rec.Stream[0], len(rec.Stream))
+	var head uint64
+	if v.heads != nil {
+		var vals [headsValues]uint64
+		if v.heads.get(keyOf(name), vals[:]) {
+			if cut, _ := splitCut(vals[2]); rec.Version <= cut {
+				return false
+			}
+			head = vals[1]
+		}
+	}
+	matches := v.matching(name)
+	for i := range v.rules {
+		r := &v.rules[i]
+		if i < 64 && matches&(1<<i) == 0 || i >= 64 && !r.sel.Match(name) {
+			continue
+		}
+		if rec.Time < r.minTime || r.maxCount > 0 && head >= r.maxCount && rec.Version <= head-r.maxCount {
+			return true
+		}
+	}
+	return false
 }

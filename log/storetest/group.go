@@ -431,3 +431,151 @@ func testGroupWait(e *env) {
 		t.Error("Wait returned an error before its context ended")
 	}
 }
+
+// drain leases and acks everything m can get now and returns the
+// positions it got.
+func (e *env) drain(m log.Member) []uint64 {
+	e.t.Helper()
+	var got, acks []uint64
+	for {
+		ds, _, err := m.Lease(context.Background(), 100, true, acks...)
+		if err != nil {
+			e.t.Fatalf("Lease: %v", err)
+		}
+		if len(ds) == 0 {
+			return got
+		}
+		acks = acks[:0]
+		for _, d := range ds {
+			got = append(got, d.Event.Position)
+			acks = append(acks, d.Event.Position)
+		}
+	}
+}
+
+// testGroupQueue: under an until-acked rule, what every group acked is
+// gone and stays gone: not back after a group is reset to the start,
+// created over it, or after the last group reading it is removed; nor
+// after a compaction.
+func testGroupQueue(e *env) {
+	t := e.t
+	ctx := context.Background()
+	e.append(e.s, ev{stream: "q-1", typ: "T"}, ev{stream: "q-1", typ: "T"}, ev{stream: "q-2", typ: "T"}, ev{stream: "q-1", typ: "T"}) // 1..4
+	e.append(e.s, ev{stream: "o-1", typ: "T"})                                                                                        // 5, no rule
+	a := e.group(groupConfig("a"), 1)
+	b := e.group(groupConfig("b"), 1)
+	err := e.s.UpdateRetention(func(r *log.Retention) error {
+		r.Rules = append(r.Rules, log.Rule{Selection: "q-*", UntilAcked: true})
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ma, mb := e.join(a, log.MemberOptions{}), e.join(b, log.MemberOptions{})
+	if got := e.drain(ma); !slices.Equal(got, []uint64{1, 2, 3, 4, 5}) {
+		t.Fatalf("a got %v, want 1..5", got)
+	}
+	// b acks 1 and 2 only: 3 and 4 stay for it.
+	wantLeased(t, "b's first", e.lease(mb, 2, true), "1", "2")
+	wantLeased(t, "b acks 1 2", e.lease(mb, 0, true, 1, 2))
+	queue := func(what string, want ...uint64) {
+		t.Helper()
+		if got := positions(e.readOK(e.s, log.Query{Selection: sel(t, "q-*")})); !slices.Equal(got, want) && !(len(got) == 0 && len(want) == 0) {
+			t.Errorf("%s: q-* reads %v, want %v", what, got, want)
+		}
+	}
+	queue("acked by a, 1 2 by b", 3, 4)
+
+	if _, err := a.Reset(ctx, 1, false); err != nil {
+		t.Fatal(err)
+	}
+	queue("after a reset to 1", 3, 4)
+	if got := e.drain(ma); !slices.Equal(got, []uint64{3, 4, 5}) {
+		t.Errorf("a after its reset got %v, want [3 4 5]: 1 and 2 had expired", got)
+	}
+	if err := e.s.CreateGroup(ctx, groupConfig("c"), 1); err != nil {
+		t.Fatal(err)
+	}
+	queue("after creating c from 1", 3, 4)
+	if got := e.drain(mb); !slices.Equal(got, []uint64{3, 4, 5}) {
+		t.Errorf("b got %v, want [3 4 5]", got)
+	}
+	queue("c holds 3 and 4", 3, 4)
+	mb.Close()
+	for _, name := range []string{"c", "b"} {
+		if err := e.s.RemoveGroup(ctx, name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	queue("acked by a and b, c removed")
+	ma.Close()
+	if err := e.s.RemoveGroup(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	queue("no group left")
+	e.append(e.s, ev{stream: "q-1", typ: "T"}) // 6
+	queue("a new event with no group", 6)
+	d := e.group(groupConfig("d"), 1)
+	if got := e.drain(e.join(d, log.MemberOptions{})); !slices.Equal(got, []uint64{5, 6}) {
+		t.Errorf("d from 1 got %v, want [5 6]", got)
+	}
+	if c, ok := e.s.(log.Compacter); ok {
+		if _, err := c.Compact(context.Background(), nil); err != nil {
+			t.Fatal(err)
+		}
+		queue("after a compaction")
+		if err := d.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.s.RemoveGroup(ctx, "d"); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.s.CreateGroup(ctx, groupConfig("e"), 1); err != nil {
+			t.Fatal(err)
+		}
+		queue("compacted, d removed, e created from 1")
+	}
+}
+
+// testGroupSkipped: events a retention limit removed before the group
+// handled them are counted in Status.Skipped and reported by one lease
+// once; deleted ones are not counted.
+func testGroupSkipped(e *env) {
+	t := e.t
+	old := time.Now().Add(-3 * time.Hour)
+	e.append(e.s, ev{stream: "a-1", typ: "T", at: old}, ev{stream: "a-1", typ: "T", at: old}, ev{stream: "b-1", typ: "T", at: old}) // 1..3
+	e.append(e.s, ev{stream: "a-1", typ: "T"}, ev{stream: "d-1", typ: "T"})                                                         // 4, 5
+	g := e.group(groupConfig("g"), 1)
+	if st := e.status(g); st.Skipped != 0 {
+		t.Errorf("Skipped before any limit: %d, want 0", st.Skipped)
+	}
+	err := e.s.UpdateRetention(func(r *log.Retention) error {
+		r.Rules = append(r.Rules, log.Rule{Selection: "a-*", MaxAge: time.Hour})
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.s.Delete("d-1", log.Expectation{}); err != nil {
+		t.Fatal(err)
+	}
+	if st := e.status(g); st.Skipped != 2 || st.Lag != 2 {
+		t.Errorf("Status under max age 1h of a-*: skipped %d, lag %d; want 2 (1 and 2) and 2 (3 and 4)", st.Skipped, st.Lag)
+	}
+	m := e.join(g, log.MemberOptions{})
+	wantLeased(t, "under the limit", e.lease(m, 10, true), "3", "4")
+	if n := m.Skipped(); n != 2 {
+		t.Errorf("Member.Skipped after the first lease: %d, want 2", n)
+	}
+	wantLeased(t, "acks", e.lease(m, 10, true, 3, 4))
+	if n := m.Skipped(); n != 0 {
+		t.Errorf("Member.Skipped after the next lease: %d, want 0 (reported once)", n)
+	}
+	if _, err := g.Reset(context.Background(), 1, false); err != nil {
+		t.Fatal(err)
+	}
+	wantLeased(t, "after a reset", e.lease(m, 10, true), "3", "4")
+	if st := e.status(g); st.Skipped != 2 || m.Skipped() != 0 {
+		t.Errorf("after a reset: skipped %d, member's news %d; want 2, 0", st.Skipped, m.Skipped())
+	}
+}

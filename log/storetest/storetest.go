@@ -72,6 +72,8 @@ func Run(t *testing.T, open Open) {
 	t.Run("GroupManualAck", h.wrap(testGroupManualAck))
 	t.Run("GroupReset", h.wrap(testGroupReset))
 	t.Run("GroupWait", h.wrap(testGroupWait))
+	t.Run("GroupQueue", h.wrap(testGroupQueue))
+	t.Run("GroupSkipped", h.wrap(testGroupSkipped))
 }
 
 // harness hands the tests their stores.
