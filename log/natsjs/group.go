@@ -76,7 +76,38 @@ func consumerName(name string, i int) string {
 
 // gkey is a key of group name in the meta bucket: g.<name>.<rest>.
 func gkey(name string, rest ...string) string {
-	return "g." + escapeToken(name) + "." + strings.Join(rest, ".")
+	return "g." + keyToken(name) + "." + strings.Join(rest, ".")
+}
+
+// keyToken makes s one token of a KV key, which takes only letters,
+// digits, '-', '_', '/' and '=' (and '.' between tokens): letters,
+// digits, '-' and '_' stay, any other byte is =XX.
+func keyToken(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' {
+			b.WriteByte(c)
+			continue
+		}
+		b.WriteByte('=')
+		b.WriteString(hex2(c))
+	}
+	return b.String()
+}
+
+// unkeyToken reverses keyToken.
+func unkeyToken(t string) string {
+	b := make([]byte, 0, len(t))
+	for i := 0; i < len(t); i++ {
+		if t[i] == '=' && i+2 < len(t) {
+			b = append(b, unhex(t[i+1])<<4|unhex(t[i+2]))
+			i += 2
+			continue
+		}
+		b = append(b, t[i])
+	}
+	return string(b)
 }
 
 // partitions is how many consumers a group has: 1 for ordering none or

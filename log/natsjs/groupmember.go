@@ -110,9 +110,9 @@ func (g *Group) live(ctx context.Context) (*live, error) {
 		}
 		switch {
 		case strings.HasPrefix(rest, "m."):
-			lv.members[unescapeToken(rest[2:])] = true
+			lv.members[unkeyToken(rest[2:])] = true
 		case strings.HasPrefix(rest, "h."):
-			lv.held = append(lv.held, unescapeToken(rest[2:]))
+			lv.held = append(lv.held, unkeyToken(rest[2:]))
 		case strings.HasPrefix(rest, "q.r."):
 			if p, err := strconv.ParseUint(rest[4:], 10, 64); err == nil {
 				lv.retries = append(lv.retries, p)
@@ -159,7 +159,7 @@ func (g *Group) reclaim(ctx context.Context, lv *live, self string) error {
 		if lv.members[id] || id == self {
 			continue
 		}
-		key := g.key("l", "h", escapeToken(id))
+		key := g.key("l", "h", keyToken(id))
 		var held map[string]heldEntry
 		rev, ok, err := s.kvGetJSON(ctx, key, &held)
 		if err != nil {
@@ -286,7 +286,7 @@ func (g *Group) Join(ctx context.Context, opts log.MemberOptions) (log.Member, e
 }
 
 func (m *Member) beat(ctx context.Context) error {
-	return m.g.s.kvPutJSON(ctx, m.g.key("l", "m", escapeToken(m.id)), map[string]string{"id": m.id}, heartbeatTTL)
+	return m.g.s.kvPutJSON(ctx, m.g.key("l", "m", keyToken(m.id)), map[string]string{"id": m.id}, heartbeatTTL)
 }
 
 func (m *Member) heartbeat() {
@@ -566,7 +566,7 @@ func (m *Member) Close() error {
 	ctx, cancel := m.g.s.ctx()
 	defer cancel()
 	err := m.giveBack(ctx, m.take(all))
-	if err2 := m.g.s.kvPurge(ctx, m.g.key("l", "*", escapeToken(m.id))); err == nil {
+	if err2 := m.g.s.kvPurge(ctx, m.g.key("l", "*", keyToken(m.id))); err == nil {
 		err = err2
 	}
 	return err
@@ -646,7 +646,7 @@ func (m *Member) writeHeld(ctx context.Context) error {
 	}
 	m.dirty = false
 	m.mu.Unlock()
-	return m.g.s.kvPutJSON(ctx, m.g.key("l", "h", escapeToken(m.id)), rec, 0)
+	return m.g.s.kvPutJSON(ctx, m.g.key("l", "h", keyToken(m.id)), rec, 0)
 }
 
 // leaseRetries leases retried events: waiting ones whose backoff is

@@ -141,7 +141,7 @@ func (g *Group) Status(ctx context.Context) (log.GroupStatus, error) {
 	// delivered again.
 	for _, id := range v.lv.held {
 		var held map[string]heldEntry
-		if _, ok, err := s.kvGetJSON(ctx, g.key("l", "h", escapeToken(id)), &held); err != nil {
+		if _, ok, err := s.kvGetJSON(ctx, g.key("l", "h", keyToken(id)), &held); err != nil {
 			return out, err
 		} else if ok {
 			out.Leased += len(held)
