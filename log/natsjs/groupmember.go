@@ -25,10 +25,13 @@ const (
 	// go to the others at their next lease (CLI.md: at most 5 s).
 	heartbeatEvery = time.Second
 	heartbeatTTL   = 3 * time.Second
-	// pullWait is how long a pull waits on a partition whose event is
-	// held by another member before it gives up: partitions are asked
-	// at once, so a lease pays it once, not per partition.
-	pullWait = 2 * time.Millisecond
+	// pullWait is how long a pull waits on a partition whose one event
+	// is out (held, or waiting out a nack's backoff) before the server
+	// ends it: partitions are asked at once, so a lease pays it once,
+	// and only when a partition it asks is busy (partitions that live
+	// members hold, by their held records, are not asked). It also
+	// bounds how long a due redelivery may take to arrive.
+	pullWait = 20 * time.Millisecond
 	// waitTick bounds Wait: the server redelivers expired and backed-off
 	// events without a message anyone could watch.
 	waitTick = 500 * time.Millisecond
@@ -725,7 +728,7 @@ func (m *Member) leaseRetries(ctx context.Context, lv *live, n int, out []log.De
 func (m *Member) leaseNew(ctx context.Context, lv *live, n int, out []log.Delivery) ([]log.Delivery, error) {
 	g, s := m.g, m.g.s
 	want := n - len(out)
-	mine := map[int]bool{}
+	mine := map[int]bool{} // partitions held: by this member, then by others
 	m.mu.Lock()
 	for _, l := range m.held {
 		if !l.retry {
@@ -733,6 +736,22 @@ func (m *Member) leaseNew(ctx context.Context, lv *live, n int, out []log.Delive
 		}
 	}
 	m.mu.Unlock()
+	// Partitions other live members hold (from their held records) are
+	// not asked: a pull on one would wait out pullWait for nothing.
+	for _, id := range lv.held {
+		if id == m.id || !lv.members[id] || g.parts == 1 {
+			continue
+		}
+		var held map[string]heldEntry
+		if _, _, err := s.kvGetJSON(ctx, g.key("l", "h", keyToken(id)), &held); err != nil {
+			return nil, err
+		}
+		for _, e := range held {
+			if cons, _, _, _, ok := parseAckReply(e.Reply); ok {
+				mine[partitionOfConsumer(cons)] = true
+			}
+		}
+	}
 	var probe []int
 	for i := range g.parts {
 		if g.parts == 1 || !mine[i] {
@@ -809,6 +828,9 @@ func (m *Member) leaseNew(ctx context.Context, lv *live, n int, out []log.Delive
 		}
 		for i := range again {
 			probe = append(probe, i)
+		}
+		if g.parts == 1 && len(got) > 0 && len(probe) == 0 {
+			probe = append(probe, 0) // the pull may have ended early: ask again until it comes back empty
 		}
 		sort.Ints(probe)
 	}
