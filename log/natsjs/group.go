@@ -17,11 +17,12 @@ import (
 	"github.com/evtdev/evt/log"
 )
 
-// Consumer groups on JetStream. The package doc lists every mapping; in
-// short: a group is P durable pull consumers on the JetStream stream,
-// and what JetStream does not keep (parked events, retried events,
-// members, held leases, manual-ack reply subjects, failed deliveries,
-// deferred resets) lives in the meta KV bucket under g.<group>.
+// Consumer groups on JetStream. The package doc ("Consumer groups")
+// lists every mapping; in short: a group is P durable pull consumers on
+// the JetStream stream, and what JetStream does not keep (parked events,
+// retried events, members, held leases, manual-ack reply subjects,
+// failed deliveries, deferred resets) lives in the meta KV bucket under
+// g.<group>.
 
 // DefaultPartitions is how many partition consumers a group with
 // ordering "stream" gets when its config says 0.
