@@ -64,7 +64,7 @@
 //   - Ordering "none": one consumer, MaxAckPending 20000.
 //   - Lease: one no-wait pull of one message per partition that no live
 //     member holds (the held records below say which), all sent at once
-//     and each ended by the server within 20 ms; what comes is sorted by
+//     and each ended by the server within 50 ms; what comes is sorted by
 //     position, the first n handed out and the rest given back (a plain
 //     nak, not counted). Retried events go first. Events of other types
 //     (Types), markers and messages not evt's are acked and skipped.

@@ -162,6 +162,58 @@ func (s *Store) ackReplies(ctx context.Context, replies []string, body []byte) e
 	return nil
 }
 
+// consumerInfos reads the state of several consumers, the requests sent
+// at once; a consumer that is gone is ErrNotFound.
+func (s *Store) consumerInfos(ctx context.Context, names []string) ([]*consumerState, error) {
+	inbox := s.nc.NewInbox()
+	ch := make(chan *nats.Msg, len(names))
+	sub, err := s.nc.ChanSubscribe(inbox+".*", ch)
+	if err != nil {
+		return nil, fmt.Errorf("nats: %w", err)
+	}
+	defer sub.Unsubscribe()
+	for i, name := range names {
+		if err := s.nc.PublishMsg(&nats.Msg{Subject: s.api + "CONSUMER.INFO." + s.name + "." + name, Reply: inbox + "." + strconv.Itoa(i)}); err != nil {
+			return nil, fmt.Errorf("nats: %w", err)
+		}
+	}
+	out := make([]*consumerState, len(names))
+	timer := time.NewTimer(s.opts.Timeout)
+	defer timer.Stop()
+	for left := len(names); left > 0; {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-timer.C:
+			return nil, s.wrap("read the group's consumers", context.DeadlineExceeded)
+		case m := <-ch:
+			i, err := strconv.Atoi(m.Subject[len(inbox)+1:])
+			if err != nil || i >= len(out) || out[i] != nil {
+				continue
+			}
+			var resp struct {
+				apiResponse
+				consumerState
+			}
+			if len(m.Data) == 0 {
+				return nil, fmt.Errorf("%w: consumer %s (JetStream gave no answer)", log.ErrNotFound, names[i])
+			}
+			if err := json.Unmarshal(m.Data, &resp); err != nil {
+				return nil, fmt.Errorf("nats: bad answer from the server: %w", err)
+			}
+			if resp.Error != nil {
+				if resp.Error.ErrCode == errConsumerNotFound || resp.Error.ErrCode == errStreamNotFound {
+					return nil, fmt.Errorf("%w: consumer %s", log.ErrNotFound, names[i])
+				}
+				return nil, s.wrap("read consumer "+names[i], resp.Error)
+			}
+			out[i] = &resp.consumerState
+			left--
+		}
+	}
+	return out, nil
+}
+
 // delivered is one message a pull handed out.
 type delivered struct {
 	consumer  string
@@ -207,16 +259,21 @@ type pullReq struct {
 // pull sends every request at once and gathers what they deliver: each
 // request takes what is there now, waits at most wait for a message that
 // is due (a partition whose one event is held waits that long), and ends
-// with the server's status. A consumer that is gone is ErrNotFound.
-func (s *Store) pull(ctx context.Context, reqs []pullReq, wait time.Duration) ([]delivered, error) {
+// with the server's status. idle lists the consumers whose request
+// brought nothing. A consumer that is gone is ErrNotFound.
+func (s *Store) pull(ctx context.Context, reqs []pullReq, wait time.Duration) (out []delivered, idle []string, err error) {
 	if len(reqs) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	inbox := s.nc.NewInbox()
-	ch := make(chan *nats.Msg, 64)
+	room := len(reqs) // every message asked for, and each request's status, fit
+	for _, r := range reqs {
+		room += r.batch
+	}
+	ch := make(chan *nats.Msg, room)
 	sub, err := s.nc.ChanSubscribe(inbox+".*", ch)
 	if err != nil {
-		return nil, fmt.Errorf("nats: %w", err)
+		return nil, nil, fmt.Errorf("nats: %w", err)
 	}
 	defer sub.Unsubscribe()
 	open := map[string]int{}          // reply token → messages still wanted
@@ -227,18 +284,17 @@ func (s *Store) pull(ctx context.Context, reqs []pullReq, wait time.Duration) ([
 		open[tok] = r.batch
 		byConsumer[r.consumer] = tok
 		if err := s.nc.PublishMsg(&nats.Msg{Subject: s.api + "CONSUMER.MSG.NEXT." + s.name + "." + r.consumer, Reply: inbox + "." + tok, Data: body}); err != nil {
-			return nil, fmt.Errorf("nats: pull: %w", err)
+			return nil, nil, fmt.Errorf("nats: pull: %w", err)
 		}
 	}
 	timer := time.NewTimer(wait + s.opts.Timeout)
 	defer timer.Stop()
-	var out []delivered
 	for len(open) > 0 {
 		select {
 		case <-ctx.Done():
-			return out, ctx.Err()
+			return out, idle, ctx.Err()
 		case <-timer.C:
-			return out, nil // a request the server never ended: what came is what there is
+			return out, idle, nil // a request the server never ended: what came is what there is
 		case m := <-ch:
 			if status := m.Header.Get("Status"); status != "" && len(m.Data) == 0 {
 				// A status comes to the request's own reply subject.
@@ -246,10 +302,13 @@ func (s *Store) pull(ctx context.Context, reqs []pullReq, wait time.Duration) ([
 				if _, open2 := open[tok]; !ok || !open2 {
 					continue
 				}
+				i, _ := strconv.Atoi(tok)
+				if open[tok] == reqs[i].batch {
+					idle = append(idle, reqs[i].consumer)
+				}
 				delete(open, tok)
 				if status == "503" {
-					i, _ := strconv.Atoi(tok)
-					return out, fmt.Errorf("%w: consumer %s (the group was removed)", log.ErrNotFound, reqs[i].consumer)
+					return out, idle, fmt.Errorf("%w: consumer %s (the group was removed)", log.ErrNotFound, reqs[i].consumer)
 				}
 				continue
 			}
@@ -272,5 +331,5 @@ func (s *Store) pull(ctx context.Context, reqs []pullReq, wait time.Duration) ([
 			}
 		}
 	}
-	return out, nil
+	return out, idle, nil
 }

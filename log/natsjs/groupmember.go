@@ -31,7 +31,7 @@ const (
 	// and only when a partition it asks is busy (partitions that live
 	// members hold, by their held records, are not asked). It also
 	// bounds how long a due redelivery may take to arrive.
-	pullWait = 20 * time.Millisecond
+	pullWait = 50 * time.Millisecond
 	// waitTick bounds Wait: the server redelivers expired and backed-off
 	// events without a message anyone could watch.
 	waitTick = 500 * time.Millisecond
@@ -96,6 +96,14 @@ type live struct {
 	held    []string        // members with a held record
 	retries []uint64
 	resets  map[int]bool
+	epoch   uint64 // the newest stir (see stirAll)
+}
+
+// stirAll tells every member that partitions may have events again that
+// no message shows (a consumer reset): a key l.q.e.<ns> that lives a few
+// seconds, past the next heartbeat's stir.
+func (g *Group) stirAll(ctx context.Context) error {
+	return g.s.kvPutJSON(ctx, g.key("l", "q", "e", strconv.FormatInt(time.Now().UnixNano(), 10)), struct{}{}, heartbeatTTL)
 }
 
 // live lists the group's l.> keys (one request).
@@ -120,6 +128,10 @@ func (g *Group) live(ctx context.Context) (*live, error) {
 			if p, err := strconv.ParseUint(rest[4:], 10, 64); err == nil {
 				lv.retries = append(lv.retries, p)
 			}
+		case strings.HasPrefix(rest, "q.e."):
+			if e, err := strconv.ParseUint(rest[4:], 10, 64); err == nil {
+				lv.epoch = max(lv.epoch, e)
+			}
 		case strings.HasPrefix(rest, "q.x."):
 			if i, err := strconv.Atoi(rest[4:]); err == nil {
 				lv.resets[i] = true
@@ -141,7 +153,10 @@ func (g *Group) applyReset(ctx context.Context, i int) (bool, error) {
 	if err := g.s.resetConsumer(ctx, g.names[i], r.To); err != nil {
 		return false, err
 	}
-	return true, g.s.kvPurge(ctx, g.key("l", "q", "x", strconv.Itoa(i)))
+	if err := g.s.kvPurge(ctx, g.key("l", "q", "x", strconv.Itoa(i))); err != nil {
+		return false, err
+	}
+	return true, g.stirAll(ctx)
 }
 
 // park records an event the group gives up on.
@@ -209,6 +224,15 @@ type Member struct {
 	held    map[uint64]*lease // the leases this member answers for
 	dirty   bool              // held changed since the held record was written
 	backoff []time.Time       // when this member's nacks' backoffs end
+	// quiet holds the partitions whose last pull found nothing: leases
+	// skip them until an append to one of their subjects, an answer on
+	// their ack subjects (seen by Wait's subscriptions) or the next
+	// heartbeat (the server's own redeliveries send no message).
+	quiet map[int]bool
+	epoch uint64 // the newest stir seen (Group.stirAll)
+	// backoffPart is when this member's nack's backoff ends, by
+	// partition: a lease does not ask a partition before.
+	backoffPart map[int]time.Time
 
 	wake chan struct{}
 	subs []*nats.Subscription
@@ -257,7 +281,7 @@ func (g *Group) Join(ctx context.Context, opts log.MemberOptions) (log.Member, e
 	if _, err := g.s.consumerInfo(ctx, g.names[0]); err != nil {
 		return nil, err
 	}
-	m := &Member{g: g, id: memberID(), manual: opts.ManualAck, held: map[uint64]*lease{},
+	m := &Member{g: g, id: memberID(), manual: opts.ManualAck, held: map[uint64]*lease{}, backoffPart: map[int]time.Time{}, quiet: map[int]bool{},
 		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	if err := m.beat(ctx); err != nil {
 		return nil, err
@@ -266,7 +290,8 @@ func (g *Group) Join(ctx context.Context, opts log.MemberOptions) (log.Member, e
 	// (another member's ack may free a partition) and on retries and
 	// resets. Subscribed before the first lease: what happens between a
 	// lease that found nothing and the Wait after it wakes the Wait.
-	notify := func(*nats.Msg) {
+	notify := func(msg *nats.Msg) {
+		m.stir(msg.Subject)
 		select {
 		case m.wake <- struct{}{}:
 		default:
@@ -288,6 +313,28 @@ func (g *Group) Join(ctx context.Context, opts log.MemberOptions) (log.Member, e
 	return m, nil
 }
 
+// stir forgets that a partition was quiet when a message on subject
+// (an append, or an answer to one of the group's deliveries) may have
+// changed it; a subject it cannot place stirs every partition.
+func (m *Member) stir(subject string) {
+	g := m.g
+	part := -1
+	if strings.HasPrefix(subject, "$JS.ACK.") {
+		if cons, _, _, _, ok := parseAckReply(subject); ok {
+			part = partitionOfConsumer(cons)
+		}
+	} else if stream := g.s.streamOf(subject); stream != "" {
+		part = partitionOf(stream, g.parts)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if part < 0 {
+		clear(m.quiet)
+		return
+	}
+	delete(m.quiet, part)
+}
+
 func (m *Member) beat(ctx context.Context) error {
 	return m.g.s.kvPutJSON(ctx, m.g.key("l", "m", keyToken(m.id)), map[string]string{"id": m.id}, heartbeatTTL)
 }
@@ -304,6 +351,9 @@ func (m *Member) heartbeat() {
 			ctx, cancel := m.g.s.ctx()
 			m.beat(ctx) // a missed beat is retried in a second; three in a row and others take this member for dead
 			cancel()
+			m.mu.Lock()
+			clear(m.quiet) // the server may have redelivered an expired lease there
+			m.mu.Unlock()
 		}
 	}
 }
@@ -474,6 +524,7 @@ func (m *Member) Nack(ctx context.Context, p uint64, reason string) error {
 	}
 	m.mu.Lock()
 	m.backoff = append(m.backoff, time.Now().Add(delay+5*time.Millisecond))
+	m.backoffPart[l.part] = time.Now().Add(delay)
 	m.mu.Unlock()
 	return nil
 }
@@ -752,6 +803,20 @@ func (m *Member) leaseNew(ctx context.Context, lv *live, n int, out []log.Delive
 			}
 		}
 	}
+	m.mu.Lock()
+	if lv.epoch > m.epoch {
+		m.epoch = lv.epoch
+		clear(m.quiet)
+	}
+	now := time.Now()
+	for i, t := range m.backoffPart {
+		if now.Before(t) {
+			mine[i] = true // this member's nack is waiting out its backoff there
+		} else {
+			delete(m.backoffPart, i)
+		}
+	}
+	m.mu.Unlock()
 	var probe []int
 	for i := range g.parts {
 		if g.parts == 1 || !mine[i] {
@@ -761,6 +826,21 @@ func (m *Member) leaseNew(ctx context.Context, lv *live, n int, out []log.Delive
 	start := time.Now() // before the pulls: the server's ack wait starts later
 	var cands []candidate
 	for round := 0; round < 16 && len(probe) > 0 && len(cands) < want; round++ {
+		// Partitions that came back empty are not asked again until
+		// something may have changed there (see quiet): a pull that
+		// finds nothing waits out pullWait.
+		m.mu.Lock()
+		kept := probe[:0]
+		for _, i := range probe {
+			if !m.quiet[i] {
+				kept = append(kept, i)
+			}
+		}
+		m.mu.Unlock()
+		probe = kept
+		if len(probe) == 0 {
+			break
+		}
 		var reqs []pullReq
 		for _, i := range probe {
 			b := 1
@@ -769,7 +849,7 @@ func (m *Member) leaseNew(ctx context.Context, lv *live, n int, out []log.Delive
 			}
 			reqs = append(reqs, pullReq{consumer: g.names[i], batch: b})
 		}
-		got, err := s.pull(ctx, reqs, pullWait)
+		got, idle, err := s.pull(ctx, reqs, pullWait)
 		if err != nil {
 			m.giveBackDelivered(ctx, got)
 			for _, c := range cands {
@@ -777,9 +857,15 @@ func (m *Member) leaseNew(ctx context.Context, lv *live, n int, out []log.Delive
 			}
 			return nil, err
 		}
+		m.mu.Lock()
+		for _, c := range idle {
+			m.quiet[partitionOfConsumer(c)] = true
+		}
+		m.mu.Unlock()
 		probe = probe[:0]
 		again := map[int]bool{}
 		var skip, term []string
+		var failed map[uint64]bool // positions with a failure record, listed once if needed
 		for _, d := range got {
 			part := partitionOfConsumer(d.consumer)
 			if lv.resets[part] && g.parts > 1 {
@@ -802,7 +888,19 @@ func (m *Member) leaseNew(ctx context.Context, lv *live, n int, out []log.Delive
 				continue
 			}
 			c := candidate{d: d, e: e, count: 1}
-			if d.count > 1 {
+			if d.count > 1 && failed == nil {
+				keys, err := s.kvKeys(ctx, g.key("f", ">"))
+				if err != nil {
+					return nil, err
+				}
+				failed = map[uint64]bool{}
+				for _, k := range keys {
+					if p, err := strconv.ParseUint(k[strings.LastIndexByte(k, '.')+1:], 10, 64); err == nil {
+						failed[p] = true
+					}
+				}
+			}
+			if d.count > 1 && failed[d.seq] {
 				var f failRec
 				if _, ok, err := s.kvGetJSON(ctx, g.key("f", posKey(d.seq)), &f); err != nil {
 					return nil, err

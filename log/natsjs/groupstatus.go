@@ -342,7 +342,7 @@ func (g *Group) Reset(ctx context.Context, p uint64, dryRun bool) (log.ResetResu
 			}
 		}
 	}
-	return res, nil
+	return res, g.stirAll(ctx)
 }
 
 // Ack answers manual-ack leases from any process (log.Group): the
