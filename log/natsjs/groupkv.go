@@ -219,7 +219,8 @@ type delivered struct {
 	consumer  string
 	reply     string
 	seq       uint64
-	count     int // the server's delivery count
+	count     int    // the server's delivery count
+	pending   uint64 // what the consumer has left after it
 	subject   string
 	header    nats.Header
 	data      []byte
@@ -230,6 +231,20 @@ type delivered struct {
 // $JS.ACK.<stream>.<consumer>.<count>.<sseq>.<cseq>.<ts>.<pending>, or
 // with domain and account hash after $JS.ACK.
 func parseAckReply(reply string) (consumer string, count int, seq uint64, ts time.Time, ok bool) {
+	a, ok := parseAck(reply)
+	return a.consumer, a.count, a.seq, a.ts, ok
+}
+
+// ackInfo is what an ack subject says of its delivery.
+type ackInfo struct {
+	consumer string
+	count    int
+	seq      uint64
+	ts       time.Time
+	pending  uint64 // messages the consumer has left after this one
+}
+
+func parseAck(reply string) (ackInfo, bool) {
 	t := strings.Split(reply, ".")
 	off := 0
 	switch {
@@ -238,16 +253,16 @@ func parseAckReply(reply string) (consumer string, count int, seq uint64, ts tim
 	case len(t) >= 11:
 		off = 4
 	default:
-		return "", 0, 0, time.Time{}, false
+		return ackInfo{}, false
 	}
-	consumer = t[off+1]
 	c, err1 := strconv.Atoi(t[off+2])
 	sq, err2 := strconv.ParseUint(t[off+3], 10, 64)
 	ns, err3 := strconv.ParseInt(t[off+5], 10, 64)
-	if err1 != nil || err2 != nil || err3 != nil {
-		return "", 0, 0, time.Time{}, false
+	pending, err4 := strconv.ParseUint(t[off+6], 10, 64)
+	if err1 != nil || err2 != nil || err3 != nil || err4 != nil {
+		return ackInfo{}, false
 	}
-	return consumer, c, sq, time.Unix(0, ns), true
+	return ackInfo{consumer: t[off+1], count: c, seq: sq, ts: time.Unix(0, ns), pending: pending}, true
 }
 
 // pullReq asks one consumer for up to batch messages.
@@ -314,16 +329,17 @@ func (s *Store) pull(ctx context.Context, reqs []pullReq, wait time.Duration) (o
 			}
 			// A message keeps its own subject: its consumer tells the
 			// request (one per consumer).
-			cons, count, seq, ts, ok := parseAckReply(m.Reply)
+			a, ok := parseAck(m.Reply)
 			if !ok {
 				continue
 			}
+			cons := a.consumer
 			tok := byConsumer[cons]
 			left, ok := open[tok]
 			if !ok {
 				continue
 			}
-			out = append(out, delivered{consumer: cons, reply: m.Reply, seq: seq, count: count, subject: m.Subject, header: m.Header, data: m.Data, timestamp: ts})
+			out = append(out, delivered{consumer: cons, reply: m.Reply, seq: a.seq, count: a.count, pending: a.pending, subject: m.Subject, header: m.Header, data: m.Data, timestamp: a.ts})
 			if left--; left == 0 {
 				delete(open, tok)
 			} else {

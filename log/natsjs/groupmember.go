@@ -1,6 +1,7 @@
 package natsjs
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -229,7 +230,14 @@ type Member struct {
 	// their ack subjects (seen by Wait's subscriptions) or the next
 	// heartbeat (the server's own redeliveries send no message).
 	quiet map[int]bool
-	epoch uint64 // the newest stir seen (Group.stirAll)
+	// drained holds the partitions whose last delivery said nothing was
+	// left after it: asked again only after an append or a nak there.
+	drained map[int]bool
+	epoch   uint64 // the newest stir seen (Group.stirAll)
+	// peek is, by partition, the position of the event this member last
+	// gave back there unhandled (a lease's surplus): a lower bound of
+	// the partition's head (see leaseNew).
+	peek map[int]uint64
 	// backoffPart is when this member's nack's backoff ends, by
 	// partition: a lease does not ask a partition before.
 	backoffPart map[int]time.Time
@@ -281,7 +289,7 @@ func (g *Group) Join(ctx context.Context, opts log.MemberOptions) (log.Member, e
 	if _, err := g.s.consumerInfo(ctx, g.names[0]); err != nil {
 		return nil, err
 	}
-	m := &Member{g: g, id: memberID(), manual: opts.ManualAck, held: map[uint64]*lease{}, backoffPart: map[int]time.Time{}, quiet: map[int]bool{},
+	m := &Member{g: g, id: memberID(), manual: opts.ManualAck, held: map[uint64]*lease{}, backoffPart: map[int]time.Time{}, quiet: map[int]bool{}, drained: map[int]bool{}, peek: map[int]uint64{},
 		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	if err := m.beat(ctx); err != nil {
 		return nil, err
@@ -291,7 +299,7 @@ func (g *Group) Join(ctx context.Context, opts log.MemberOptions) (log.Member, e
 	// resets. Subscribed before the first lease: what happens between a
 	// lease that found nothing and the Wait after it wakes the Wait.
 	notify := func(msg *nats.Msg) {
-		m.stir(msg.Subject)
+		m.stir(msg.Subject, msg.Data)
 		select {
 		case m.wake <- struct{}{}:
 		default:
@@ -314,14 +322,16 @@ func (g *Group) Join(ctx context.Context, opts log.MemberOptions) (log.Member, e
 }
 
 // stir forgets that a partition was quiet when a message on subject
-// (an append, or an answer to one of the group's deliveries) may have
-// changed it; a subject it cannot place stirs every partition.
-func (m *Member) stir(subject string) {
+// may have changed it: an append there (new events), any answer on its
+// ack subjects (another member's ack frees it; a nak, the only answer
+// that puts an event back, also ends drained); a subject it cannot
+// place (a retry, a reset) stirs every partition.
+func (m *Member) stir(subject string, body []byte) {
 	g := m.g
-	part := -1
+	part, nak := -1, true
 	if strings.HasPrefix(subject, "$JS.ACK.") {
 		if cons, _, _, _, ok := parseAckReply(subject); ok {
-			part = partitionOfConsumer(cons)
+			part, nak = partitionOfConsumer(cons), bytes.HasPrefix(body, []byte("-NAK"))
 		}
 	} else if stream := g.s.streamOf(subject); stream != "" {
 		part = partitionOf(stream, g.parts)
@@ -330,9 +340,13 @@ func (m *Member) stir(subject string) {
 	defer m.mu.Unlock()
 	if part < 0 {
 		clear(m.quiet)
+		clear(m.drained)
 		return
 	}
 	delete(m.quiet, part)
+	if nak {
+		delete(m.drained, part)
+	}
 }
 
 func (m *Member) beat(ctx context.Context) error {
@@ -353,6 +367,8 @@ func (m *Member) heartbeat() {
 			cancel()
 			m.mu.Lock()
 			clear(m.quiet) // the server may have redelivered an expired lease there
+			clear(m.drained)
+			clear(m.peek)
 			m.mu.Unlock()
 		}
 	}
@@ -431,6 +447,10 @@ func (m *Member) ack(ctx context.Context, lv *live, ls []*lease) error {
 			if !applied {
 				replies = append(replies, l.reply)
 			}
+			m.mu.Lock()
+			delete(m.drained, l.part) // the reset put its events back
+			delete(m.quiet, l.part)
+			m.mu.Unlock()
 		default:
 			replies = append(replies, l.reply)
 		}
@@ -807,6 +827,8 @@ func (m *Member) leaseNew(ctx context.Context, lv *live, n int, out []log.Delive
 	if lv.epoch > m.epoch {
 		m.epoch = lv.epoch
 		clear(m.quiet)
+		clear(m.drained)
+		clear(m.peek)
 	}
 	now := time.Now()
 	for i, t := range m.backoffPart {
@@ -823,16 +845,39 @@ func (m *Member) leaseNew(ctx context.Context, lv *live, n int, out []log.Delive
 			probe = append(probe, i)
 		}
 	}
+	// A partition this member gave back an event of (surplus) has that
+	// event as its head, or a later one: its position is a lower bound.
+	// Such partitions are asked only while they may hold one of the n
+	// lowest, so a lease of one does not pull every partition each time.
+	var known []int
+	peek := map[int]uint64{}
+	if g.parts > 1 {
+		m.mu.Lock()
+		var unknown []int
+		for _, i := range probe {
+			if p, ok := m.peek[i]; ok {
+				known = append(known, i)
+				peek[i] = p
+			} else {
+				unknown = append(unknown, i)
+			}
+		}
+		m.mu.Unlock()
+		sort.Slice(known, func(a, b int) bool { return peek[known[a]] < peek[known[b]] })
+		take := min(want, len(known))
+		probe = append(unknown, known[:take]...)
+		known = known[take:]
+	}
 	start := time.Now() // before the pulls: the server's ack wait starts later
 	var cands []candidate
-	for round := 0; round < 16 && len(probe) > 0 && len(cands) < want; round++ {
+	for round := 0; round < 32 && len(probe) > 0 && (g.parts > 1 || len(cands) < want); round++ {
 		// Partitions that came back empty are not asked again until
 		// something may have changed there (see quiet): a pull that
 		// finds nothing waits out pullWait.
 		m.mu.Lock()
 		kept := probe[:0]
 		for _, i := range probe {
-			if !m.quiet[i] {
+			if !m.quiet[i] && !m.drained[i] {
 				kept = append(kept, i)
 			}
 		}
@@ -860,6 +905,12 @@ func (m *Member) leaseNew(ctx context.Context, lv *live, n int, out []log.Delive
 		m.mu.Lock()
 		for _, c := range idle {
 			m.quiet[partitionOfConsumer(c)] = true
+			delete(m.peek, partitionOfConsumer(c))
+		}
+		for _, d := range got {
+			if d.pending == 0 && g.parts > 1 {
+				m.drained[partitionOfConsumer(d.consumer)] = true
+			}
 		}
 		m.mu.Unlock()
 		probe = probe[:0]
@@ -877,6 +928,10 @@ func (m *Member) leaseNew(ctx context.Context, lv *live, n int, out []log.Delive
 					return nil, err
 				}
 				if applied {
+					m.mu.Lock()
+					delete(m.drained, part) // the reset put its events back
+					delete(m.quiet, part)
+					m.mu.Unlock()
 					again[part] = true
 					continue
 				}
@@ -930,6 +985,19 @@ func (m *Member) leaseNew(ctx context.Context, lv *live, n int, out []log.Delive
 		if g.parts == 1 && len(got) > 0 && len(probe) == 0 {
 			probe = append(probe, 0) // the pull may have ended early: ask again until it comes back empty
 		}
+		if g.parts > 1 {
+			// Ask the known partitions that may still hold one of the
+			// n lowest: below the n-th candidate, or while there are
+			// fewer than n.
+			sort.Slice(cands, func(i, j int) bool { return cands[i].d.seq < cands[j].d.seq })
+			for len(known) > 0 {
+				if len(cands)+len(probe) >= want && (len(cands) < want || peek[known[0]] >= cands[want-1].d.seq) {
+					break
+				}
+				probe = append(probe, known[0])
+				known = known[1:]
+			}
+		}
 		sort.Ints(probe)
 	}
 	sort.Slice(cands, func(i, j int) bool { return cands[i].d.seq < cands[j].d.seq })
@@ -941,8 +1009,18 @@ func (m *Member) leaseNew(ctx context.Context, lv *live, n int, out []log.Delive
 		if err := s.ackReplies(ctx, surplus, []byte("-NAK")); err != nil {
 			return nil, err
 		}
+		m.mu.Lock()
+		for _, c := range cands[want:] {
+			m.peek[partitionOfConsumer(c.d.consumer)] = c.d.seq
+		}
+		m.mu.Unlock()
 		cands = cands[:want]
 	}
+	m.mu.Lock()
+	for _, c := range cands {
+		delete(m.peek, partitionOfConsumer(c.d.consumer))
+	}
+	m.mu.Unlock()
 	deadline := start.Add(g.cfg.AckWait)
 	for _, c := range cands {
 		part := partitionOfConsumer(c.d.consumer)
