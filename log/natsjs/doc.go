@@ -64,9 +64,12 @@
 //   - Ordering "none": one consumer, MaxAckPending 20000.
 //   - Lease: one no-wait pull of one message per partition that no live
 //     member holds (the held records below say which) and whose last
-//     pull was not empty (a pull on an empty partition waits out its
-//     expiry; an append there, an answer on its ack subjects, a reset or
-//     the next heartbeat makes it worth asking again), all sent at once
+//     pull was not empty nor its last delivery the consumer's last (a
+//     pull on an empty partition waits out its expiry; an append there,
+//     an answer on its ack subjects, a reset or the next heartbeat makes
+//     it worth asking again), and, of partitions whose head the member
+//     knows (an event it gave back), only those that may hold one of the
+//     n lowest positions; all sent at once
 //     and each ended by the server within 50 ms; what comes is sorted by
 //     position, the first n handed out and the rest given back (a plain
 //     nak, not counted). Retried events go first. Events of other types
