@@ -34,8 +34,102 @@
 // position, type and time (Evt-Last, Evt-Last-Type, Evt-Last-Time).
 //
 // Position = stream sequence; an event's time is the server's time of
-// its message unless Evt-Time says otherwise. Retention rules and fold
-// snapshots live in the KV bucket EVT_<stream>_META.
+// its message unless Evt-Time says otherwise. Retention rules, fold
+// snapshots and what groups keep beside their consumers live in the KV
+// bucket EVT_<stream>_META.
+//
+// # Consumer groups
+//
+// A group is durable pull consumers on the JetStream stream; how each
+// promise of log.Group and log.Member maps onto them:
+//
+//   - Consumers: evtg_<name>_<i>, i < P (the name with every byte but
+//     letters, digits and '-' as _XX). P = GroupConfig.Partitions
+//     (DefaultPartitions, 16, if 0; at most 256) for ordering "stream",
+//     1 for ordering "none" or a selection of one stream. Partition i
+//     filters the buckets b with b mod P = i, each narrowed to the
+//     selection's category when it fixes one (ROOT.<bb>.<cat>.>); a
+//     stream always falls in one partition. AckExplicit, AckWait = the
+//     group's, MaxDeliver -1 (evt parks), DeliverAll then reset to the
+//     start position (a reset may not go below a consumer's start).
+//   - Config: the GroupConfig as JSON in each consumer's Metadata
+//     (evt_group); a group exists once partition 0 exists (made last,
+//     removed first); Groups lists the consumers named evtg_*_0.
+//   - Ordering "stream": MaxAckPending 1 per partition consumer, so a
+//     stream's next event is not delivered while one before it is out,
+//     across member crashes too. Deviation: one slow or failing event
+//     holds up its partition (1/P of the streams), not its stream alone,
+//     until it is acked or parked; and chain never brings more than one
+//     event per partition (OneInFlightPerLane).
+//   - Ordering "none": one consumer, MaxAckPending 20000.
+//   - Lease: one no-wait pull of one message per partition that no live
+//     member holds (the held records below say which) and whose last
+//     pull was not empty nor its last delivery the consumer's last (a
+//     pull on an empty partition waits out its expiry; an append there,
+//     an answer on its ack subjects, a reset or the next heartbeat makes
+//     it worth asking again), and, of partitions whose head the member
+//     knows (an event it gave back), only those that may hold one of the
+//     n lowest positions; all sent at once
+//     and each ended by the server within 50 ms; what comes is sorted by
+//     position, the first n handed out and the rest given back (a plain
+//     nak, not counted). Retried events go first. Events of other types
+//     (Types), markers and messages not evt's are acked and skipped.
+//   - Deadline = the time before the pull + AckWait, so it never passes
+//     after the server's own ack wait; an answer after it is not sent
+//     (the server applies an ack to whichever delivery holds the
+//     message, so a late ack would end another member's lease).
+//   - Answers wait for the server's reply: +ACK (Ack), -NAK with evt's
+//     backoff, 200 ms doubling to 10 s (Nack), +TERM once the deliveries
+//     are used up (parking), +WPI (Renew: restarts the server's ack
+//     wait), plain -NAK (Return, Close).
+//   - Deliveries: the server's count also counts returns, so evt counts
+//     failures itself: g.<name>.f.<pos> holds the failed deliveries and
+//     the last reason, written by Nack, by the member at a lease's
+//     deadline (a lease that expires) and by the member that gives a
+//     dead member's leases back; Deliveries = failures + 1, read only
+//     when the server's count is above 1. Deviation: a member stopped
+//     (not dead) past its deadline writes no failure, so that delivery
+//     is not counted.
+//   - Parking: after MaxDeliver failures the event is +TERM'd and
+//     g.<name>.p.<pos> keeps its stream, type, deliveries and reason.
+//     Retry writes g.<name>.l.q.r.<pos>, a lease record that members
+//     take by compare-and-set before new events and answer by updating
+//     it (JetStream cannot deliver a terminated message again). A
+//     retried event does not hold up its stream's later events.
+//   - Members: HOST:PID (.N for a process's later members). A member's
+//     heartbeat g.<name>.l.m.<id> lives 3 s (a per-key TTL; the bucket
+//     gets AllowMsgTTL on first use) and is renewed every second; its
+//     held record g.<name>.l.h.<id> lists the reply subject and count of
+//     each lease, written by every lease and answer. A lease by any
+//     member gives back (nak, counted as failed) the leases of a held
+//     record whose heartbeat is gone, after claiming it by
+//     compare-and-set: a dead member's events come back 3–4 s after its
+//     last heartbeat. Wait returns on an append to the selection, an
+//     answer on the group's ack subjects, a retry or reset, or after
+//     500 ms (the server redelivers without a message to watch).
+//   - Manual ack: a manual member's lease is g.<name>.a.<pos> (reply
+//     subject, deadline; TTL the ack wait), not in its held record, so
+//     it outlives the member; Group.Ack sends +ACK to it from any
+//     process.
+//   - Reset: the consumer reset API (nats-server 2.14) on each partition,
+//     after a dry run's count of the selected events in between. A
+//     partition whose event out is at or after the new position keeps
+//     it: g.<name>.l.q.x.<i> waits, and the member or evt ack that ends
+//     that event resets the partition instead of acking (an expired or
+//     given-back one is reset by the lease it comes back to). Failure
+//     counts start again. Deviation: with ordering none the consumer is
+//     reset at once, and an event held at or after the new position may
+//     go to another member while its holder still runs it.
+//   - Status: Committed is the first selected event past its partition's
+//     ack floor, from the lowest floor (the end of the log when no
+//     partition has events out or pending); Lag is the consumers' ack
+//     pending plus their pending (exact for every stream or one stream
+//     without types; otherwise the undelivered events are counted by a
+//     headers-only scan); Oldest is the time of the first selected event
+//     at Committed or after; Leased counts the held records, manual
+//     leases and retried leases; Parked the p keys; Members the
+//     heartbeats.
+//   - RemoveGroup deletes the consumers and purges g.<name>.>.
 //
 // # Consistency
 //

@@ -15,6 +15,16 @@ import (
 // only another process can show, a member killed by SIGKILL, is tested
 // with real processes by each store's own tests and the CLI's).
 
+// OneInFlightPerLane is implemented by a store whose per-stream ordering
+// holds one event in flight per lane, with chain or without: log.Member
+// says chain *may* bring several events of one stream in one batch, and
+// such a store never does (the JetStream store: MaxAckPending 1 per
+// partition consumer). The method says why; the chain case then expects
+// the stream's first event alone.
+type OneInFlightPerLane interface {
+	OneInFlightPerLane() string
+}
+
 // groupConfig is a group over every stream, in stream order, with an
 // hour's ack wait: the tests decide when leases end.
 func groupConfig(name string) log.GroupConfig {
@@ -220,7 +230,14 @@ func testGroupOrdering(e *env) {
 	if err := m2.Return(ctx, 2); err != nil {
 		t.Fatal(err)
 	}
-	wantLeased(t, "with chain, once a-1 is free", e.lease(m2, 10, true), "2", "4")
+	chained := []string{"2", "4"}
+	if one, ok := e.s.(OneInFlightPerLane); ok {
+		// Not a weaker promise: chain lets a store hand several events
+		// of a stream at once, and this one cannot.
+		t.Logf("with chain, a stream's next event still waits for its lane: %s", one.OneInFlightPerLane())
+		chained = chained[:1]
+	}
+	wantLeased(t, "with chain, once a-1 is free", e.lease(m2, 10, true), chained...)
 
 	// Ordering none hands every event out at once.
 	n := e.group(func() log.GroupConfig { c := groupConfig("n"); c.Ordering = "none"; return c }(), 1)
