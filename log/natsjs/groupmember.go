@@ -1047,3 +1047,8 @@ func (m *Member) giveBackDelivered(ctx context.Context, ds []delivered) {
 	}
 	m.g.s.ackReplies(ctx, replies, []byte("-NAK"))
 }
+
+// Skipped is always 0 on a nats store: retention here is a view of
+// max-age and max-count over the stream, and the events a group skips
+// because of it are not counted yet (GroupStatus.Skipped is 0 too).
+func (m *Member) Skipped() uint64 { return 0 }
