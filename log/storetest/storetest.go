@@ -23,6 +23,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -76,6 +77,15 @@ func Run(t *testing.T, open Open) {
 	t.Run("GroupSkipped", h.wrap(testGroupSkipped))
 }
 
+// KnownGaps is implemented by a store that does not yet keep some
+// promise a case checks: by case name (the last element of the subtest's
+// name), the reason. Those cases skip, saying so, so a gap is written
+// down where the suite runs instead of the suite being weakened; closing
+// one means deleting its line.
+type KnownGaps interface {
+	KnownGaps() map[string]string
+}
+
 // harness hands the tests their stores.
 type harness struct {
 	open Open
@@ -98,6 +108,11 @@ func (h *harness) wrap(fn func(e *env)) func(t *testing.T) {
 			t.Fatal("open returned no store")
 		}
 		closeAtEnd(t, s)
+		if g, ok := s.(KnownGaps); ok {
+			if why, gap := g.KnownGaps()[t.Name()[strings.LastIndexByte(t.Name(), '/')+1:]]; gap {
+				t.Skipf("a known gap of this store, not yet closed: %s", why)
+			}
+		}
 		e := &env{t: t, h: h, s: s}
 		e.another = func() log.Store {
 			t.Helper()
