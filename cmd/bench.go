@@ -143,7 +143,10 @@ func runBench(ctx context.Context, g *globalOptions, o *benchOptions, dir string
 		if len(o.Only) > 0 && !slices.Contains(o.Only, w) {
 			continue
 		}
-		bar := newProgress(g.IO, "bench "+w)
+		bar := newCountProgress(g.IO, "bench "+w, "ops")
+		if w == "bulk" {
+			bar = newProgress(g.IO, "bench "+w) // bytes of input read
+		}
 		r, err := b.run(ctx, w, bar)
 		bar.done()
 		if err != nil {

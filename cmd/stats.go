@@ -136,7 +136,7 @@ func collectStats(ctx context.Context, ios *IOStreams, s log.Store, f eventFilte
 	if err != nil {
 		return nil, err
 	}
-	bar := newProgress(ios, "stats")
+	bar := newCountProgress(ios, "stats", "events")
 	r := &eventReader{s: s, f: f, ios: ios}
 	err = r.readFrom(codec.Cursor{Kind: codec.CursorStart}, func(rec *codec.Record) error {
 		if st.events == 0 {
