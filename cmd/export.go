@@ -37,7 +37,7 @@ The output is always NDJSON, on a terminal too: -o json is the only
 format, and --jq is for evt replay. A progress bar goes to stderr when
 stderr is a terminal.`,
 		Example: `  evt export > backup.ndjson
-  evt export 'order-*' --from @2026-11-01 --to @2026-12-01 > november-orders.ndjson
+  evt export 'order-*' --from @2026-11-01 --to @2026-12-01 > nov-orders.ndjson
   evt export order-42 --from 2 --type Shipped
   evt export | evt import --dir /backup/evt`,
 		Args: cobra.MaximumNArgs(1),

@@ -14,7 +14,7 @@ var updateGolden = flag.Bool("update-golden", false, "rewrite testdata/golden/ f
 // progress bars and help at 40, 80 and 160 columns.
 func checkGolden(t *testing.T, name, got string) {
 	t.Helper()
-	path := filepath.Join("testdata", "golden", name)
+	path := filepath.Join(goldenDir, name)
 	if *updateGolden {
 		if err := os.MkdirAll(filepath.Dir(path), 0o777); err != nil {
 			t.Fatal(err)
@@ -32,6 +32,16 @@ func checkGolden(t *testing.T, name, got string) {
 		t.Errorf("%s differs (rerun with -update-golden and check the diff):\n got:\n%s\nwant:\n%s", path, got, want)
 	}
 }
+
+// goldenDir is cmd/testdata/golden, found before a test changes
+// directory (isolate).
+var goldenDir = func() string {
+	wd, err := os.Getwd()
+	if err != nil {
+		panic(err)
+	}
+	return filepath.Join(wd, "testdata", "golden")
+}()
 
 // terminalWidths are the fake terminals the golden tests draw on.
 var terminalWidths = []int{40, 80, 160}

@@ -40,7 +40,7 @@ on stderr that starts with "evt: "; stdout carries only results.
 
     3    expected-version conflict: append --expect did not match the
          stream's version, and nothing was written. Read again, retry.
-           evt append account-7 Opened --expect none      # exit 3: account-7 exists
+           evt append account-7 Opened --expect none  # exit 3: it exists
 
     4    not found: the stream, the store or the consumer group does not
          exist (tail -f waits for a missing stream instead).
@@ -53,7 +53,8 @@ on stderr that starts with "evt: "; stdout carries only results.
 
 A script that retries on a conflict:
 
-    until evt append account-7 Withdrawn '{"amount":20}' --expect "$(evt streams account-7 --jq .version)"; do
+    until v=$(evt streams account-7 --jq .version)
+          evt append account-7 Withdrawn '{"amount":20}' --expect "$v"; do
       [ $? -eq 3 ] || exit 1
     done`,
 	},
@@ -106,10 +107,10 @@ a script run again neither skips nor repeats an event.
 Examples:
 
     evt tail 'account-*' --from @-1h --type Deposited
-    evt tail account-7 --from -2                   # the last 2 events of account-7
-    evt tail order-42 --from +1                    # all but the first event of order-42
-    evt replay --from 1 --to @-1m                  # everything older than a minute
-    evt tail --from stored --group billing         # where group billing stands
+    evt tail account-7 --from -2            # the last 2 events of account-7
+    evt tail order-42 --from +1             # all but the first of order-42
+    evt replay --from 1 --to @-1m           # everything older than a minute
+    evt tail --from stored --group billing  # where group billing stands
     evt group reset billing --to @2026-11-25 --dry-run`,
 	},
 	{

@@ -96,6 +96,10 @@ func (s *IOStreams) TerminalWidth() int {
 	return 80
 }
 
+// KnownWidth is the width of stdout's terminal in columns, or 0 when it
+// is not known (a forced terminal without COLUMNS): tables fit it.
+func (s *IOStreams) KnownWidth() int { return s.width }
+
 // StderrWidth is the width of stderr's terminal in columns (where
 // progress bars go), or 80 when unknown.
 func (s *IOStreams) StderrWidth() int {

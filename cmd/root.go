@@ -176,6 +176,7 @@ consuming them between processes.`,
 	root.InitDefaultCompletionCmd()
 	registerCompletions(g, root)
 	addHelpTopics(root)
+	wrapHelp(root, ios)
 	finishCommandTree(root)
 	return root
 }
