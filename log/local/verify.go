@@ -141,7 +141,7 @@ func (s *Store) Verify(progress log.Progress) (log.Report, error) {
 				rep.Events++
 			}
 			if progress != nil && rep.Events%65536 == 0 {
-				progress(done+off, total)
+				progress(done+off, 2*total) // the log is read twice: see verifyTables
 			}
 		}
 		if err := sc.Err(); err != nil {
@@ -163,16 +163,24 @@ func (s *Store) Verify(progress log.Progress) (log.Report, error) {
 		return rep, &log.CorruptError{File: commitFile, Offset: -1, Reason: fmt.Sprintf("committed end is position %d, the segments end at %d", c.next-1, expect-1)}
 	}
 	if progress != nil {
-		progress(total, total)
+		progress(total, 2*total)
 	}
 	rep.Streams = len(streams)
-	return rep, s.verifyTables(&c, streams)
+	if err := s.verifyTables(&c, streams, progress, total); err != nil {
+		return rep, err
+	}
+	if progress != nil {
+		progress(2*total, 2*total)
+	}
+	return rep, nil
 }
 
-// verifyTables checks the heads table and the id index against the log.
+// verifyTables checks the heads table and the id index against the log,
+// which it reads a second time; progress is told that second pass as the
+// second half of 2*size bytes (its share of the positions read).
 // Entries the tables have not absorbed yet (past `applied`) are skipped:
 // a writer running concurrently, or the next one, adds them.
-func (s *Store) verifyTables(c *commitState, streams map[string]*streamCheck) error {
+func (s *Store) verifyTables(c *commitState, streams map[string]*streamCheck, progress log.Progress, size int64) error {
 	h, err := s.tables()
 	if err != nil {
 		return err
@@ -218,6 +226,9 @@ func (s *Store) verifyTables(c *commitState, streams map[string]*streamCheck) er
 	return s.iterate(1, c, func(rec *codec.Record) error {
 		if rec.Position > idApplied {
 			return errStop
+		}
+		if progress != nil && rec.Position%65536 == 0 {
+			progress(size+int64(float64(size)*float64(rec.Position)/float64(c.next)), 2*size)
 		}
 		if rec.Marker() {
 			return nil
