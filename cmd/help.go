@@ -151,9 +151,15 @@ The event envelope, as -o json prints it:
     metadata    any JSON value; left out when empty
 
 Terminals and colour: tables and colour are for a terminal on stdout.
-EVT_FORCE_TTY=1 formats as for a terminal even through a pipe (to see a
-table in less -R, or to test). Colour (bold table headers) appears only
-on a terminal and never when NO_COLOR is set to a non-empty value.
+On a terminal a table fits its width: the widest free-text columns (data,
+states, stream and type names) are cut with "…", times show milliseconds
+(-o json keeps nanoseconds), and an empty listing says so; piped, it
+prints nothing. EVT_FORCE_TTY=1 formats as for a terminal even through a
+pipe (to see a table in less -R, or to test), COLUMNS=N gives it a width.
+Colour (bold table headers) appears only on a terminal, and never when
+NO_COLOR is set to a non-empty value or TERM is dumb. Progress bars of
+long commands go to stderr when it is a terminal, and export draws none
+when its events go to that same terminal.
 
 Examples:
 

@@ -1,7 +1,10 @@
 package cmd
 
 import (
+	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -112,5 +115,43 @@ func TestHumanCount(t *testing.T) {
 		if got := shortDuration(d); got != want {
 			t.Errorf("shortDuration(%v) = %q, want %q", d, got, want)
 		}
+	}
+}
+
+// runEvtStderrTTY runs evt with stderr a fake terminal of 80 columns.
+func runEvtStderrTTY(t *testing.T, args ...string) (stdout, stderr string) {
+	t.Helper()
+	ios, _, out, errOut := newTestIOStreams()
+	ios.SetStderrTTY(true)
+	ios.SetTerminalWidth(80)
+	if code := run(context.Background(), ios, args); code != 0 {
+		t.Fatalf("evt %s: exit %d: %s", strings.Join(args, " "), code, errOut)
+	}
+	return out.String(), errOut.String()
+}
+
+// TestProgressCommands: verify, repair and import draw the one bar on a
+// terminal and erase it. (export, stats and compact move it every 65536
+// events or per segment: a store this small is done before; whether
+// export's bar stays off beside its output is TestProgressWhere's.)
+func TestProgressCommands(t *testing.T) {
+	dir := isolate(t)
+	seedStore(t)
+	if _, err := os.Stat(dir); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"verify"}, {"repair"}} {
+		_, errOut := runEvtStderrTTY(t, args...)
+		if !strings.Contains(errOut, "\r"+args[0]+" [") || !strings.HasSuffix(strings.Split(errOut, "\n")[0], "\r") {
+			t.Errorf("evt %s: no bar drawn and erased on stderr: %q", args[0], errOut)
+		}
+	}
+	code, exported, _ := runEvt(t, "export")
+	if code != 0 {
+		t.Fatal("export failed")
+	}
+	writeFile(t, filepath.Join(dir, "x.ndjson"), exported)
+	if _, errOut := runEvtStderrTTY(t, "--dir", "other", "import", "x.ndjson"); !strings.Contains(errOut, "\rimport [") {
+		t.Errorf("evt import: no bar: %q", errOut)
 	}
 }
