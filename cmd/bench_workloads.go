@@ -45,7 +45,7 @@ func (b *bench) run(ctx context.Context, workload string, bar *progress) (benchR
 	if workload != "bulk" && workload != "proc" && workload != "tail" && !b.loaded {
 		// A reading workload without bulk: load the store, untimed.
 		loading := newProgress(b.g.IO, "bench loading the store")
-		_, err := b.load(loading)
+		_, err := b.load(ctx, loading)
 		loading.done()
 		if err != nil {
 			return benchResult{}, err
@@ -53,7 +53,7 @@ func (b *bench) run(ctx context.Context, workload string, bar *progress) (benchR
 	}
 	switch workload {
 	case "bulk":
-		return b.load(bar)
+		return b.load(ctx, bar)
 	case "replay":
 		return b.replay(ctx, bar)
 	case "read":
@@ -131,7 +131,7 @@ func (b *bench) writeInput(path string, bar *progress) (int64, error) {
 
 // load is the bulk workload: `evt append < events.ndjson`, with the file
 // on stdin, so append takes its streaming path as it does from a shell.
-func (b *bench) load(bar *progress) (benchResult, error) {
+func (b *bench) load(ctx context.Context, bar *progress) (benchResult, error) {
 	path := filepath.Join(b.work, "events.ndjson")
 	gen := newCountProgress(b.g.IO, "bench generating input", "events")
 	size, err := b.writeInput(path, gen)
@@ -147,7 +147,7 @@ func (b *bench) load(bar *progress) (benchResult, error) {
 	defer f.Close()
 	stop := showReadProgress(b.g.IO, bar, f, size)
 	start := time.Now()
-	err = runAppend(b.options(f, io.Discard), &appendOptions{Expect: "any", Quiet: true}, nil)
+	err = runAppend(ctx, b.options(f, io.Discard), &appendOptions{Expect: "any", Quiet: true}, nil)
 	elapsed := time.Since(start)
 	stop()
 	if err != nil {
@@ -290,14 +290,14 @@ func (b *bench) consume(ctx context.Context, bar *progress) (benchResult, error)
 	if err != nil {
 		return benchResult{}, err
 	}
-	s, err := b.options(nil, nil).openLocal(false)
+	s, err := b.options(nil, nil).openStore(false)
 	if err != nil {
 		return benchResult{}, err
 	}
 	first, _, err := s.Bounds()
 	if err == nil {
 		// The defaults of evt group create.
-		err = s.CreateGroup(log.GroupConfig{Name: "bench", Selection: f.sel.String(), AckWait: 30 * time.Second,
+		err = s.CreateGroup(context.Background(), log.GroupConfig{Name: "bench", Selection: f.sel.String(), AckWait: 30 * time.Second,
 			MaxDeliver: 5, Ordering: "stream", Created: time.Now().UTC()}, first)
 	}
 	s.Close()
@@ -348,7 +348,7 @@ func (b *bench) proc(ctx context.Context, bar *progress) (benchResult, error) {
 // is timed from the store stamping it to the follower printing it.
 func (b *bench) tail(ctx context.Context, bar *progress) (benchResult, error) {
 	r := benchResult{workload: "tail", noRate: true}
-	s, err := b.options(nil, nil).openLocal(true) // the follower needs a store
+	s, err := b.options(nil, nil).openStore(true) // the follower needs a store
 	if err != nil {
 		return r, err
 	}
@@ -373,7 +373,7 @@ func (b *bench) tail(ctx context.Context, bar *progress) (benchResult, error) {
 	appendOpts := b.options(nil, io.Discard)
 	start := time.Now()
 	for i := range n {
-		if err := runAppend(appendOpts, &appendOptions{Expect: "any", Quiet: true}, []string{benchStream(0), "Deposited", string(b.data)}); err != nil {
+		if err := runAppend(ctx, appendOpts, &appendOptions{Expect: "any", Quiet: true}, []string{benchStream(0), "Deposited", string(b.data)}); err != nil {
 			return stop(err)
 		}
 		// The follower sends each wait before it returns, so once it is

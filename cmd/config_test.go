@@ -391,7 +391,8 @@ func TestExitCode(t *testing.T) {
 		{fmt.Errorf("open: %w", log.ErrNoStore), false, 4},
 		{&log.CorruptError{File: "s", Offset: -1, Reason: "r"}, false, 1},
 		{context.Canceled, true, 130},
-		{nil, true, 130},
+		{errors.New("write: broken pipe"), true, 130},
+		{nil, true, 0}, // finished all the same: an append past its commit point
 	}
 	for _, tt := range tests {
 		if got := exitCode(tt.err, tt.interrupted); got != tt.want {
@@ -414,16 +415,31 @@ func TestErrorLine(t *testing.T) {
 	}
 }
 
+// TestInterrupted: a cancelled context stops a command that reads it
+// (exit 130, no error line) and nothing else; one that finishes exits 0.
 func TestInterrupted(t *testing.T) {
 	isolate(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	ios, _, _, errOut := newTestIOStreams()
-	if code := run(ctx, ios, []string{"version"}); code != exitInterrupted {
-		t.Errorf("exit %d, want %d", code, exitInterrupted)
+	if code := run(ctx, ios, []string{"tail", "-f"}); code != exitInterrupted {
+		t.Errorf("tail -f: exit %d, want %d", code, exitInterrupted)
 	}
 	if errOut.Len() != 0 {
-		t.Errorf("stderr %q, want nothing", errOut)
+		t.Errorf("tail -f: stderr %q, want nothing", errOut)
+	}
+	ios, _, _, errOut = newTestIOStreams()
+	if code := run(ctx, ios, []string{"version"}); code != exitOK {
+		t.Errorf("version: exit %d, want %d (%s)", code, exitOK, errOut)
+	}
+	// An append given a done context writes nothing.
+	ios, _, _, errOut = newTestIOStreams()
+	if code := run(ctx, ios, []string{"append", "s", "T", "{}"}); code != exitInterrupted {
+		t.Errorf("append: exit %d, want %d (%s)", code, exitInterrupted, errOut)
+	}
+	ios, _, out, _ := newTestIOStreams()
+	if code := run(context.Background(), ios, []string{"streams", "-o", "json"}); code != exitOK && code != exitNotFound || out.Len() != 0 {
+		t.Errorf("after the interrupted append: streams exit %d, %q; want no stream", code, out)
 	}
 }
 

@@ -10,7 +10,6 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/evtdev/evt/log"
-	"github.com/evtdev/evt/log/local"
 )
 
 // Exit codes, as promised in CLI.md.
@@ -49,16 +48,18 @@ func asUsageError(err error) error {
 }
 
 // exitCode maps the error a command returned to the process exit code.
-// A run that a signal interrupted exits 130 whatever it returned: the
-// error is most likely the cancellation itself.
+// A run that a signal interrupted and that failed exits 130: the error is
+// most likely the cancellation itself, and a write that fails committed
+// nothing. One that succeeded all the same (an append past its commit
+// point) exits 0: CLI.md's interrupt never lies about a write.
 func exitCode(err error, interrupted bool) int {
 	var ue *usageError
 	switch {
-	case interrupted:
-		return exitInterrupted
 	case err == nil:
 		return exitOK
-	case errors.As(err, &ue), errors.Is(err, local.ErrBadName), errors.Is(err, log.ErrUnsupported):
+	case interrupted:
+		return exitInterrupted
+	case errors.As(err, &ue), errors.Is(err, log.ErrBadGroupName), errors.Is(err, log.ErrUnsupported):
 		return exitUsage
 	case errors.Is(err, log.ErrConflict):
 		return exitConflict

@@ -128,14 +128,14 @@ goes to stderr when stderr is a terminal.`,
   evt import backup.ndjson -o json`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runImport(g, o, optionalArg(args))
+			return runImport(cmd.Context(), g, o, optionalArg(args))
 		},
 	}
 	cmd.Flags().BoolVarP(&o.Quiet, "quiet", "q", false, "print no summary")
 	return cmd
 }
 
-func runImport(g *globalOptions, o *importOptions, path string) error {
+func runImport(ctx context.Context, g *globalOptions, o *importOptions, path string) error {
 	p, err := g.printer()
 	if err != nil {
 		return err
@@ -153,16 +153,17 @@ func runImport(g *globalOptions, o *importOptions, path string) error {
 		defer f.Close()
 		in = f
 	}
-	return importFrom(g, o, p, in)
+	return importFrom(ctx, g, o, p, in)
 }
 
 // importFrom appends the envelopes read from in as one batch, written to
 // the log as it is parsed (see appendStreaming). Anything but a regular
 // file is first copied to an unlinked temporary file in the store
 // directory: the append lock is held from the first parsed block to the
-// commit, and a slow pipe must not hold it.
-func importFrom(g *globalOptions, o *importOptions, p *output.Printer, in io.Reader) error {
-	s, err := g.openLocal(true)
+// commit, and a slow pipe must not hold it. ctx stops the import, with
+// nothing written, until its commit point.
+func importFrom(ctx context.Context, g *globalOptions, o *importOptions, p *output.Printer, in io.Reader) error {
+	s, err := g.openStore(true)
 	if err != nil {
 		return err
 	}
@@ -173,7 +174,11 @@ func importFrom(g *globalOptions, o *importOptions, p *output.Printer, in io.Rea
 		regular = err == nil && st.Mode().IsRegular()
 	}
 	if !regular {
-		spool, err := spoolInput(g.IO, s.Dir(), in)
+		dir := os.TempDir()
+		if d, ok := s.(log.Directory); ok {
+			dir = d.Dir() // the same file system: no copy to a small /tmp
+		}
+		spool, err := spoolInput(ctx, g.IO, dir, in)
 		if err != nil {
 			return err
 		}
@@ -189,7 +194,7 @@ func importFrom(g *globalOptions, o *importOptions, p *output.Printer, in io.Rea
 		return err
 	}
 	meter := &progressReader{r: f, bar: newProgress(g.IO, "import"), total: st.Size() - offset}
-	_, counts, err := appendStreaming(s, meter, envelopeParser(nil, true), nil, log.Expectation{}, false, true)
+	_, counts, err := appendStreaming(ctx, s, meter, envelopeParser(nil, true), nil, log.Expectation{}, false, true)
 	meter.stop()
 	if err != nil && !errors.Is(err, errNoEvents) {
 		return err
@@ -211,16 +216,30 @@ func importFrom(g *globalOptions, o *importOptions, p *output.Printer, in io.Rea
 
 // spoolInput copies in to a temporary file in dir and returns it, read
 // from its start. The file is unlinked at once, so it leaves nothing
-// behind however the process ends.
-func spoolInput(ios *IOStreams, dir string, in io.Reader) (*os.File, error) {
+// behind however the process ends. A ctx done ends the copy, even one
+// waiting for a pipe that says nothing (the reading goroutine is left to
+// the process's exit).
+func spoolInput(ctx context.Context, ios *IOStreams, dir string, in io.Reader) (*os.File, error) {
 	f, err := os.CreateTemp(dir, ".import-*")
 	if err != nil {
 		return nil, err
 	}
 	os.Remove(f.Name())
 	meter := &progressReader{r: in, bar: newProgress(ios, "import: reading")}
-	_, err = io.Copy(f, meter)
+	copied := make(chan error, 1)
+	go func() {
+		_, err := io.Copy(f, contextReader{ctx, meter})
+		copied <- err
+	}()
+	select {
+	case err = <-copied:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
 	meter.stop()
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
 	if err == nil {
 		_, err = f.Seek(0, io.SeekStart)
 	}
@@ -229,6 +248,19 @@ func spoolInput(ios *IOStreams, dir string, in io.Reader) (*os.File, error) {
 		return nil, fmt.Errorf("copy the input to %s: %w", dir, err)
 	}
 	return f, nil
+}
+
+// contextReader reads r until ctx is done.
+type contextReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c contextReader) Read(b []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(b)
 }
 
 // progressReader moves a bar as r is read: a fraction of total, or the

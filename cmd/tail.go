@@ -106,12 +106,14 @@ func runTail(ctx context.Context, g *globalOptions, o *tailOptions, f eventFilte
 		}
 	}
 	s, err := g.openStore(false)
+	waited := false // the store did not exist when tail started
 	if err != nil {
 		if errors.Is(err, log.ErrNoStore) && o.Follow {
 			// Following a store that does not exist yet: wait for it.
 			if s, err = waitForStore(ctx, g, o.Timeout); err != nil || s == nil {
 				return err // nil, nil: --timeout passed first
 			}
+			waited = true
 		} else {
 			return err
 		}
@@ -125,7 +127,7 @@ func runTail(ctx context.Context, g *globalOptions, o *tailOptions, f eventFilte
 		if o.Group == "" {
 			return usageErrorf("--from stored needs --group NAME")
 		}
-		if from, f, err = storedCursor(s, o.Group, f); err != nil {
+		if from, f, err = storedCursor(ctx, s, o.Group, f); err != nil {
 			return err
 		}
 	}
@@ -159,6 +161,14 @@ func runTail(ctx context.Context, g *globalOptions, o *tailOptions, f eventFilte
 		q.From = codec.Cursor{Kind: codec.CursorStart}
 	default:
 		q.From = codec.Cursor{Kind: codec.CursorBeforeEnd, N: o.Lines}
+	}
+	if waited && (q.From.Kind == codec.CursorEnd || q.From.Kind == codec.CursorBeforeEnd) {
+		// The end, and the last N events, were those of a log with no
+		// events when tail started: every event of the store that has
+		// appeared since was appended after that, and is new. (Resolved
+		// now, they would skip what the first writers appended while
+		// the store was being waited for.)
+		q.From = codec.Cursor{Kind: codec.CursorStart}
 	}
 	err = r.read(ctx, q, print)
 	if ferr := p.Flush(); err == nil {
@@ -195,24 +205,21 @@ func waitForStore(ctx context.Context, g *globalOptions, idle time.Duration) (lo
 
 // storedCursor turns "stored" into the group's committed position, and a
 // selection left out into the group's own.
-func storedCursor(store log.Store, name string, f eventFilter) (codec.Cursor, eventFilter, error) {
-	s, err := localOf(store)
-	if err != nil {
-		return codec.Cursor{}, f, err
-	}
-	grp, err := s.OpenGroup(name)
+func storedCursor(ctx context.Context, s log.Store, name string, f eventFilter) (codec.Cursor, eventFilter, error) {
+	grp, err := s.OpenGroup(ctx, name)
 	if err != nil {
 		return codec.Cursor{}, f, err
 	}
 	defer grp.Close()
-	st, err := grp.State()
+	committed, err := grp.Position(ctx)
 	if err != nil {
 		return codec.Cursor{}, f, err
 	}
 	if f.fromGroup {
-		if f, err = newEventFilter(selectionPattern(grp.Config.Selection), grp.Config.Types); err != nil {
+		cfg := grp.Config()
+		if f, err = newEventFilter(selectionPattern(cfg.Selection), cfg.Types); err != nil {
 			return codec.Cursor{}, f, err
 		}
 	}
-	return codec.Cursor{Kind: codec.CursorPosition, N: max(st.Committed, 1)}, f, nil
+	return codec.Cursor{Kind: codec.CursorPosition, N: max(committed, 1)}, f, nil
 }

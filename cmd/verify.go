@@ -47,7 +47,7 @@ one legitimate rewrite of a sealed segment, updates the chain.`,
 				return fmt.Errorf("verify: %w", log.ErrUnsupported)
 			}
 			bar := newProgress(g.IO, "verify")
-			rep, err := v.Verify(bar.update)
+			rep, err := v.Verify(cmd.Context(), bar.update)
 			bar.done()
 			if err != nil {
 				return err

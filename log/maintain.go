@@ -1,5 +1,7 @@
 package log
 
+import "context"
+
 // The interfaces below are what only some stores can do: a store of files
 // checks, repairs and compacts its own files and keeps a hash chain over
 // them, where a replicated server does that itself. A command finds them
@@ -11,7 +13,8 @@ type Verifier interface {
 	// Verify checks every record and every derived file; it returns the
 	// first problem as an error wrapping ErrCorrupt that names the file
 	// and offset. progress, if not nil, is told bytes done of total.
-	Verify(progress Progress) (Report, error)
+	// A ctx done stops the check soon, with an error wrapping ctx's.
+	Verify(ctx context.Context, progress Progress) (Report, error)
 }
 
 // ChainVerifier keeps and checks a hash chain over the store's sealed
@@ -36,6 +39,20 @@ type Repairer interface {
 // truncates removed.
 type Compacter interface {
 	// Compact rewrites or removes the data that holds only removed
-	// events; readers see no change.
-	Compact(progress Progress) (CompactReport, error)
+	// events; readers see no change. A ctx done stops it at the next
+	// point where everything it did so far is complete (what it
+	// reclaimed stays reclaimed, nothing is half done), with an error
+	// wrapping ctx's.
+	Compact(ctx context.Context, progress Progress) (CompactReport, error)
+}
+
+// Directory is implemented by stores kept in a directory of files.
+type Directory interface {
+	// Dir is the store's directory: where its files are (evt stats adds
+	// up their sizes), and where a command spools input that must not
+	// hold the store's lock while it trickles in.
+	Dir() string
+	// Sealed reports whether an append through this handle sealed a
+	// segment: the time to start a background compaction.
+	Sealed() bool
 }

@@ -32,9 +32,13 @@ type Store interface {
 	// retries). A stream whose events in b are all such duplicates is a
 	// retry that already succeeded: its expectation is not checked, so
 	// a retry with its original expectation succeeds. A failed expectation fails the whole batch with an error
-	// wrapping ErrConflict and stores nothing. A ctx already done stores
-	// nothing and returns its error; once writing has begun the append
-	// runs to its commit.
+	// wrapping ErrConflict and stores nothing.
+	//
+	// ctx cancels the append until its commit point (see Committing):
+	// a ctx done before it, also while the append waits for another
+	// writer, stores nothing and returns an error wrapping ctx's. Past
+	// it the append runs to its end and returns its results whatever
+	// ctx says.
 	Append(ctx context.Context, b *Batch) ([]Result, error)
 
 	// Head returns the head of one stream, or an error wrapping
@@ -98,6 +102,9 @@ type Store interface {
 
 	// Close releases the store. Appends already returned stay durable.
 	Close() error
+
+	// The store's consumer groups.
+	GroupStore
 }
 
 // Query selects the events a Read yields.

@@ -1,6 +1,7 @@
 package local
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -8,8 +9,6 @@ import (
 	"slices"
 	"sort"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/evtdev/evt/codec"
 	"github.com/evtdev/evt/log"
@@ -21,6 +20,10 @@ import (
 // the store as it was, because recovery drops records that no
 // end-of-batch record follows.
 //
+// ctx, given to BeginAppend, cancels the batch until its commit point
+// (see log.Committing): Add and Commit then abort it and return ctx's
+// error; from the commit point on, Commit completes whatever ctx says.
+//
 // It holds the append lock from Begin to Commit or Abort. A bulk import
 // from a file uses it to overlap parsing with writing: the lock is held
 // about as long as the write and sync of the whole batch would hold it
@@ -28,6 +31,7 @@ import (
 // added, and a bad part aborts the batch.
 type Appender struct {
 	s         *Store
+	ctx       context.Context
 	c         commitState // the committed state at Begin
 	expect    map[string]log.Expectation
 	expectAll log.Expectation // for every stream of the batch (--expect with envelopes)
@@ -48,12 +52,27 @@ type Appender struct {
 	synced    bool
 	added     int // events added, duplicates included
 
-	// NoResults skips keeping a result per event (evt append -q, evt
+	// noResults skips keeping a result per event (evt append -q, evt
 	// import: a million events): Commit then returns none, and
 	// Duplicates says how many events were not written again.
-	NoResults bool
-	// Duplicates counts the events that were not written again.
-	Duplicates int
+	noResults bool
+	// duplicates counts the events that were not written again.
+	duplicates int
+}
+
+var _ log.Appender = (*Appender)(nil)
+
+// Duplicates counts the events added that were not written again.
+func (a *Appender) Duplicates() int { return a.duplicates }
+
+// BeginAppend takes the append lock and readies a batch (log.BatchWriter).
+func (s *Store) BeginAppend(ctx context.Context, expect map[string]log.Expectation, all log.Expectation, opts log.AppendOptions) (log.Appender, error) {
+	a, err := s.beginAppend(ctx, expect, all)
+	if err != nil {
+		return nil, err
+	}
+	a.noResults = opts.NoResults
+	return a, nil
 }
 
 type idPut struct {
@@ -65,17 +84,21 @@ type idPut struct {
 // writes them.
 const flushAt = 4 << 20
 
-// BeginAppend takes the append lock and readies a batch. expect holds
+// beginAppend takes the append lock and readies a batch. expect holds
 // expectations per stream; all, unless ExpectAny, applies to every stream
-// the batch holds events of.
-func (s *Store) BeginAppend(expect map[string]log.Expectation, all log.Expectation) (*Appender, error) {
+// the batch holds events of. The wait for the lock ends when ctx is done
+// or Options.LockTimeout passes.
+func (s *Store) beginAppend(ctx context.Context, expect map[string]log.Expectation, all log.Expectation) (*Appender, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	if s.lock == nil {
 		return nil, errors.New("store opened read-only")
 	}
 	if s.failed != nil {
 		return nil, fmt.Errorf("%w: %v", log.ErrFailed, s.failed)
 	}
-	if err := s.lock.acquire(s.opts.LockTimeout); err != nil {
+	if err := s.lock.acquire(ctx, s.opts.LockTimeout); err != nil {
 		return nil, err
 	}
 	c, err := s.prepare()
@@ -95,7 +118,7 @@ func (s *Store) BeginAppend(expect map[string]log.Expectation, all log.Expectati
 	if c.next == 1 {
 		newest = 0
 	}
-	return &Appender{s: s, c: c, expect: expect, expectAll: all, now: now, lastTime: newest, pos: c.next, lastRec: -1,
+	return &Appender{s: s, ctx: ctx, c: c, expect: expect, expectAll: all, now: now, lastTime: newest, pos: c.next, lastRec: -1,
 		states: map[hashKey]*streamState{}}, nil
 }
 
@@ -130,8 +153,12 @@ func (a *Appender) Add(b *log.Batch) error {
 	if a.done {
 		return errors.New("append already finished")
 	}
+	if err := a.ctx.Err(); err != nil {
+		a.Abort()
+		return err
+	}
 	n := b.Len()
-	if !a.NoResults {
+	if !a.noResults {
 		a.results = slices.Grow(a.results, n)
 	}
 	// Resolve each of b's streams once, not once per event.
@@ -201,7 +228,7 @@ func (a *Appender) Add(b *log.Batch) error {
 		a.out = append(a.out, rec...)
 		st.last, st.dirty = a.pos, true
 		r := log.Result{Position: a.pos, Stream: name, Version: st.version, Time: time.Unix(0, t).UTC()}
-		if !a.NoResults {
+		if !a.noResults {
 			r.ID = string(p.ID())
 		}
 		a.record(r)
@@ -267,19 +294,19 @@ func (a *Appender) addMarker(rec []byte, name string, st *streamState, flag uint
 // record notes the result of the next event, unless NoResults.
 func (a *Appender) record(r log.Result) {
 	a.added++
-	if !a.NoResults {
+	if !a.noResults {
 		a.results = append(a.results, r)
 	}
 }
 
 func (a *Appender) duplicate(r log.Result) {
 	r.Duplicate = true
-	a.Duplicates++
+	a.duplicates++
 	a.record(r)
 }
 
 func (a *Appender) resultAt(j int) log.Result {
-	if a.NoResults {
+	if a.noResults {
 		return log.Result{} // recorded nowhere: a result per event is what NoResults saves
 	}
 	return a.results[j]
@@ -319,6 +346,14 @@ func (a *Appender) flush(final bool) error {
 	if n <= 0 {
 		return nil
 	}
+	if !final {
+		// A big batch stops between its writes (the final one is past
+		// the commit point).
+		if err := a.ctx.Err(); err != nil {
+			a.Abort()
+			return err
+		}
+	}
 	if _, err := a.sf.f.WriteAt(a.out[:n], a.c.size+a.written); err != nil {
 		return a.fail("write", err)
 	}
@@ -354,6 +389,7 @@ func (a *Appender) fail(what string, err error) error {
 	if terr := a.sf.f.Truncate(a.c.size); terr != nil || what == "sync" {
 		a.s.failed = err
 	}
+	a.cutOffsets()
 	a.done = true
 	a.s.lock.release()
 	// An *fs.PathError names the operation and the file already ("write
@@ -377,7 +413,18 @@ func (a *Appender) Abort() {
 			a.s.failed = err // recovery would drop it, but be sure: no more appends here
 		}
 	}
+	a.cutOffsets()
 	a.s.lock.release()
+}
+
+// cutOffsets drops the offsets entries written for the batch, which no
+// reader reads and which would otherwise stay in the file (a big import
+// that was interrupted leaves megabytes of them) until the next writer
+// overwrites them, or for good once the segment is sealed.
+func (a *Appender) cutOffsets() {
+	if a.sf != nil && a.sf.idx != nil && a.idxDone > 0 {
+		a.sf.idx.Truncate(int64(a.c.next-a.sf.first) * offsetEntrySize)
+	}
 }
 
 // Commit writes the rest, syncs per policy, publishes the new end and
@@ -405,6 +452,15 @@ func (a *Appender) Commit() ([]log.Result, error) {
 		a.s.lock.release()
 		return a.results, nil // nothing new: all duplicates, or no events
 	}
+	// The commit point: the write below of the batch's last record, the
+	// one flagged end-of-batch, makes the batch one that recovery keeps
+	// even if this process dies before publishing it. Up to here an
+	// interrupt drops the batch; from here on it is ignored.
+	if err := a.ctx.Err(); err != nil {
+		a.Abort()
+		return nil, err
+	}
+	log.Committing(a.ctx)
 	defer func() {
 		if !a.done {
 			a.done = true
@@ -434,10 +490,11 @@ func (a *Appender) Commit() ([]log.Result, error) {
 	// every hit against the record it names: it may run ahead of the
 	// commit. So it is filled while the batch is written and synced, on
 	// the other core. The heads table is read by readers without a lock:
-	// it is updated only after the publish.
-	idsDone := make(chan struct{})
-	go func() {
-		defer close(idsDone)
+	// it is updated only after the publish. A small batch fills it here
+	// first: a goroutine would cost more than the puts, and for a
+	// one-event `evt append` it woke a second thread the process then had
+	// to create and tear down.
+	putIDs := func() {
 		if tablesOK {
 			for _, block := range a.idsWork {
 				for _, w := range block {
@@ -445,9 +502,20 @@ func (a *Appender) Commit() ([]log.Result, error) {
 				}
 			}
 		}
-	}()
-	err := a.finish()
-	<-idsDone
+	}
+	var err error
+	if len(a.idsWork) == 0 || len(a.idsWork) == 1 && len(a.idsWork[0]) <= inlineIDPuts {
+		putIDs()
+		err = a.finish()
+	} else {
+		idsDone := make(chan struct{})
+		go func() {
+			defer close(idsDone)
+			putIDs()
+		}()
+		err = a.finish()
+		<-idsDone
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -480,6 +548,10 @@ func (a *Appender) Commit() ([]log.Result, error) {
 	return a.results, nil
 }
 
+// inlineIDPuts is the most ids Commit puts into the id index itself
+// rather than on another goroutine while it syncs.
+const inlineIDPuts = 64
+
 // finish writes the last records and the offsets, then syncs.
 func (a *Appender) finish() error {
 	if err := a.flush(true); err != nil {
@@ -491,7 +563,7 @@ func (a *Appender) finish() error {
 	sync := a.s.opts.Sync == SyncAlways ||
 		a.s.opts.Sync == SyncInterval && time.Duration(a.now-a.c.lastSync) >= a.s.opts.SyncInterval
 	if sync {
-		if err := unix.Fdatasync(int(a.sf.f.Fd())); err != nil {
+		if err := a.sf.f.Datasync(); err != nil {
 			return a.fail("sync", err)
 		}
 		a.synced = true

@@ -2,6 +2,7 @@ package local
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"os"
 	"path/filepath"
@@ -44,7 +45,7 @@ func TestHashChainDetectsTampering(t *testing.T) {
 	}
 	s.Close()
 	s = openTest(t, dir, 4096)
-	if _, err := s.Verify(nil); err != nil {
+	if _, err := s.Verify(context.Background(), nil); err != nil {
 		t.Fatalf("verify of a resealed record: %v", err)
 	}
 	if _, _, err := s.VerifyChain(); err == nil || !strings.Contains(err.Error(), "changed outside evt") {
@@ -68,7 +69,7 @@ func TestHashChainDetectsTampering(t *testing.T) {
 	if _, err := s.Delete("a-1", log.Expectation{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Compact(nil); err != nil {
+	if _, err := s.Compact(context.Background(), nil); err != nil {
 		t.Fatal(err)
 	}
 	after, _, err := s.VerifyChain()

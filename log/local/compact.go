@@ -2,6 +2,7 @@ package local
 
 import (
 	"bufio"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"github.com/evtdev/evt/codec"
 	"github.com/evtdev/evt/log"
 	"github.com/evtdev/evt/log/atomicfile"
+	"github.com/evtdev/evt/log/local/vfs"
 )
 
 // Compaction reclaims the space of the events the limits removed (see
@@ -46,49 +48,59 @@ import (
 
 const compactLockFile = "compact.lock"
 
-// holdCompaction takes the compaction lock, waiting for it, for work that
-// must not see a compaction's files half swapped: verify (a segment whose
-// old offsets file is gone under it would look damaged), repair, the hash
-// chain. Appends never take it. A reader that cannot create the lock file
-// (a read-only store) goes on without it.
-func (s *Store) holdCompaction() (release func()) {
-	lf, err := os.OpenFile(join(s.dir, compactLockFile), os.O_RDWR|os.O_CREATE, 0o600)
+// holdCompaction takes the compaction lock, waiting for it until ctx is
+// done, for work that must not see a compaction's files half swapped:
+// verify (a segment whose old offsets file is gone under it would look
+// damaged), repair, the hash chain. Appends never take it. A reader that
+// cannot create the lock file (a read-only store) goes on without it.
+func (s *Store) holdCompaction(ctx context.Context) (release func(), err error) {
+	cl, err := openNamedLock(s.fsys, join(s.dir, compactLockFile), "compaction lock (held by evt compact)")
 	if err != nil {
-		return func() {}
+		return func() {}, nil
 	}
-	if err := flockRetry(int(lf.Fd())); err != nil {
-		lf.Close()
-		return func() {}
+	cl.noPID = true
+	const forever = 1<<63 - 1
+	if err := cl.acquire(ctx, forever); err != nil {
+		if ctx.Err() != nil {
+			// The file stays open: a flock given up on may still be
+			// taken, and released, through its descriptor.
+			return nil, err
+		}
+		cl.close()
+		return func() {}, nil
 	}
 	return func() {
-		unix.Flock(int(lf.Fd()), unix.LOCK_UN)
-		lf.Close()
-	}
+		cl.release()
+		cl.close()
+	}, nil
 }
 
 // Compact reclaims the space of removed events. Only one compaction runs
 // at a time, and none while verify or repair runs: it waits for them up to
-// the lock timeout.
-func (s *Store) Compact(progress log.Progress) (log.CompactReport, error) {
+// the lock timeout, or until ctx is done. A ctx done later stops it before
+// the next segment, or before a segment's new file is swapped in: every
+// segment is then either compacted or as it was, and the hash chain
+// covers what changed.
+func (s *Store) Compact(ctx context.Context, progress log.Progress) (log.CompactReport, error) {
 	var rep log.CompactReport
 	if s.lock == nil {
 		return rep, errors.New("compaction needs a store opened for writing")
 	}
 	// One compaction at a time, and not while verify or repair read the
 	// segments: wait for them, at most the lock timeout.
-	cl, err := openNamedLock(join(s.dir, compactLockFile), "compaction lock (another evt compact, verify or repair)")
+	cl, err := openNamedLock(s.fsys, join(s.dir, compactLockFile), "compaction lock (another evt compact, verify or repair)")
 	if err != nil {
 		return rep, err
 	}
 	defer cl.close()
-	if err := cl.acquire(s.opts.LockTimeout); err != nil {
+	if err := cl.acquire(ctx, s.opts.LockTimeout); err != nil {
 		return rep, err
 	}
 	defer cl.release()
 
 	// The tables must be up to the committed end: they say which record
 	// is each stream's newest.
-	if err := s.lock.acquire(s.opts.LockTimeout); err != nil {
+	if err := s.lock.acquire(ctx, s.opts.LockTimeout); err != nil {
 		return rep, err
 	}
 	c, err := s.prepare()
@@ -119,7 +131,7 @@ func (s *Store) Compact(progress log.Progress) (log.CompactReport, error) {
 	var total, done int64
 	sizes := make([]int64, len(sealed))
 	for i, first := range sealed {
-		st, err := os.Stat(join(s.dir, segmentName(first)))
+		st, err := s.fsys.Stat(join(s.dir, segmentName(first)))
 		if err != nil {
 			return rep, err
 		}
@@ -129,10 +141,16 @@ func (s *Store) Compact(progress log.Progress) (log.CompactReport, error) {
 	rep.BytesBefore = total
 	prefix := true // every segment before this one was deleted
 	for i, first := range sealed {
+		if err := ctx.Err(); err != nil {
+			return rep, s.stopCompaction(err)
+		}
 		rep.Segments++
 		end := firsts[i+1]
-		kept, err := s.compactSegment(first, end, &c, v, h, prefix, &rep)
+		kept, err := s.compactSegment(ctx, first, end, &c, v, h, prefix, &rep)
 		if err != nil {
+			if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+				return rep, s.stopCompaction(err)
+			}
 			return rep, err
 		}
 		rep.BytesAfter += kept
@@ -150,9 +168,20 @@ func (s *Store) Compact(progress log.Progress) (log.CompactReport, error) {
 	return rep, err
 }
 
+// stopCompaction ends a compaction that ctx stopped between segments:
+// the chain is brought up to the segments rewritten so far, as a
+// compaction that ran to its end would have.
+func (s *Store) stopCompaction(err error) error {
+	if cerr := s.rechain(); cerr != nil {
+		return cerr
+	}
+	return err
+}
+
 // compactSegment compacts one sealed segment and returns its size after
-// (0 if it was deleted).
-func (s *Store) compactSegment(first, end uint64, c *commitState, v *view, h *hashFile, prefix bool, rep *log.CompactReport) (int64, error) {
+// (0 if it was deleted). A ctx done before its new file is swapped in
+// leaves the segment as it was.
+func (s *Store) compactSegment(ctx context.Context, first, end uint64, c *commitState, v *view, h *hashFile, prefix bool, rep *log.CompactReport) (int64, error) {
 	sf, err := s.segment(first)
 	if err != nil {
 		return 0, err
@@ -221,13 +250,13 @@ func (s *Store) compactSegment(first, end uint64, c *commitState, v *view, h *ha
 	// (records are kept byte for byte, and were checked by the scan).
 	gen := sf.gen + 1
 	tmpPath := join(s.dir, segmentName(first)+".compact")
-	out, err := os.OpenFile(tmpPath, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	out, err := s.fsys.OpenFile(tmpPath, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return 0, fmt.Errorf("compact %s: %w", name, err)
 	}
 	defer func() {
 		out.Close()
-		os.Remove(tmpPath)
+		s.fsys.Remove(tmpPath)
 	}()
 	var old [segmentHeaderSize]byte
 	if _, err := sf.f.ReadAt(old[:], 0); err != nil {
@@ -241,28 +270,34 @@ func (s *Store) compactSegment(first, end uint64, c *commitState, v *view, h *ha
 	if _, err := out.Write(encodeSegmentHeaderGen(first, created, gen, origSize)); err != nil {
 		return 0, fmt.Errorf("compact %s: %w", name, err)
 	}
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
 	if err := copyRuns(out, sf.f, runs); err != nil {
 		return 0, fmt.Errorf("compact %s: %w", name, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, err
 	}
 	if err := out.Sync(); err != nil {
 		return 0, fmt.Errorf("compact %s: %w", name, err)
 	}
 	// The new generation's offsets file exists, complete and synced,
 	// before the segment that names it.
-	if err := atomicfile.Write(join(s.dir, offsetsNameGen(first, gen)), idx, 0o600); err != nil {
+	if err := atomicfile.WriteFS(s.fsys, join(s.dir, offsetsNameGen(first, gen)), idx, 0o600); err != nil {
 		return 0, fmt.Errorf("compact %s: %w", name, err)
 	}
-	if err := atomicfile.SyncDir(s.dir); err != nil {
+	if err := s.fsys.SyncDir(s.dir); err != nil {
 		return 0, err
 	}
 	s.forget(first)
-	if err := os.Rename(tmpPath, join(s.dir, segmentName(first))); err != nil {
+	if err := s.fsys.Rename(tmpPath, join(s.dir, segmentName(first))); err != nil {
 		return 0, fmt.Errorf("compact %s: %w", name, err)
 	}
-	if err := atomicfile.SyncDir(s.dir); err != nil {
+	if err := s.fsys.SyncDir(s.dir); err != nil {
 		return 0, err
 	}
-	os.Remove(join(s.dir, offsetsNameGen(first, sf.gen)))
+	s.fsys.Remove(join(s.dir, offsetsNameGen(first, sf.gen)))
 	rep.Rewritten++
 	return size, nil
 }
@@ -273,11 +308,11 @@ func (s *Store) removeSegment(sf *segFile, rep *log.CompactReport) error {
 	s.forget(first)
 	// The segment first: a reader that fails to open it then finds the
 	// log starts later (removedSegment).
-	if err := os.Remove(join(s.dir, segmentName(first))); err != nil {
+	if err := s.fsys.Remove(join(s.dir, segmentName(first))); err != nil {
 		return err
 	}
-	os.Remove(join(s.dir, idx))
-	if err := atomicfile.SyncDir(s.dir); err != nil {
+	s.fsys.Remove(join(s.dir, idx))
+	if err := s.fsys.SyncDir(s.dir); err != nil {
 		return err
 	}
 	rep.Removed++
@@ -322,7 +357,7 @@ func (s *Store) forget(first uint64) {
 // removeLeftovers deletes what a killed compaction left: unfinished
 // segment copies, and offsets files of generations no segment has.
 func (s *Store) removeLeftovers() error {
-	ents, err := os.ReadDir(s.dir)
+	ents, err := s.fsys.ReadDir(s.dir)
 	if err != nil {
 		return err
 	}
@@ -334,7 +369,7 @@ func (s *Store) removeLeftovers() error {
 			if err != nil {
 				continue
 			}
-			if gen, err := segmentGen(join(s.dir, name), first); err == nil {
+			if gen, err := segmentGen(s.fsys, join(s.dir, name), first); err == nil {
 				gens[first] = gen
 			}
 		}
@@ -343,7 +378,7 @@ func (s *Store) removeLeftovers() error {
 		name := e.Name()
 		switch {
 		case strings.HasSuffix(name, ".seg.compact"), strings.HasSuffix(name, ".idx.tmp"):
-			os.Remove(join(s.dir, name))
+			s.fsys.Remove(join(s.dir, name))
 		case strings.HasSuffix(name, ".idx") && len(name) >= 24:
 			// NAME.idx (generation 0) or NAME.GEN.idx.
 			first, err := strconv.ParseUint(name[:20], 10, 64)
@@ -357,7 +392,7 @@ func (s *Store) removeLeftovers() error {
 				}
 			}
 			if cur, ok := gens[first]; !ok && first < s.oldestSegment(gens) || ok && uint64(cur) != gen {
-				os.Remove(join(s.dir, name))
+				s.fsys.Remove(join(s.dir, name))
 			}
 		}
 	}
@@ -377,7 +412,7 @@ func (s *Store) oldestSegment(gens map[uint64]uint32) uint64 {
 // were taken: they hold state folded from events that are gone.
 func (s *Store) removeStaleSnapshots(h *hashFile) (int, error) {
 	dir := join(s.dir, snapshotDir)
-	ents, err := os.ReadDir(dir)
+	ents, err := s.fsys.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return 0, nil
 	}
@@ -386,7 +421,7 @@ func (s *Store) removeStaleSnapshots(h *hashFile) (int, error) {
 	}
 	n := 0
 	for _, e := range ents {
-		b, err := os.ReadFile(join(dir, e.Name()))
+		b, err := vfs.ReadFile(s.fsys, join(dir, e.Name()))
 		if err != nil {
 			continue
 		}
@@ -400,7 +435,7 @@ func (s *Store) removeStaleSnapshots(h *hashFile) (int, error) {
 			continue
 		}
 		if cut, _ := splitCut(vals[2]); cut > 0 && !strings.HasSuffix(fp, cutSuffix(cut)) {
-			if os.Remove(join(dir, e.Name())) == nil {
+			if s.fsys.Remove(join(dir, e.Name())) == nil {
 				n++
 			}
 		}
@@ -415,7 +450,7 @@ type byteRange struct{ off, end int64 }
 // ranges (kept records between dropped ones) are copied through one
 // window of src read in large preads; a long range is copied by the
 // kernel.
-func copyRuns(dst, src *os.File, runs []byteRange) error {
+func copyRuns(dst, src vfs.File, runs []byteRange) error {
 	const window = 1 << 20
 	w := bufio.NewWriterSize(dst, window)
 	buf := make([]byte, window)
@@ -454,7 +489,7 @@ func copyRuns(dst, src *os.File, runs []byteRange) error {
 // copyRange appends the bytes r of src to dst: copy_file_range, which
 // copies inside the kernel (or shares blocks), falling back to read and
 // write where the file system cannot.
-func copyRange(dst, src *os.File, r byteRange) error {
+func copyRange(dst, src vfs.File, r byteRange) error {
 	off := r.off
 	for off < r.end {
 		n, err := unix.CopyFileRange(int(src.Fd()), &off, int(dst.Fd()), nil, int(r.end-off), 0)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/evtdev/evt/codec"
 	"github.com/evtdev/evt/log"
+	"github.com/evtdev/evt/log/local/vfs"
 )
 
 // visibleEvents reads every event Scan shows.
@@ -110,7 +111,7 @@ func TestDeleteAndTruncate(t *testing.T) {
 	if len(all) != 4 {
 		t.Fatalf("log shows %d events, want 3 of acct-1 and 1 of acct-2", len(all))
 	}
-	if _, err := s.Verify(nil); err != nil {
+	if _, err := s.Verify(context.Background(), nil); err != nil {
 		t.Fatal(err)
 	}
 	// The tables rebuilt from the log say the same.
@@ -174,7 +175,7 @@ func TestCompactionIsInvisible(t *testing.T) {
 				}
 				if round%7 == 6 || round == 29 {
 					before := visibleEvents(t, s)
-					rep, err := s.Compact(nil)
+					rep, err := s.Compact(context.Background(), nil)
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -183,7 +184,7 @@ func TestCompactionIsInvisible(t *testing.T) {
 						t.Fatalf("round %d: compaction changed the log from %v to %v (%+v)", round, positions(before), positions(after), rep)
 					}
 					checkStreamsAgree(t, s, after, streams)
-					if _, err := s.Verify(nil); err != nil {
+					if _, err := s.Verify(context.Background(), nil); err != nil {
 						t.Fatalf("round %d: verify after compaction (%+v): %v", round, rep, err)
 					}
 					// A fresh reader, and tables rebuilt from the segments.
@@ -248,7 +249,7 @@ func TestCompactionShrinksAndRemovesSegments(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	rep, err := s.Compact(nil)
+	rep, err := s.Compact(context.Background(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -265,11 +266,11 @@ func TestCompactionShrinksAndRemovesSegments(t *testing.T) {
 	if err != nil || first == 1 {
 		t.Fatalf("Bounds after removing the oldest segments: first %d, %v", first, err)
 	}
-	if _, err := s.Verify(nil); err != nil {
+	if _, err := s.Verify(context.Background(), nil); err != nil {
 		t.Fatal(err)
 	}
 	// Nothing left to do: a second compaction changes nothing.
-	rep, err = s.Compact(nil)
+	rep, err = s.Compact(context.Background(), nil)
 	if err != nil || rep.Dropped != 0 {
 		t.Fatalf("second compaction: %+v %v", rep, err)
 	}
@@ -283,9 +284,9 @@ func TestCopyRuns(t *testing.T) {
 	}
 	in := filepath.Join(dir, "in")
 	os.WriteFile(in, src, 0o600)
-	f, _ := os.Open(in)
+	f, _ := vfs.OS.OpenFile(in, os.O_RDONLY, 0)
 	defer f.Close()
-	out, _ := os.Create(filepath.Join(dir, "out"))
+	out, _ := vfs.OS.OpenFile(filepath.Join(dir, "out"), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	defer out.Close()
 	out.Write([]byte("head"))
 	// Small ranges within one window, across a window edge, and ranges
@@ -335,7 +336,7 @@ func TestVerifyDuringCompaction(t *testing.T) {
 				return
 			default:
 			}
-			if _, err := r.Verify(nil); err != nil {
+			if _, err := r.Verify(context.Background(), nil); err != nil {
 				errs <- err
 				return
 			}
@@ -346,7 +347,7 @@ func TestVerifyDuringCompaction(t *testing.T) {
 			appendN(t, s, fmt.Sprintf("tmp-%d", i), 4)
 			appendN(t, s, "keep-1", 1)
 		}
-		if _, err := s.Compact(nil); err != nil {
+		if _, err := s.Compact(context.Background(), nil); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/evtdev/evt/codec"
 	"github.com/evtdev/evt/log"
+	"github.com/evtdev/evt/log/local/vfs"
 )
 
 // The corruption tests build a real store in a temporary directory (small
@@ -191,7 +192,7 @@ func TestCorruption(t *testing.T) {
 func checkTornTail(t *testing.T, fx *fixture) {
 	r := openReader(t, fx.dir)
 	sameEvents(t, "reader", mustReadAll(t, r), fx.events)
-	rep, err := r.Verify(nil)
+	rep, err := r.Verify(context.Background(), nil)
 	if err != nil {
 		t.Errorf("verify with a torn tail: %v", err)
 	} else if !hasNote(rep, segmentName(fx.commit.active)) {
@@ -275,7 +276,7 @@ func checkSealedDamage(truncated bool) func(t *testing.T, fx *fixture) {
 		badPos := fx.segs[1] + 2
 
 		r := openReader(t, fx.dir)
-		_, err := r.Verify(nil)
+		_, err := r.Verify(context.Background(), nil)
 		wantCorrupt(t, "verify", err, name, bad.off)
 
 		var seen []uint64
@@ -323,7 +324,7 @@ func checkSealedDamage(truncated bool) func(t *testing.T, fx *fixture) {
 func checkDeletedSegment(t *testing.T, fx *fixture) {
 	missing := fx.segs[1]
 	r := openReader(t, fx.dir)
-	_, err := r.Verify(nil)
+	_, err := r.Verify(context.Background(), nil)
 	wantCorrupt(t, "verify", err, segmentName(fx.segs[2]), 0)
 	var n int
 	_, err = r.Scan(1, func(*codec.Record) error { n++; return nil })
@@ -369,7 +370,7 @@ func checkActiveTruncated(t *testing.T, fx *fixture) {
 	name := segmentName(fx.commit.active)
 	kept, cutOff := fx.keptAfterActiveCut(t)
 	r := openReader(t, fx.dir)
-	_, err := r.Verify(nil)
+	_, err := r.Verify(context.Background(), nil)
 	wantCorrupt(t, "verify", err, name, cutOff)
 	_, err = r.Scan(1, func(*codec.Record) error { return nil })
 	wantCorrupt(t, "scan", err, name, cutOff)
@@ -422,7 +423,7 @@ func checkAppendAfterActiveTruncated(t *testing.T, fx *fixture) {
 			t.Errorf("append changed %s (%d bytes, was %d)", f, len(after[f]), len(before[f]))
 		}
 	}
-	if _, err := w.Verify(nil); err == nil {
+	if _, err := w.Verify(context.Background(), nil); err == nil {
 		t.Errorf("verify passes on a segment cut below its committed end")
 	}
 }
@@ -466,7 +467,7 @@ func staleHeads(claimCurrent bool) func(t *testing.T, fx *fixture) {
 func checkHeadsBehind(t *testing.T, fx *fixture) {
 	r := openReader(t, fx.dir)
 	checkHeads(t, r, fx.events)
-	if _, err := r.Verify(nil); err != nil {
+	if _, err := r.Verify(context.Background(), nil); err != nil {
 		t.Errorf("verify with a heads table behind the log: %v", err)
 	}
 	w := openWriter(t, fx.dir)
@@ -492,7 +493,7 @@ func checkHeadsBehind(t *testing.T, fx *fixture) {
 // it claims to cover is corruption: Verify names it, Repair rebuilds it.
 func checkHeadsWrong(t *testing.T, fx *fixture) {
 	r := openReader(t, fx.dir)
-	_, err := r.Verify(nil)
+	_, err := r.Verify(context.Background(), nil)
 	wantCorrupt(t, "verify", err, headsFile, -1)
 	w := openWriter(t, fx.dir)
 	rep, err := w.Repair(false, nil)
@@ -555,7 +556,7 @@ func checkHeadsGarbage(t *testing.T, fx *fixture) {
 // next writer rebuilds it and still recognises a retried batch.
 func checkIDsDeleted(t *testing.T, fx *fixture) {
 	r := openReader(t, fx.dir)
-	_, err := r.Verify(nil)
+	_, err := r.Verify(context.Background(), nil)
 	wantCorrupt(t, "verify", err, idsFile, -1)
 
 	w := openWriter(t, fx.dir)
@@ -826,7 +827,7 @@ func checkOffsetsDamaged(segIndex int) func(t *testing.T, fx *fixture) {
 		}
 		sameEvents(t, fmt.Sprintf("scan from %d", mid), got, fx.events[mid-1:])
 		checkHeads(t, r, fx.events)
-		_, err := r.Verify(nil)
+		_, err := r.Verify(context.Background(), nil)
 		wantCorrupt(t, "verify", err, offsetsName(first), 0)
 
 		w := openWriter(t, fx.dir)
@@ -864,7 +865,7 @@ func orphanSegment(header bool) func(t *testing.T, fx *fixture) {
 func checkOrphan(t *testing.T, fx *fixture) {
 	name := segmentName(fx.orphan)
 	r := openReader(t, fx.dir)
-	rep, err := r.Verify(nil)
+	rep, err := r.Verify(context.Background(), nil)
 	if err != nil {
 		t.Fatalf("verify with an orphan segment: %v", err)
 	}
@@ -879,7 +880,7 @@ func checkOrphan(t *testing.T, fx *fixture) {
 		t.Errorf("append at %d, want %d", res.Position, fx.orphan)
 	}
 	all := append(slices.Clone(fx.events), res.event(t, w))
-	if _, err := w.Verify(nil); err != nil {
+	if _, err := w.Verify(context.Background(), nil); err != nil {
 		t.Errorf("verify after one append past the orphan: %v", err)
 	}
 	sameEvents(t, "after append", mustReadAll(t, w), all)
@@ -915,7 +916,7 @@ func checkOrphanRepairLater(t *testing.T, fx *fixture) {
 	if c, _ := w.committed(); c.next <= fx.orphan {
 		t.Fatalf("test setup: next %d, orphan %d", c.next, fx.orphan)
 	}
-	if _, err := w.Verify(nil); err != nil {
+	if _, err := w.Verify(context.Background(), nil); err != nil {
 		t.Errorf("verify: %v", err)
 	}
 	if _, err := w.Repair(false, nil); err != nil {
@@ -994,7 +995,7 @@ func (fx *fixture) refresh(t *testing.T) {
 		t.Fatal(err)
 	}
 	fx.commit = c
-	if fx.segs, err = listSegments(fx.dir); err != nil {
+	if fx.segs, err = listSegments(vfs.OS, fx.dir); err != nil {
 		t.Fatal(err)
 	}
 	seg := readFile(t, fx.activePath())
@@ -1293,7 +1294,7 @@ func checkHeads(t *testing.T, s *Store, evs []codec.Event) {
 // committed end at the end of the active segment.
 func verifyClean(t *testing.T, s *Store) {
 	t.Helper()
-	rep, err := s.Verify(nil)
+	rep, err := s.Verify(context.Background(), nil)
 	if err != nil {
 		t.Errorf("verify: %v", err)
 		return

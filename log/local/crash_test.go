@@ -60,7 +60,7 @@ func crashChild() {
 		} else {
 			// The same batch in parts, as a bulk import from a file
 			// writes it: a kill between parts must leave nothing.
-			a, err := s.BeginAppend(nil, log.Expectation{})
+			a, err := s.beginAppend(context.Background(), nil, log.Expectation{})
 			if err == nil {
 				err = a.Add(&b)
 			}
@@ -173,7 +173,7 @@ func checkAcked(t *testing.T, dir string, acks *ackLog, round int) {
 	if err != nil {
 		t.Fatalf("round %d: open: %v", round, err)
 	}
-	if _, err := r.Verify(nil); err != nil {
+	if _, err := r.Verify(context.Background(), nil); err != nil {
 		t.Fatalf("round %d: verify before recovery: %v", round, err)
 	}
 	r.Close()
@@ -183,13 +183,13 @@ func checkAcked(t *testing.T, dir string, acks *ackLog, round int) {
 		t.Fatalf("round %d: open: %v", round, err)
 	}
 	defer s.Close()
-	s.lock.acquire(time.Second)
+	s.lock.acquire(context.Background(), time.Second)
 	_, err = s.prepare()
 	s.lock.release()
 	if err != nil {
 		t.Fatalf("round %d: recover: %v", round, err)
 	}
-	if _, err := s.Verify(nil); err != nil {
+	if _, err := s.Verify(context.Background(), nil); err != nil {
 		t.Fatalf("round %d: verify: %v", round, err)
 	}
 	seen := map[string]int{}

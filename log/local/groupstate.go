@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"os"
 	"slices"
 	"time"
 
 	"github.com/evtdev/evt/codec"
+	"github.com/evtdev/evt/log/local/vfs"
 )
 
 // The group state file (groups/NAME/state) is binary: a consumer writes
@@ -172,10 +172,10 @@ func (d *stateDecoder) str() string {
 
 // writeFileReplace writes data to path through a temporary file and a
 // rename, so readers see the old or the new content, never a mix.
-func writeFileReplace(path string, data []byte) error {
+func (s *Store) writeFileReplace(path string, data []byte) error {
 	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+	if err := vfs.WriteFile(s.fsys, tmp, data, 0o600); err != nil {
 		return err
 	}
-	return os.Rename(tmp, path)
+	return s.fsys.Rename(tmp, path)
 }

@@ -1,6 +1,7 @@
 package local
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sort"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/evtdev/evt/codec"
 	"github.com/evtdev/evt/log"
+	"github.com/evtdev/evt/log/local/vfs"
 )
 
 // tables returns the heads table, reopening it if another process has
@@ -25,7 +27,7 @@ func (s *Store) tables() (*hashFile, error) {
 		return nil, err
 	}
 	if s.heads == nil { // writer, table missing or corrupt
-		if err := s.lock.acquire(s.opts.LockTimeout); err != nil {
+		if err := s.lock.acquire(context.Background(), s.opts.LockTimeout); err != nil {
 			return nil, err
 		}
 		_, err := s.prepare()
@@ -246,5 +248,6 @@ func (s *Store) Streams(match func(string) bool) ([]log.StreamInfo, error) {
 // Exists reports whether the directory holds a store, without creating
 // anything (for shell completion and friendly errors).
 func Exists(dir string) bool {
-	return fileExists(join(dir, commitFile))
+	_, err := vfs.OS.Stat(join(dir, commitFile))
+	return err == nil
 }

@@ -1,6 +1,7 @@
 package local
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/evtdev/evt/log"
+	"github.com/evtdev/evt/log/local/vfs"
 	"golang.org/x/sys/unix"
 )
 
@@ -19,31 +21,36 @@ import (
 type appendLock struct {
 	name string // for messages: "append lock"
 	path string
-	f    *os.File // open for the life of the Store; the flock is per acquisition
+	f    vfs.File // open for the life of the Store; the flock is per acquisition
 	mu   sync.Mutex
+
+	// noPID: the holder writes no PID (verify and repair hold the
+	// compaction lock, and verify changes no file).
+	noPID bool
 }
 
 const lockFile = "lock"
 
-func openLock(dir string) (*appendLock, error) {
-	return openNamedLock(join(dir, lockFile), "append lock")
+func openLock(fsys vfs.FS, dir string) (*appendLock, error) {
+	return openNamedLock(fsys, join(dir, lockFile), "append lock")
 }
 
 // openNamedLock opens another lock of the same kind (the compaction lock).
-func openNamedLock(path, name string) (*appendLock, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+func openNamedLock(fsys vfs.FS, path, name string) (*appendLock, error) {
+	f, err := fsys.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, err
 	}
 	return &appendLock{name: name, path: path, f: f}, nil
 }
 
-// acquire takes the lock, waiting at most timeout. The uncontended path is
-// one non-blocking flock. Under contention a goroutine blocks in flock (so
-// the lock is handed over as soon as the holder lets go, no polling delay);
-// if the timeout wins, that goroutine releases the lock whenever it does
-// get it, so a timed-out caller can never end up holding it.
-func (l *appendLock) acquire(timeout time.Duration) error {
+// acquire takes the lock, waiting at most timeout, and no longer than ctx
+// lasts. The uncontended path is one non-blocking flock and never reads
+// ctx. Under contention a goroutine blocks in flock (so the lock is
+// handed over as soon as the holder lets go, no polling delay); if the
+// timeout or ctx wins, that goroutine releases the lock whenever it does
+// get it, so a caller that gave up can never end up holding it.
+func (l *appendLock) acquire(ctx context.Context, timeout time.Duration) error {
 	l.mu.Lock() // one acquisition per Store at a time; flock is per file description
 	fd := int(l.f.Fd())
 	err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
@@ -70,17 +77,7 @@ func (l *appendLock) acquire(timeout time.Duration) error {
 		}
 		got <- err
 	}()
-	timer := time.NewTimer(timeout)
-	defer timer.Stop()
-	select {
-	case err := <-got:
-		if err != nil {
-			l.mu.Unlock()
-			return fmt.Errorf("lock %s: %w", l.path, err)
-		}
-		l.notePID()
-		return nil
-	case <-timer.C:
+	giveUp := func() {
 		abandoned.Lock()
 		gaveUp = true
 		abandoned.Unlock()
@@ -91,10 +88,25 @@ func (l *appendLock) acquire(timeout time.Duration) error {
 			}
 		default:
 		}
-		holder := l.holder()
 		// Keep l.mu: the abandoned goroutine may still take and drop the
 		// flock on this descriptor; this Store must not append again.
-		return fmt.Errorf("%w: waited %s for the %s%s", log.ErrLocked, timeout, l.name, holder)
+	}
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	select {
+	case err := <-got:
+		if err != nil {
+			l.mu.Unlock()
+			return fmt.Errorf("lock %s: %w", l.path, err)
+		}
+		l.notePID()
+		return nil
+	case <-ctx.Done():
+		giveUp()
+		return fmt.Errorf("stopped waiting for the %s%s: %w", l.name, l.holder(), ctx.Err())
+	case <-timer.C:
+		giveUp()
+		return fmt.Errorf("%w: waited %s for the %s%s", log.ErrLocked, timeout, l.name, l.holder())
 	}
 }
 
@@ -110,6 +122,9 @@ func flockRetry(fd int) error {
 // notePID records the holder. The PID is padded to a fixed width so the
 // file never changes size: no metadata update on the append path.
 func (l *appendLock) notePID() {
+	if l.noPID {
+		return
+	}
 	l.f.WriteAt([]byte(fmt.Sprintf("%-20d\n", os.Getpid())), 0)
 }
 

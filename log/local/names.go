@@ -10,11 +10,14 @@ import (
 	"sort"
 	"strings"
 
+	"syscall"
+
 	"golang.org/x/sys/unix"
 
 	"github.com/evtdev/evt/codec"
 	"github.com/evtdev/evt/log"
 	"github.com/evtdev/evt/log/atomicfile"
+	"github.com/evtdev/evt/log/local/vfs"
 )
 
 // The name index answers "which streams start with acc" without reading
@@ -75,8 +78,14 @@ type sortedNames struct {
 	id   [3]int64
 }
 
-func fileID(st *unix.Stat_t) [3]int64 {
-	return [3]int64{int64(st.Ino), st.Size, st.Mtim.Nano()}
+// fileID tells one version of a file from the next: a level replaced by
+// a rename has a new inode, names.log grows or is emptied.
+func fileID(fi fs.FileInfo) [3]int64 {
+	var ino int64
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		ino = int64(st.Ino)
+	}
+	return [3]int64{ino, fi.Size(), fi.ModTime().UnixNano()}
 }
 
 // StreamNames returns up to limit names, in byte order, that start with
@@ -139,26 +148,24 @@ func (s *Store) loadNames() error {
 		s.names = &nameIndex{}
 	}
 	ix := s.names
-	var lst unix.Stat_t
 	logPath := join(s.dir, namesLogFile)
 	var logData []byte
-	logChanged := false
-	err := unix.Stat(logPath, &lst)
+	var logID [3]int64
+	fi, err := s.fsys.Stat(logPath)
 	switch {
-	case err == nil && fileID(&lst) == ix.tailID:
 	case err == nil:
-		if logData, err = os.ReadFile(logPath); err != nil {
-			return err
+		logID = fileID(fi)
+		if logID != ix.tailID {
+			if logData, err = vfs.ReadFile(s.fsys, logPath); err != nil {
+				return err
+			}
 		}
-		logChanged = true
-	case errors.Is(err, fs.ErrNotExist):
-		logChanged = ix.tailID != [3]int64{}
-	default:
+	case !errors.Is(err, fs.ErrNotExist):
 		return err
 	}
 	for i, name := range []string{names1File, namesFile} {
-		var st unix.Stat_t
-		if err := unix.Stat(join(s.dir, name), &st); err != nil {
+		fi, err := s.fsys.Stat(join(s.dir, name))
+		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) && name == namesFile {
 				return fmt.Errorf("%w: the name index is not built yet", log.ErrUnsupported)
 			}
@@ -168,16 +175,16 @@ func (s *Store) loadNames() error {
 			}
 			return err
 		}
-		if fileID(&st) != ix.levels[i].id {
-			if err := ix.levels[i].mapFile(join(s.dir, name)); err != nil {
+		if fileID(fi) != ix.levels[i].id {
+			if err := ix.levels[i].mapFile(s.fsys, join(s.dir, name)); err != nil {
 				return err
 			}
-			ix.levels[i].id = fileID(&st)
+			ix.levels[i].id = fileID(fi)
 		}
 	}
-	if logChanged {
+	if logID != ix.tailID {
 		ix.tail = parseNameLines(logData)
-		ix.tailID = fileID(&lst)
+		ix.tailID = logID
 	}
 	return nil
 }
@@ -185,9 +192,9 @@ func (s *Store) loadNames() error {
 // mapFile maps a level. A level is replaced, never changed in place, so
 // the mapping stays valid; a torn last line cannot occur (it is renamed
 // whole), but one is cut off rather than trusted.
-func (l *sortedNames) mapFile(path string) error {
+func (l *sortedNames) mapFile(fsys vfs.FS, path string) error {
 	l.unmap()
-	f, err := os.Open(path)
+	f, err := fsys.OpenFile(path, os.O_RDONLY, 0)
 	if err != nil {
 		return err
 	}
@@ -268,7 +275,7 @@ func (s *Store) noteNames(names []string) error {
 		return nil
 	}
 	if s.namesLog == nil {
-		if !fileExists(join(s.dir, namesFile)) {
+		if !s.exists(join(s.dir, namesFile)) {
 			c, err := s.committed()
 			if err != nil {
 				return err
@@ -277,7 +284,7 @@ func (s *Store) noteNames(names []string) error {
 				return err
 			}
 		}
-		f, err := os.OpenFile(join(s.dir, namesLogFile), os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o600)
+		f, err := s.fsys.OpenFile(join(s.dir, namesLogFile), os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o600)
 		if err != nil {
 			return err
 		}
@@ -311,7 +318,7 @@ func (s *Store) noteNames(names []string) error {
 }
 
 // cutTornLine truncates f (of size bytes) after its last newline.
-func cutTornLine(f *os.File, size int64) (int64, error) {
+func cutTornLine(f vfs.File, size int64) (int64, error) {
 	buf := make([]byte, min(size, 4096))
 	_, err := f.ReadAt(buf, size-int64(len(buf)))
 	if err != nil {
@@ -338,39 +345,39 @@ func (s *Store) maybeMergeNames() {
 }
 
 func (s *Store) mergeNames() error {
-	added, err := os.ReadFile(join(s.dir, namesLogFile))
+	added, err := vfs.ReadFile(s.fsys, join(s.dir, namesLogFile))
 	if err != nil {
 		return err
 	}
-	level1, err := readLevel(join(s.dir, names1File))
+	level1, err := s.readLevel(names1File)
 	if err != nil {
 		return err
 	}
 	level1 = mergeSorted(level1, parseNameLines(added))
-	if err := atomicfile.Write(join(s.dir, names1File), level1, 0o600); err != nil {
+	if err := atomicfile.WriteFS(s.fsys, join(s.dir, names1File), level1, 0o600); err != nil {
 		return err
 	}
 	s.namesLogSize = 0
 	if err := s.namesLog.Truncate(0); err != nil {
 		return err
 	}
-	st, err := os.Stat(join(s.dir, namesFile))
+	st, err := s.fsys.Stat(join(s.dir, namesFile))
 	if err != nil || len(level1) < names1Min || int64(len(level1))*8 < st.Size() {
 		return err
 	}
-	level0, err := readLevel(join(s.dir, namesFile))
+	level0, err := s.readLevel(namesFile)
 	if err != nil {
 		return err
 	}
-	if err := atomicfile.Write(join(s.dir, namesFile), mergeSorted(level0, parseNameLines(level1)), 0o600); err != nil {
+	if err := atomicfile.WriteFS(s.fsys, join(s.dir, namesFile), mergeSorted(level0, parseNameLines(level1)), 0o600); err != nil {
 		return err
 	}
-	return atomicfile.Write(join(s.dir, names1File), nil, 0o600)
+	return atomicfile.WriteFS(s.fsys, join(s.dir, names1File), nil, 0o600)
 }
 
 // readLevel reads a level; a missing one is empty.
-func readLevel(path string) ([]byte, error) {
-	b, err := os.ReadFile(path)
+func (s *Store) readLevel(name string) ([]byte, error) {
+	b, err := vfs.ReadFile(s.fsys, join(s.dir, name))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -426,18 +433,24 @@ func (s *Store) rebuildNames(c *commitState) error {
 	for _, n := range names {
 		b = append(append(b, n...), '\n')
 	}
-	if err := atomicfile.Write(join(s.dir, namesFile), b, 0o600); err != nil {
+	if err := atomicfile.WriteFS(s.fsys, join(s.dir, namesFile), b, 0o600); err != nil {
 		return fmt.Errorf("rebuild %s: %w", namesFile, err)
 	}
-	if err := atomicfile.Write(join(s.dir, names1File), nil, 0o600); err != nil {
+	if err := atomicfile.WriteFS(s.fsys, join(s.dir, names1File), nil, 0o600); err != nil {
 		return fmt.Errorf("rebuild %s: %w", names1File, err)
 	}
 	s.namesLogSize = 0
-	err := os.Truncate(join(s.dir, namesLogFile), 0)
-	if errors.Is(err, fs.ErrNotExist) {
-		err = nil
+	if s.namesLog != nil {
+		return s.namesLog.Truncate(0)
 	}
-	return err
+	f, err := s.fsys.OpenFile(join(s.dir, namesLogFile), os.O_WRONLY|os.O_TRUNC, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return f.Close()
 }
 
 // noteCreated adds rec's stream to names.log when rec is its stream's

@@ -7,11 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"strconv"
 
 	"github.com/evtdev/evt/codec"
 	"github.com/evtdev/evt/log"
+	"github.com/evtdev/evt/log/local/vfs"
 )
 
 // Snapshots cache the state of a fold: (reducer fingerprint, stream) →
@@ -44,7 +44,7 @@ func (s *Store) LoadSnapshot(fingerprint, stream string) (log.Snapshot, bool) {
 	if !ok {
 		return log.Snapshot{}, false
 	}
-	b, err := os.ReadFile(s.snapshotPath(fingerprint, stream))
+	b, err := vfs.ReadFile(s.fsys, s.snapshotPath(fingerprint, stream))
 	if err != nil {
 		return log.Snapshot{}, false
 	}
@@ -83,16 +83,16 @@ func (s *Store) SaveSnapshot(fingerprint, stream string, snap log.Snapshot) erro
 	}
 	id := string(rec.ID)
 	dir := join(s.dir, snapshotDir)
-	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+	if err := s.fsys.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 		return err
 	}
 	b := encodeSnapshot(snapshotFile{fingerprint: fingerprint, stream: stream, id: id, snap: snap})
 	path := s.snapshotPath(fingerprint, stream)
 	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+	if err := vfs.WriteFile(s.fsys, tmp, b, 0o600); err != nil {
 		return err
 	}
-	return os.Rename(tmp, path)
+	return s.fsys.Rename(tmp, path)
 }
 
 // snapshotKey ties a snapshot to the events it was folded from. A stream

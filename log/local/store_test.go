@@ -64,7 +64,7 @@ func TestAppendReadVerify(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	rep, err := s.Verify(nil)
+	rep, err := s.Verify(context.Background(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,11 +84,11 @@ func TestAppendReadVerify(t *testing.T) {
 	if _, err := s.Repair(false, nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Verify(nil); err != nil {
+	if _, err := s.Verify(context.Background(), nil); err != nil {
 		t.Fatal(err)
 	}
 	appendN(t, s, "s-1", 2)
-	if _, err := r.Verify(nil); err != nil {
+	if _, err := r.Verify(context.Background(), nil); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -133,7 +133,7 @@ func TestLockTimeoutNamesHolder(t *testing.T) {
 	dir := t.TempDir()
 	holder := openTest(t, dir, 0)
 	appendN(t, holder, "a-1", 1)
-	if err := holder.lock.acquire(time.Second); err != nil {
+	if err := holder.lock.acquire(context.Background(), time.Second); err != nil {
 		t.Fatal(err)
 	}
 	defer holder.lock.release()
@@ -164,7 +164,7 @@ func TestSyncPolicies(t *testing.T) {
 			appendN(t, s, "a-1", 2)
 			time.Sleep(2 * time.Millisecond)
 		}
-		if _, err := s.Verify(nil); err != nil {
+		if _, err := s.Verify(context.Background(), nil); err != nil {
 			t.Fatal(err)
 		}
 		s.Close()
@@ -187,7 +187,7 @@ func TestAppenderParts(t *testing.T) {
 		}
 		return &b
 	}
-	a, err := s.BeginAppend(nil, log.Expectation{})
+	a, err := s.beginAppend(context.Background(), nil, log.Expectation{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,11 +200,11 @@ func TestAppenderParts(t *testing.T) {
 	if _, err := s.Head("a-2"); !errors.Is(err, log.ErrNotFound) {
 		t.Fatalf("aborted stream visible: %v", err)
 	}
-	if rep, err := s.Verify(nil); err != nil || rep.Events != 3 {
+	if rep, err := s.Verify(context.Background(), nil); err != nil || rep.Events != 3 {
 		t.Fatalf("after abort: %+v %v", rep, err)
 	}
 	// A conflict found in a later part aborts the whole batch.
-	a, err = s.BeginAppend(map[string]log.Expectation{"a-1": {Kind: log.ExpectVersion, Version: 1}}, log.Expectation{})
+	a, err = s.beginAppend(context.Background(), map[string]log.Expectation{"a-1": {Kind: log.ExpectVersion, Version: 1}}, log.Expectation{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,7 +216,7 @@ func TestAppenderParts(t *testing.T) {
 	}
 	a.Abort()
 	// Parts that commit: all there, one batch, dense.
-	a, err = s.BeginAppend(nil, log.Expectation{Kind: log.ExpectNone})
+	a, err = s.beginAppend(context.Background(), nil, log.Expectation{Kind: log.ExpectNone})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,7 +229,13 @@ func TestAppenderParts(t *testing.T) {
 	if err != nil || len(res) != 12000 || res[0].Position != 4 || res[11999].Position != 12003 {
 		t.Fatalf("commit: %d results, %v", len(res), err)
 	}
-	if rep, err := s.Verify(nil); err != nil || rep.Events != 12003 {
+	if rep, err := s.Verify(context.Background(), nil); err != nil || rep.Events != 12003 {
 		t.Fatalf("after commit: %+v %v", rep, err)
 	}
+}
+
+// fileExists reports whether p is there.
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }

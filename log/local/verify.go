@@ -1,15 +1,16 @@
 package local
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"slices"
 
 	"github.com/evtdev/evt/codec"
 	"github.com/evtdev/evt/log"
+	"github.com/evtdev/evt/log/local/vfs"
 )
 
 type streamCheck struct{ last, version, cut uint64 }
@@ -19,10 +20,14 @@ type streamCheck struct{ last, version, cut uint64 }
 // derived file against them. It takes no append lock (only the compaction
 // lock, so no segment is swapped under it) and changes nothing; it
 // returns the first problem found as a *CorruptError naming the file and
-// offset.
-func (s *Store) Verify(progress log.Progress) (log.Report, error) {
+// offset. A ctx done stops it within a few megabytes of reading, with
+// ctx's error; waiting for a compaction to finish ends then too.
+func (s *Store) Verify(ctx context.Context, progress log.Progress) (log.Report, error) {
 	var rep log.Report
-	release := s.holdCompaction()
+	release, err := s.holdCompaction(ctx)
+	if err != nil {
+		return rep, err
+	}
 	defer release()
 	// Segments this Store opened before may have been compacted since:
 	// verify each file as it is now, with the offsets file it names.
@@ -33,7 +38,7 @@ func (s *Store) Verify(progress log.Progress) (log.Report, error) {
 	if err != nil {
 		return rep, err
 	}
-	firsts, err := listSegments(s.dir)
+	firsts, err := listSegments(s.fsys, s.dir)
 	if err != nil {
 		return rep, err
 	}
@@ -85,7 +90,7 @@ func (s *Store) Verify(progress log.Progress) (log.Report, error) {
 		}
 		// Read the offsets file afresh: a cached descriptor may point at a
 		// file that repair has since replaced.
-		idx, err := os.ReadFile(join(s.dir, sf.idxName()))
+		idx, err := vfs.ReadFile(s.fsys, join(s.dir, sf.idxName()))
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return rep, err
 		}
@@ -140,8 +145,13 @@ func (s *Store) Verify(progress log.Progress) (log.Report, error) {
 			if !rec.Marker() {
 				rep.Events++
 			}
-			if progress != nil && rep.Events%65536 == 0 {
-				progress(done+off, 2*total) // the log is read twice: see verifyTables
+			if rep.Events%16384 == 0 {
+				if err := ctx.Err(); err != nil {
+					return rep, err
+				}
+				if progress != nil && rep.Events%65536 == 0 {
+					progress(done+off, 2*total) // the log is read twice: see verifyTables
+				}
 			}
 		}
 		if err := sc.Err(); err != nil {
@@ -166,7 +176,10 @@ func (s *Store) Verify(progress log.Progress) (log.Report, error) {
 		progress(total, 2*total)
 	}
 	rep.Streams = len(streams)
-	if err := s.verifyTables(&c, streams, progress, total); err != nil {
+	if err := ctx.Err(); err != nil {
+		return rep, err
+	}
+	if err := s.verifyTables(ctx, &c, streams, progress, total); err != nil {
 		return rep, err
 	}
 	if progress != nil {
@@ -180,7 +193,7 @@ func (s *Store) Verify(progress log.Progress) (log.Report, error) {
 // second half of 2*size bytes (its share of the positions read).
 // Entries the tables have not absorbed yet (past `applied`) are skipped:
 // a writer running concurrently, or the next one, adds them.
-func (s *Store) verifyTables(c *commitState, streams map[string]*streamCheck, progress log.Progress, size int64) error {
+func (s *Store) verifyTables(ctx context.Context, c *commitState, streams map[string]*streamCheck, progress log.Progress, size int64) error {
 	h, err := s.tables()
 	if err != nil {
 		return err
@@ -213,7 +226,7 @@ func (s *Store) verifyTables(c *commitState, streams map[string]*streamCheck, pr
 	if now.next == c.next && h.applied()+1 == c.next && applied+1 == c.next && n != uint64(len(streams)) {
 		return &log.CorruptError{File: headsFile, Offset: -1, Reason: fmt.Sprintf("holds %d streams, the log %d (run evt repair)", n, len(streams))}
 	}
-	ids, err := openHashFile(join(s.dir, idsFile), idsValues, false)
+	ids, err := openHashFile(s.fsys, join(s.dir, idsFile), idsValues, false)
 	if err != nil {
 		var ce *log.CorruptError
 		if errors.As(err, &ce) {
@@ -227,8 +240,13 @@ func (s *Store) verifyTables(c *commitState, streams map[string]*streamCheck, pr
 		if rec.Position > idApplied {
 			return errStop
 		}
-		if progress != nil && rec.Position%65536 == 0 {
-			progress(size+int64(float64(size)*float64(rec.Position)/float64(c.next)), 2*size)
+		if rec.Position%16384 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if progress != nil && rec.Position%65536 == 0 {
+				progress(size+int64(float64(size)*float64(rec.Position)/float64(c.next)), 2*size)
+			}
 		}
 		if rec.Marker() {
 			return nil
