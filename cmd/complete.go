@@ -123,6 +123,8 @@ var fileValues = map[[2]string]cobra.CompletionFunc{
 	{"replay", "exec"}:      nil,
 	{"consume", "exec"}:     nil,
 	{"import", "ARGS"}:      nil,
+	{"", "nats-creds"}:      nil,
+	{"", "store"}:           dirCompletion, // a directory, or a nats:// URL typed out
 	{"docs", "man"}:         dirCompletion,
 	{"docs", "markdown"}:    dirCompletion,
 }
