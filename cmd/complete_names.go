@@ -168,8 +168,16 @@ const typesScanned = 10000
 // missed; finding it would mean reading the whole log, or every head.
 func typeCompletions(ctx context.Context, s log.Store, toComplete string) ([]cobra.Completion, error) {
 	all, _ := codec.ParseSelection("") // cannot fail: "" is every stream
+	first, next, err := s.Bounds()
+	if err != nil {
+		return nil, err
+	}
+	from := first
+	if next > first+typesScanned {
+		from = next - typesScanned // positions, not -N: no scan back for the selection
+	}
 	seen := map[string]bool{}
-	q := log.Query{Selection: all, From: codec.Cursor{Kind: codec.CursorBeforeEnd, N: typesScanned}}
+	q := log.Query{Selection: all, From: codec.Cursor{Kind: codec.CursorPosition, N: from}}
 	for rec, err := range s.Read(ctx, q) {
 		if err != nil {
 			return nil, err
