@@ -32,11 +32,13 @@ func newAppendCmd(g *globalOptions) *cobra.Command {
 		Long: `Append events. One call is one atomic batch: every event in it is stored,
 or none is, with one fsync.
 
-  evt append STREAM TYPE [DATA]          one event; DATA is JSON text, @FILE or -
-                                         (stdin); without DATA the event's data is {}
-  evt append STREAM TYPE < data.ndjson   one event per line, all of STREAM and TYPE
-  evt append < events.ndjson             one envelope per line:
-                                         {"stream","type","data","metadata","id"}
+  evt append STREAM TYPE [DATA]         one event; DATA is JSON text, @FILE
+                                        or - (stdin); without DATA, {}
+  evt append STREAM TYPE < data.ndjson  one event per line, all of STREAM
+                                        and TYPE
+  evt append < events.ndjson            one envelope per line:
+                                        {"stream","type","data",
+                                         "metadata","id"}
 
 Without DATA, piped stdin (a pipe or a file, not a terminal or /dev/null)
 is read as data lines. Blank lines are skipped. A bad line fails the whole

@@ -73,7 +73,8 @@ which must be new or empty, and is left there. A store on tmpfs measures
 memory, not a disk: bench says so.`,
 		Example: `  evt bench --events 2000 --only bulk,replay
   evt bench --events 5000 --ops 20 -o json
-  evt bench --dir bench-store --events 2000 --size 1000 --sync none --only bulk,read`,
+  evt bench --dir bench-store --events 2000 --size 1000 --sync none \
+      --only bulk,read`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := o.validate(); err != nil {
@@ -143,7 +144,10 @@ func runBench(ctx context.Context, g *globalOptions, o *benchOptions, dir string
 		if len(o.Only) > 0 && !slices.Contains(o.Only, w) {
 			continue
 		}
-		bar := newProgress(g.IO, "bench "+w)
+		bar := newCountProgress(g.IO, "bench "+w, "ops")
+		if w == "bulk" {
+			bar = newProgress(g.IO, "bench "+w) // bytes of input read
+		}
 		r, err := b.run(ctx, w, bar)
 		bar.done()
 		if err != nil {

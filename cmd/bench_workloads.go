@@ -133,7 +133,7 @@ func (b *bench) writeInput(path string, bar *progress) (int64, error) {
 // on stdin, so append takes its streaming path as it does from a shell.
 func (b *bench) load(ctx context.Context, bar *progress) (benchResult, error) {
 	path := filepath.Join(b.work, "events.ndjson")
-	gen := newProgress(b.g.IO, "bench generating input")
+	gen := newCountProgress(b.g.IO, "bench generating input", "events")
 	size, err := b.writeInput(path, gen)
 	gen.done()
 	if err != nil {

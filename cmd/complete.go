@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/evtdev/evt/log"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -19,9 +21,10 @@ import (
 // functions below as the user presses TAB, so they must be quick and must
 // never change anything: the store is opened read-only without recovery,
 // and a store that does not exist is never created (no candidates).
-// Nothing here scans the log: stream names and types come from the heads
-// table (Store.Streams), group names from the groups directory, fold spec
-// names from the config file.
+// Nothing here scans the log or every stream head: stream names come from
+// the store's name index (complete_names.go), types from the newest
+// events, group names from the groups directory, fold spec names from the
+// config file.
 
 // argCompletions says what each positional argument completes to, by
 // command path (without "evt"). A nil entry, or an argument past the end,
@@ -53,7 +56,8 @@ func (c completer) argCompletions() []argCompletion {
 // flagCompletions says what flag values complete to, by command path and
 // flag name. Flags that already have a completion (the enums --sync,
 // --output, --expect, --ordering, registered where they are defined) are
-// left alone; flags in neither place complete file names.
+// left alone; flags in neither place complete to nothing, unless
+// fileValues says they take a file.
 func (c completer) flagCompletions() []flagCompletion {
 	return []flagCompletion{
 		{"", "dir", dirCompletion},
@@ -108,6 +112,59 @@ func registerCompletions(g *globalOptions, root *cobra.Command) {
 		}
 		_ = cmd.RegisterFlagCompletionFunc(f.flag, f.complete) // checked above: cannot fail
 	}
+	noFilesElsewhere(root)
+}
+
+// fileValues are the flags (by command path and name) and the commands'
+// arguments ("ARGS") whose values are files or directories, or commands
+// run by a shell (--exec ./handler.sh): only these complete file names.
+var fileValues = map[[2]string]cobra.CompletionFunc{
+	{"tail", "cursor-file"}: nil,
+	{"replay", "exec"}:      nil,
+	{"consume", "exec"}:     nil,
+	{"import", "ARGS"}:      nil,
+	{"", "nats-creds"}:      nil,
+	{"", "store"}:           dirCompletion, // a directory, or a nats:// URL typed out
+	{"docs", "man"}:         dirCompletion,
+	{"docs", "markdown"}:    dirCompletion,
+}
+
+// noFilesElsewhere makes every other flag that takes a value, and every
+// other command's arguments, complete to nothing rather than to the file
+// names a shell offers by default: `fold --at <TAB>` listing the current
+// directory suggests a version is a file.
+func noFilesElsewhere(root *cobra.Command) {
+	var walk func(cmd *cobra.Command)
+	walk = func(cmd *cobra.Command) {
+		path := strings.TrimPrefix(strings.TrimPrefix(cmd.CommandPath(), root.Name()), " ")
+		noFiles := func(f *pflag.Flag) {
+			if f.NoOptDefVal != "" { // a bool, or a flag whose value is optional
+				return
+			}
+			if _, ok := cmd.GetFlagCompletionFunc(f.Name); ok {
+				return
+			}
+			fn, isFile := fileValues[[2]string{path, f.Name}]
+			switch {
+			case !isFile:
+				fn = cobra.NoFileCompletions
+			case fn == nil:
+				return
+			}
+			_ = cmd.RegisterFlagCompletionFunc(f.Name, fn) // not registered yet: cannot fail
+		}
+		cmd.Flags().VisitAll(noFiles)
+		cmd.PersistentFlags().VisitAll(noFiles) // not in Flags() until parsed
+		if cmd.Runnable() && cmd.ValidArgsFunction == nil && cmd.ValidArgs == nil && !cmd.HasAvailableSubCommands() {
+			if _, isFile := fileValues[[2]string{path, "ARGS"}]; !isFile {
+				cmd.ValidArgsFunction = cobra.NoFileCompletions
+			}
+		}
+		for _, sub := range cmd.Commands() {
+			walk(sub)
+		}
+	}
+	walk(root)
 }
 
 // commandAt finds the command at path ("group show") under root by name,
@@ -158,48 +215,39 @@ func (c completer) open(cmd *cobra.Command) log.Store {
 	return s
 }
 
-// streams completes stream names, each described by its version and last
-// event type.
+// streams completes stream names (see maxCandidates): a bounded set,
+// from the store's name index, however many streams it holds.
 func (c completer) streams(cmd *cobra.Command, _ []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
 	s := c.open(cmd)
 	if s == nil {
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}
 	defer s.Close()
-	infos, err := s.Streams(func(name string) bool { return strings.HasPrefix(name, toComplete) })
+	out, d, err := streamCompletions(s, toComplete)
 	if err != nil {
 		cobra.CompDebugln(err.Error(), false)
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}
-	out := make([]cobra.Completion, len(infos))
-	for i, info := range infos {
-		out[i] = cobra.CompletionWithDesc(info.Stream, fmt.Sprintf("version %d, last %s", info.Version, info.LastType))
-	}
-	return out, cobra.ShellCompDirectiveNoFileComp
+	return out, d
 }
 
-// types completes event types: the type of each stream's last event, which
-// the heads table holds. Types that no stream ends with are missed; finding
-// them would mean reading the log.
+// types completes event types from the newest events of the log.
 func (c completer) types(cmd *cobra.Command, _ []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
 	s := c.open(cmd)
 	if s == nil {
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}
 	defer s.Close()
-	infos, err := s.Streams(nil)
+	ctx := cmd.Context()
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	out, err := typeCompletions(ctx, s, toComplete)
 	if err != nil {
 		cobra.CompDebugln(err.Error(), false)
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}
-	var out []cobra.Completion
-	for _, info := range infos {
-		if strings.HasPrefix(info.LastType, toComplete) {
-			out = append(out, info.LastType)
-		}
-	}
-	sort.Strings(out)
-	return slices.Compact(out), cobra.ShellCompDirectiveNoFileComp
+	return out, cobra.ShellCompDirectiveNoFileComp
 }
 
 // groups completes consumer group names.

@@ -87,6 +87,12 @@ func TestCompletionTables(t *testing.T) {
 			t.Errorf("evt %s: no ValidArgsFunction", a.path)
 		}
 	}
+	for key := range fileValues {
+		cmd := commandAt(root, key[0])
+		if cmd == nil || key[1] != "ARGS" && cmd.Flag(key[1]) == nil {
+			t.Errorf("fileValues: no evt %s --%s", key[0], key[1])
+		}
+	}
 	for _, f := range c.flagCompletions() {
 		cmd := commandAt(root, f.path)
 		if cmd == nil {

@@ -37,7 +37,7 @@ The output is always NDJSON, on a terminal too: -o json is the only
 format, and --jq is for evt replay. A progress bar goes to stderr when
 stderr is a terminal.`,
 		Example: `  evt export > backup.ndjson
-  evt export 'order-*' --from @2026-11-01 --to @2026-12-01 > november-orders.ndjson
+  evt export 'order-*' --from @2026-11-01 --to @2026-12-01 > nov-orders.ndjson
   evt export order-42 --from 2 --type Shipped
   evt export | evt import --dir /backup/evt`,
 		Args: cobra.MaximumNArgs(1),
@@ -77,7 +77,7 @@ func runExport(ctx context.Context, g *globalOptions, o *exportOptions, f eventF
 	if err != nil {
 		return err
 	}
-	bar := newProgress(g.IO, "export")
+	bar := newCountProgress(g.IO, "export", "events").besideOutput()
 	n := 0
 	err = r.readFrom(from, func(rec *codec.Record) error {
 		if n++; n%(1<<16) == 0 {
@@ -263,18 +263,17 @@ func (c contextReader) Read(b []byte) (int, error) {
 	return c.r.Read(b)
 }
 
-// progressReader draws the progress of reading r on a bar: a fraction of
-// total, or the bytes read so far when total is unknown (0). parseLines
-// reads from a goroutine of its own, which may still be reading when the
-// import fails, so the bar is guarded, and stop ends its drawing.
+// progressReader moves a bar as r is read: a fraction of total, or the
+// bytes read so far when total is unknown (0). parseLines reads from a
+// goroutine of its own, which may still be reading when the import
+// fails, so stop ends the drawing for good.
 type progressReader struct {
 	r     io.Reader
 	bar   *progress
 	total int64
 
-	mu      sync.Mutex // guards the fields below and the bar
+	mu      sync.Mutex // guards the fields below
 	read    int64
-	drawn   time.Time
 	stopped bool
 }
 
@@ -283,16 +282,8 @@ func (m *progressReader) Read(b []byte) (int, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.read += int64(n)
-	// A few redraws a second are enough to see it move.
-	if m.stopped || !m.bar.ios.IsStderrTTY() || time.Since(m.drawn) < 100*time.Millisecond {
-		return n, err
-	}
-	m.drawn = time.Now()
-	if m.total > 0 {
+	if !m.stopped {
 		m.bar.update(m.read, m.total)
-	} else {
-		fmt.Fprintf(m.bar.ios.ErrOut, "\r%s %s", m.bar.label, humanBytes(m.read))
-		m.bar.shown = true
 	}
 	return n, err
 }

@@ -230,7 +230,8 @@ type folder struct {
 	o       *foldOptions
 	bound   foldBound
 	entries map[string]*foldEntry
-	next    uint64 // where following continues
+	keys    []string // a table's state columns, once printed (nil: one state column)
+	next    uint64   // where following continues
 	in      fold.Input
 	buf     []byte
 }
@@ -405,7 +406,7 @@ func (fr *folder) follow(ctx context.Context, f eventFilter) error {
 		if fr.o.Trace {
 			return fr.p.Flushed()
 		}
-		if err := fr.printRow(e, nil); err != nil {
+		if err := fr.printRow(e, fr.keys); err != nil {
 			return err
 		}
 		return fr.p.Flushed()
@@ -416,7 +417,7 @@ func (fr *folder) follow(ctx context.Context, f eventFilter) error {
 // top-level key of the states; otherwise {"stream","version","state"}.
 func (fr *folder) printRows(rows []*foldEntry) error {
 	var keys []string
-	if fr.p.Tabular() && !fr.o.Follow {
+	if fr.p.Tabular() {
 		seen := map[string]bool{}
 		for _, e := range rows {
 			if m, ok := e.state.(map[string]any); ok {
@@ -432,6 +433,7 @@ func (fr *folder) printRows(rows []*foldEntry) error {
 		if keys == nil {
 			keys = []string{}
 		}
+		fr.keys = keys // fold -f prints its updates in the same columns
 	}
 	for _, e := range rows {
 		if err := fr.printRow(e, keys); err != nil {
@@ -467,7 +469,7 @@ func (fr *folder) printRow(e *foldEntry, keys []string) error {
 				text = string(b)
 			}
 		}
-		fields = append(fields, output.Field{Key: k, Value: v, Text: text})
+		fields = append(fields, output.Field{Key: k, Value: v, Text: text, Free: true})
 	}
 	return fr.p.Row(fields)
 }

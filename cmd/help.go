@@ -40,7 +40,7 @@ on stderr that starts with "evt: "; stdout carries only results.
 
     3    expected-version conflict: append --expect did not match the
          stream's version, and nothing was written. Read again, retry.
-           evt append account-7 Opened --expect none      # exit 3: account-7 exists
+           evt append account-7 Opened --expect none  # exit 3: it exists
 
     4    not found: the stream, the store or the consumer group does not
          exist (tail -f waits for a missing stream instead).
@@ -56,7 +56,8 @@ on stderr that starts with "evt: "; stdout carries only results.
 
 A script that retries on a conflict:
 
-    until evt append account-7 Withdrawn '{"amount":20}' --expect "$(evt streams account-7 --jq .version)"; do
+    until v=$(evt streams account-7 --jq .version)
+          evt append account-7 Withdrawn '{"amount":20}' --expect "$v"; do
       [ $? -eq 3 ] || exit 1
     done`,
 	},
@@ -109,10 +110,10 @@ a script run again neither skips nor repeats an event.
 Examples:
 
     evt tail 'account-*' --from @-1h --type Deposited
-    evt tail account-7 --from -2                   # the last 2 events of account-7
-    evt tail order-42 --from +1                    # all but the first event of order-42
-    evt replay --from 1 --to @-1m                  # everything older than a minute
-    evt tail --from stored --group billing         # where group billing stands
+    evt tail account-7 --from -2            # the last 2 events of account-7
+    evt tail order-42 --from +1             # all but the first of order-42
+    evt replay --from 1 --to @-1m           # everything older than a minute
+    evt tail --from stored --group billing  # where group billing stands
     evt group reset billing --to @2026-11-25 --dry-run`,
 	},
 	{
@@ -153,9 +154,15 @@ The event envelope, as -o json prints it:
     metadata    any JSON value; left out when empty
 
 Terminals and colour: tables and colour are for a terminal on stdout.
-EVT_FORCE_TTY=1 formats as for a terminal even through a pipe (to see a
-table in less -R, or to test). Colour (bold table headers) appears only
-on a terminal and never when NO_COLOR is set to a non-empty value.
+On a terminal a table fits its width: the widest free-text columns (data,
+states, stream and type names) are cut with "…", times show milliseconds
+(-o json keeps nanoseconds), and an empty listing says so; piped, it
+prints nothing. EVT_FORCE_TTY=1 formats as for a terminal even through a
+pipe (to see a table in less -R, or to test), COLUMNS=N gives it a width.
+Colour (bold table headers) appears only on a terminal, and never when
+NO_COLOR is set to a non-empty value or TERM is dumb. Progress bars of
+long commands go to stderr when it is a terminal, and export draws none
+when its events go to that same terminal.
 
 Examples:
 

@@ -46,7 +46,7 @@ func TestHelpTopics(t *testing.T) {
 		})
 	}
 	_, out, _ := runHelp(t, "--help")
-	if !strings.Contains(out, "\nAdditional help topics:\n  evt cursors ") {
+	if !strings.Contains(out, "\nAdditional help topics:\n  cursors     Selections") {
 		t.Errorf("evt --help lists no help topics:\n%s", out)
 	}
 }

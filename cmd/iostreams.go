@@ -21,7 +21,9 @@ type IOStreams struct {
 	stdoutTTY bool
 	stderrTTY bool
 	color     bool
-	width     int // columns of stdout's terminal, 0 if unknown
+	width     int  // columns of stdout's terminal, 0 if unknown
+	errWidth  int  // columns of stderr's terminal, 0 if unknown
+	sameTTY   bool // stdout and stderr are the same terminal
 }
 
 // System returns the IOStreams of the process: the standard files, whether
@@ -30,7 +32,9 @@ type IOStreams struct {
 // EVT_FORCE_TTY=1 makes stdout count as a terminal (so tables and colour
 // can be tested through a pipe); stdin and stderr are left alone, because
 // faking them would make append wait for typed input or draw progress bars
-// into a log. NO_COLOR with any non-empty value turns colour off.
+// into a log. COLUMNS, when the terminal does not say its width (or there
+// is none), gives it. NO_COLOR with any non-empty value, or TERM=dumb,
+// turns colour off.
 func System() *IOStreams {
 	s := &IOStreams{
 		In:        os.Stdin,
@@ -43,10 +47,22 @@ func System() *IOStreams {
 	if s.stdoutTTY {
 		s.width = terminalWidth(os.Stdout)
 	}
+	if s.stderrTTY {
+		s.errWidth = terminalWidth(os.Stderr)
+	}
+	s.sameTTY = s.stdoutTTY && s.stderrTTY && sameFile(os.Stdout, os.Stderr)
 	if force, err := strconv.ParseBool(os.Getenv("EVT_FORCE_TTY")); err == nil && force {
 		s.stdoutTTY = true
 	}
-	s.color = s.stdoutTTY && os.Getenv("NO_COLOR") == ""
+	if n, err := strconv.Atoi(os.Getenv("COLUMNS")); err == nil && n > 0 {
+		if s.width == 0 {
+			s.width = n
+		}
+		if s.errWidth == 0 {
+			s.errWidth = n
+		}
+	}
+	s.color = s.stdoutTTY && os.Getenv("NO_COLOR") == "" && os.Getenv("TERM") != "dumb"
 	return s
 }
 
@@ -80,6 +96,29 @@ func (s *IOStreams) TerminalWidth() int {
 	return 80
 }
 
+// KnownWidth is the width of stdout's terminal in columns, or 0 when it
+// is not known (a forced terminal without COLUMNS): tables fit it.
+func (s *IOStreams) KnownWidth() int { return s.width }
+
+// StderrWidth is the width of stderr's terminal in columns (where
+// progress bars go), or 80 when unknown.
+func (s *IOStreams) StderrWidth() int {
+	if s.errWidth > 0 {
+		return s.errWidth
+	}
+	return 80
+}
+
+// SameTerminal reports whether stdout and stderr are the same terminal,
+// so a line drawn on stderr would land among stdout's lines.
+func (s *IOStreams) SameTerminal() bool { return s.sameTTY }
+
+// SetTerminalWidth overrides the width of both terminals (tests).
+func (s *IOStreams) SetTerminalWidth(n int) { s.width, s.errWidth = n, n }
+
+// SetSameTerminal overrides whether stdout and stderr are one terminal.
+func (s *IOStreams) SetSameTerminal(v bool) { s.sameTTY = v }
+
 // SetStdinTTY overrides terminal detection for stdin.
 func (s *IOStreams) SetStdinTTY(v bool) { s.stdinTTY = v }
 
@@ -98,6 +137,16 @@ func (s *IOStreams) SetColorEnabled(v bool) { s.color = v }
 func isTerminal(f *os.File) bool {
 	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
 	return err == nil
+}
+
+// sameFile reports whether a and b are the same open file (device and
+// inode): one terminal, when both are terminals.
+func sameFile(a, b *os.File) bool {
+	var sa, sb unix.Stat_t
+	if unix.Fstat(int(a.Fd()), &sa) != nil || unix.Fstat(int(b.Fd()), &sb) != nil {
+		return false
+	}
+	return sa.Dev == sb.Dev && sa.Ino == sb.Ino && sa.Rdev == sb.Rdev
 }
 
 func terminalWidth(f *os.File) int {

@@ -210,6 +210,7 @@ func newRootCmd(ios *IOStreams) *cobra.Command {
 	root.InitDefaultCompletionCmd()
 	registerCompletions(g, root)
 	addHelpTopics(root)
+	wrapHelp(root, ios)
 	finishCommandTree(root)
 	return root
 }

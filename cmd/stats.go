@@ -136,7 +136,7 @@ func collectStats(ctx context.Context, ios *IOStreams, s log.Store, f eventFilte
 	if err != nil {
 		return nil, err
 	}
-	bar := newProgress(ios, "stats")
+	bar := newCountProgress(ios, "stats", "events")
 	r := &eventReader{s: s, f: f, ios: ios}
 	err = r.readFrom(codec.Cursor{Kind: codec.CursorStart}, func(rec *codec.Record) error {
 		if st.events == 0 {
@@ -265,7 +265,18 @@ func printStatsTerminal(g *globalOptions, st *storeStats, o *statsOptions) error
 			return err
 		}
 	}
-	width := min(maxRateBuckets, g.IO.TerminalWidth()-20)
+	if st.oldest == st.newest {
+		// One column of one height says nothing about a rate.
+		what := fmt.Sprintf("all %d events were", st.events)
+		if st.events == 1 {
+			what = "the one event was"
+		}
+		_, err := fmt.Fprintf(out, "\n%s appended at %s: no rate to chart\n", what, time.Unix(0, st.oldest).UTC().Format(codec.TimeFormat))
+		return err
+	}
+	// The chart grows with the terminal: a column a bucket, beside the
+	// peak's label and the axis.
+	width := min(maxChartBuckets, g.IO.TerminalWidth()-20)
 	chart := renderRateChart(st.rate.buckets(max(width, 10)), rateChartHeight,
 		o.ASCII || !localeIsUTF8(os.Getenv), g.IO.ColorEnabled())
 	_, err := fmt.Fprint(out, "\n"+chart)

@@ -19,6 +19,8 @@ const (
 	// rateChartHeight is the chart's height in rows; each row has eight
 	// levels in Unicode block characters.
 	rateChartHeight = 6
+	// maxChartBuckets bounds the chart's columns on a wide terminal.
+	maxChartBuckets = 240
 	// maxFineBuckets bounds rateHistogram's memory (32 KiB of counts).
 	maxFineBuckets = 4096
 )
@@ -218,7 +220,62 @@ func renderRateChart(b rateBuckets, height int, ascii, color bool) string {
 		sb.WriteString(strings.TrimRight(axis+" "+vline+text, " ") + "\n")
 	}
 	sb.WriteString(fmt.Sprintf("%*s %s%s\n", len(label), "0", corner, strings.Repeat(hline, len(b.counts))))
+	sb.WriteString(strings.TrimRight(strings.Repeat(" ", len(label)+2)+timeAxis(b), " ") + "\n")
 	return sb.String()
+}
+
+// timeAxis labels the time axis under the chart: the start under the
+// first column, the end ending under the last, and the middle between
+// when there is room, in the shortest form the span allows (15:04 within
+// a day, 01-02 15:04 within a year, dates beyond).
+func timeAxis(b rateBuckets) string {
+	n := len(b.counts)
+	end := b.start + int64(n)*b.width
+	layout := axisLayout(b.start, end, b.width)
+	at := func(t int64) string { return time.Unix(0, t).UTC().Format(layout) }
+	line := []rune(strings.Repeat(" ", n))
+	put := func(col int, text string) bool {
+		r := []rune(text)
+		if col < 0 || col+len(r) > n {
+			return false
+		}
+		for i := max(0, col-2); i < min(n, col+len(r)+2); i++ {
+			if line[i] != ' ' {
+				return false // too close to a label already placed
+			}
+		}
+		copy(line[col:], r)
+		return true
+	}
+	first, last := at(b.start), at(end)
+	if !put(0, first) {
+		return first // narrower than its label: the label alone
+	}
+	put(n-len([]rune(last)), last)
+	put(n/2, at(b.start+int64(n/2)*b.width))
+	return string(line)
+}
+
+// axisLayout is the time layout for labels of a span from start to end
+// (nanoseconds) in buckets of width.
+func axisLayout(start, end, width int64) string {
+	s, e := time.Unix(0, start).UTC(), time.Unix(0, end-1).UTC()
+	sameDay := s.YearDay() == e.YearDay() && s.Year() == e.Year()
+	switch {
+	case sameDay && width < int64(time.Second):
+		return "15:04:05.000"
+	case sameDay && width < int64(time.Minute):
+		return "15:04:05"
+	case sameDay:
+		return "15:04"
+	case width >= day && s.Year() == e.Year():
+		return "01-02"
+	case width >= day:
+		return "2006-01-02"
+	case s.Year() == e.Year():
+		return "01-02 15:04"
+	}
+	return "2006-01-02 15:04"
 }
 
 // formatWidth writes a bucket width in its largest whole unit: 250ms,

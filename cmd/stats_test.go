@@ -1,6 +1,8 @@
 package cmd
 
 import (
+	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -97,7 +99,8 @@ func TestRenderRateChart(t *testing.T) {
 	want := "events per 1m from 2026-11-25T10:00:00Z to 2026-11-25T10:05:00Z\n" +
 		"16 │█   ▄\n" +
 		"   │█▁ ██\n" +
-		" 0 └─────\n"
+		" 0 └─────\n" +
+		"    10:00\n" // the start; the end (10:05) has no room beside it
 	if got != want {
 		t.Errorf("unicode chart:\n%s\nwant:\n%s", got, want)
 	}
@@ -105,7 +108,8 @@ func TestRenderRateChart(t *testing.T) {
 	want = "events per 1m from 2026-11-25T10:00:00Z to 2026-11-25T10:05:00Z\n" +
 		"16 |#   :\n" +
 		"   |#. ##\n" +
-		" 0 +-----\n"
+		" 0 +-----\n" +
+		"    10:00\n"
 	if got != want {
 		t.Errorf("ascii chart:\n%s\nwant:\n%s", got, want)
 	}
@@ -175,5 +179,44 @@ func TestTallyTop(t *testing.T) {
 	b, err := got[0].MarshalJSON()
 	if err != nil || string(b) != `{"type":"b","events":3}` {
 		t.Errorf("MarshalJSON = %s, %v", b, err)
+	}
+}
+
+// TestStatsChartGolden: the append rate chart on terminals of 40, 80 and
+// 160 columns: wider with the terminal, times under its axis; and what
+// stats says when every event has the same time.
+func TestStatsChartGolden(t *testing.T) {
+	dir := isolate(t)
+	var b strings.Builder
+	start := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	for i := range 40 {
+		at := start.Add(time.Duration(i*i) * 2 * time.Second) // ever slower
+		fmt.Fprintf(&b, `{"stream":"s-%d","type":"T","id":"e-%d","time":%q,"data":{}}`+"\n", i%3, i, at.Format(time.RFC3339Nano))
+	}
+	writeFile(t, filepath.Join(dir, "events.ndjson"), b.String())
+	if code, _, errOut := runEvt(t, "import", "events.ndjson"); code != 0 {
+		t.Fatalf("import: exit %d: %s", code, errOut)
+	}
+	t.Setenv("LANG", "C.UTF-8")
+	var golden strings.Builder
+	for _, w := range terminalWidths {
+		out := runEvtWidth(t, w, "stats")
+		chart := out[strings.Index(out, "events per "):]
+		fmt.Fprintf(&golden, "# %d columns\n%s\n", w, chart)
+	}
+	checkGolden(t, "stats-chart.txt", golden.String())
+
+	// Every event at one instant: nothing to chart, and it says so.
+	b.Reset()
+	for i := range 5 {
+		fmt.Fprintf(&b, `{"stream":"s","type":"T","id":"x-%d","time":"2026-11-25T10:00:00Z","data":{}}`+"\n", i)
+	}
+	writeFile(t, filepath.Join(dir, "same.ndjson"), b.String())
+	if code, _, errOut := runEvt(t, "--dir", "same", "import", "same.ndjson"); code != 0 {
+		t.Fatalf("import: exit %d: %s", code, errOut)
+	}
+	out := runEvtWidth(t, 80, "--dir", "same", "stats")
+	if want := "\nall 5 events were appended at 2026-11-25T10:00:00.000000000Z: no rate to chart\n"; !strings.HasSuffix(out, want) {
+		t.Errorf("one instant: got\n%s\nwant it to end with %q", out, want)
 	}
 }

@@ -118,6 +118,9 @@ func (g *globalOptions) printerPiped(piped string) (*output.Printer, error) {
 		return nil, usageErrorf("-o: %w", err)
 	}
 	p.SetColor(g.IO.ColorEnabled())
+	if g.IO.IsStdoutTTY() {
+		p.SetWidth(g.IO.KnownWidth()) // tables fit the terminal
+	}
 	if g.JQ != "" && (p.Format() == output.FormatTemplate || p.Format() == output.FormatTable) {
 		// --jq prints its own results (strings raw, the rest as JSON,
 		// indented with -o pretty, as YAML with -o yaml): a template or

@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"fmt"
 	"github.com/spf13/cobra"
 
 	"github.com/evtdev/evt/cmd/output"
@@ -52,6 +53,11 @@ func runStreams(g *globalOptions, sel codec.Selection) error {
 		streams = []log.StreamInfo{info}
 	} else if streams, err = s.Streams(sel.Match); err != nil {
 		return err
+	}
+	if sel.All() {
+		p.SetEmpty("No streams.")
+	} else {
+		p.SetEmpty(fmt.Sprintf("No streams match '%s'.", sel))
 	}
 	for _, info := range streams {
 		err := p.Row([]output.Field{

@@ -55,7 +55,7 @@ new to it.`,
 		Example: `  evt tail                       # the last 10 events of the store
   evt tail account-7 -n 3
   evt tail 'account-*' --from @-1h --type Deposited
-  evt tail -f --from end --count 1 order-42  # wait for the next event of order-42
+  evt tail -f --from end --count 1 order-42  # wait for order-42's next event
   evt tail --cursor-file seen.pos | ./process-events`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -169,28 +169,3 @@ func humanBytes(n int64) string {
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
-
-// progress draws a one-line bar on stderr, only when stderr is a terminal.
-type progress struct {
-	ios   *IOStreams
-	label string
-	shown bool
-}
-
-func newProgress(ios *IOStreams, label string) *progress { return &progress{ios: ios, label: label} }
-
-func (p *progress) update(done, total int64) {
-	if !p.ios.IsStderrTTY() || total <= 0 {
-		return
-	}
-	const width = 30
-	n := int(done * width / total)
-	fmt.Fprintf(p.ios.ErrOut, "\r%s [%s%s] %3d%%", p.label, strings.Repeat("=", n), strings.Repeat(" ", width-n), done*100/total)
-	p.shown = true
-}
-
-func (p *progress) done() {
-	if p.shown {
-		fmt.Fprint(p.ios.ErrOut, "\r\033[K")
-	}
-}

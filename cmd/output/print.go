@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/evtdev/evt/codec"
-	"github.com/olekukonko/tablewriter"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -37,6 +36,9 @@ type Field struct {
 	Key   string
 	Value any
 	Text  string
+	// Free marks free text (a state's values) that a table on a narrow
+	// terminal may cut; data, stream, type and other names always are.
+	Free bool
 }
 
 // Printer writes events and listing rows in one output format. It is the
@@ -48,13 +50,17 @@ type Printer struct {
 	format string
 	tmpl   *template.Template
 	tty    bool
+	width  int        // the terminal's, which tables fit; 0: none
 	rows   [][]string // table rows, rendered by Flush
-	header []string
-	// headerDone and boldDone: a table rendered in parts (tail -f) has
-	// its header once, at the top.
-	headerDone, boldDone bool
-	buf                  []byte
-	docs                 int
+	table  *table     // set by the first row; keeps its widths (table.go)
+	// headerDone: a table rendered in parts (tail -f) has its header
+	// once, at the top.
+	headerDone bool
+	// empty is what a table on a terminal says when it has no rows.
+	empty  string
+	anyRow bool
+	buf    []byte
+	docs   int
 }
 
 // NewPrinter parses format (json, pretty, table, yaml, template=TEXT, or
@@ -74,6 +80,14 @@ func NewPrinter(w io.Writer, format string, tty bool) (*Printer, error) {
 	}
 	return p, nil
 }
+
+// SetWidth makes tables fit a terminal of n columns (0: no limit). The
+// caller sets it only when stdout is a terminal.
+func (p *Printer) SetWidth(n int) { p.width = n }
+
+// SetEmpty sets what a listing prints on a terminal when it has no rows
+// ("No streams match 'zzz*'."); piped, an empty listing prints nothing.
+func (p *Printer) SetEmpty(msg string) { p.empty = msg }
 
 // SetColor allows ANSI colour (bold table headers); the caller decides:
 // only on a terminal, never with NO_COLOR.
@@ -127,7 +141,7 @@ func (p *Printer) Event(e *codec.Event) error {
 			{Key: "stream", Value: e.Stream},
 			{Key: "version", Value: e.Version},
 			{Key: "type", Value: e.Type},
-			{Key: "time", Value: e.Time.Format(codec.TimeFormat)},
+			{Key: "time", Value: e.Time},
 			{Key: "data", Value: json.RawMessage(e.Data), Text: string(e.Data)},
 		})
 	}
@@ -257,28 +271,50 @@ func (p *Printer) Row(fields []Field) error {
 	}
 	switch p.format {
 	case FormatAuto, FormatTable, FormatTSV:
+		p.anyRow = true
 		texts := make([]string, len(fields))
-		for i, f := range fields {
-			texts[i] = f.text()
-		}
 		if p.format == FormatTable || p.format == FormatAuto && p.tty {
-			if p.header == nil {
-				p.header = make([]string, len(fields))
-				for i, f := range fields {
-					p.header[i] = strings.ToUpper(f.Key)
-				}
+			if p.table == nil {
+				p.table = newTable(fields)
+			}
+			for i, f := range fields {
+				texts[i] = p.tableText(f)
 			}
 			p.rows = append(p.rows, texts)
 			return nil
 		}
-		for i := range texts {
-			texts[i] = strings.NewReplacer("\t", " ", "\n", " ").Replace(texts[i])
+		for i, f := range fields {
+			texts[i] = oneLine(f.plainText())
 		}
 		_, err := p.w.WriteString(strings.Join(texts, "\t") + "\n")
 		return err
 	}
 	p.buf = AppendRowJSON(p.buf[:0], fields)
 	return p.JSON(p.buf)
+}
+
+// ShortTime is how a table on a terminal shows a time: to the
+// millisecond, still UTC and RFC 3339 (-o json keeps nanoseconds).
+const ShortTime = "2006-01-02T15:04:05.000Z07:00"
+
+// tableText is a field's text in a table: its Text, and times shorter on
+// a terminal.
+func (p *Printer) tableText(f Field) string {
+	if t, ok := f.Value.(time.Time); ok && f.Text == "" && p.tty && !t.IsZero() {
+		return t.UTC().Format(ShortTime)
+	}
+	return f.text()
+}
+
+// plainText is a field's text in a tab-separated row, for scripts: its
+// Text, except that a fraction (lag_seconds) prints as the number it is
+// in JSON, not as the human duration a table shows ("1.5s"); a count of
+// seconds or bytes keeps the text its command chose ("30d", "10.0 GiB").
+func (f Field) plainText() string {
+	if v, ok := f.Value.(float64); ok {
+		return strconv.FormatFloat(v, 'f', -1, 64)
+	}
+	return f.text()
 }
 
 func (f Field) text() string {
@@ -299,47 +335,18 @@ func (f Field) text() string {
 	return fmt.Sprint(f.Value)
 }
 
-// Flush renders a pending table and flushes buffered output.
+// Flush renders a pending table and flushes buffered output. A listing
+// without rows says so on a terminal (SetEmpty).
 func (p *Printer) Flush() error {
 	if len(p.rows) > 0 {
-		// kubectl-style: no borders, left-aligned, two spaces between
-		// columns, no wrapping (a terminal scrolls sideways better than a
-		// wrapped JSON document reads).
-		var out bytes.Buffer
-		t := tablewriter.NewWriter(&out)
-		if !p.headerDone {
-			t.SetHeader(p.header)
-			p.headerDone = true
-		}
-		t.SetAutoFormatHeaders(false)
-		t.SetHeaderAlignment(tablewriter.ALIGN_LEFT)
-		t.SetAlignment(tablewriter.ALIGN_LEFT)
-		t.SetAutoWrapText(false)
-		t.SetBorder(false)
-		t.SetHeaderLine(false)
-		t.SetRowLine(false)
-		t.SetColumnSeparator("")
-		t.SetCenterSeparator("")
-		t.SetRowSeparator("")
-		t.SetTablePadding("  ")
-		t.SetNoWhiteSpace(true)
-		t.AppendBulk(p.rows)
-		t.Render()
-		bold := p.color && !p.boldDone
-		p.boldDone = true
-		for i, line := range bytes.SplitAfter(out.Bytes(), []byte("\n")) {
-			if trimmed := bytes.TrimRight(line, " \n"); len(line) > 0 {
-				if i == 0 && bold {
-					p.w.WriteString("\033[1m") // bold header
-					p.w.Write(trimmed)
-					p.w.WriteString("\033[0m\n")
-					continue
-				}
-				p.w.Write(trimmed)
-				p.w.WriteByte('\n')
-			}
-		}
+		bold := p.color && !p.headerDone
+		p.w.WriteString(p.table.render(p.rows, !p.headerDone, p.width, bold))
+		p.headerDone = true
 		p.rows = nil
+	}
+	if !p.anyRow && p.empty != "" && p.tty && p.jq == nil && (p.format == FormatAuto || p.format == FormatTable) {
+		p.w.WriteString(p.empty + "\n")
+		p.empty = ""
 	}
 	return p.w.Flush()
 }

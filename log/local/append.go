@@ -10,6 +10,7 @@ import (
 
 type streamState struct {
 	key           hashKey
+	name          string
 	version, last uint64
 	cut           uint64 // the heads table's cut value (see cutValue)
 	dirty         bool   // an event or marker of it was written in this batch
@@ -72,6 +73,9 @@ func (s *Store) roll(c *commitState, now int64) error {
 		return err
 	}
 	if err := s.ids.sync(); err != nil {
+		return err
+	}
+	if err := s.syncNames(); err != nil {
 		return err
 	}
 	// A writer killed between creating a segment and publishing it leaves

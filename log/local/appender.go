@@ -129,7 +129,7 @@ func (a *Appender) state(name string) *streamState {
 	key := keyOf(name)
 	st := a.states[key]
 	if st == nil {
-		st = &streamState{key: key}
+		st = &streamState{key: key, name: name}
 		var vals [headsValues]uint64
 		if a.s.heads.get(key, vals[:]) {
 			st.last, st.version, st.cut = vals[0], vals[1], vals[2]
@@ -474,11 +474,17 @@ func (a *Appender) Commit() ([]log.Result, error) {
 	codec.PatchRecord(last, binary.LittleEndian.Uint64(last[8:]), binary.LittleEndian.Uint64(last[16:]),
 		prevOf(last), int64(binary.LittleEndian.Uint64(last[32:])), binary.LittleEndian.Uint16(last[40:])|codec.FlagEndOfBatch)
 
-	newStreams := uint64(0)
+	var created []string
 	for _, st := range a.states {
 		if st.created {
-			newStreams++
+			created = append(created, st.name)
 		}
+	}
+	newStreams := uint64(len(created))
+	// Before the batch is complete on disk, so the name index never
+	// misses a committed stream (see namesFile).
+	if err := a.s.noteNames(created); err != nil {
+		return nil, err
 	}
 	written := a.pos - a.c.next
 	tablesOK := a.s.reserveTables(newStreams, written) == nil
@@ -541,6 +547,7 @@ func (a *Appender) Commit() ([]log.Result, error) {
 	}
 	a.s.heads.setApplied(a.pos - 1)
 	a.s.ids.setApplied(a.pos - 1)
+	a.s.maybeMergeNames()
 	return a.results, nil
 }
 

@@ -22,6 +22,7 @@
 //   - commit (published end): where the log ends: next position, active segment and its committed length
 //   - heads (derived): stream → last position, version, cut (the last version a truncate or delete removed, and whether it was a delete) (open addressing, mmap)
 //   - ids (derived): (stream, event id) → position, for idempotent retries
+//   - names, names.1, names.log (derived): every stream name, sorted in levels, for listing names by prefix (shell completion); see names.go
 //   - lock: the append lock (flock) and the PID of its holder
 //   - snapshots/ (derived): cached fold states, checked against the log before use; delete at will
 //   - groups/NAME/ (state of its own): a consumer group: `config.json`, `state` (binary, replaced through log/atomicfile), `lock`, `members/`

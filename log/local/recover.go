@@ -266,6 +266,9 @@ func (s *Store) catchUp(c *commitState, rebooted, lost bool) error {
 	err := s.iterate(from, c, func(rec *codec.Record) error {
 		applyHeads(s.heads, rec)
 		applyID(s.ids, rec)
+		if rebooted {
+			return s.noteCreated(rec)
+		}
 		return nil
 	})
 	if err != nil {
@@ -403,6 +406,9 @@ func (s *Store) rebuildTables(c *commitState) error {
 		s.ids.close()
 	}
 	s.heads, s.ids = heads, ids
+	if err := s.rebuildNames(c); err != nil {
+		return err
+	}
 	return s.fsys.SyncDir(s.dir)
 }
 

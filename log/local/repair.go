@@ -105,6 +105,9 @@ func (s *Store) Repair(dropDamaged bool, progress log.Progress) (log.Report, err
 			}
 			pos++
 			pending = appendOffsetEntry(pending, sc.Offset(), rec.Time)
+			if progress != nil && pos%65536 == 0 {
+				progress(done+sc.Offset(), total) // within a segment too: a store of one segment moves
+			}
 			if rec.EndOfBatch() || sf.gen > 0 {
 				kept, next = sc.off, pos
 				entries = append(entries, pending...)

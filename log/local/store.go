@@ -97,6 +97,11 @@ type Store struct {
 	retention retentionCache
 	sealed    bool                // an append of this Store sealed a segment
 	sizes     map[[2]uint64]int64 // appendedSize by (first position, inode)
+	// The name index (names.go): a reader's view, and a writer's
+	// names.log with its size after our last write to it.
+	names        *nameIndex
+	namesLog     vfs.File
+	namesLogSize int64
 }
 
 // The local store is a log.Store and does what only a store of files can.
@@ -106,6 +111,7 @@ var (
 	_ log.ChainVerifier = (*Store)(nil)
 	_ log.Repairer      = (*Store)(nil)
 	_ log.Compacter     = (*Store)(nil)
+	_ log.StreamNamer   = (*Store)(nil)
 )
 
 // Sealed reports whether an append through this Store sealed a segment
@@ -334,6 +340,7 @@ func (s *Store) Close() error {
 	s.heads.close()
 	s.ids.close()
 	s.heads, s.ids = nil, nil
+	s.closeNames()
 	if s.commit != nil {
 		s.commit.Close()
 	}

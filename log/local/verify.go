@@ -150,7 +150,7 @@ func (s *Store) Verify(ctx context.Context, progress log.Progress) (log.Report, 
 					return rep, err
 				}
 				if progress != nil && rep.Events%65536 == 0 {
-					progress(done+off, total)
+					progress(done+off, 2*total) // the log is read twice: see verifyTables
 				}
 			}
 		}
@@ -173,19 +173,27 @@ func (s *Store) Verify(ctx context.Context, progress log.Progress) (log.Report, 
 		return rep, &log.CorruptError{File: commitFile, Offset: -1, Reason: fmt.Sprintf("committed end is position %d, the segments end at %d", c.next-1, expect-1)}
 	}
 	if progress != nil {
-		progress(total, total)
+		progress(total, 2*total)
 	}
 	rep.Streams = len(streams)
 	if err := ctx.Err(); err != nil {
 		return rep, err
 	}
-	return rep, s.verifyTables(ctx, &c, streams)
+	if err := s.verifyTables(ctx, &c, streams, progress, total); err != nil {
+		return rep, err
+	}
+	if progress != nil {
+		progress(2*total, 2*total)
+	}
+	return rep, nil
 }
 
-// verifyTables checks the heads table and the id index against the log.
+// verifyTables checks the heads table and the id index against the log,
+// which it reads a second time; progress is told that second pass as the
+// second half of 2*size bytes (its share of the positions read).
 // Entries the tables have not absorbed yet (past `applied`) are skipped:
 // a writer running concurrently, or the next one, adds them.
-func (s *Store) verifyTables(ctx context.Context, c *commitState, streams map[string]*streamCheck) error {
+func (s *Store) verifyTables(ctx context.Context, c *commitState, streams map[string]*streamCheck, progress log.Progress, size int64) error {
 	h, err := s.tables()
 	if err != nil {
 		return err
@@ -235,6 +243,9 @@ func (s *Store) verifyTables(ctx context.Context, c *commitState, streams map[st
 		if rec.Position%16384 == 0 {
 			if err := ctx.Err(); err != nil {
 				return err
+			}
+			if progress != nil && rec.Position%65536 == 0 {
+				progress(size+int64(float64(size)*float64(rec.Position)/float64(c.next)), 2*size)
 			}
 		}
 		if rec.Marker() {
