@@ -4,6 +4,7 @@ import (
 	"strings"
 
 	"github.com/mattn/go-runewidth"
+	"github.com/olekukonko/tablewriter"
 )
 
 // A table, kubectl style: no borders, left-aligned, two spaces between
@@ -140,11 +141,10 @@ func (t *table) minWidth(i int) int {
 // line lays out one row in the table's widths. The last column is not
 // padded; with a width, it is cut to what is left of the line.
 func (t *table) line(cells []string, width int) string {
-	var b strings.Builder
+	out := make([]string, len(cells))
 	used := 0
 	for i, cell := range cells {
 		if i > 0 {
-			b.WriteString("  ")
 			used += 2
 		}
 		w := 0
@@ -161,15 +161,36 @@ func (t *table) line(cells []string, width int) string {
 		case cw > w && free:
 			cell = cut(cell, w)
 		}
-		b.WriteString(cell)
-		cw = runewidth.StringWidth(cell)
-		used += cw
-		if !last && cw < w {
-			b.WriteString(strings.Repeat(" ", w-cw))
-			used += w - cw
+		out[i] = cell
+		used += max(runewidth.StringWidth(cell), w)
+	}
+	return t.layout(out)
+}
+
+// layout writes one row, its cells already cut to their columns, with
+// tablewriter: no borders, left-aligned, two spaces between columns, each
+// column at least its kept width (a wider cell, a number, runs over).
+func (t *table) layout(cells []string) string {
+	var b strings.Builder
+	tw := tablewriter.NewWriter(&b)
+	tw.SetAutoWrapText(false)
+	tw.SetAutoFormatHeaders(false)
+	tw.SetBorder(false)
+	tw.SetHeaderLine(false)
+	tw.SetColumnSeparator("")
+	tw.SetCenterSeparator("")
+	tw.SetRowSeparator("")
+	tw.SetTablePadding("  ")
+	tw.SetNoWhiteSpace(true)
+	tw.SetAlignment(tablewriter.ALIGN_LEFT)
+	for i := range cells {
+		if i < len(t.widths) && i < len(cells)-1 {
+			tw.SetColMinWidth(i, t.widths[i])
 		}
 	}
-	return strings.TrimRight(b.String(), " ")
+	tw.Append(cells)
+	tw.Render()
+	return strings.TrimRight(b.String(), " \n")
 }
 
 // cut shortens s to at most w columns, ending it with "…" when it cut.
