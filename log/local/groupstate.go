@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/evtdev/evt/codec"
-	"github.com/evtdev/evt/log/local/vfs"
+	"github.com/evtdev/evt/log/atomicfile"
 )
 
 // The group state file (groups/NAME/state) is binary: a consumer writes
@@ -185,11 +185,10 @@ func (d *stateDecoder) str() string {
 }
 
 // writeFileReplace writes data to path through a temporary file and a
-// rename, so readers see the old or the new content, never a mix.
+// rename, so readers see the old or the new content, never a mix. The
+// temporary file is synced before the rename (log/atomicfile): without
+// that, a power loss can leave the new name on an empty or torn file,
+// and the group unreadable (TestPowerLoss in fault_test.go found it).
 func (s *Store) writeFileReplace(path string, data []byte) error {
-	tmp := path + ".tmp"
-	if err := vfs.WriteFile(s.fsys, tmp, data, 0o600); err != nil {
-		return err
-	}
-	return s.fsys.Rename(tmp, path)
+	return atomicfile.WriteFS(s.fsys, path, data, 0o600)
 }
