@@ -179,7 +179,8 @@ func (s *Store) CreateGroup(cfg log.GroupConfig, start uint64) error {
 		}
 		return err
 	}
-	return nil
+	// The new name survives a power loss once its directory is synced.
+	return s.fsys.SyncDir(join(s.dir, "groups"))
 }
 
 // removeGroupDir renames a group's directory away (the group is gone at
