@@ -23,7 +23,16 @@ var update = flag.Bool("update", false, "update testscript files when a cmp with
 // testscript.Main picks the command by the base name of os.Args[0], so the
 // process tests run the test binary as "evt" or as "evt-appender" (see
 // process_test.go) by setting Args[0].
+//
+// Under -race every process of a race-built binary sleeps a second at
+// exit (the race runtime's atexit_sleep_ms, in racefini), and the
+// scripts and process tests start thousands of them: that was the "hang
+// at exit" of go test -race ./cmd. The children get no sleep
+// (testscript passes GORACE on); a GORACE set by the caller wins.
 func TestMain(m *testing.M) {
+	if os.Getenv("GORACE") == "" {
+		os.Setenv("GORACE", "atexit_sleep_ms=0")
+	}
 	testscript.Main(m, map[string]func(){
 		"evt":          func() { os.Exit(Main()) },
 		"evt-appender": func() { os.Exit(appenderMain(os.Args[1:])) },

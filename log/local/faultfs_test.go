@@ -305,3 +305,21 @@ func errnoText(err error) string {
 	}
 	return fmt.Sprint(err)
 }
+
+// powerCut makes the files on disk what a power loss right now may leave:
+// every file this FS saw holds what it held at its last successful sync
+// (a file created since holds nothing), as if no page written since had
+// reached the disk. It is one image of many (the kernel may have written
+// back some pages, and a rename or create may not have reached the
+// directory): the pessimistic one for data.
+func (f *faultFS) powerCut() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for path, b := range f.synced {
+		st, err := os.Stat(path)
+		if err != nil || st.IsDir() {
+			continue
+		}
+		os.WriteFile(path, b, st.Mode().Perm())
+	}
+}
