@@ -15,7 +15,6 @@ import (
 	"github.com/evtdev/evt/cmd/output"
 	"github.com/evtdev/evt/codec"
 	"github.com/evtdev/evt/log"
-	"github.com/evtdev/evt/log/local"
 )
 
 type appendOptions struct {
@@ -142,14 +141,14 @@ func runAppend(ctx context.Context, g *globalOptions, o *appendOptions, args []s
 		}
 	}
 	doomed := expect.Kind == log.ExpectExists || expect.Kind == log.ExpectVersion
-	missing := !local.Exists(g.StoreDir())
+	missing := !g.storeExists()
 
 	var results []log.Result
-	var s *local.Store
+	var s log.Store
 	if lines != nil && stdinIsFile(g.IO) && !(doomed && missing) {
 		// A file on stdin: write the batch as it is parsed (see
-		// local.Appender), overlapping parsing with the disk.
-		if s, err = g.openLocal(true); err != nil {
+		// log.BatchWriter), overlapping parsing with the disk.
+		if s, err = g.openStore(true); err != nil {
 			return err
 		}
 		defer s.Close()
@@ -181,7 +180,7 @@ func runAppend(ctx context.Context, g *globalOptions, o *appendOptions, args []s
 		if doomed && missing {
 			return fmt.Errorf("%w: stream %s is at version 0, expected %s", log.ErrConflict, b.Streams()[0], expect)
 		}
-		if s, err = g.openLocal(true); err != nil {
+		if s, err = g.openStore(true); err != nil {
 			return err
 		}
 		defer s.Close()
@@ -212,7 +211,7 @@ func runAppend(ctx context.Context, g *globalOptions, o *appendOptions, args []s
 			continue
 		}
 		// Print what was stored (for a duplicate: the original event).
-		ev, err := s.ReadAt(r.Position)
+		ev, err := eventAt(s, r.Position)
 		if err != nil {
 			return err
 		}
@@ -335,9 +334,13 @@ type appendCounts struct{ events, duplicates int }
 // appendStreaming parses stdin and appends it as one batch that is written
 // while it is parsed; the lock is taken when the first block is ready.
 // ctx stops it, and drops the batch, up to its commit point. size, if
-// known, is the input's length, for the seal check (Appender.SizeHint).
-func appendStreaming(ctx context.Context, s *local.Store, in io.Reader, size int64, lines lineParser, expectOn map[string]log.Expectation, expectAll log.Expectation, oneID, quiet bool) ([]log.Result, appendCounts, error) {
-	var a *local.Appender
+// known, is the input's length, for the seal check (AppendOptions.SizeHint).
+func appendStreaming(ctx context.Context, s log.Store, in io.Reader, size int64, lines lineParser, expectOn map[string]log.Expectation, expectAll log.Expectation, oneID, quiet bool) ([]log.Result, appendCounts, error) {
+	bw, ok := s.(log.BatchWriter)
+	if !ok {
+		return appendWhole(ctx, s, in, lines, expectOn, expectAll, oneID)
+	}
+	var a log.Appender
 	n := 0
 	err := parseLines(in, func(sub *log.Batch, read int) error {
 		if n += sub.Len(); oneID && n > 1 {
@@ -345,14 +348,15 @@ func appendStreaming(ctx context.Context, s *local.Store, in io.Reader, size int
 		}
 		if a == nil {
 			var err error
-			if a, err = s.BeginAppend(ctx, expectOn, expectAll); err != nil {
-				return err
-			}
-			a.NoResults = quiet // -q prints nothing: keep no result per event
+			// -q prints nothing: keep no result per event.
+			opts := log.AppendOptions{NoResults: quiet}
 			if size > 0 && read > 0 {
 				// Records take more or less than their lines: scale the
 				// input's size by what the first lines became.
-				a.SizeHint = int64(float64(size) * float64(sub.Size()) / float64(read))
+				opts.SizeHint = int64(float64(size) * float64(sub.Size()) / float64(read))
+			}
+			if a, err = bw.BeginAppend(ctx, expectOn, expectAll, opts); err != nil {
+				return err
 			}
 		}
 		return a.Add(sub)
@@ -370,7 +374,41 @@ func appendStreaming(ctx context.Context, s *local.Store, in io.Reader, size int
 		return nil, appendCounts{}, errNoEvents
 	}
 	results, err := a.Commit()
-	return results, appendCounts{events: n, duplicates: a.Duplicates}, err
+	return results, appendCounts{events: n, duplicates: a.Duplicates()}, err
+}
+
+// appendWhole is appendStreaming for a store that takes a batch only
+// whole: parse everything, then one Append.
+func appendWhole(ctx context.Context, s log.Store, in io.Reader, lines lineParser, expectOn map[string]log.Expectation, expectAll log.Expectation, oneID bool) ([]log.Result, appendCounts, error) {
+	var b log.Batch
+	if err := parseLines(in, func(sub *log.Batch, _ int) error { b.Join(sub); return nil }, lines); err != nil {
+		return nil, appendCounts{}, err
+	}
+	if oneID && b.Len() > 1 {
+		return nil, appendCounts{}, usageErrorf("--id names one event, stdin has more than one line")
+	}
+	if b.Len() == 0 {
+		return nil, appendCounts{}, errNoEvents
+	}
+	for name, e := range expectOn {
+		b.Expect(name, e)
+	}
+	if expectAll.Kind != log.ExpectAny {
+		for _, name := range b.Streams() {
+			b.Expect(name, expectAll)
+		}
+	}
+	results, err := s.Append(ctx, &b)
+	if err != nil {
+		return nil, appendCounts{}, err
+	}
+	c := appendCounts{events: b.Len()}
+	for _, r := range results {
+		if r.Duplicate {
+			c.duplicates++
+		}
+	}
+	return results, c, nil
 }
 
 // inputLeft is how many bytes of the file in are left to read, or 0 when
@@ -526,4 +564,16 @@ func parseLines(in io.Reader, sink func(sub *log.Batch, read int) error, add lin
 		}
 	}
 	return nil
+}
+
+// eventAt reads the event at a position: a read of every stream from
+// that position to it (one record's read on the local store).
+func eventAt(s log.Store, pos uint64) (codec.Event, error) {
+	for rec, err := range s.Read(context.Background(), log.Query{From: codec.Cursor{Kind: codec.CursorPosition, N: pos}, To: pos}) {
+		if err != nil {
+			return codec.Event{}, err
+		}
+		return rec.Event(), nil
+	}
+	return codec.Event{}, fmt.Errorf("%w: no event at position %d", log.ErrNotFound, pos)
 }

@@ -290,14 +290,14 @@ func (b *bench) consume(ctx context.Context, bar *progress) (benchResult, error)
 	if err != nil {
 		return benchResult{}, err
 	}
-	s, err := b.options(nil, nil).openLocal(false)
+	s, err := b.options(nil, nil).openStore(false)
 	if err != nil {
 		return benchResult{}, err
 	}
 	first, _, err := s.Bounds()
 	if err == nil {
 		// The defaults of evt group create.
-		err = s.CreateGroup(log.GroupConfig{Name: "bench", Selection: f.sel.String(), AckWait: 30 * time.Second,
+		err = s.CreateGroup(context.Background(), log.GroupConfig{Name: "bench", Selection: f.sel.String(), AckWait: 30 * time.Second,
 			MaxDeliver: 5, Ordering: "stream", Created: time.Now().UTC()}, first)
 	}
 	s.Close()
@@ -348,7 +348,7 @@ func (b *bench) proc(ctx context.Context, bar *progress) (benchResult, error) {
 // is timed from the store stamping it to the follower printing it.
 func (b *bench) tail(ctx context.Context, bar *progress) (benchResult, error) {
 	r := benchResult{workload: "tail", noRate: true}
-	s, err := b.options(nil, nil).openLocal(true) // the follower needs a store
+	s, err := b.options(nil, nil).openStore(true) // the follower needs a store
 	if err != nil {
 		return r, err
 	}

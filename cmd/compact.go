@@ -79,11 +79,11 @@ exits at once); --auto off stops that. Neither compacts now.`,
 // append already succeeded, and a compaction that finds another running
 // exits at once.
 func autoCompact(g *globalOptions, store log.Store) {
-	s, err := localOf(store)
-	if err != nil || !s.Sealed() {
+	s, ok := store.(log.Directory)
+	if !ok || !s.Sealed() {
 		return
 	}
-	if r, err := s.Retention(); err != nil || !r.AutoCompact {
+	if r, err := store.Retention(); err != nil || !r.AutoCompact {
 		return
 	}
 	exe, err := os.Executable()

@@ -407,13 +407,9 @@ func TestCompactionUnderLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	grp, err := s.OpenGroup("G")
-	if err != nil {
-		t.Fatal(err)
-	}
 	deadline := time.Now().Add(loadGuard / 2)
 	for {
-		st, err := grp.State()
+		st, err := s.GroupState("G")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -435,7 +431,6 @@ func TestCompactionUnderLoad(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	grp.Close()
 	s.Close()
 
 	// Everyone stops on SIGINT: exit 130, nothing on stderr.

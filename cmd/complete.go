@@ -209,12 +209,7 @@ func (c completer) groups(cmd *cobra.Command, _ []string, toComplete string) ([]
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}
 	defer s.Close()
-	ls, err := localOf(s)
-	if err != nil {
-		cobra.CompDebugln(err.Error(), false)
-		return nil, cobra.ShellCompDirectiveNoFileComp
-	}
-	names, err := ls.Groups()
+	names, err := s.Groups(cmd.Context())
 	if err != nil {
 		cobra.CompDebugln(err.Error(), false)
 		return nil, cobra.ShellCompDirectiveNoFileComp

@@ -155,7 +155,7 @@ func completionStore(t *testing.T, dir string) {
 	}
 	for _, name := range []string{"billing", "billing-audit", "shipping"} {
 		cfg := log.GroupConfig{Name: name, AckWait: 30 * time.Second, MaxDeliver: 5, Ordering: "stream"}
-		if err := s.CreateGroup(cfg, 1); err != nil {
+		if err := s.CreateGroup(context.Background(), cfg, 1); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/evtdev/evt/cmd/output"
+	"github.com/evtdev/evt/log"
 )
 
 // Where a flag's value came from, as `evt config` shows it.
@@ -109,23 +110,30 @@ func (g *globalOptions) loadFor(cmd *cobra.Command) error {
 			val, ok := os.LookupEnv(env)
 			fromEnv = ok && val != ""
 		}
+		// The nats-* settings live in the file's nats: block.
+		fileKey := f.Name
+		if k, ok := natsFlag(f.Name); ok {
+			fileKey = k
+		}
+		key := f.Name
 		switch {
 		case f.Changed:
 			g.cfg.sources[f.Name] = sourceFlag
 			return
 		case fromEnv:
 			g.cfg.sources[f.Name] = sourceEnv
-		case g.cfg.file != "" && v.InConfig(f.Name):
+		case g.cfg.file != "" && v.InConfig(fileKey):
 			g.cfg.sources[f.Name] = sourceFile
+			key = fileKey
 		default:
 			g.cfg.sources[f.Name] = sourceDefault
 			return
 		}
-		if err := setFlag(f, v.Get(f.Name)); err != nil {
+		if err := setFlag(f, v.Get(key)); err != nil {
 			if fromEnv {
 				errs = append(errs, usageErrorf("%s: %w", env, err))
 			} else {
-				errs = append(errs, usageErrorf("config file %s: %s: %w", g.cfg.file, f.Name, err))
+				errs = append(errs, usageErrorf("config file %s: %s: %w", g.cfg.file, fileKey, err))
 			}
 		}
 	})
@@ -187,7 +195,7 @@ func (g *globalOptions) readConfigFile(cmd *cobra.Command, v *viper.Viper) error
 // configSections are the config file's keys that are no flag: sections
 // that a command reads itself (fold --spec NAME reads folds:). Add a new
 // section here, or every command warns about it.
-var configSections = map[string]bool{"folds": true}
+var configSections = map[string]bool{"folds": true, "nats": true}
 
 // warnUnknownKeys says on stderr, one line each, which top-level keys of
 // the config file no command has a flag for (lock_timeout for
@@ -196,6 +204,11 @@ var configSections = map[string]bool{"folds": true}
 func (g *globalOptions) warnUnknownKeys(root *cobra.Command, v *viper.Viper) {
 	if g.cfg.file == "" {
 		return
+	}
+	if root.Annotations[hotTreeAnnotation] != "" {
+		// A hot command's tree (newRootCmdFor) lacks the other commands,
+		// whose flags are keys of the same file too.
+		root = newRootCmd(g.IO)
 	}
 	known := map[string]bool{}
 	for k := range configSections {
@@ -215,7 +228,17 @@ func (g *globalOptions) warnUnknownKeys(root *cobra.Command, v *viper.Viper) {
 	sort.Strings(keys)
 	seen := map[string]bool{}
 	for _, key := range keys {
-		top, _, _ := strings.Cut(key, ".")
+		top, sub, _ := strings.Cut(key, ".")
+		if top == "nats" {
+			// The nats: block holds the nats-* settings, by their names
+			// after nats- with underscores (id_lookback).
+			sub, _, _ = strings.Cut(sub, ".")
+			if !known["nats-"+strings.ReplaceAll(sub, "_", "-")] && !seen[key] {
+				seen[key] = true
+				fmt.Fprintf(g.IO.ErrOut, "evt: warning: config file %s: unknown key \"nats.%s\"; ignored\n", g.cfg.file, sub)
+			}
+			continue
+		}
 		if known[top] || seen[top] {
 			continue
 		}
@@ -321,7 +344,15 @@ the event's type and sets no flag.`,
   evt config -o json --jq 'select(.source != "default")'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runConfig(g, g.settings(cmd.Root().PersistentFlags()))
+			rows := g.settings(cmd.Root().PersistentFlags())
+			if g.remote != "" {
+				row, err := g.serverVersion()
+				if err != nil {
+					return err
+				}
+				rows = append(rows, row)
+			}
+			return runConfig(g, rows)
 		},
 	}
 }
@@ -331,9 +362,22 @@ func (g *globalOptions) settings(flags *pflag.FlagSet) []setting {
 	var rows []setting
 	flags.VisitAll(func(f *pflag.Flag) {
 		s := setting{Key: f.Name, Value: f.Value.String(), Source: g.Source(f.Name)}
+		if _, ok := natsFlag(f.Name); ok && g.remote == "" {
+			return // they mean nothing to a local store
+		}
 		switch f.Name {
 		case "dir":
 			s.Value = g.StoreDir()
+		case "store":
+			// The kind and the place, from whichever of --dir and
+			// --store won.
+			s.Value, s.Source = "local "+g.StoreDir(), g.storeFrom
+			if g.remote != "" {
+				s.Value = "nats " + g.remote
+			}
+			if s.Source == "" {
+				s.Source = sourceDefault
+			}
 		case "config":
 			s.Value, s.Source = g.cfg.file, g.cfg.fileFrom
 			if s.Source == "" {
@@ -346,6 +390,26 @@ func (g *globalOptions) settings(flags *pflag.FlagSet) []setting {
 		rows = append(rows, s)
 	})
 	return rows
+}
+
+// serverVersion is the row of `evt config` that says which server a nats
+// store is on.
+func (g *globalOptions) serverVersion() (setting, error) {
+	row := setting{Key: "server_version", Source: "server"}
+	s, err := g.openRemote(false)
+	if errors.Is(err, log.ErrNoStore) {
+		// Connected, but no stream yet: the opener says so in its error.
+		row.Value = "unknown (no store yet)"
+		return row, nil
+	}
+	if err != nil {
+		return row, err
+	}
+	defer s.Close()
+	if v, ok := s.(interface{ ServerVersion() string }); ok {
+		row.Value = v.ServerVersion()
+	}
+	return row, nil
 }
 
 func runConfig(g *globalOptions, rows []setting) error {

@@ -15,7 +15,6 @@ import (
 
 	"github.com/evtdev/evt/codec"
 	"github.com/evtdev/evt/log"
-	"github.com/evtdev/evt/log/local"
 )
 
 type consumeOptions struct {
@@ -73,24 +72,17 @@ func runConsume(ctx context.Context, g *globalOptions, o *consumeOptions, name s
 	if err != nil {
 		return err
 	}
-	s, err := g.openLocal(false)
+	s, err := g.openStore(false)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	grp, err := s.OpenGroup(name)
+	grp, err := s.OpenGroup(ctx, name)
 	if err != nil {
 		return err
 	}
 	defer grp.Close()
-	grp.ManualAck = o.ManualAck
-	if err := grp.Join(); err != nil {
-		return err
-	}
-	f, err := newEventFilter(selectionPattern(grp.Config.Selection), grp.Config.Types)
-	if err != nil {
-		return err
-	}
+	cfg := grp.Config()
 	batch := o.Batch
 	if batch == 0 {
 		batch = 1000
@@ -98,15 +90,14 @@ func runConsume(ctx context.Context, g *globalOptions, o *consumeOptions, name s
 			batch = 1
 		}
 	}
-	w, err := s.Watch(local.DefaultPoll, o.Poll, grp.Dir())
+	m, err := grp.Join(ctx, log.MemberOptions{ManualAck: o.ManualAck, Poll: o.Poll})
 	if err != nil {
 		return err
 	}
-	defer w.Close()
 	// Whatever this member still holds when it stops goes back at once,
 	// not after the ack wait; but for --manual-ack leases, which wait for
 	// evt ack.
-	defer grp.Release()
+	defer m.Close()
 
 	var done uint64
 	var envelope []byte
@@ -114,7 +105,7 @@ func runConsume(ctx context.Context, g *globalOptions, o *consumeOptions, name s
 	var rp *reaper    // kills the running handler if this member dies
 	defer func() {
 		if len(acks) > 0 {
-			if err := grp.AckOwn(acks...); err != nil {
+			if err := m.Ack(context.Background(), acks...); err != nil {
 				fmt.Fprintln(g.IO.ErrOut, errorLine(fmt.Errorf("ack on the way out: %w (the events will be delivered again)", err)))
 			}
 		}
@@ -127,7 +118,7 @@ func runConsume(ctx context.Context, g *globalOptions, o *consumeOptions, name s
 		if o.Count > 0 {
 			n = int(min(uint64(n), o.Count-done))
 		}
-		ds, retryAt, err := grp.Lease(n, f.match, !o.ManualAck, acks...)
+		ds, retryAt, err := m.Lease(ctx, n, !o.ManualAck, acks...)
 		if err != nil {
 			return err
 		}
@@ -140,7 +131,7 @@ func runConsume(ctx context.Context, g *globalOptions, o *consumeOptions, name s
 			if !retryAt.IsZero() {
 				wctx, cancel = context.WithDeadline(ctx, retryAt)
 			}
-			err := w.Wait(wctx)
+			err := m.Wait(wctx)
 			cancel()
 			if err != nil && ctx.Err() != nil {
 				return ctx.Err()
@@ -172,9 +163,9 @@ func runConsume(ctx context.Context, g *globalOptions, o *consumeOptions, name s
 			failed := map[string]bool{} // streams whose event failed in this batch
 			for i := range ds {
 				d := &ds[i]
-				if failed[d.Event.Stream] && grp.Config.Ordering != "none" {
+				if failed[d.Event.Stream] && cfg.Ordering != "none" {
 					// Its stream's earlier event goes round again first.
-					if err := grp.Return(d.Event.Position); err != nil {
+					if err := m.Return(ctx, d.Event.Position); err != nil {
 						return err
 					}
 					continue
@@ -185,7 +176,7 @@ func runConsume(ctx context.Context, g *globalOptions, o *consumeOptions, name s
 				// ran (it may be another member's by now) is not started.
 				deadline := d.Deadline
 				if i > 0 {
-					dl, ok, err := grp.Renew(d.Event.Position)
+					dl, ok, err := m.Renew(ctx, d.Event.Position)
 					if err != nil {
 						return err
 					}
@@ -200,18 +191,18 @@ func runConsume(ctx context.Context, g *globalOptions, o *consumeOptions, name s
 					continue // reclaimed by the next lease
 				}
 				envelope = append(codec.AppendEventJSON(envelope[:0], &d.Event), '\n')
-				herr := runHandler(ctx, g, rp, o.Exec, d, envelope, deadline, grp.Config.AckWait)
+				herr := runHandler(ctx, g, rp, o.Exec, d, envelope, deadline, cfg.AckWait)
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
 				if herr == nil {
-					if err := grp.AckOwn(d.Event.Position); err != nil {
+					if err := m.Ack(ctx, d.Event.Position); err != nil {
 						return err
 					}
 					done++
 				} else {
 					failed[d.Event.Stream] = true
-					if err := grp.Nack(d.Event.Position, herr.Error()); err != nil {
+					if err := m.Nack(ctx, d.Event.Position, herr.Error()); err != nil {
 						return err
 					}
 				}
@@ -232,7 +223,7 @@ func runConsume(ctx context.Context, g *globalOptions, o *consumeOptions, name s
 func runHandler(ctx context.Context, g *globalOptions, rp *reaper, command string, d *log.Delivery, envelope []byte, deadline time.Time, ackWait time.Duration) error {
 	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
-	c := exec.Command("sh", "-c", command)
+	c := exec.Command("sh", "-c", gatedShell(command))
 	c.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	c.Stdin = bytes.NewReader(envelope)
 	c.Stdout = g.IO.Out
@@ -303,12 +294,12 @@ another member's), after acking the others.`,
 			if err != nil {
 				return err
 			}
-			_, grp, done, err := g.openGroup(args[0])
+			_, grp, done, err := g.openGroup(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
 			defer done()
-			n, err := grp.Ack(positions...)
+			n, err := grp.Ack(cmd.Context(), positions...)
 			if err != nil {
 				return err
 			}

@@ -74,20 +74,36 @@ func (r *reaper) stop() {
 	r.cmd.Wait()
 }
 
-// runGroup runs c (not started) in its own process group until it exits
-// or ctx is done, then kills the group, and returns c.Wait's error and
-// whether ctx ended it.
+// gatedShell is the sh -c script of a handler: it waits until its fd 3
+// (the gate) reaches its end, then runs command. The member closes the
+// gate once the reaper knows the handler's process group, so nothing the
+// handler starts can outlive a member killed at any instant in between.
+// One line, so the handler's own line numbers stay as written.
+func gatedShell(command string) string { return "read -r _ <&3; exec 3<&-; " + command }
+
+// runGroup runs c (not started; an sh -c gatedShell script) in its own
+// process group until it exits or ctx is done, then kills the group, and
+// returns c.Wait's error and whether ctx ended it.
 func runGroup(ctx context.Context, c *exec.Cmd, rp *reaper) (err error, killed bool) {
 	if c.SysProcAttr == nil {
 		c.SysProcAttr = &syscall.SysProcAttr{}
 	}
 	c.SysProcAttr.Setpgid = true
 	c.SysProcAttr.Pgid = 0
-	if err := c.Start(); err != nil {
+	gate, open, err := os.Pipe()
+	if err != nil {
+		return err, false
+	}
+	c.ExtraFiles = []*os.File{gate}
+	err = c.Start()
+	gate.Close()
+	if err != nil {
+		open.Close()
 		return err, false
 	}
 	pid := c.Process.Pid
 	rp.running(pid)
+	open.Close() // the reaper knows: the handler may start
 	exited := make(chan error, 1)
 	go func() {
 		var info unix.Siginfo

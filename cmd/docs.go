@@ -1,17 +1,19 @@
 package cmd
 
 import (
+	"bytes"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/cpuguy83/go-md2man/v2/md2man"
 	"github.com/spf13/cobra"
-	"github.com/spf13/cobra/doc"
+	"github.com/spf13/pflag"
 )
 
 type docsOptions struct {
@@ -63,8 +65,7 @@ twice gives identical files. Nothing is printed on success.`,
 }
 
 // runDocs writes the pages of root's tree. It changes the tree (the
-// process ends after it): no auto-generated tag, and Long texts fit for
-// markdown.
+// process ends after it): help topics named in the root's Long text.
 func runDocs(o *docsOptions, root *cobra.Command) error {
 	dir := o.Markdown
 	if o.Man != "" {
@@ -74,20 +75,13 @@ func runDocs(o *docsOptions, root *cobra.Command) error {
 		return err
 	}
 	var topics []*cobra.Command
-	var visit func(c *cobra.Command)
-	visit = func(c *cobra.Command) {
-		c.DisableAutoGenTag = true // "Auto generated ... on <today>"
-		c.Long = markdownText(c.Long)
+	for _, c := range root.Commands() {
 		if c.IsAdditionalHelpTopicCommand() {
 			topics = append(topics, c)
 		}
-		for _, sub := range c.Commands() {
-			visit(sub)
-		}
 	}
-	visit(root)
-	// cobra/doc leaves help topics out of the tree: they get pages of
-	// their own, and the root's page names them.
+	// Help topics are not commands: they get pages of their own, and the
+	// root's page names them.
 	if len(topics) > 0 {
 		var names []string
 		for _, t := range topics {
@@ -101,47 +95,108 @@ func runDocs(o *docsOptions, root *cobra.Command) error {
 		if err != nil {
 			return err
 		}
-		header := &doc.GenManHeader{Section: "1", Date: &date, Source: "evt " + readVersion().Version, Manual: "evt manual"}
-		if err := doc.GenManTree(root, header, dir); err != nil {
-			return err
-		}
+		h := manHeader{Section: "1", Date: date.Format("Jan 2006"), Source: "evt " + readVersion().Version, Manual: "evt manual"}
+		pages := map[string][]byte{}
+		visitDocCommands(root, func(c *cobra.Command) {
+			pages[strings.ReplaceAll(c.CommandPath(), " ", "-")+".1"] = manPage(c, h)
+		})
 		for _, t := range topics {
-			page := topicMan(t, header)
-			if err := os.WriteFile(filepath.Join(dir, "evt-"+t.Name()+".1"), page, 0o666); err != nil {
-				return err
-			}
+			pages["evt-"+t.Name()+".1"] = topicManPage(t, h)
 		}
-		return nil
+		return writePages(dir, pages)
 	}
-	if err := doc.GenMarkdownTree(root, dir); err != nil {
-		return err
-	}
+	pages := map[string][]byte{}
+	visitDocCommands(root, func(c *cobra.Command) {
+		pages[strings.ReplaceAll(c.CommandPath(), " ", "_")+".md"] = markdownPage(c)
+	})
 	for _, t := range topics {
-		if err := os.WriteFile(filepath.Join(dir, "evt_"+t.Name()+".md"), topicMarkdown(t), 0o666); err != nil {
+		pages["evt_"+t.Name()+".md"] = topicMarkdown(t)
+	}
+	return writePages(dir, pages)
+}
+
+// visitDocCommands calls f for c and every command under it that gets a
+// page: available commands, not help topics (cobra's --help hides the
+// same ones).
+func visitDocCommands(c *cobra.Command, f func(*cobra.Command)) {
+	c.InitDefaultHelpFlag()
+	for _, sub := range c.Commands() {
+		if sub.IsAvailableCommand() && !sub.IsAdditionalHelpTopicCommand() {
+			visitDocCommands(sub, f)
+		}
+	}
+	f(c)
+}
+
+// writePages writes each page into dir, in name order.
+func writePages(dir string, pages map[string][]byte) error {
+	for _, name := range slices.Sorted(maps.Keys(pages)) {
+		if err := os.WriteFile(filepath.Join(dir, name), pages[name], 0o666); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// topicMan is the man page of a help topic, laid out as cobra/doc lays
-// out a command's, without the usage and flags a topic does not have.
-func topicMan(t *cobra.Command, h *doc.GenManHeader) []byte {
-	name := "evt-" + t.Name()
-	var b strings.Builder
-	fmt.Fprintf(&b, "%% %q %q %q %q %q\n", strings.ToUpper(name), h.Section, h.Date.Format("Jan 2006"), h.Source, h.Manual)
-	fmt.Fprintf(&b, "# NAME\n%s \\- %s\n\n", name, t.Short)
-	fmt.Fprintf(&b, "# SYNOPSIS\n**evt help %s**\n\n", t.Name())
-	fmt.Fprintf(&b, "# DESCRIPTION\n%s\n\n", t.Long)
-	fmt.Fprintf(&b, "# SEE ALSO\n**evt(%s)**\n", h.Section)
-	return md2man.Render([]byte(b.String()))
+// docChildren are the commands under c that get pages, by name.
+func docChildren(c *cobra.Command) []*cobra.Command {
+	var subs []*cobra.Command
+	for _, sub := range c.Commands() {
+		if sub.IsAvailableCommand() && !sub.IsAdditionalHelpTopicCommand() {
+			subs = append(subs, sub)
+		}
+	}
+	slices.SortFunc(subs, func(a, b *cobra.Command) int { return strings.Compare(a.Name(), b.Name()) })
+	return subs
+}
+
+// markdownPage is the markdown reference page of c, laid out as
+// cobra/doc's GenMarkdown lays it out (without its generation date), so
+// that the pages stay what they were when cobra/doc wrote them.
+func markdownPage(c *cobra.Command) []byte {
+	var b bytes.Buffer
+	name := c.CommandPath()
+	fmt.Fprintf(&b, "## %s\n\n%s\n\n", name, c.Short)
+	if c.Long != "" {
+		fmt.Fprintf(&b, "### Synopsis\n\n%s\n\n", markdownText(c.Long))
+	}
+	if c.Runnable() {
+		fmt.Fprintf(&b, "```\n%s\n```\n\n", c.UseLine())
+	}
+	if c.Example != "" {
+		fmt.Fprintf(&b, "### Examples\n\n```\n%s\n```\n\n", c.Example)
+	}
+	for _, fs := range []struct {
+		title string
+		flags *pflag.FlagSet
+	}{{"Options", c.NonInheritedFlags()}, {"Options inherited from parent commands", c.InheritedFlags()}} {
+		if fs.flags.HasAvailableFlags() {
+			fmt.Fprintf(&b, "### %s\n\n```\n", fs.title)
+			fs.flags.SetOutput(&b)
+			fs.flags.PrintDefaults()
+			b.WriteString("```\n\n")
+		}
+	}
+	children := docChildren(c)
+	if c.HasParent() || len(children) > 0 {
+		b.WriteString("### SEE ALSO\n\n")
+		link := func(path string) string { return strings.ReplaceAll(path, " ", "_") + ".md" }
+		if p := c.Parent(); p != nil {
+			fmt.Fprintf(&b, "* [%s](%s)\t - %s\n", p.CommandPath(), link(p.CommandPath()), p.Short)
+		}
+		for _, sub := range children {
+			fmt.Fprintf(&b, "* [%s](%s)\t - %s\n", sub.CommandPath(), link(sub.CommandPath()), sub.Short)
+		}
+		b.WriteString("\n")
+	}
+	return b.Bytes()
 }
 
 // topicMarkdown is the markdown page of a help topic, linked from evt.md.
 func topicMarkdown(t *cobra.Command) []byte {
 	var b strings.Builder
 	fmt.Fprintf(&b, "## evt help %s\n\n%s\n\n", t.Name(), t.Short)
-	fmt.Fprintf(&b, "### Synopsis\n\n%s\n\n", t.Long)
+	fmt.Fprintf(&b, "### Synopsis\n\n%s\n\n", markdownText(t.Long))
 	fmt.Fprintf(&b, "### SEE ALSO\n\n* [evt](evt.md)\t - %s\n\n", t.Root().Short)
 	return []byte(b.String())
 }

@@ -10,7 +10,6 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/evtdev/evt/log"
-	"github.com/evtdev/evt/log/local"
 )
 
 // Exit codes, as promised in CLI.md.
@@ -60,7 +59,7 @@ func exitCode(err error, interrupted bool) int {
 		return exitOK
 	case interrupted:
 		return exitInterrupted
-	case errors.As(err, &ue), errors.Is(err, local.ErrBadName), errors.Is(err, log.ErrUnsupported):
+	case errors.As(err, &ue), errors.Is(err, log.ErrBadGroupName), errors.Is(err, log.ErrUnsupported):
 		return exitUsage
 	case errors.Is(err, log.ErrConflict):
 		return exitConflict

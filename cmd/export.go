@@ -163,7 +163,7 @@ func runImport(ctx context.Context, g *globalOptions, o *importOptions, path str
 // commit, and a slow pipe must not hold it. ctx stops the import, with
 // nothing written, until its commit point.
 func importFrom(ctx context.Context, g *globalOptions, o *importOptions, p *output.Printer, in io.Reader) error {
-	s, err := g.openLocal(true)
+	s, err := g.openStore(true)
 	if err != nil {
 		return err
 	}
@@ -174,7 +174,11 @@ func importFrom(ctx context.Context, g *globalOptions, o *importOptions, p *outp
 		regular = err == nil && st.Mode().IsRegular()
 	}
 	if !regular {
-		spool, err := spoolInput(ctx, g.IO, s.Dir(), in)
+		dir := os.TempDir()
+		if d, ok := s.(log.Directory); ok {
+			dir = d.Dir() // the same file system: no copy to a small /tmp
+		}
+		spool, err := spoolInput(ctx, g.IO, dir, in)
 		if err != nil {
 			return err
 		}

@@ -143,12 +143,7 @@ func groupCommitted(t *testing.T, dir, name string) uint64 {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	g, err := s.OpenGroup(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Close()
-	st, err := g.State()
+	st, err := s.GroupState(name)
 	if err != nil {
 		t.Fatal(err)
 	}

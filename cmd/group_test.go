@@ -223,11 +223,6 @@ func TestGroupMembersKill(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	grp, err := s.OpenGroup("G")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer grp.Close()
 	end := uint64(events) + 1
 
 	start := time.Now()
@@ -277,7 +272,7 @@ func TestGroupMembersKill(t *testing.T) {
 	// Wait for the group to catch up: everything before end acked (or
 	// parked, which the checks below rule out).
 	for {
-		st, err := grp.State()
+		st, err := s.GroupState("G")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -3,11 +3,14 @@ package cmd
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/spf13/cobra"
 )
 
 // TestHelpTopics checks that each topic is a cobra help topic (listed
@@ -182,4 +185,67 @@ func runHelp(t *testing.T, args ...string) (code int, stdout, stderr string) {
 		t.Errorf("evt %s created a store", strings.Join(args, " "))
 	}
 	return code, out.String(), errOut.String()
+}
+
+// TestManPagesRender renders every page `evt docs --man` writes with
+// man -l (man-db and groff; skipped where man is missing) and checks that
+// man warns about nothing, that no roff leaks into the text, and that each
+// page shows its name, its short description and, for a command, its
+// flags as typed: --flag with two ASCII hyphens.
+func TestManPagesRender(t *testing.T) {
+	manPath, err := exec.LookPath("man")
+	if err != nil {
+		t.Skip("no man on PATH (apt-get install man-db groff-base)")
+	}
+	dir := t.TempDir()
+	if code, _, errOut := runHelp(t, "docs", "--man", dir); code != 0 {
+		t.Fatalf("evt docs --man: exit %d, %s", code, errOut)
+	}
+	ios, _, _, _ := newTestIOStreams()
+	root := newRootCmd(ios)
+	want := map[string][]string{} // page → lines its rendering must contain
+	visitDocCommands(root, func(c *cobra.Command) {
+		page := strings.ReplaceAll(c.CommandPath(), " ", "-") + ".1"
+		want[page] = []string{strings.ReplaceAll(c.CommandPath(), " ", "-") + " - " + c.Short, "--help"}
+	})
+	for _, topic := range []string{"exit-codes", "cursors", "formats"} {
+		c, _, _ := root.Find([]string{topic})
+		want["evt-"+topic+".1"] = []string{"evt-" + topic + " - " + c.Short, "evt help " + topic}
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ents) != len(want) {
+		t.Errorf("evt docs --man wrote %d pages, want %d", len(ents), len(want))
+	}
+	for _, e := range ents {
+		lines, ok := want[e.Name()]
+		if !ok {
+			t.Errorf("evt docs --man wrote %s, which is no command's or topic's page", e.Name())
+			continue
+		}
+		man := exec.Command(manPath, "--warnings", "-l", "-E", "UTF-8", "-P", "cat", filepath.Join(dir, e.Name()))
+		man.Env = append(os.Environ(), "MANWIDTH=200", "LC_ALL=C.UTF-8", "MAN_KEEP_FORMATTING=")
+		var stdout, stderr strings.Builder
+		man.Stdout, man.Stderr = &stdout, &stderr
+		if err := man.Run(); err != nil || stderr.Len() > 0 {
+			t.Errorf("man -l %s: %v: %s", e.Name(), err, stderr.String())
+			continue
+		}
+		out := stdout.String()
+		if strings.Contains(out, "minimized") && strings.Count(out, "\n") < 5 {
+			t.Skip("man is the minimized system's stub")
+		}
+		for _, l := range lines {
+			if !strings.Contains(out, l) {
+				t.Errorf("man -l %s does not show %q:\n%s", e.Name(), l, out)
+			}
+		}
+		for _, l := range strings.Split(out, "\n") {
+			if strings.HasPrefix(strings.TrimSpace(l), ".") || strings.Contains(l, `\f`) || strings.Contains(l, `\-`) {
+				t.Errorf("man -l %s shows roff: %q", e.Name(), l)
+			}
+		}
+	}
 }

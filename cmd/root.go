@@ -30,6 +30,11 @@ type globalOptions struct {
 	LockTimeout time.Duration // --lock-timeout: how long an appender waits for the lock
 	JQ          string        // --jq: a jq expression every printed document goes through
 	SegmentSize int64         // --segment-size: bytes at which appenders seal a segment
+	Store       string        // --store as given: a directory, file://DIR, nats:// or tls://
+	Nats        natsOptions   // the nats-* settings of a nats store
+
+	remote    string // the nats store URL when the store is one (resolveStore)
+	storeFrom string // the source of the setting that chose the store: dir's or store's
 
 	cfg configState // where each value came from; filled by load
 }
@@ -85,7 +90,7 @@ func run(ctx context.Context, ios *IOStreams, args []string) (code int) {
 	if args == nil {
 		args = []string{} // cobra reads os.Args when given nil
 	}
-	root := newRootCmd(ios)
+	root := newRootCmdFor(ios, args)
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
 	interrupted := ctx.Err() != nil
@@ -95,51 +100,85 @@ func run(ctx context.Context, ios *IOStreams, args []string) (code int) {
 	return exitCode(err, interrupted)
 }
 
+// hotCommands are the commands run once per event from scripts, whose
+// start-up is their cost: for them run builds only the root and that one
+// command (see newRootCmdFor).
+var hotCommands = map[string]func(*globalOptions) *cobra.Command{
+	"append": newAppendCmd,
+}
+
+// newRootCmdFor builds the command tree args need. When args run a hot
+// command, that is the root and the one command: building the other 20,
+// the help topics and the completions is a quarter of a millisecond, a
+// tenth of what an `evt append` costs besides its fsync. Anything that
+// could show the rest of the tree (help, completion, a suggestion for a
+// mistyped word, a flag the peek does not know) gets the whole tree, so
+// it behaves as it always has.
+func newRootCmdFor(ios *IOStreams, args []string) *cobra.Command {
+	newCmd := hotCommand(args)
+	if newCmd == nil {
+		return newRootCmd(ios)
+	}
+	root, g := newBareRootCmd(ios)
+	root.Annotations = map[string]string{hotTreeAnnotation: "yes"}
+	root.CompletionOptions.DisableDefaultCmd = true // no completion in this tree: __complete is never hot
+	root.AddCommand(newCmd(g))
+	finishCommandTree(root)
+	return root
+}
+
+// hotTreeAnnotation marks the root of a hot command's tree, for code that
+// needs to know the whole tree (the config file's known keys).
+const hotTreeAnnotation = "evt-hot-tree"
+
+// hotCommand returns the constructor of the hot command that args run, or
+// nil when they run another one or ask for help. It skips the global flags
+// before the command word, with their values, and gives up on any other
+// flag there.
+func hotCommand(args []string) func(*globalOptions) *cobra.Command {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if !strings.HasPrefix(a, "-") || a == "-" {
+			newCmd := hotCommands[a]
+			if newCmd == nil {
+				return nil
+			}
+			for _, rest := range args[i+1:] {
+				if rest == "-h" || rest == "--help" || strings.HasPrefix(rest, "--help=") {
+					return nil
+				}
+			}
+			return newCmd
+		}
+		name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		switch {
+		case strings.HasPrefix(a, "--") && globalValueFlags[name]:
+			if !hasValue {
+				i++ // --dir DIR
+			}
+		case a == "-o":
+			i++ // -o FORMAT
+		case strings.HasPrefix(a, "-o") && !strings.HasPrefix(a, "--"):
+			// -oFORMAT, -o=FORMAT
+		default:
+			return nil // --, --help, --version, or a flag root does not have
+		}
+	}
+	return nil
+}
+
+// globalValueFlags are root's persistent flags, all of which take a value;
+// hotCommand skips them. TestHotCommandFlags keeps the list whole.
+var globalValueFlags = map[string]bool{
+	"dir": true, "config": true, "output": true, "sync": true,
+	"lock-timeout": true, "jq": true, "segment-size": true,
+	"store": true, "nats-context": true, "nats-creds": true, "nats-id-lookback": true,
+	"nats-replicas": true, "nats-timeout": true,
+}
+
 // newRootCmd builds the whole command tree.
 func newRootCmd(ios *IOStreams) *cobra.Command {
-	g := &globalOptions{IO: ios, Sync: syncAlways, LockTimeout: 10 * time.Second}
-	root := &cobra.Command{
-		Use:   "evt",
-		Short: "An append-only event log for the command line",
-		Long: `evt keeps an append-only log of events in a directory: append events to
-streams, tail and replay them, fold them into state, and share the work of
-consuming them between processes.`,
-		SilenceErrors: true,
-		SilenceUsage:  true,
-		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
-			// Subcommands must not set PersistentPreRun(E): cobra runs
-			// only the nearest one, and this one resolves the config.
-			if err := g.load(cmd); err != nil {
-				return err
-			}
-			// Cobra checks these after this hook too; checking here,
-			// after config values are applied, makes them usage errors.
-			if err := cmd.ValidateRequiredFlags(); err != nil {
-				return asUsageError(err)
-			}
-			return asUsageError(cmd.ValidateFlagGroups())
-		},
-	}
-	root.SetIn(ios.In)
-	root.SetOut(ios.Out)
-	root.SetErr(ios.ErrOut)
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return flagError(err) })
-
-	pf := root.PersistentFlags()
-	pf.StringVar(&g.Dir, "dir", "", "store directory (default $XDG_DATA_HOME/evt)")
-	pf.StringVar(&g.ConfigFile, "config", "", "config file (default ./evt.yaml, else $XDG_CONFIG_HOME/evt/config.yaml)")
-	pf.StringVarP(&g.Output, "output", "o", "", "output format: json, pretty, table, yaml or template=GO-TEMPLATE (default: by terminal)")
-	pf.Var(newEnumValue(&g.Sync, syncAlways, syncInterval, syncNone), "sync",
-		"when appends are flushed to disk: always (every batch), interval or none")
-	durationVar(pf, &g.LockTimeout, "lock-timeout", g.LockTimeout, true, "how long to wait for the store's append lock (and evt compact for the compaction lock)")
-	pf.StringVar(&g.JQ, "jq", "", "filter printed JSON through a jq expression (strings print raw)")
-	pf.Int64Var(&g.SegmentSize, "segment-size", defaultSegmentSize, "size in bytes at which appends seal a segment and start the next")
-	_ = pf.MarkHidden("segment-size") // for tests and experiments; the default is measured
-	_ = root.RegisterFlagCompletionFunc("sync", cobra.FixedCompletions(
-		[]string{syncAlways, syncInterval, syncNone}, cobra.ShellCompDirectiveNoFileComp))
-	_ = root.RegisterFlagCompletionFunc("output", cobra.FixedCompletions(
-		[]string{"json", "pretty", "table", "yaml", "template="}, cobra.ShellCompDirectiveNoFileComp|cobra.ShellCompDirectiveNoSpace))
-
+	root, g := newBareRootCmd(ios)
 	// The command registry: one newXCmd(g) per command, each in its own
 	// file (cmd/x.go). Add yours to this list; `evt --help` sorts them.
 	root.AddCommand(
@@ -173,6 +212,64 @@ consuming them between processes.`,
 	addHelpTopics(root)
 	finishCommandTree(root)
 	return root
+}
+
+// newBareRootCmd is the root command, with the global flags and the hook
+// that resolves them, and no commands under it yet.
+func newBareRootCmd(ios *IOStreams) (*cobra.Command, *globalOptions) {
+	g := &globalOptions{IO: ios, Sync: syncAlways, LockTimeout: 10 * time.Second}
+	root := &cobra.Command{
+		Use:   "evt",
+		Short: "An append-only event log for the command line",
+		Long: `evt keeps an append-only log of events in a directory: append events to
+streams, tail and replay them, fold them into state, and share the work of
+consuming them between processes.`,
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			// Subcommands must not set PersistentPreRun(E): cobra runs
+			// only the nearest one, and this one resolves the config.
+			if err := g.load(cmd); err != nil {
+				return err
+			}
+			if err := g.resolveStore(); err != nil {
+				return err
+			}
+			// A nats store's commands run in evt-nats (see remote.go),
+			// before anything is read or opened here.
+			if err := g.execRemote(); err != nil {
+				return err
+			}
+			// Cobra checks these after this hook too; checking here,
+			// after config values are applied, makes them usage errors.
+			if err := cmd.ValidateRequiredFlags(); err != nil {
+				return asUsageError(err)
+			}
+			return asUsageError(cmd.ValidateFlagGroups())
+		},
+	}
+	root.SetIn(ios.In)
+	root.SetOut(ios.Out)
+	root.SetErr(ios.ErrOut)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return flagError(err) })
+
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.Dir, "dir", "", "store directory (default $XDG_DATA_HOME/evt)")
+	pf.StringVar(&g.Store, "store", "", "where the log lives: a directory (as --dir), or nats://HOST:PORT[,HOST:PORT...][/NAME] (or tls://) for a NATS JetStream store")
+	addNatsFlags(pf, &g.Nats)
+	pf.StringVar(&g.ConfigFile, "config", "", "config file (default ./evt.yaml, else $XDG_CONFIG_HOME/evt/config.yaml)")
+	pf.StringVarP(&g.Output, "output", "o", "", "output format: json, pretty, table, yaml or template=GO-TEMPLATE (default: by terminal)")
+	pf.Var(newEnumValue(&g.Sync, syncAlways, syncInterval, syncNone), "sync",
+		"when appends are flushed to disk: always (every batch), interval or none")
+	durationVar(pf, &g.LockTimeout, "lock-timeout", g.LockTimeout, true, "how long to wait for the store's append lock (and evt compact for the compaction lock)")
+	pf.StringVar(&g.JQ, "jq", "", "filter printed JSON through a jq expression (strings print raw)")
+	pf.Int64Var(&g.SegmentSize, "segment-size", defaultSegmentSize, "size in bytes at which appends seal a segment and start the next")
+	_ = pf.MarkHidden("segment-size") // for tests and experiments; the default is measured
+	_ = root.RegisterFlagCompletionFunc("sync", cobra.FixedCompletions(
+		[]string{syncAlways, syncInterval, syncNone}, cobra.ShellCompDirectiveNoFileComp))
+	_ = root.RegisterFlagCompletionFunc("output", cobra.FixedCompletions(
+		[]string{"json", "pretty", "table", "yaml", "template="}, cobra.ShellCompDirectiveNoFileComp|cobra.ShellCompDirectiveNoSpace))
+	return root, g
 }
 
 // finishCommandTree makes every argument error a usage error (exit 2). A

@@ -158,12 +158,10 @@ func collectStats(ctx context.Context, ios *IOStreams, s log.Store, f eventFilte
 	if err != nil {
 		return nil, err
 	}
-	ls, err := localOf(s)
-	if err != nil {
-		return nil, err
-	}
-	if st.bytes, st.segments, err = storeFiles(ls.Dir()); err != nil {
-		return nil, err
+	if d, ok := s.(log.Directory); ok {
+		if st.bytes, st.segments, err = storeFiles(d.Dir()); err != nil {
+			return nil, err
+		}
 	}
 	return st, nil
 }

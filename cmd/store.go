@@ -14,7 +14,14 @@ import (
 //
 // This file is the one place cmd names the local store: every command
 // holds a log.Store.
+//
+// A nats store (--store nats://...) is opened by the opener evt-nats
+// registers (remote.go); the evt binary never gets here with one, as it
+// hands such a command to evt-nats first.
 func (g *globalOptions) openStore(create bool) (log.Store, error) {
+	if g.remote != "" {
+		return g.openRemote(create)
+	}
 	return g.open(local.Options{Create: create})
 }
 
@@ -22,6 +29,9 @@ func (g *globalOptions) openStore(create bool) (log.Store, error) {
 // open runs after a reboot or when a derived file is missing: evt verify
 // reports such a file instead of letting the open quietly rebuild it.
 func (g *globalOptions) openUnrecovered() (log.Store, error) {
+	if g.remote != "" {
+		return g.openRemote(false)
+	}
 	if !g.storeExists() {
 		return nil, errNoStore(g.StoreDir())
 	}
@@ -29,36 +39,30 @@ func (g *globalOptions) openUnrecovered() (log.Store, error) {
 }
 
 // storeExists reports whether the store has been created.
-func (g *globalOptions) storeExists() bool { return local.Exists(g.StoreDir()) }
+// A nats store is taken to exist: opening it to read says when it does
+// not (ErrNoStore).
+func (g *globalOptions) storeExists() bool { return g.remote != "" || local.Exists(g.StoreDir()) }
+
+// storeLocation is where the store is, for messages.
+func (g *globalOptions) storeLocation() string {
+	if g.remote != "" {
+		return g.remote
+	}
+	return g.StoreDir()
+}
 
 // defaultSegmentSize is the --segment-size default.
 const defaultSegmentSize = local.DefaultSegmentSize
 
-// localOf returns the local store behind s, for what the store interface
-// does not cover yet (consumer groups, streaming appends, watching a
-// group's state); another store fails with ErrUnsupported.
-func localOf(s log.Store) (*local.Store, error) {
-	if ls, ok := s.(*local.Store); ok {
-		return ls, nil
-	}
-	return nil, fmt.Errorf("%w: this command needs a local store", log.ErrUnsupported)
-}
+// unsupportedError is CLI.md's "<what> is not supported by a nats store";
+// it wraps log.ErrUnsupported (exit 2).
+type unsupportedError struct{ what string }
 
-// openLocal is openStore for the commands whose work the store interface
-// does not cover yet (consumer groups, streaming appends): they need the
-// local store.
-func (g *globalOptions) openLocal(create bool) (*local.Store, error) {
-	s, err := g.openStore(create)
-	if err != nil {
-		return nil, err
-	}
-	ls, err := localOf(s)
-	if err != nil {
-		s.Close()
-		return nil, err
-	}
-	return ls, nil
-}
+func (e *unsupportedError) Error() string { return e.what + " is not supported by a nats store" }
+func (e *unsupportedError) Unwrap() error { return log.ErrUnsupported }
+
+// unsupported says a nats store cannot do what.
+func unsupported(what string) error { return &unsupportedError{what: what} }
 
 func (g *globalOptions) open(opts local.Options) (log.Store, error) {
 	dir := g.StoreDir()
@@ -87,6 +91,9 @@ func (g *globalOptions) open(opts local.Options) (log.Store, error) {
 // commands that change a store's policy or shape have nothing to do in a
 // store that does not exist.
 func openExisting(g *globalOptions) (log.Store, error) {
+	if g.remote != "" {
+		return g.openRemote(false)
+	}
 	if !g.storeExists() {
 		return nil, errNoStore(g.StoreDir())
 	}

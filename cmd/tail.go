@@ -127,7 +127,7 @@ func runTail(ctx context.Context, g *globalOptions, o *tailOptions, f eventFilte
 		if o.Group == "" {
 			return usageErrorf("--from stored needs --group NAME")
 		}
-		if from, f, err = storedCursor(s, o.Group, f); err != nil {
+		if from, f, err = storedCursor(ctx, s, o.Group, f); err != nil {
 			return err
 		}
 	}
@@ -211,24 +211,21 @@ func waitForStore(ctx context.Context, g *globalOptions, idle time.Duration) (lo
 
 // storedCursor turns "stored" into the group's committed position, and a
 // selection left out into the group's own.
-func storedCursor(store log.Store, name string, f eventFilter) (codec.Cursor, eventFilter, error) {
-	s, err := localOf(store)
-	if err != nil {
-		return codec.Cursor{}, f, err
-	}
-	grp, err := s.OpenGroup(name)
+func storedCursor(ctx context.Context, s log.Store, name string, f eventFilter) (codec.Cursor, eventFilter, error) {
+	grp, err := s.OpenGroup(ctx, name)
 	if err != nil {
 		return codec.Cursor{}, f, err
 	}
 	defer grp.Close()
-	st, err := grp.State()
+	committed, err := grp.Position(ctx)
 	if err != nil {
 		return codec.Cursor{}, f, err
 	}
 	if f.fromGroup {
-		if f, err = newEventFilter(selectionPattern(grp.Config.Selection), grp.Config.Types); err != nil {
+		cfg := grp.Config()
+		if f, err = newEventFilter(selectionPattern(cfg.Selection), cfg.Types); err != nil {
 			return codec.Cursor{}, f, err
 		}
 	}
-	return codec.Cursor{Kind: codec.CursorPosition, N: max(st.Committed, 1)}, f, nil
+	return codec.Cursor{Kind: codec.CursorPosition, N: max(committed, 1)}, f, nil
 }

@@ -45,3 +45,14 @@ type Compacter interface {
 	// wrapping ctx's.
 	Compact(ctx context.Context, progress Progress) (CompactReport, error)
 }
+
+// Directory is implemented by stores kept in a directory of files.
+type Directory interface {
+	// Dir is the store's directory: where its files are (evt stats adds
+	// up their sizes), and where a command spools input that must not
+	// hold the store's lock while it trickles in.
+	Dir() string
+	// Sealed reports whether an append through this handle sealed a
+	// segment: the time to start a background compaction.
+	Sealed() bool
+}

@@ -102,6 +102,9 @@ type Store interface {
 
 	// Close releases the store. Appends already returned stay durable.
 	Close() error
+
+	// The store's consumer groups.
+	GroupStore
 }
 
 // Query selects the events a Read yields.

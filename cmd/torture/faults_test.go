@@ -18,9 +18,10 @@ import (
 //
 // ENOSPC and a read-only store are real: a small tmpfs that is filled up,
 // or remounted read-only (we run as root, so chmod would not stop us).
-// EIO on a write and a failing fdatasync are injected into the real
-// binary's system calls by strace (-e inject), on the segment file only;
-// those cases are skipped where strace is not installed.
+// Injected faults (EIO or ENOSPC on any write, a failed fsync, a short
+// write, a torn rename, a crash at any operation, for every writer) run
+// in process through the store's file-system seam: TestFaults in
+// log/local.
 
 // faultStore is a store with acknowledged events to check after faults.
 type faultStore struct {
@@ -183,84 +184,4 @@ func TestFaultReadOnly(t *testing.T) {
 	}
 	fs.mustAppend()
 	fs.check()
-}
-
-// straceInject runs evt under strace with one system call fault: call
-// (pwrite64, fdatasync) on path fails with errno, at its nth use there.
-func straceInject(t *testing.T, call, errno string, nth int, path string, args ...string) run {
-	t.Helper()
-	if _, err := exec.LookPath("strace"); err != nil {
-		t.Skip("strace is not installed (apt-get install strace)")
-	}
-	sargs := []string{"-f", "-o", "/dev/null", "-P", path,
-		"-e", "trace=" + call, "-e", fmt.Sprintf("inject=%s:error=%s:when=%d", call, errno, nth), evtBin}
-	c := exec.Command("strace", append(sargs, args...)...)
-	c.Env = evtEnv(t)
-	c.Dir = t.TempDir()
-	var out, errOut strings.Builder
-	c.Stdout, c.Stderr = &out, &errOut
-	err := c.Run()
-	code := 0
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return run{code, out.String(), errOut.String()}
-}
-
-// activeSegment is the newest segment file of a store.
-func activeSegment(t *testing.T, dir string) string {
-	t.Helper()
-	segs, err := filepath.Glob(filepath.Join(dir, "*.seg"))
-	if err != nil || len(segs) == 0 {
-		t.Fatalf("no segment in %s: %v", dir, err)
-	}
-	return segs[len(segs)-1]
-}
-
-func TestFaultInjected(t *testing.T) {
-	cases := []struct {
-		name, call, errno, path string
-		// indeterminate: the fault comes after the batch was synced, so
-		// the event may be found later (its client saw a failure).
-		indeterminate bool
-		want          string
-	}{
-		{"EIO on the segment write", "pwrite64", "EIO", "segment", false, "input/output error"},
-		{"ENOSPC on the segment write", "pwrite64", "ENOSPC", "segment", false, "no space left"},
-		{"EIO from fdatasync", "fdatasync", "EIO", "segment", false, "input/output error"},
-		{"EIO on the commit publish", "pwrite64", "EIO", "commit", true, "input/output error"},
-	}
-	for _, c := range cases {
-		t.Run(strings.ReplaceAll(c.name, " ", "-"), func(t *testing.T) {
-			fs := newFaultStore(t, filepath.Join(t.TempDir(), "store"))
-			for range scale(1, 5) {
-				path := activeSegment(t, fs.dir)
-				if c.path == "commit" {
-					path = filepath.Join(fs.dir, "commit")
-				}
-				args, id := fs.appendArgs()
-				r := straceInject(t, c.call, c.errno, 1, path, args...)
-				tally.faults.Add(1)
-				checkErrorLine(t, c.name, r, 1)
-				if !strings.Contains(r.errOut, c.want) {
-					t.Errorf("%s: the message does not say %q: %q", c.name, c.want, r.errOut)
-				}
-				if r.out != "" {
-					t.Errorf("%s: a failed append printed a result: %q", c.name, r.out)
-				}
-				if c.indeterminate {
-					fs.check(id)
-					// The client retries by id: the event is then stored
-					// exactly once, whether the failed attempt left it or not.
-					fs.record(mustEvt(t, "", args...), id)
-				}
-				fs.check()
-				fs.mustAppend()
-				fs.check()
-			}
-		})
-	}
 }

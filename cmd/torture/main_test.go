@@ -52,8 +52,10 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	evtBin = filepath.Join(tmp, "evt")
-	// The binary users run, built from this module as `go build` makes it.
+	// The binary users run, built from this module as the README builds
+	// it: static (CGO_ENABLED=0), as evt is shipped.
 	build := exec.Command("go", "build", "-o", evtBin, "github.com/evtdev/evt")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "torture: go build:", err)

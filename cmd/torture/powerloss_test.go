@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -34,8 +33,8 @@ import (
 //
 //   - A segment's content is durable up to where it was when the previous
 //     append returned: with --sync always evt fdatasyncs the segment before
-//     it acknowledges, and TestSyncBeforePublish checks that order in a
-//     trace of the real binary. A segment the append created (a roll) is
+//     it acknowledges, and TestSyncBeforePublish in log/local checks that
+//     order in the operations an append makes. A segment the append created (a roll) is
 //     durable up to its header, which evt fsyncs with the directory before
 //     using it.
 //   - Data written after that is not synced. In phase A (the cut comes
@@ -387,55 +386,6 @@ func countSegments(s snapshot) int {
 		}
 	}
 	return n
-}
-
-// TestSyncBeforePublish checks in a system-call trace of the real binary
-// the order the power-loss model relies on: an append fdatasyncs the
-// segment after its last write to it and before it publishes the new end
-// in the commit file, and evt prints the result only after that.
-func TestSyncBeforePublish(t *testing.T) {
-	if _, err := exec.LookPath("strace"); err != nil {
-		t.Skip("strace is not installed (apt-get install strace)")
-	}
-	dir := filepath.Join(t.TempDir(), "store")
-	mustEvt(t, "", "--dir", dir, "append", "s-1", "First", "{}")
-	trace := filepath.Join(t.TempDir(), "trace")
-	c := exec.Command("strace", "-f", "-y", "-o", trace, "-e", "trace=pwrite64,write,fdatasync,fsync,msync",
-		evtBin, "--dir", dir, "append", "s-1", "Second", `{"x":1}`)
-	c.Env = evtEnv(t)
-	if out, err := c.CombinedOutput(); err != nil {
-		t.Fatalf("strace evt append: %v: %s", err, out)
-	}
-	b, err := os.ReadFile(trace)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Lines look like: 1234  pwrite64(5</…/00000000000000000001.seg>, "…", 112, 250) = 112
-	call := regexp.MustCompile(`^\d+\s+(\w+)\(\d+<([^>]*)>`)
-	lastSegWrite, sync, publish, printed := -1, -1, -1, -1
-	for i, line := range strings.Split(string(b), "\n") {
-		m := call.FindStringSubmatch(line)
-		if m == nil {
-			continue
-		}
-		fn, path := m[1], m[2]
-		switch {
-		case isSegment(path) && (fn == "pwrite64" || fn == "write"):
-			lastSegWrite = i
-		case isSegment(path) && (fn == "fdatasync" || fn == "fsync"):
-			sync = i
-		case filepath.Base(path) == "commit" && fn == "pwrite64":
-			publish = i
-		case strings.HasPrefix(path, "pipe:") || strings.HasPrefix(path, "/dev/"):
-			if fn == "write" && printed < 0 {
-				printed = i
-			}
-		}
-	}
-	t.Logf("trace lines: last segment write %d, segment sync %d, commit publish %d, result printed %d", lastSegWrite, sync, publish, printed)
-	if lastSegWrite < 0 || sync < lastSegWrite || publish < sync || (printed >= 0 && printed < publish) {
-		t.Fatalf("want segment writes, then its fdatasync, then the commit publish, then the output; trace:\n%s", b)
-	}
 }
 
 // keepImage copies dir for a post-mortem if the test fails before Stop:

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/evtdev/evt/log"
+	"github.com/evtdev/evt/log/local/vfs"
 )
 
 // TestTablesAllocatedNoSIGBUSOnFullDisk: a regression test for a bug the
@@ -36,7 +37,7 @@ func TestTablesAllocatedNoSIGBUSOnFullDisk(t *testing.T) {
 			t.Fatal(err)
 		}
 		probe := filepath.Join(dir, "probe")
-		f, err := os.Create(probe)
+		f, err := vfs.OS.OpenFile(probe, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 		if err != nil {
 			t.Fatal(err)
 		}

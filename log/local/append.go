@@ -4,9 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"os"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/evtdev/evt/log"
 )
@@ -40,7 +37,7 @@ func (s *Store) Append(ctx context.Context, b *log.Batch) ([]log.Result, error) 
 	if b.Len() == 0 && len(b.Expectations()) == 0 {
 		return nil, nil
 	}
-	a, err := s.BeginAppend(ctx, b.Expectations(), log.Expectation{})
+	a, err := s.beginAppend(ctx, b.Expectations(), log.Expectation{})
 	if err != nil {
 		return nil, err
 	}
@@ -62,7 +59,7 @@ func (s *Store) roll(c *commitState, now int64) error {
 	if err != nil {
 		return err
 	}
-	if err := unix.Fdatasync(int(sf.f.Fd())); err != nil {
+	if err := sf.f.Datasync(); err != nil {
 		s.failed = err
 		return fmt.Errorf("sync %s: %w", segmentName(sf.first), err)
 	}
@@ -80,7 +77,7 @@ func (s *Store) roll(c *commitState, now int64) error {
 	// A writer killed between creating a segment and publishing it leaves
 	// a file named inside the active segment's range; once the log rolls
 	// past it, it would shadow real positions. Remove such orphans first.
-	firsts, err := listSegments(s.dir)
+	firsts, err := listSegments(s.fsys, s.dir)
 	if err != nil {
 		return err
 	}
@@ -88,13 +85,13 @@ func (s *Store) roll(c *commitState, now int64) error {
 		// (active, next]: next itself can only be an orphan here, as
 		// prepare adopts a segment at next that holds published data.
 		if f > c.active && f <= c.next {
-			if err := os.Remove(join(s.dir, segmentName(f))); err != nil {
+			if err := s.fsys.Remove(join(s.dir, segmentName(f))); err != nil {
 				return err
 			}
-			os.Remove(join(s.dir, offsetsName(f)))
+			s.fsys.Remove(join(s.dir, offsetsName(f)))
 		}
 	}
-	if err := createSegment(s.dir, c.next, now); err != nil {
+	if err := createSegment(s.fsys, s.dir, c.next, now); err != nil {
 		return err
 	}
 	c.active, c.size, c.lastSync = c.next, segmentHeaderSize, now

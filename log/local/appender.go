@@ -10,8 +10,6 @@ import (
 	"sort"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/evtdev/evt/codec"
 	"github.com/evtdev/evt/log"
 )
@@ -54,18 +52,29 @@ type Appender struct {
 	synced    bool
 	added     int // events added, duplicates included
 
-	// NoResults skips keeping a result per event (evt append -q, evt
+	// noResults skips keeping a result per event (evt append -q, evt
 	// import: a million events): Commit then returns none, and
 	// Duplicates says how many events were not written again.
-	NoResults bool
-	// Duplicates counts the events that were not written again.
-	Duplicates int
-	// SizeHint, when not 0, is about how many bytes the whole batch
-	// will take (a batch written as it is parsed knows only its first
-	// part): the seal check goes by it, so a batch that will not fit
-	// in the active segment starts a new one instead of overshooting
-	// the segment size.
-	SizeHint int64
+	noResults bool
+	// duplicates counts the events that were not written again.
+	duplicates int
+	// sizeHint: AppendOptions.SizeHint.
+	sizeHint int64
+}
+
+var _ log.Appender = (*Appender)(nil)
+
+// Duplicates counts the events added that were not written again.
+func (a *Appender) Duplicates() int { return a.duplicates }
+
+// BeginAppend takes the append lock and readies a batch (log.BatchWriter).
+func (s *Store) BeginAppend(ctx context.Context, expect map[string]log.Expectation, all log.Expectation, opts log.AppendOptions) (log.Appender, error) {
+	a, err := s.beginAppend(ctx, expect, all)
+	if err != nil {
+		return nil, err
+	}
+	a.noResults, a.sizeHint = opts.NoResults, opts.SizeHint
+	return a, nil
 }
 
 type idPut struct {
@@ -77,11 +86,11 @@ type idPut struct {
 // writes them.
 const flushAt = 4 << 20
 
-// BeginAppend takes the append lock and readies a batch. expect holds
+// beginAppend takes the append lock and readies a batch. expect holds
 // expectations per stream; all, unless ExpectAny, applies to every stream
 // the batch holds events of. The wait for the lock ends when ctx is done
 // or Options.LockTimeout passes.
-func (s *Store) BeginAppend(ctx context.Context, expect map[string]log.Expectation, all log.Expectation) (*Appender, error) {
+func (s *Store) beginAppend(ctx context.Context, expect map[string]log.Expectation, all log.Expectation) (*Appender, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -151,7 +160,7 @@ func (a *Appender) Add(b *log.Batch) error {
 		return err
 	}
 	n := b.Len()
-	if !a.NoResults {
+	if !a.noResults {
 		a.results = slices.Grow(a.results, n)
 	}
 	// Resolve each of b's streams once, not once per event.
@@ -221,7 +230,7 @@ func (a *Appender) Add(b *log.Batch) error {
 		a.out = append(a.out, rec...)
 		st.last, st.dirty = a.pos, true
 		r := log.Result{Position: a.pos, Stream: name, Version: st.version, Time: time.Unix(0, t).UTC()}
-		if !a.NoResults {
+		if !a.noResults {
 			r.ID = string(p.ID())
 		}
 		a.record(r)
@@ -250,7 +259,7 @@ func (a *Appender) Add(b *log.Batch) error {
 // write: a batch of duplicates, or one that fails its expectation, must
 // leave no new segment behind.
 func (a *Appender) openSegment(b *log.Batch) error {
-	size := max(b.Size(), a.SizeHint)
+	size := max(b.Size(), a.sizeHint)
 	if a.c.size > segmentHeaderSize && a.c.size+size > a.s.opts.SegmentSize {
 		if err := a.s.roll(&a.c, a.now); err != nil {
 			return err
@@ -287,19 +296,19 @@ func (a *Appender) addMarker(rec []byte, name string, st *streamState, flag uint
 // record notes the result of the next event, unless NoResults.
 func (a *Appender) record(r log.Result) {
 	a.added++
-	if !a.NoResults {
+	if !a.noResults {
 		a.results = append(a.results, r)
 	}
 }
 
 func (a *Appender) duplicate(r log.Result) {
 	r.Duplicate = true
-	a.Duplicates++
+	a.duplicates++
 	a.record(r)
 }
 
 func (a *Appender) resultAt(j int) log.Result {
-	if a.NoResults {
+	if a.noResults {
 		return log.Result{} // recorded nowhere: a result per event is what NoResults saves
 	}
 	return a.results[j]
@@ -477,10 +486,11 @@ func (a *Appender) Commit() ([]log.Result, error) {
 	// every hit against the record it names: it may run ahead of the
 	// commit. So it is filled while the batch is written and synced, on
 	// the other core. The heads table is read by readers without a lock:
-	// it is updated only after the publish.
-	idsDone := make(chan struct{})
-	go func() {
-		defer close(idsDone)
+	// it is updated only after the publish. A small batch fills it here
+	// first: a goroutine would cost more than the puts, and for a
+	// one-event `evt append` it woke a second thread the process then had
+	// to create and tear down.
+	putIDs := func() {
 		if tablesOK {
 			for _, block := range a.idsWork {
 				for _, w := range block {
@@ -488,9 +498,20 @@ func (a *Appender) Commit() ([]log.Result, error) {
 				}
 			}
 		}
-	}()
-	err := a.finish()
-	<-idsDone
+	}
+	var err error
+	if len(a.idsWork) == 0 || len(a.idsWork) == 1 && len(a.idsWork[0]) <= inlineIDPuts {
+		putIDs()
+		err = a.finish()
+	} else {
+		idsDone := make(chan struct{})
+		go func() {
+			defer close(idsDone)
+			putIDs()
+		}()
+		err = a.finish()
+		<-idsDone
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -522,6 +543,10 @@ func (a *Appender) Commit() ([]log.Result, error) {
 	return a.results, nil
 }
 
+// inlineIDPuts is the most ids Commit puts into the id index itself
+// rather than on another goroutine while it syncs.
+const inlineIDPuts = 64
+
 // finish writes the last records and the offsets, then syncs.
 func (a *Appender) finish() error {
 	if err := a.flush(true); err != nil {
@@ -533,7 +558,7 @@ func (a *Appender) finish() error {
 	sync := a.s.opts.Sync == SyncAlways ||
 		a.s.opts.Sync == SyncInterval && time.Duration(a.now-a.c.lastSync) >= a.s.opts.SyncInterval
 	if sync {
-		if err := unix.Fdatasync(int(a.sf.f.Fd())); err != nil {
+		if err := a.sf.f.Datasync(); err != nil {
 			return a.fail("sync", err)
 		}
 		a.synced = true

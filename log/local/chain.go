@@ -18,6 +18,7 @@ import (
 
 	"github.com/evtdev/evt/log"
 	"github.com/evtdev/evt/log/atomicfile"
+	"github.com/evtdev/evt/log/local/vfs"
 )
 
 // The hash chain makes tampering with a sealed segment detectable. The
@@ -64,7 +65,7 @@ var zeroChain = strings.Repeat("0", 64)
 
 // readChain reads DIR/chain; a missing file is an empty chain.
 func (s *Store) readChain() ([]chainLink, error) {
-	b, err := os.ReadFile(join(s.dir, chainFile))
+	b, err := vfs.ReadFile(s.fsys, join(s.dir, chainFile))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -119,12 +120,12 @@ func (s *Store) writeChain(links []chainLink) error {
 		prev = links[i].chain
 		fmt.Fprintf(&b, "%s %s\n", links[i].body(), links[i].chain)
 	}
-	return atomicfile.Write(join(s.dir, chainFile), []byte(b.String()), 0o600)
+	return atomicfile.WriteFS(s.fsys, join(s.dir, chainFile), []byte(b.String()), 0o600)
 }
 
 // hashSegment hashes a whole segment file and reads its generation.
 func (s *Store) hashSegment(first uint64) (chainLink, error) {
-	f, err := os.Open(join(s.dir, segmentName(first)))
+	f, err := s.fsys.OpenFile(join(s.dir, segmentName(first)), os.O_RDONLY, 0)
 	if err != nil {
 		return chainLink{}, err
 	}
@@ -168,7 +169,7 @@ func (s *Store) verifyChain() (head string, added int, err error) {
 	if err != nil {
 		return "", 0, err
 	}
-	firsts, err := listSegments(s.dir)
+	firsts, err := listSegments(s.fsys, s.dir)
 	if err != nil {
 		return "", 0, err
 	}
@@ -231,7 +232,7 @@ func (s *Store) rechain() error {
 	changed := false
 	out := links[:0]
 	for _, l := range links {
-		gen, err := segmentGen(join(s.dir, segmentName(l.first)), l.first)
+		gen, err := segmentGen(s.fsys, join(s.dir, segmentName(l.first)), l.first)
 		if err == nil && gen == l.gen {
 			out = append(out, l)
 			continue
@@ -253,8 +254,8 @@ func (s *Store) rechain() error {
 }
 
 // segmentGen reads the generation of a segment file.
-func segmentGen(path string, first uint64) (uint32, error) {
-	f, err := os.Open(path)
+func segmentGen(fsys vfs.FS, path string, first uint64) (uint32, error) {
+	f, err := fsys.OpenFile(path, os.O_RDONLY, 0)
 	if err != nil {
 		return 0, err
 	}

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
-	"os"
 
 	"github.com/evtdev/evt/codec"
 	"github.com/evtdev/evt/log"
@@ -89,7 +88,7 @@ func decodeCommit(b []byte) (commitState, bool) {
 // readCommit returns the newest valid slot. A reader can race a writer
 // and see a half-written slot; the CRC rejects it and the other slot (one
 // publish older, still a consistent end) is used.
-func readCommit(f *os.File) (commitState, error) {
+func readCommit(f io.ReaderAt) (commitState, error) {
 	buf := make([]byte, commitSlotGap+commitSlotSize)
 	n, err := f.ReadAt(buf, 0)
 	if err != nil && !errors.Is(err, io.EOF) {
@@ -123,7 +122,7 @@ func decodeCommitFile(buf []byte) (commitState, error) {
 
 // writeCommit publishes c (whose seq the caller has incremented) into the
 // slot the previous publish did not use.
-func writeCommit(f *os.File, c *commitState) error {
+func writeCommit(f io.WriterAt, c *commitState) error {
 	off := int64(0)
 	if c.seq%2 == 0 {
 		off = commitSlotGap

@@ -18,6 +18,7 @@ import (
 	"github.com/evtdev/evt/codec"
 	"github.com/evtdev/evt/log"
 	"github.com/evtdev/evt/log/atomicfile"
+	"github.com/evtdev/evt/log/local/vfs"
 )
 
 // Compaction reclaims the space of the events the limits removed (see
@@ -54,7 +55,7 @@ const compactLockFile = "compact.lock"
 // damaged), repair, the hash chain. Appends never take it. A reader that
 // cannot create the lock file (a read-only store) goes on without it.
 func (s *Store) holdCompaction(ctx context.Context) (release func(), err error) {
-	cl, err := openNamedLock(join(s.dir, compactLockFile), "compaction lock (held by evt compact)")
+	cl, err := openNamedLock(s.fsys, join(s.dir, compactLockFile), "compaction lock (held by evt compact)")
 	if err != nil {
 		return func() {}, nil
 	}
@@ -88,7 +89,7 @@ func (s *Store) Compact(ctx context.Context, progress log.Progress) (log.Compact
 	}
 	// One compaction at a time, and not while verify or repair read the
 	// segments: wait for them, at most the lock timeout.
-	cl, err := openNamedLock(join(s.dir, compactLockFile), "compaction lock (another evt compact, verify or repair)")
+	cl, err := openNamedLock(s.fsys, join(s.dir, compactLockFile), "compaction lock (another evt compact, verify or repair)")
 	if err != nil {
 		return rep, err
 	}
@@ -108,7 +109,7 @@ func (s *Store) Compact(ctx context.Context, progress log.Progress) (log.Compact
 	if err != nil {
 		return rep, err
 	}
-	shrinkKilled := fileExists(join(s.dir, idsFile+".compact"))
+	shrinkKilled := s.exists(join(s.dir, idsFile+".compact"))
 	if err := s.removeLeftovers(); err != nil {
 		return rep, err
 	}
@@ -145,7 +146,7 @@ func (s *Store) Compact(ctx context.Context, progress log.Progress) (log.Compact
 	var total, done int64
 	sizes := make([]int64, len(sealed))
 	for i, first := range sealed {
-		st, err := os.Stat(join(s.dir, segmentName(first)))
+		st, err := s.fsys.Stat(join(s.dir, segmentName(first)))
 		if err != nil {
 			return rep, err
 		}
@@ -252,7 +253,7 @@ func (s *Store) shrinkIDs(ctx context.Context) error {
 		return err
 	}
 	tmp := join(s.dir, idsFile+".compact") // not .tmp: a writer rebuilds its tables there
-	g, err := createHashFile(tmp, idsValues, 0)
+	g, err := createHashFile(s.fsys, tmp, idsValues, 0)
 	if err != nil {
 		return err
 	}
@@ -260,7 +261,7 @@ func (s *Store) shrinkIDs(ctx context.Context) error {
 	defer func() {
 		if !done {
 			g.close()
-			os.Remove(tmp)
+			s.fsys.Remove(tmp)
 		}
 	}()
 	fill := func(from uint64, c *commitState) error {
@@ -302,7 +303,7 @@ func (s *Store) shrinkIDs(ctx context.Context) error {
 	}
 	done = true
 	s.ids = ids
-	return atomicfile.SyncDir(s.dir)
+	return s.fsys.SyncDir(s.dir)
 }
 
 // stopCompaction ends a compaction that ctx stopped between segments:
@@ -387,13 +388,13 @@ func (s *Store) compactSegment(ctx context.Context, first, end uint64, c *commit
 	// (records are kept byte for byte, and were checked by the scan).
 	gen := sf.gen + 1
 	tmpPath := join(s.dir, segmentName(first)+".compact")
-	out, err := os.OpenFile(tmpPath, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	out, err := s.fsys.OpenFile(tmpPath, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return 0, fmt.Errorf("compact %s: %w", name, err)
 	}
 	defer func() {
 		out.Close()
-		os.Remove(tmpPath)
+		s.fsys.Remove(tmpPath)
 	}()
 	var old [segmentHeaderSize]byte
 	if _, err := sf.f.ReadAt(old[:], 0); err != nil {
@@ -421,20 +422,20 @@ func (s *Store) compactSegment(ctx context.Context, first, end uint64, c *commit
 	}
 	// The new generation's offsets file exists, complete and synced,
 	// before the segment that names it.
-	if err := atomicfile.Write(join(s.dir, offsetsNameGen(first, gen)), idx, 0o600); err != nil {
+	if err := atomicfile.WriteFS(s.fsys, join(s.dir, offsetsNameGen(first, gen)), idx, 0o600); err != nil {
 		return 0, fmt.Errorf("compact %s: %w", name, err)
 	}
-	if err := atomicfile.SyncDir(s.dir); err != nil {
+	if err := s.fsys.SyncDir(s.dir); err != nil {
 		return 0, err
 	}
 	s.forget(first)
-	if err := os.Rename(tmpPath, join(s.dir, segmentName(first))); err != nil {
+	if err := s.fsys.Rename(tmpPath, join(s.dir, segmentName(first))); err != nil {
 		return 0, fmt.Errorf("compact %s: %w", name, err)
 	}
-	if err := atomicfile.SyncDir(s.dir); err != nil {
+	if err := s.fsys.SyncDir(s.dir); err != nil {
 		return 0, err
 	}
-	os.Remove(join(s.dir, offsetsNameGen(first, sf.gen)))
+	s.fsys.Remove(join(s.dir, offsetsNameGen(first, sf.gen)))
 	rep.Rewritten++
 	return size, nil
 }
@@ -445,11 +446,11 @@ func (s *Store) removeSegment(sf *segFile, rep *log.CompactReport) error {
 	s.forget(first)
 	// The segment first: a reader that fails to open it then finds the
 	// log starts later (removedSegment).
-	if err := os.Remove(join(s.dir, segmentName(first))); err != nil {
+	if err := s.fsys.Remove(join(s.dir, segmentName(first))); err != nil {
 		return err
 	}
-	os.Remove(join(s.dir, idx))
-	if err := atomicfile.SyncDir(s.dir); err != nil {
+	s.fsys.Remove(join(s.dir, idx))
+	if err := s.fsys.SyncDir(s.dir); err != nil {
 		return err
 	}
 	rep.Removed++
@@ -494,7 +495,7 @@ func (s *Store) forget(first uint64) {
 // removeLeftovers deletes what a killed compaction left: unfinished
 // segment copies, and offsets files of generations no segment has.
 func (s *Store) removeLeftovers() error {
-	ents, err := os.ReadDir(s.dir)
+	ents, err := s.fsys.ReadDir(s.dir)
 	if err != nil {
 		return err
 	}
@@ -506,7 +507,7 @@ func (s *Store) removeLeftovers() error {
 			if err != nil {
 				continue
 			}
-			if gen, err := segmentGen(join(s.dir, name), first); err == nil {
+			if gen, err := segmentGen(s.fsys, join(s.dir, name), first); err == nil {
 				gens[first] = gen
 			}
 		}
@@ -516,7 +517,7 @@ func (s *Store) removeLeftovers() error {
 		switch {
 		case strings.HasSuffix(name, ".seg.compact"), strings.HasSuffix(name, ".idx.tmp"),
 			name == idsFile+".compact", name == idsFile+".compact.grow": // shrinkIDs
-			os.Remove(join(s.dir, name))
+			s.fsys.Remove(join(s.dir, name))
 		case strings.HasSuffix(name, ".idx") && len(name) >= 24:
 			// NAME.idx (generation 0) or NAME.GEN.idx.
 			first, err := strconv.ParseUint(name[:20], 10, 64)
@@ -530,7 +531,7 @@ func (s *Store) removeLeftovers() error {
 				}
 			}
 			if cur, ok := gens[first]; !ok && first < s.oldestSegment(gens) || ok && uint64(cur) != gen {
-				os.Remove(join(s.dir, name))
+				s.fsys.Remove(join(s.dir, name))
 			}
 		}
 	}
@@ -550,7 +551,7 @@ func (s *Store) oldestSegment(gens map[uint64]uint32) uint64 {
 // were taken: they hold state folded from events that are gone.
 func (s *Store) removeStaleSnapshots(h *hashFile) (int, error) {
 	dir := join(s.dir, snapshotDir)
-	ents, err := os.ReadDir(dir)
+	ents, err := s.fsys.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return 0, nil
 	}
@@ -559,7 +560,7 @@ func (s *Store) removeStaleSnapshots(h *hashFile) (int, error) {
 	}
 	n := 0
 	for _, e := range ents {
-		b, err := os.ReadFile(join(dir, e.Name()))
+		b, err := vfs.ReadFile(s.fsys, join(dir, e.Name()))
 		if err != nil {
 			continue
 		}
@@ -573,7 +574,7 @@ func (s *Store) removeStaleSnapshots(h *hashFile) (int, error) {
 			continue
 		}
 		if cut, _ := splitCut(vals[2]); cut > 0 && !strings.HasSuffix(fp, cutSuffix(cut)) {
-			if os.Remove(join(dir, e.Name())) == nil {
+			if s.fsys.Remove(join(dir, e.Name())) == nil {
 				n++
 			}
 		}
@@ -588,7 +589,7 @@ type byteRange struct{ off, end int64 }
 // ranges (kept records between dropped ones) are copied through one
 // window of src read in large preads; a long range is copied by the
 // kernel.
-func copyRuns(dst, src *os.File, runs []byteRange) error {
+func copyRuns(dst, src vfs.File, runs []byteRange) error {
 	const window = 1 << 20
 	w := bufio.NewWriterSize(dst, window)
 	buf := make([]byte, window)
@@ -627,7 +628,7 @@ func copyRuns(dst, src *os.File, runs []byteRange) error {
 // copyRange appends the bytes r of src to dst: copy_file_range, which
 // copies inside the kernel (or shares blocks), falling back to read and
 // write where the file system cannot.
-func copyRange(dst, src *os.File, r byteRange) error {
+func copyRange(dst, src vfs.File, r byteRange) error {
 	off := r.off
 	for off < r.end {
 		n, err := unix.CopyFileRange(int(src.Fd()), &off, int(dst.Fd()), nil, int(r.end-off), 0)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/evtdev/evt/codec"
 	"github.com/evtdev/evt/log"
+	"github.com/evtdev/evt/log/local/vfs"
 )
 
 // visibleEvents reads every event Scan shows.
@@ -284,9 +285,9 @@ func TestCopyRuns(t *testing.T) {
 	}
 	in := filepath.Join(dir, "in")
 	os.WriteFile(in, src, 0o600)
-	f, _ := os.Open(in)
+	f, _ := vfs.OS.OpenFile(in, os.O_RDONLY, 0)
 	defer f.Close()
-	out, _ := os.Create(filepath.Join(dir, "out"))
+	out, _ := vfs.OS.OpenFile(filepath.Join(dir, "out"), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	defer out.Close()
 	out.Write([]byte("head"))
 	// Small ranges within one window, across a window edge, and ranges

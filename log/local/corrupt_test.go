@@ -17,6 +17,7 @@ import (
 
 	"github.com/evtdev/evt/codec"
 	"github.com/evtdev/evt/log"
+	"github.com/evtdev/evt/log/local/vfs"
 )
 
 // The corruption tests build a real store in a temporary directory (small
@@ -994,7 +995,7 @@ func (fx *fixture) refresh(t *testing.T) {
 		t.Fatal(err)
 	}
 	fx.commit = c
-	if fx.segs, err = listSegments(fx.dir); err != nil {
+	if fx.segs, err = listSegments(vfs.OS, fx.dir); err != nil {
 		t.Fatal(err)
 	}
 	seg := readFile(t, fx.activePath())

@@ -60,7 +60,7 @@ func crashChild() {
 		} else {
 			// The same batch in parts, as a bulk import from a file
 			// writes it: a kill between parts must leave nothing.
-			a, err := s.BeginAppend(context.Background(), nil, log.Expectation{})
+			a, err := s.beginAppend(context.Background(), nil, log.Expectation{})
 			if err == nil {
 				err = a.Add(&b)
 			}

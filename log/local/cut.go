@@ -34,7 +34,7 @@ func (s *Store) cut(stream string, flag uint16, cut uint64, e log.Expectation) (
 	if err := codec.ValidateStream(stream); err != nil {
 		return log.Result{}, err
 	}
-	a, err := s.BeginAppend(context.Background(), map[string]log.Expectation{stream: e}, log.Expectation{})
+	a, err := s.beginAppend(context.Background(), map[string]log.Expectation{stream: e}, log.Expectation{})
 	if err != nil {
 		return log.Result{}, err
 	}

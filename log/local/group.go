@@ -2,6 +2,7 @@ package local
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -17,6 +19,7 @@ import (
 	"github.com/evtdev/evt/codec"
 	"github.com/evtdev/evt/log"
 	"github.com/evtdev/evt/log/atomicfile"
+	"github.com/evtdev/evt/log/local/vfs"
 )
 
 // Consumer groups. A group is a named, shared cursor over a selection of
@@ -85,108 +88,162 @@ type GroupState struct {
 	Parked    map[uint64]Parked `json:"parked"`
 }
 
-// Errors of groups.
-var (
-	ErrGroupExists = errors.New("group already exists")
-	ErrBadName     = errors.New("invalid group name")
-)
-
-// ValidateGroupName: 1–64 bytes of letters, digits, '-', '_' and '.', not
-// starting with '.': a group name becomes a directory name.
-func ValidateGroupName(name string) error {
-	if name == "" || len(name) > 64 || name[0] == '.' {
-		return fmt.Errorf("%w %q: 1–64 characters, not starting with '.'", ErrBadName, clipName(name))
-	}
-	for _, r := range name {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
-			return fmt.Errorf("%w %q: only letters, digits, '-', '_' and '.'", ErrBadName, clipName(name))
-		}
-	}
-	return nil
-}
-
-func clipName(s string) string {
-	if len(s) > 40 {
-		return s[:40] + "…"
-	}
-	return s
-}
-
 func (s *Store) groupDir(name string) string { return join(join(s.dir, "groups"), name) }
 
-// Group is an open consumer group.
+// Group is an open consumer group (log.Group).
 type Group struct {
-	s      *Store
-	dir    string
-	Config log.GroupConfig
-	lock   *os.File
-	member *os.File // this process's member file, flocked, once it consumes
-	id     string   // member id: the PID
+	s     *Store
+	dir   string
+	cfg   log.GroupConfig
+	lock  vfs.File
+	match func(*codec.Record) bool // the group's selection and types
+}
+
+// Member is this process's membership of a group (log.Member). Its id is
+// the PID: a member's liveness is its member file's flock.
+type Member struct {
+	g    *Group
+	file vfs.File // members/PID, flocked while the member lives
+	id   string
 	// held is the token of each lease this member holds and answers
 	// itself (not manual ones), by position.
 	held map[uint64]uint64
-
-	// ManualAck makes this member's leases manual (see Lease.Manual):
-	// they outlive it, until evt ack (Ack) or their deadline.
-	ManualAck bool
+	// manual makes this member's leases manual (see Lease.Manual): they
+	// outlive it, until evt ack (Group.Ack) or their deadline.
+	manual bool
+	w      *Watcher // wakes Wait
 }
 
+var (
+	_ log.Group  = (*Group)(nil)
+	_ log.Member = (*Member)(nil)
+)
+
 // CreateGroup makes a new group starting at position start.
-func (s *Store) CreateGroup(cfg log.GroupConfig, start uint64) error {
-	if err := ValidateGroupName(cfg.Name); err != nil {
+func (s *Store) CreateGroup(ctx context.Context, cfg log.GroupConfig, start uint64) error {
+	if err := log.ValidateGroupName(cfg.Name); err != nil {
 		return err
 	}
 	dir := s.groupDir(cfg.Name)
-	if err := os.MkdirAll(join(s.dir, "groups"), 0o700); err != nil {
+	if err := vfs.MkdirAll(s.fsys, join(s.dir, "groups"), 0o700); err != nil {
 		return err
 	}
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return fmt.Errorf("%w: %s", ErrGroupExists, cfg.Name)
+	// The group is made whole under a name Groups ignores, then renamed
+	// into place: a crash or an I/O error part way leaves no directory at
+	// the group's name that would make the name taken but the group
+	// missing. Two creators race on the rename; one wins.
+	tmp := s.groupDir("." + cfg.Name + "." + strconv.Itoa(os.Getpid()) + ".new")
+	if err := vfs.RemoveAll(s.fsys, tmp); err != nil {
+		return err
+	}
+	err := s.fsys.Mkdir(tmp, 0o700)
+	if err == nil {
+		err = s.fsys.Mkdir(join(tmp, "members"), 0o700)
+	}
+	if err == nil {
+		st := GroupState{Committed: start, Next: start, Pending: map[uint64]*Lease{}, Parked: map[uint64]Parked{}}
+		err = atomicfile.WriteFS(s.fsys, join(tmp, "state"), encodeGroupState(&st), 0o600)
+	}
+	if err == nil {
+		err = s.writeJSONAtomic(join(tmp, "config.json"), &cfg)
+	}
+	if err == nil {
+		err = s.fsys.Rename(tmp, dir)
+		if err != nil && !s.exists(join(dir, "config.json")) && s.exists(dir) {
+			// A directory without a config: left by an evt that made or
+			// removed the group the old way and was killed. Clear it.
+			if s.removeGroupDir(cfg.Name) == nil {
+				err = s.fsys.Rename(tmp, dir)
+			}
+		}
+	}
+	if err != nil {
+		if !s.exists(tmp) && s.exists(join(dir, "config.json")) {
+			return nil // the rename happened and then reported an error
+		}
+		vfs.RemoveAll(s.fsys, tmp)
+		if s.exists(join(dir, "config.json")) {
+			return fmt.Errorf("%w: %s", log.ErrGroupExists, cfg.Name)
 		}
 		return err
 	}
-	if err := os.Mkdir(join(dir, "members"), 0o700); err != nil {
+	// The rename into place, and a groups directory made just now, must
+	// survive a power loss too.
+	if err := s.fsys.SyncDir(join(s.dir, "groups")); err != nil {
 		return err
 	}
-	st := GroupState{Committed: start, Next: start, Pending: map[uint64]*Lease{}, Parked: map[uint64]Parked{}}
-	if err := atomicfile.Write(join(dir, "state"), encodeGroupState(&st), 0o600); err != nil {
+	return s.fsys.SyncDir(s.dir)
+}
+
+// removeGroupDir renames a group's directory away (the group is gone at
+// once, whole) and then deletes it.
+func (s *Store) removeGroupDir(name string) error {
+	gone := s.groupDir("." + name + "." + strconv.Itoa(os.Getpid()) + ".rm")
+	if err := vfs.RemoveAll(s.fsys, gone); err != nil {
 		return err
 	}
-	// config.json last: a group exists once its config does. Then the
-	// directories that name the group, so that it survives a power loss.
-	if err := writeJSONAtomic(join(dir, "config.json"), &cfg); err != nil {
+	if err := s.fsys.Rename(s.groupDir(name), gone); err != nil {
 		return err
 	}
-	if err := atomicfile.SyncDir(join(s.dir, "groups")); err != nil {
-		return err
-	}
-	return atomicfile.SyncDir(s.dir)
+	return vfs.RemoveAll(s.fsys, gone)
 }
 
 // OpenGroup opens an existing group, or ErrNotFound.
-func (s *Store) OpenGroup(name string) (*Group, error) {
-	if err := ValidateGroupName(name); err != nil {
+func (s *Store) OpenGroup(ctx context.Context, name string) (log.Group, error) {
+	return s.openGroup(name)
+}
+
+func (s *Store) openGroup(name string) (*Group, error) {
+	if err := log.ValidateGroupName(name); err != nil {
 		return nil, err
 	}
 	cfg, err := s.groupConfig(name)
 	if err != nil {
 		return nil, err
 	}
+	match, err := groupMatcher(cfg)
+	if err != nil {
+		return nil, &log.CorruptError{File: "groups/" + name + "/config.json", Offset: -1, Reason: err.Error()}
+	}
 	dir := s.groupDir(name)
-	g := &Group{s: s, dir: dir, Config: cfg, id: strconv.Itoa(os.Getpid()), held: map[uint64]uint64{}}
-	g.lock, err = os.OpenFile(join(dir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	g := &Group{s: s, dir: dir, cfg: cfg, match: match}
+	g.lock, err = s.fsys.OpenFile(join(dir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, err
 	}
 	return g, nil
 }
 
+// groupMatcher is the filter of a group's selection and types.
+func groupMatcher(cfg log.GroupConfig) (func(*codec.Record) bool, error) {
+	sel, err := codec.ParseSelection(cfg.Selection)
+	if err != nil {
+		return nil, err
+	}
+	var types map[string]bool
+	for _, t := range cfg.Types {
+		if types == nil {
+			types = map[string]bool{}
+		}
+		types[t] = true
+	}
+	stream, single := sel.Stream()
+	return func(rec *codec.Record) bool {
+		if types != nil && !types[string(rec.Type)] {
+			return false
+		}
+		if single {
+			return string(rec.Stream) == stream
+		}
+		return sel.All() || sel.Match(string(rec.Stream))
+	}, nil
+}
+
 // groupConfig reads a group's config.json; ErrNotFound if there is no
 // such group.
 func (s *Store) groupConfig(name string) (log.GroupConfig, error) {
 	var cfg log.GroupConfig
-	b, err := os.ReadFile(join(s.groupDir(name), "config.json"))
+	b, err := vfs.ReadFile(s.fsys, join(s.groupDir(name), "config.json"))
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return cfg, fmt.Errorf("%w: group %s", log.ErrNotFound, name)
@@ -200,8 +257,8 @@ func (s *Store) groupConfig(name string) (log.GroupConfig, error) {
 }
 
 // Groups lists the names of the store's groups, sorted.
-func (s *Store) Groups() ([]string, error) {
-	ents, err := os.ReadDir(join(s.dir, "groups"))
+func (s *Store) Groups(ctx context.Context) ([]string, error) {
+	ents, err := s.fsys.ReadDir(join(s.dir, "groups"))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -210,7 +267,8 @@ func (s *Store) Groups() ([]string, error) {
 	}
 	var names []string
 	for _, e := range ents {
-		if e.IsDir() && fileExists(join(join(join(s.dir, "groups"), e.Name()), "config.json")) {
+		// Names starting with '.' are groups being made or removed.
+		if e.IsDir() && !strings.HasPrefix(e.Name(), ".") && s.exists(join(join(join(s.dir, "groups"), e.Name()), "config.json")) {
 			names = append(names, e.Name())
 		}
 	}
@@ -219,74 +277,147 @@ func (s *Store) Groups() ([]string, error) {
 }
 
 // RemoveGroup deletes a group and its state.
-func (s *Store) RemoveGroup(name string) error {
-	g, err := s.OpenGroup(name)
+func (s *Store) RemoveGroup(ctx context.Context, name string) error {
+	g, err := s.openGroup(name)
 	if err != nil {
 		return err
 	}
 	g.Close()
-	// config.json first: a half-removed group is no group.
-	if err := os.Remove(join(g.dir, "config.json")); err != nil {
-		return err
-	}
-	return os.RemoveAll(g.dir)
+	return s.removeGroupDir(name)
 }
 
-// Close releases the group's files (and this process's membership).
-func (g *Group) Close() error {
-	if g.member != nil {
-		name := g.member.Name()
-		g.member.Close()
-		os.Remove(name)
-	}
-	return g.lock.Close()
-}
+// Config is how the group was created.
+func (g *Group) Config() log.GroupConfig { return g.cfg }
 
-// Dir is the group's directory (watch it to see acks of other members).
+// Close releases the group's lock file.
+func (g *Group) Close() error { return g.lock.Close() }
+
+// Dir is the group's directory.
 func (g *Group) Dir() string { return g.dir }
-
-// Member is this process's member id.
-func (g *Group) Member() string { return g.id }
 
 // joinPause runs between creating a joining member's file and locking it
 // (tests delay a joiner there, as a preempted process would be).
 var joinPause = func() {}
 
 // Join registers this process as a live member: its member file stays
-// flocked until the process ends, so others can tell it is alive.
+// flocked until the member closes or the process ends, so others can
+// tell it is alive.
 //
 // The file is created and locked under a name others ignore (.PID.join),
 // then renamed into place: a member file that others see is always
 // locked by its member from the start, so a member that is slow to join
 // is never taken for dead (and its leases handed out) by a concurrent
 // look at the members.
-func (g *Group) Join() error {
+func (g *Group) Join(ctx context.Context, opts log.MemberOptions) (log.Member, error) {
+	return g.join(opts)
+}
+
+// ownMembers holds the ids of this process's live members, by group
+// directory: a process's first member of a group is its PID, another
+// one at the same time PID.N (the smallest N free), so that several
+// members of one process (a program using the store, the conformance
+// suite) are told apart, and the same sequence of joins gives the same
+// ids.
+var ownMembers = struct {
+	sync.Mutex
+	ids map[string]map[string]bool
+}{ids: map[string]map[string]bool{}}
+
+// takeMemberID picks and reserves this process's next member id in dir.
+func takeMemberID(dir string) string {
+	ownMembers.Lock()
+	defer ownMembers.Unlock()
+	taken := ownMembers.ids[dir]
+	if taken == nil {
+		taken = map[string]bool{}
+		ownMembers.ids[dir] = taken
+	}
+	id := strconv.Itoa(os.Getpid())
+	for n := 2; taken[id]; n++ {
+		id = strconv.Itoa(os.Getpid()) + "." + strconv.Itoa(n)
+	}
+	taken[id] = true
+	return id
+}
+
+// dropMemberID frees a member id takeMemberID gave.
+func dropMemberID(dir, id string) {
+	ownMembers.Lock()
+	defer ownMembers.Unlock()
+	delete(ownMembers.ids[dir], id)
+	if len(ownMembers.ids[dir]) == 0 {
+		delete(ownMembers.ids, dir)
+	}
+}
+
+func (g *Group) join(opts log.MemberOptions) (_ *Member, err error) {
+	m := &Member{g: g, id: takeMemberID(g.dir), held: map[uint64]uint64{}, manual: opts.ManualAck}
+	defer func() {
+		if err != nil {
+			dropMemberID(g.dir, m.id)
+		}
+	}()
 	members := join(g.dir, "members")
-	tmp := join(members, "."+g.id+".join")
-	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	tmp := join(members, "."+m.id+".join")
+	f, err := g.s.fsys.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
-		return err
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%w: group %s was removed", log.ErrNotFound, g.cfg.Name)
+		}
+		return nil, err
 	}
 	joinPause()
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		f.Close()
-		return fmt.Errorf("join group %s: %w", g.Config.Name, err)
+		return nil, fmt.Errorf("join group %s: %w", g.cfg.Name, err)
 	}
-	if err := os.Rename(tmp, join(members, g.id)); err != nil {
+	if err := g.s.fsys.Rename(tmp, join(members, m.id)); err != nil {
 		f.Close()
-		os.Remove(tmp)
-		return fmt.Errorf("join group %s: %w", g.Config.Name, err)
+		g.s.fsys.Remove(tmp)
+		return nil, fmt.Errorf("join group %s: %w", g.cfg.Name, err)
 	}
-	g.member = f
-	return nil
+	m.file = f
+	// The watcher before the first lease: an event appended between a
+	// lease that found nothing and the Wait after it wakes the Wait.
+	if m.w, err = g.s.Watch(DefaultPoll, opts.Poll, g.dir); err != nil {
+		m.Close()
+		return nil, err
+	}
+	return m, nil
 }
 
-// alive reports whether member holds its member file's flock.
-func (g *Group) alive(member string) bool {
-	if member == g.id && g.member != nil {
+// ID is the member's id: its PID.
+func (m *Member) ID() string { return m.id }
+
+// Close gives this member's leases back (see Release) and leaves the
+// group: its member file goes.
+func (m *Member) Close() error {
+	err := m.release()
+	if errors.Is(err, log.ErrNotFound) {
+		err = nil // the group was removed under it: nothing to give back
+	}
+	if m.w != nil {
+		m.w.Close()
+	}
+	name := m.file.Name()
+	m.file.Close()
+	m.g.s.fsys.Remove(name)
+	dropMemberID(m.g.dir, m.id)
+	return err
+}
+
+// Wait returns when the log or the group's state changed (another
+// member's ack or return may free this member's next event), or when
+// ctx is done.
+func (m *Member) Wait(ctx context.Context) error { return m.w.Wait(ctx) }
+
+// alive reports whether member holds its member file's flock. self is
+// the caller's own member, whose file this process holds.
+func (g *Group) alive(member string, self *Member) bool {
+	if self != nil && member == self.id {
 		return true
 	}
-	f, err := os.OpenFile(join(join(g.dir, "members"), member), os.O_RDWR, 0)
+	f, err := g.s.fsys.OpenFile(join(join(g.dir, "members"), member), os.O_RDWR, 0)
 	if err != nil {
 		return false
 	}
@@ -298,7 +429,7 @@ func (g *Group) alive(member string) bool {
 	// PID renamed its own (locked) file into place meanwhile.
 	var held, now unix.Stat_t
 	if unix.Fstat(int(f.Fd()), &held) == nil && unix.Stat(f.Name(), &now) == nil && held.Ino == now.Ino && held.Dev == now.Dev {
-		os.Remove(f.Name())
+		g.s.fsys.Remove(f.Name())
 	}
 	unix.Flock(int(f.Fd()), unix.LOCK_UN)
 	return false
@@ -306,17 +437,81 @@ func (g *Group) alive(member string) bool {
 
 // Members lists the live members.
 func (g *Group) Members() []string {
-	ents, _ := os.ReadDir(join(g.dir, "members"))
+	ents, _ := g.s.fsys.ReadDir(join(g.dir, "members"))
 	live := []string{}
 	for _, e := range ents {
 		if strings.HasPrefix(e.Name(), ".") {
 			continue // joining (see Join)
 		}
-		if g.alive(e.Name()) {
+		if g.alive(e.Name(), nil) {
 			live = append(live, e.Name())
 		}
 	}
 	return live
+}
+
+// Status summarises the group: its state, the lag counted by scanning
+// the selected events from the committed position, and the live
+// members.
+func (g *Group) Status(ctx context.Context) (log.GroupStatus, error) {
+	st, err := g.read()
+	if err != nil {
+		return log.GroupStatus{}, err
+	}
+	out := log.GroupStatus{Committed: st.Committed, Parked: len(st.Parked), Members: g.Members()}
+	for _, l := range st.Pending {
+		if l.Member != "" {
+			out.Leased++
+		}
+	}
+	_, err = g.s.scanFrom(st.Committed, func(rec *codec.Record) error {
+		if !g.match(rec) {
+			return nil
+		}
+		if _, pending := st.Pending[rec.Position]; rec.Position >= st.Next || pending {
+			out.Lag++
+			if out.Oldest.IsZero() {
+				out.Oldest = time.Unix(0, rec.Time).UTC()
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// GroupState reads group name's state as it is now (for tests and
+// tools that look inside; commands use Group.Status).
+func (s *Store) GroupState(name string) (*GroupState, error) {
+	if err := log.ValidateGroupName(name); err != nil {
+		return nil, err
+	}
+	if _, err := s.groupConfig(name); err != nil {
+		return nil, err
+	}
+	return readGroupState(s.fsys, s.groupDir(name), name)
+}
+
+// Position is the group's committed position.
+func (g *Group) Position(ctx context.Context) (uint64, error) {
+	st, err := g.read()
+	if err != nil {
+		return 0, err
+	}
+	return st.Committed, nil
+}
+
+// Parked lists the parked events by position.
+func (g *Group) Parked(ctx context.Context) ([]log.ParkedEvent, error) {
+	st, err := g.read()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]log.ParkedEvent, 0, len(st.Parked))
+	for p, pk := range st.Parked {
+		out = append(out, log.ParkedEvent{Position: p, Stream: pk.Stream, Type: pk.Type, Deliveries: pk.Deliveries, Reason: pk.Reason, At: pk.At})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Position < out[j].Position })
+	return out, nil
 }
 
 // Update runs fn on the group's state under the group lock and saves the
@@ -326,15 +521,15 @@ func (g *Group) Update(fn func(st *GroupState) error) error {
 		return err
 	}
 	defer unix.Flock(int(g.lock.Fd()), unix.LOCK_UN)
-	old, err := os.ReadFile(join(g.dir, "state"))
+	old, err := vfs.ReadFile(g.s.fsys, join(g.dir, "state"))
 	if errors.Is(err, fs.ErrNotExist) {
 		// evt group rm --force under this member.
-		return fmt.Errorf("%w: group %s was removed", log.ErrNotFound, g.Config.Name)
+		return fmt.Errorf("%w: group %s was removed", log.ErrNotFound, g.cfg.Name)
 	}
 	if err != nil {
 		return err
 	}
-	st, err := decodeGroupStateOf(g.Config.Name, old)
+	st, err := decodeGroupStateOf(g.cfg.Name, old)
 	if err != nil {
 		return err
 	}
@@ -349,18 +544,20 @@ func (g *Group) Update(fn func(st *GroupState) error) error {
 		// every other member) in a loop.
 		return nil
 	}
-	return atomicfile.Replace(join(g.dir, "state"), b, 0o600)
+	// Replace, not Write: an fsync per change would make consuming three
+	// times slower, and a state lost to a power loss costs redeliveries.
+	return atomicfile.ReplaceFS(g.s.fsys, join(g.dir, "state"), b, 0o600)
 }
 
 // State reads the current state (no lock: the file is replaced atomically).
 func (g *Group) State() (*GroupState, error) { return g.read() }
 
-func (g *Group) read() (*GroupState, error) { return readGroupState(g.dir, g.Config.Name) }
+func (g *Group) read() (*GroupState, error) { return readGroupState(g.s.fsys, g.dir, g.cfg.Name) }
 
 // readGroupState reads the state file of group name in dir (no lock: the
 // file is replaced atomically).
-func readGroupState(dir, name string) (*GroupState, error) {
-	b, err := os.ReadFile(join(dir, "state"))
+func readGroupState(fsys vfs.FS, dir, name string) (*GroupState, error) {
+	b, err := vfs.ReadFile(fsys, join(dir, "state"))
 	if err != nil {
 		return nil, err
 	}
@@ -413,12 +610,16 @@ const maxPending = 4096
 // fails: Return) may get several events of one stream in one batch;
 // without it, as for --manual-ack, a stream's next event waits for the
 // ack of the one before, as CLI.md promises.
-func (g *Group) Lease(n int, match func(*codec.Record) bool, chain bool, acks ...uint64) (out []log.Delivery, retryAt time.Time, err error) {
+func (m *Member) Lease(ctx context.Context, n int, chain bool, acks ...uint64) (out []log.Delivery, retryAt time.Time, err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, time.Time{}, err
+	}
+	g := m.g
 	now := time.Now()
 	err = g.Update(func(st *GroupState) error {
 		out, retryAt = out[:0], time.Time{}
-		g.ackOwn(st, acks)
-		g.reclaim(st, now)
+		m.ackOwn(st, acks)
+		g.reclaim(st, now, m)
 		// Scan new events into the pending set as waiting, until enough
 		// of them can be handed out now (n, and 64 more for the next
 		// lease) or the pending set holds maxPending events. With ordering
@@ -431,7 +632,7 @@ func (g *Group) Lease(n int, match func(*codec.Record) bool, chain bool, acks ..
 		// with chain, one whose stream has no event leased or waiting out
 		// a backoff (it may go in one batch with the stream's others);
 		// otherwise only a stream's first pending event.
-		ordered := g.Config.Ordering != "none"
+		ordered := g.cfg.Ordering != "none"
 		first := map[string]uint64{} // each stream's first pending position
 		stuck := map[string]bool{}   // streams with an event leased or in a backoff
 		for p, l := range st.Pending {
@@ -453,7 +654,7 @@ func (g *Group) Lease(n int, match func(*codec.Record) bool, chain bool, acks ..
 			stopped := false
 			next, err := g.s.scanFrom(st.Next, func(rec *codec.Record) error {
 				st.Next = rec.Position + 1
-				if !match(rec) {
+				if !g.match(rec) {
 					return nil
 				}
 				if _, held := st.Pending[rec.Position]; held {
@@ -496,7 +697,7 @@ func (g *Group) Lease(n int, match func(*codec.Record) bool, chain bool, acks ..
 				break
 			}
 			l := st.Pending[p]
-			ordered := g.Config.Ordering != "none"
+			ordered := g.cfg.Ordering != "none"
 			if l.Member == "" && now.Before(l.NotBefore) && (retryAt.IsZero() || l.NotBefore.Before(retryAt)) {
 				retryAt = l.NotBefore
 			}
@@ -523,11 +724,11 @@ func (g *Group) Lease(n int, match func(*codec.Record) bool, chain bool, acks ..
 				}
 			}
 			st.Tokens++
-			l.Member, l.Token, l.Manual = g.id, st.Tokens, g.ManualAck
-			if !g.ManualAck {
-				g.held[p] = l.Token
+			l.Member, l.Token, l.Manual = m.id, st.Tokens, m.manual
+			if !m.manual {
+				m.held[p] = l.Token
 			}
-			l.Deadline = now.Add(g.Config.AckWait)
+			l.Deadline = now.Add(g.cfg.AckWait)
 			l.Deliveries++
 			out = append(out, log.Delivery{Event: ev, Deliveries: l.Deliveries, Deadline: l.Deadline})
 			if ordered && !chain {
@@ -540,8 +741,9 @@ func (g *Group) Lease(n int, match func(*codec.Record) bool, chain bool, acks ..
 }
 
 // reclaim returns expired leases and leases of dead members to waiting,
-// parking those that used up their deliveries.
-func (g *Group) reclaim(st *GroupState, now time.Time) {
+// parking those that used up their deliveries. self, if not nil, is the
+// caller's own member.
+func (g *Group) reclaim(st *GroupState, now time.Time, self *Member) {
 	dead := map[string]bool{}
 	for p, l := range st.Pending {
 		if l.Member == "" {
@@ -550,20 +752,20 @@ func (g *Group) reclaim(st *GroupState, now time.Time) {
 		late := now.After(l.Deadline)
 		if !late && !l.Manual { // a manual lease outlives its member
 			if _, known := dead[l.Member]; !known {
-				dead[l.Member] = !g.alive(l.Member)
+				dead[l.Member] = !g.alive(l.Member, self)
 			}
 		}
 		if !late && !dead[l.Member] {
 			continue
 		}
-		reason := "not acked within " + g.Config.AckWait.String()
+		reason := "not acked within " + g.cfg.AckWait.String()
 		if !late {
 			reason = "member " + l.Member + " died"
 		}
 		l.Member, l.LastError = "", reason
 		if l.Again {
 			requeue(l)
-		} else if l.Deliveries >= g.Config.MaxDeliver {
+		} else if l.Deliveries >= g.cfg.MaxDeliver {
 			g.park(st, p, l, now)
 		}
 	}
@@ -600,29 +802,29 @@ func (g *Group) park(st *GroupState, p uint64, l *Lease, now time.Time) {
 // another member is that member's to answer: it may still be handling
 // the event, and an early ack would let the stream's next event overtake
 // it. One queued again by a reset has a new token.
-func (g *Group) mine(st *GroupState, p uint64) (*Lease, bool) {
+func (m *Member) mine(st *GroupState, p uint64) (*Lease, bool) {
 	l, ok := st.Pending[p]
-	tok, held := g.held[p]
-	if !ok || !held || l.Token != tok || l.Member != g.id && l.Member != "" {
+	tok, held := m.held[p]
+	if !ok || !held || l.Token != tok || l.Member != m.id && l.Member != "" {
 		return nil, false
 	}
 	return l, true
 }
 
 // ackOwn acks positions this member holds (see mine).
-func (g *Group) ackOwn(st *GroupState, positions []uint64) {
+func (m *Member) ackOwn(st *GroupState, positions []uint64) {
 	for _, p := range positions {
-		if _, ok := g.mine(st, p); ok {
+		if _, ok := m.mine(st, p); ok {
 			done(st, p)
 		}
-		delete(g.held, p)
+		delete(m.held, p)
 	}
 }
 
-// AckOwn acks events this member handled (see ackOwn).
-func (g *Group) AckOwn(positions ...uint64) error {
-	return g.Update(func(st *GroupState) error {
-		g.ackOwn(st, positions)
+// Ack acks events this member handled (see mine).
+func (m *Member) Ack(ctx context.Context, positions ...uint64) error {
+	return m.g.Update(func(st *GroupState) error {
+		m.ackOwn(st, positions)
 		return nil
 	})
 }
@@ -634,15 +836,15 @@ func (g *Group) AckOwn(positions ...uint64) error {
 // member that handles a batch one event after another renews each
 // event's lease before its handler starts, so no handler starts on an
 // event whose lease ran out while the ones before it ran.
-func (g *Group) Renew(p uint64) (deadline time.Time, ok bool, err error) {
+func (m *Member) Renew(ctx context.Context, p uint64) (deadline time.Time, ok bool, err error) {
 	now := time.Now()
-	err = g.Update(func(st *GroupState) error {
+	err = m.g.Update(func(st *GroupState) error {
 		ok = false
-		l, mine := g.mine(st, p)
-		if !mine || l.Member != g.id || !now.Before(l.Deadline) {
+		l, mine := m.mine(st, p)
+		if !mine || l.Member != m.id || !now.Before(l.Deadline) {
 			return nil
 		}
-		l.Deadline = now.Add(g.Config.AckWait)
+		l.Deadline = now.Add(m.g.cfg.AckWait)
 		deadline, ok = l.Deadline, true
 		return nil
 	})
@@ -651,17 +853,17 @@ func (g *Group) Renew(p uint64) (deadline time.Time, ok bool, err error) {
 
 // Return hands leased events back unhandled, not counting the delivery:
 // the rest of a stream's batch after one of its events failed.
-func (g *Group) Return(positions ...uint64) error {
-	return g.Update(func(st *GroupState) error {
+func (m *Member) Return(ctx context.Context, positions ...uint64) error {
+	return m.g.Update(func(st *GroupState) error {
 		for _, p := range positions {
-			if l, ok := g.mine(st, p); ok && l.Member == g.id {
+			if l, ok := m.mine(st, p); ok && l.Member == m.id {
 				l.Member = ""
 				l.Deliveries--
 				if l.Again {
 					requeue(l)
 				}
 			}
-			delete(g.held, p)
+			delete(m.held, p)
 		}
 		return nil
 	})
@@ -672,7 +874,7 @@ func (g *Group) Return(positions ...uint64) error {
 // returns how many it acked; anything else is left alone: an event the
 // group only read ahead (never delivered), acked already, whose lease ran
 // out, or held by a member that acks its own (it may be running it now).
-func (g *Group) Ack(positions ...uint64) (int, error) {
+func (g *Group) Ack(ctx context.Context, positions ...uint64) (int, error) {
 	n := 0
 	now := time.Now()
 	err := g.Update(func(st *GroupState) error {
@@ -690,12 +892,12 @@ func (g *Group) Ack(positions ...uint64) (int, error) {
 
 // Nack returns a leased event for redelivery after a backoff, recording
 // why; it is parked if it used up its deliveries.
-func (g *Group) Nack(p uint64, reason string) error {
+func (m *Member) Nack(ctx context.Context, p uint64, reason string) error {
 	now := time.Now()
-	return g.Update(func(st *GroupState) error {
-		l, ok := g.mine(st, p)
-		delete(g.held, p)
-		if !ok || l.Member != g.id {
+	return m.g.Update(func(st *GroupState) error {
+		l, ok := m.mine(st, p)
+		delete(m.held, p)
+		if !ok || l.Member != m.id {
 			return nil // acked, or now another member's: theirs to report
 		}
 		l.Member, l.LastError = "", reason
@@ -703,8 +905,8 @@ func (g *Group) Nack(p uint64, reason string) error {
 			requeue(l)
 			return nil
 		}
-		if l.Deliveries >= g.Config.MaxDeliver {
-			g.park(st, p, l, now)
+		if l.Deliveries >= m.g.cfg.MaxDeliver {
+			m.g.park(st, p, l, now)
 			return nil
 		}
 		// 200 ms, doubling, at most 10 s.
@@ -714,12 +916,12 @@ func (g *Group) Nack(p uint64, reason string) error {
 	})
 }
 
-// Release returns this member's leases to waiting (a clean shutdown),
+// release returns this member's leases to waiting (a clean shutdown),
 // but for manual ones: they wait for evt ack or their deadline.
-func (g *Group) Release() error {
-	return g.Update(func(st *GroupState) error {
+func (m *Member) release() error {
+	return m.g.Update(func(st *GroupState) error {
 		for _, l := range st.Pending {
-			if l.Member == g.id && !l.Manual {
+			if l.Member == m.id && !l.Manual {
 				l.Member = ""
 				l.Deliveries-- // not a failed delivery
 				if l.Again {
@@ -738,8 +940,34 @@ func (g *Group) Release() error {
 // nobody else gets the event (nor, with ordering stream, its stream's
 // next one), and once the holder is done with it, however, it is
 // delivered again from its first delivery, as the reset asked.
-func (g *Group) Reset(p uint64) error {
-	return g.Update(func(st *GroupState) error {
+//
+// The count of a dry run or of the reset is of the selected events
+// between the group's scan frontier and p.
+func (g *Group) Reset(ctx context.Context, p uint64, dryRun bool) (log.ResetResult, error) {
+	st, err := g.read()
+	if err != nil {
+		return log.ResetResult{}, err
+	}
+	res := log.ResetResult{From: st.Committed, To: p}
+	lo, hi := p, st.Next
+	if p > st.Next {
+		lo, hi = st.Next, p
+	}
+	if _, err := g.s.scanFrom(lo, func(rec *codec.Record) error {
+		if rec.Position >= hi {
+			return ErrStop
+		}
+		if g.match(rec) {
+			res.Events++
+		}
+		return nil
+	}); err != nil {
+		return res, err
+	}
+	if dryRun {
+		return res, nil
+	}
+	return res, g.Update(func(st *GroupState) error {
 		st.Next = p
 		kept := map[uint64]*Lease{}
 		for q, l := range st.Pending {
@@ -755,7 +983,7 @@ func (g *Group) Reset(p uint64) error {
 
 // Retry re-queues parked events (all when positions is empty) and returns
 // how many.
-func (g *Group) Retry(positions ...uint64) (int, error) {
+func (g *Group) Retry(ctx context.Context, positions ...uint64) (int, error) {
 	n := 0
 	err := g.Update(func(st *GroupState) error {
 		n = 0
@@ -791,10 +1019,10 @@ func (s *Store) scanFrom(from uint64, fn func(rec *codec.Record) error) (uint64,
 	return s.Scan(max(from, first), fn)
 }
 
-func writeJSONAtomic(path string, v any) error {
+func (s *Store) writeJSONAtomic(path string, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	return atomicfile.Write(path, b, 0o600)
+	return atomicfile.WriteFS(s.fsys, path, b, 0o600)
 }

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/evtdev/evt/codec"
 	"github.com/evtdev/evt/log"
 )
 
@@ -30,7 +29,7 @@ func groupChild() int {
 		return fail(err)
 	}
 	defer s.Close()
-	g, err := s.OpenGroup("G")
+	g, err := s.openGroup("G")
 	if err != nil {
 		return fail(err)
 	}
@@ -40,10 +39,11 @@ func groupChild() int {
 		fmt.Println("joining")
 		in.ReadString('\n')
 	}
-	if err := g.Join(); err != nil {
+	m, err := g.join(log.MemberOptions{})
+	if err != nil {
 		return fail(err)
 	}
-	ds, _, err := g.Lease(1, func(*codec.Record) bool { return true }, true)
+	ds, _, err := m.Lease(context.Background(), 1, true)
 	if err != nil {
 		return fail(err)
 	}
@@ -70,10 +70,10 @@ func TestGroupSlowJoiner(t *testing.T) {
 	if _, err := s.Append(context.Background(), &b); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CreateGroup(log.GroupConfig{Name: "G", AckWait: time.Hour, MaxDeliver: 5, Ordering: "stream"}, 1); err != nil {
+	if err := s.CreateGroup(context.Background(), log.GroupConfig{Name: "G", AckWait: time.Hour, MaxDeliver: 5, Ordering: "stream"}, 1); err != nil {
 		t.Fatal(err)
 	}
-	g, err := s.OpenGroup("G")
+	g, err := s.openGroup("G")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +124,12 @@ func TestGroupSlowJoiner(t *testing.T) {
 		t.Errorf("members once it joined: %v, want [%d]", g.Members(), c.Process.Pid)
 	}
 	// The child holds position 1: nobody else gets it.
-	ds, _, err := g.Lease(1, func(*codec.Record) bool { return true }, true)
+	m, err := g.join(log.MemberOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	ds, _, err := m.Lease(context.Background(), 1, true)
 	if err != nil {
 		t.Fatal(err)
 	}

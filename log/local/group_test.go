@@ -1,6 +1,7 @@
 package local
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -8,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/evtdev/evt/codec"
 	"github.com/evtdev/evt/log"
 )
 
@@ -62,19 +62,21 @@ func TestIdleLeaseWritesNothing(t *testing.T) {
 	s := openTest(t, t.TempDir(), 0)
 	appendN(t, s, "a-1", 1)
 	appendN(t, s, "b-1", 1)
-	if err := s.CreateGroup(log.GroupConfig{Name: "g", AckWait: time.Minute, MaxDeliver: 5, Ordering: "stream"}, 1); err != nil {
+	if err := s.CreateGroup(context.Background(), log.GroupConfig{Name: "g", AckWait: time.Minute, MaxDeliver: 5, Ordering: "stream"}, 1); err != nil {
 		t.Fatal(err)
 	}
-	g, err := s.OpenGroup("g")
+	g, err := s.openGroup("g")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer g.Close()
-	if err := g.Join(); err != nil {
+	m, err := g.join(log.MemberOptions{})
+	if err != nil {
 		t.Fatal(err)
 	}
-	all := func(*codec.Record) bool { return true }
-	ds, _, err := g.Lease(10, all, false)
+	defer m.Close()
+	ctx := context.Background()
+	ds, _, err := m.Lease(ctx, 10, false)
 	if err != nil || len(ds) != 2 {
 		t.Fatalf("first lease: %d deliveries, %v", len(ds), err)
 	}
@@ -87,14 +89,14 @@ func TestIdleLeaseWritesNothing(t *testing.T) {
 	}
 	before := inode()
 	for i := 0; i < 5; i++ {
-		if ds, _, err := g.Lease(10, all, false); err != nil || len(ds) != 0 {
+		if ds, _, err := m.Lease(ctx, 10, false); err != nil || len(ds) != 0 {
 			t.Fatalf("idle lease %d: %d deliveries, %v", i, len(ds), err)
 		}
 	}
 	if inode() != before {
 		t.Fatal("an idle lease rewrote the group state")
 	}
-	if _, _, err := g.Lease(10, all, false, ds[0].Event.Position); err != nil {
+	if _, _, err := m.Lease(ctx, 10, false, ds[0].Event.Position); err != nil {
 		t.Fatal(err)
 	}
 	if inode() == before {

@@ -3,6 +3,7 @@ package local
 import (
 	"encoding/binary"
 	"fmt"
+	"io/fs"
 	"os"
 	"sync/atomic"
 	"unsafe"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/evtdev/evt/codec"
 	"github.com/evtdev/evt/log"
+	"github.com/evtdev/evt/log/local/vfs"
 )
 
 // hashFile is an open-addressing hash table in a file of its own, mapped
@@ -50,7 +52,8 @@ import (
 // reader that loads `applied` first never sees less than it claims.
 type hashFile struct {
 	path  string
-	f     *os.File
+	fsys  vfs.FS
+	f     vfs.File
 	mem   []byte
 	k     int // values per slot
 	slots uint64
@@ -133,26 +136,26 @@ func (h *hashFile) store(off uint64, v uint64) { atomic.StoreUint64(h.word(off),
 // createHashFile writes an empty table with room for at least n entries
 // at path, replacing any leftover file, and opens it. Callers create under
 // a temporary name and rename into place once the table is filled.
-func createHashFile(path string, k int, n uint64) (*hashFile, error) {
+func createHashFile(fsys vfs.FS, path string, k int, n uint64) (*hashFile, error) {
 	slots := uint64(hashMinSlots)
 	for slots < 2*n {
 		slots *= 2
 	}
-	os.Remove(path)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	fsys.Remove(path)
+	f, err := fsys.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return nil, err
 	}
-	h, err := initHashFile(f, path, k, slots)
+	h, err := initHashFile(fsys, f, path, k, slots)
 	if err != nil {
 		f.Close()
-		os.Remove(path)
+		fsys.Remove(path)
 		return nil, err
 	}
 	return h, nil
 }
 
-func initHashFile(f *os.File, path string, k int, slots uint64) (*hashFile, error) {
+func initHashFile(fsys vfs.FS, f vfs.File, path string, k int, slots uint64) (*hashFile, error) {
 	width := uint64(16 + 8*k)
 	size := int64(hashHeaderSize + slots*width)
 	if err := f.Truncate(size); err != nil {
@@ -164,20 +167,20 @@ func initHashFile(f *os.File, path string, k int, slots uint64) (*hashFile, erro
 	if _, err := f.WriteAt(encodeHashHeader(k, slots), 0); err != nil {
 		return nil, err
 	}
-	return mapHashFile(f, path, k, true)
+	return mapHashFile(fsys, f, path, k, true)
 }
 
 // openHashFile maps an existing table; rw selects a writable mapping.
-func openHashFile(path string, k int, rw bool) (*hashFile, error) {
+func openHashFile(fsys vfs.FS, path string, k int, rw bool) (*hashFile, error) {
 	flag := os.O_RDONLY
 	if rw {
 		flag = os.O_RDWR
 	}
-	f, err := os.OpenFile(path, flag, 0)
+	f, err := fsys.OpenFile(path, flag, 0)
 	if err != nil {
 		return nil, err
 	}
-	h, err := mapHashFile(f, path, k, rw)
+	h, err := mapHashFile(fsys, f, path, k, rw)
 	if err != nil {
 		f.Close()
 		return nil, err
@@ -214,7 +217,7 @@ func decodeHashHeader(name string, hdr []byte, k int, size int64) (uint64, error
 	return slots, nil
 }
 
-func mapHashFile(f *os.File, path string, k int, rw bool) (*hashFile, error) {
+func mapHashFile(fsys vfs.FS, f vfs.File, path string, k int, rw bool) (*hashFile, error) {
 	name := baseName(path)
 	st, err := f.Stat()
 	if err != nil {
@@ -237,7 +240,7 @@ func mapHashFile(f *os.File, path string, k int, rw bool) (*hashFile, error) {
 	if err != nil {
 		return nil, fmt.Errorf("map %s: %w", name, err)
 	}
-	return &hashFile{path: path, f: f, mem: mem, k: k, slots: slots, width: width, rw: rw}, nil
+	return &hashFile{path: path, fsys: fsys, f: f, mem: mem, k: k, slots: slots, width: width, rw: rw}, nil
 }
 
 func (h *hashFile) close() error {
@@ -325,7 +328,7 @@ func (h *hashFile) reserve(n uint64) (*hashFile, error) {
 	if 2*(h.count()+n) <= h.slots {
 		return h, nil
 	}
-	g, err := createHashFile(h.path+".grow", h.k, h.count()+n)
+	g, err := createHashFile(h.fsys, h.path+".grow", h.k, h.count()+n)
 	if err != nil {
 		return nil, err
 	}
@@ -345,7 +348,7 @@ func (h *hashFile) replaceBy(g *hashFile) (*hashFile, error) {
 		g.close()
 		return nil, err
 	}
-	if err := os.Rename(g.path, h.path); err != nil {
+	if err := h.fsys.Rename(g.path, h.path); err != nil {
 		g.close()
 		return nil, err
 	}
@@ -355,9 +358,15 @@ func (h *hashFile) replaceBy(g *hashFile) (*hashFile, error) {
 	return g, nil
 }
 
-// sync flushes the mapping to disk.
+// sync flushes the mapping to disk. fdatasync of the file is what
+// msync(MS_SYNC) of a shared mapping does on Linux (both write back the
+// file's dirty pages, those dirtied through the mapping included); it
+// goes through the seam so a test can fail it.
 func (h *hashFile) sync() error {
-	return unix.Msync(h.mem, unix.MS_SYNC)
+	if err := h.f.Datasync(); err != nil {
+		return &fs.PathError{Op: "sync", Path: h.path, Err: err}
+	}
+	return nil
 }
 
 func baseName(p string) string {

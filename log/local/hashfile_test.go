@@ -10,11 +10,12 @@ import (
 
 	"github.com/evtdev/evt/codec"
 	"github.com/evtdev/evt/log"
+	"github.com/evtdev/evt/log/local/vfs"
 )
 
 func newHashFile(t *testing.T, k int, n uint64) *hashFile {
 	t.Helper()
-	h, err := createHashFile(filepath.Join(t.TempDir(), "table"), k, n)
+	h, err := createHashFile(vfs.OS, filepath.Join(t.TempDir(), "table"), k, n)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +78,7 @@ func TestHashFilePutGet(t *testing.T) {
 	if err := h.sync(); err != nil {
 		t.Fatal(err)
 	}
-	r, err := openHashFile(path, 3, false)
+	r, err := openHashFile(vfs.OS, path, 3, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +134,7 @@ func TestHashFileApplied(t *testing.T) {
 	if h.applied() != 12345 {
 		t.Fatalf("applied %d", h.applied())
 	}
-	r, err := openHashFile(h.path, 1, false)
+	r, err := openHashFile(vfs.OS, h.path, 1, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +164,7 @@ func TestHashFileApplied(t *testing.T) {
 func TestHashFileGrowth(t *testing.T) {
 	const n = 100_000
 	path := filepath.Join(t.TempDir(), "ids")
-	h, err := createHashFile(path, 1, 0)
+	h, err := createHashFile(vfs.OS, path, 1, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +172,7 @@ func TestHashFileGrowth(t *testing.T) {
 	h.setApplied(7)
 
 	// A second process's view of the original file.
-	old, err := openHashFile(path, 1, false)
+	old, err := openHashFile(vfs.OS, path, 1, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,7 +234,7 @@ func TestHashFileGrowth(t *testing.T) {
 	if err := h.sync(); err != nil {
 		t.Fatal(err)
 	}
-	fresh, err := openHashFile(path, 1, false)
+	fresh, err := openHashFile(vfs.OS, path, 1, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -273,7 +274,7 @@ func TestHashFileBadHeader(t *testing.T) {
 	good := func(t *testing.T) []byte {
 		t.Helper()
 		path := filepath.Join(t.TempDir(), "good")
-		h, err := createHashFile(path, 3, 0)
+		h, err := createHashFile(vfs.OS, path, 3, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -340,7 +341,7 @@ func TestHashFileBadHeader(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, rw := range []bool{false, true} {
-				h, err := openHashFile(path, tt.k, rw)
+				h, err := openHashFile(vfs.OS, path, tt.k, rw)
 				if err == nil {
 					h.close()
 					t.Fatalf("rw=%v: opened", rw)
@@ -356,7 +357,7 @@ func TestHashFileBadHeader(t *testing.T) {
 		})
 	}
 	// A missing file is not corruption: callers rebuild it.
-	if _, err := openHashFile(filepath.Join(t.TempDir(), "none"), 3, false); !errors.Is(err, os.ErrNotExist) {
+	if _, err := openHashFile(vfs.OS, filepath.Join(t.TempDir(), "none"), 3, false); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("missing file: %v", err)
 	}
 }

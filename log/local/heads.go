@@ -9,6 +9,7 @@ import (
 
 	"github.com/evtdev/evt/codec"
 	"github.com/evtdev/evt/log"
+	"github.com/evtdev/evt/log/local/vfs"
 )
 
 // tables returns the heads table, reopening it if another process has
@@ -247,5 +248,6 @@ func (s *Store) Streams(match func(string) bool) ([]log.StreamInfo, error) {
 // Exists reports whether the directory holds a store, without creating
 // anything (for shell completion and friendly errors).
 func Exists(dir string) bool {
-	return fileExists(join(dir, commitFile))
+	_, err := vfs.OS.Stat(join(dir, commitFile))
+	return err == nil
 }

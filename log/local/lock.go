@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/evtdev/evt/log"
+	"github.com/evtdev/evt/log/local/vfs"
 	"golang.org/x/sys/unix"
 )
 
@@ -20,7 +21,7 @@ import (
 type appendLock struct {
 	name string // for messages: "append lock"
 	path string
-	f    *os.File // open for the life of the Store; the flock is per acquisition
+	f    vfs.File // open for the life of the Store; the flock is per acquisition
 	mu   sync.Mutex
 
 	// noPID: the holder writes no PID (verify and repair hold the
@@ -30,13 +31,13 @@ type appendLock struct {
 
 const lockFile = "lock"
 
-func openLock(dir string) (*appendLock, error) {
-	return openNamedLock(join(dir, lockFile), "append lock")
+func openLock(fsys vfs.FS, dir string) (*appendLock, error) {
+	return openNamedLock(fsys, join(dir, lockFile), "append lock")
 }
 
 // openNamedLock opens another lock of the same kind (the compaction lock).
-func openNamedLock(path, name string) (*appendLock, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+func openNamedLock(fsys vfs.FS, path, name string) (*appendLock, error) {
+	f, err := fsys.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, err
 	}

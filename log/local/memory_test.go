@@ -12,6 +12,7 @@ import (
 
 	"github.com/evtdev/evt/codec"
 	"github.com/evtdev/evt/log"
+	"github.com/evtdev/evt/log/local/vfs"
 )
 
 // Invariant 5 of DESIGN.md: the memory of a replay is constant, whatever
@@ -45,7 +46,7 @@ func buildMemoryStore(tb testing.TB, dir string, n int, segSize int64) int64 {
 			tb.Fatal(err)
 		}
 	}
-	firsts, err := listSegments(dir)
+	firsts, err := listSegments(vfs.OS, dir)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -220,33 +220,68 @@ func (r *queryReader) lastN(n uint64) error {
 		_, err := r.s.Scan(from, r.deliver)
 		return err
 	}
-	// A glob or a type filter: keep the last n matches of one pass (a
-	// selection over a category may scan; a single stream reads only
-	// itself).
-	ring := make([]codec.Record, 0, min(n, 4096))
-	var at int
-	keep := func(rec *codec.Record) error {
-		if !r.match(rec) {
-			return nil
-		}
-		c := cloneRecord(rec)
-		if uint64(len(ring)) < n {
-			ring = append(ring, c)
-		} else {
-			ring[at] = c
-			at = (at + 1) % len(ring)
-		}
-		return nil
-	}
 	if single {
-		if _, err := r.s.ReadStream(stream, 1, keep); err != nil {
+		// One stream with a type filter: keep the last n matches of
+		// the stream's own events.
+		ring := newRing(n)
+		if _, err := r.s.ReadStream(stream, 1, func(rec *codec.Record) error {
+			if r.match(rec) {
+				ring.keep(rec)
+			}
+			return nil
+		}); err != nil {
 			return err
 		}
-	} else if _, err := r.s.Scan(first, keep); err != nil {
-		return err
+		return r.deliverAll(ring.records())
 	}
-	for i := range ring {
-		if err := r.deliver(&ring[(at+i)%len(ring)]); err != nil {
+	return r.lastNBack(first, n)
+}
+
+// lastNBack yields the last n events of a glob or a type filter: it
+// scans windows of the log back from the end, each twice as long as the
+// one after it, until n matches are found or the start is reached. The
+// cost is about twice the span of the log that holds the last n matches,
+// not the log.
+func (r *queryReader) lastNBack(first, n uint64) error {
+	var windows [][]codec.Record // newest first, each in position order
+	found := uint64(0)
+	hi := r.next
+	span := max(4*n, 4096)
+	for hi > first && found < n {
+		lo := first
+		if hi-first > span {
+			lo = hi - span
+		}
+		ring := newRing(n - found)
+		end := hi
+		if _, err := r.s.Scan(lo, func(rec *codec.Record) error {
+			if rec.Position >= end {
+				return ErrStop
+			}
+			if r.match(rec) {
+				ring.keep(rec)
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		got := ring.records()
+		windows = append(windows, got)
+		found += uint64(len(got))
+		hi, span = lo, span*2
+	}
+	for i := len(windows) - 1; i >= 0; i-- {
+		if err := r.deliverAll(windows[i]); err != nil || r.done {
+			return err
+		}
+	}
+	return nil
+}
+
+// deliverAll delivers recs in order; the loop stopping ends it cleanly.
+func (r *queryReader) deliverAll(recs []codec.Record) error {
+	for i := range recs {
+		if err := r.deliver(&recs[i]); err != nil {
 			if errors.Is(err, ErrStop) {
 				return nil
 			}
@@ -254,6 +289,30 @@ func (r *queryReader) lastN(n uint64) error {
 		}
 	}
 	return nil
+}
+
+// ring keeps copies of the last n records it is given.
+type ring struct {
+	n   uint64
+	buf []codec.Record
+	at  int // the oldest record once buf is full
+}
+
+func newRing(n uint64) *ring { return &ring{n: n, buf: make([]codec.Record, 0, min(n, 4096))} }
+
+func (g *ring) keep(rec *codec.Record) {
+	c := cloneRecord(rec)
+	if uint64(len(g.buf)) < g.n {
+		g.buf = append(g.buf, c)
+		return
+	}
+	g.buf[g.at] = c
+	g.at = (g.at + 1) % len(g.buf)
+}
+
+// records returns what it kept, oldest first.
+func (g *ring) records() []codec.Record {
+	return append(g.buf[g.at:len(g.buf):len(g.buf)], g.buf[:g.at]...)
 }
 
 // follow yields each new selected event until ctx is done, the loop

@@ -16,7 +16,7 @@ package local
 func (h *hashFile) rewriteAfterRestart() (*hashFile, error) {
 	n := uint64(0)
 	h.each(func(hashKey, []uint64) bool { n++; return true })
-	g, err := createHashFile(h.path+".grow", h.k, n)
+	g, err := createHashFile(h.fsys, h.path+".grow", h.k, n)
 	if err != nil {
 		return nil, err
 	}

@@ -10,7 +10,6 @@ import (
 
 	"github.com/evtdev/evt/codec"
 	"github.com/evtdev/evt/log"
-	"github.com/evtdev/evt/log/atomicfile"
 )
 
 // Recovery. A writer runs prepare under the append lock before every
@@ -63,7 +62,7 @@ func (s *Store) prepare() (commitState, error) {
 	rebooted := c.boot != s.boot ||
 		(s.heads != nil && s.heads.applied() >= c.next) ||
 		(s.ids != nil && s.ids.applied() >= c.next) ||
-		fileExists(join(s.dir, segmentName(c.next))) && c.next != c.active
+		s.exists(join(s.dir, segmentName(c.next))) && c.next != c.active
 	if rebooted {
 		if err := s.recoverTail(&c, sf, segmentHeaderSize, c.active, st.Size(), true); err != nil {
 			return c, err
@@ -150,7 +149,7 @@ func (s *Store) recoverTail(c *commitState, sf *segFile, from int64, expect uint
 			return nil
 		}
 		// Did a lost publish roll to a new segment?
-		nf, err := os.OpenFile(join(s.dir, segmentName(c.next)), os.O_RDWR, 0)
+		nf, err := s.fsys.OpenFile(join(s.dir, segmentName(c.next)), os.O_RDWR, 0)
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil
 		}
@@ -164,8 +163,8 @@ func (s *Store) recoverTail(c *commitState, sf *segFile, from int64, expect uint
 		nsf, err := s.segment(c.next)
 		if err != nil {
 			// A header that never reached the disk: the roll did not happen.
-			os.Remove(join(s.dir, segmentName(c.next)))
-			os.Remove(join(s.dir, offsetsName(c.next)))
+			s.fsys.Remove(join(s.dir, segmentName(c.next)))
+			s.fsys.Remove(join(s.dir, offsetsName(c.next)))
 			return nil
 		}
 		st, err := nsf.f.Stat()
@@ -219,7 +218,7 @@ func (s *Store) ensureIdx(sf *segFile) error {
 	if sf.idx != nil {
 		return nil
 	}
-	f, err := os.OpenFile(join(s.dir, sf.idxName()), os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := s.fsys.OpenFile(join(s.dir, sf.idxName()), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return err
 	}
@@ -239,7 +238,7 @@ func (s *Store) catchUp(c *commitState, rebooted, lost bool) error {
 	if s.ids != nil && s.ids.moved() {
 		s.ids.close()
 		s.ids = nil
-		ids, err := openHashFile(join(s.dir, idsFile), idsValues, true)
+		ids, err := openHashFile(s.fsys, join(s.dir, idsFile), idsValues, true)
 		if err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, log.ErrCorrupt) {
 			return err
 		}
@@ -351,11 +350,11 @@ func applyID(h *hashFile, rec *codec.Record) {
 // committed record.
 func (s *Store) rebuildTables(c *commitState) error {
 	n := c.next - 1
-	heads, err := createHashFile(join(s.dir, headsFile+".tmp"), headsValues, 0)
+	heads, err := createHashFile(s.fsys, join(s.dir, headsFile+".tmp"), headsValues, 0)
 	if err != nil {
 		return err
 	}
-	ids, err := createHashFile(join(s.dir, idsFile+".tmp"), idsValues, n)
+	ids, err := createHashFile(s.fsys, join(s.dir, idsFile+".tmp"), idsValues, n)
 	if err != nil {
 		heads.close()
 		return err
@@ -381,18 +380,18 @@ func (s *Store) rebuildTables(c *commitState) error {
 		err = ids.sync()
 	}
 	if err == nil {
-		err = os.Rename(heads.path, join(s.dir, headsFile))
+		err = s.fsys.Rename(heads.path, join(s.dir, headsFile))
 		heads.path = join(s.dir, headsFile)
 	}
 	if err == nil {
-		err = os.Rename(ids.path, join(s.dir, idsFile))
+		err = s.fsys.Rename(ids.path, join(s.dir, idsFile))
 		ids.path = join(s.dir, idsFile)
 	}
 	if err != nil {
 		heads.close()
 		ids.close()
-		os.Remove(join(s.dir, headsFile+".tmp"))
-		os.Remove(join(s.dir, idsFile+".tmp"))
+		s.fsys.Remove(join(s.dir, headsFile+".tmp"))
+		s.fsys.Remove(join(s.dir, idsFile+".tmp"))
 		return fmt.Errorf("rebuild tables: %w", err)
 	}
 	if s.heads != nil {
@@ -404,7 +403,7 @@ func (s *Store) rebuildTables(c *commitState) error {
 		s.ids.close()
 	}
 	s.heads, s.ids = heads, ids
-	return atomicfile.SyncDir(s.dir)
+	return s.fsys.SyncDir(s.dir)
 }
 
 // recoverAsReader runs recovery for a process that opened the store to

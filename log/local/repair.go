@@ -3,7 +3,6 @@ package local
 import (
 	"context"
 	"fmt"
-	"os"
 
 	"github.com/evtdev/evt/log"
 	"github.com/evtdev/evt/log/atomicfile"
@@ -31,7 +30,7 @@ func (s *Store) Repair(dropDamaged bool, progress log.Progress) (log.Report, err
 	}
 	defer s.lock.release()
 
-	firsts, err := listSegments(s.dir)
+	firsts, err := listSegments(s.fsys, s.dir)
 	if err != nil {
 		return rep, err
 	}
@@ -40,7 +39,7 @@ func (s *Store) Repair(dropDamaged bool, progress log.Progress) (log.Report, err
 	}
 	var total, done int64
 	for _, first := range firsts {
-		if st, err := os.Stat(join(s.dir, segmentName(first))); err == nil {
+		if st, err := s.fsys.Stat(join(s.dir, segmentName(first))); err == nil {
 			total += st.Size()
 		}
 	}
@@ -139,10 +138,10 @@ func (s *Store) Repair(dropDamaged bool, progress log.Progress) (log.Report, err
 		}
 	}
 	for _, o := range orphans {
-		if err := os.Remove(join(s.dir, segmentName(o))); err != nil {
+		if err := s.fsys.Remove(join(s.dir, segmentName(o))); err != nil {
 			return rep, err
 		}
-		os.Remove(join(s.dir, offsetsName(o)))
+		s.fsys.Remove(join(s.dir, offsetsName(o)))
 		if sf := s.segs[o]; sf != nil {
 			sf.f.Close()
 			if sf.idx != nil {
@@ -166,7 +165,7 @@ func (s *Store) Repair(dropDamaged bool, progress log.Progress) (log.Report, err
 			}
 			rep.Actions = append(rep.Actions, fmt.Sprintf("dropped %d bytes of an unfinished batch at the end of %s", e.size-e.kept, segmentName(first)))
 		}
-		if err := atomicfile.Write(join(s.dir, offsetsNameGen(first, e.gen)), e.index, 0o600); err != nil {
+		if err := atomicfile.WriteFS(s.fsys, join(s.dir, offsetsNameGen(first, e.gen)), e.index, 0o600); err != nil {
 			return rep, err
 		}
 		if sf.idx != nil {

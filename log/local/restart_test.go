@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/evtdev/evt/log"
+	"github.com/evtdev/evt/log/local/vfs"
 )
 
 // Regression tests for two bugs the torture suite's power-loss test
@@ -91,7 +92,7 @@ func TestRestartTornHeadsCount(t *testing.T) {
 	// The slot pages as they were after the first append: a-1 and b-1.
 	older := make([]byte, len(newer))
 	copy(older, newer[:hashHeaderSize])
-	h, err := openHashFile(heads, headsValues, false)
+	h, err := openHashFile(vfs.OS, heads, headsValues, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +119,7 @@ func TestRestartTornIDValue(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := openHashFile(ids, idsValues, false)
+	h, err := openHashFile(vfs.OS, ids, idsValues, false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,13 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"sort"
 	"time"
 
 	"github.com/evtdev/evt/codec"
 	"github.com/evtdev/evt/log"
 	"github.com/evtdev/evt/log/atomicfile"
+	"github.com/evtdev/evt/log/local/vfs"
 )
 
 const retentionFile = "retention.json"
@@ -20,7 +20,7 @@ const retentionFile = "retention.json"
 // Retention reads the store's retention policy.
 func (s *Store) Retention() (log.Retention, error) {
 	p := join(s.dir, retentionFile)
-	st, err := os.Stat(p)
+	st, err := s.fsys.Stat(p)
 	if errors.Is(err, fs.ErrNotExist) {
 		s.retention = retentionCache{}
 		return log.Retention{}, nil
@@ -31,7 +31,7 @@ func (s *Store) Retention() (log.Retention, error) {
 	if c := s.retention; c.valid && c.mod.Equal(st.ModTime()) && c.size == st.Size() && c.ino == inode(st) {
 		return c.r, nil
 	}
-	b, err := os.ReadFile(p)
+	b, err := vfs.ReadFile(s.fsys, p)
 	if err != nil {
 		return log.Retention{}, err
 	}
@@ -104,7 +104,7 @@ func (s *Store) UpdateRetention(fn func(r *log.Retention) error) error {
 	if err != nil {
 		return err
 	}
-	if err := atomicfile.Write(join(s.dir, retentionFile), append(b, '\n'), 0o600); err != nil {
+	if err := atomicfile.WriteFS(s.fsys, join(s.dir, retentionFile), append(b, '\n'), 0o600); err != nil {
 		return fmt.Errorf("write retention: %w", err)
 	}
 	s.retention = retentionCache{}

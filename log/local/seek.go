@@ -31,7 +31,7 @@ func (s *Store) Bounds() (first, next uint64, err error) {
 // active one, listing the directory again only when it has changed.
 func (s *Store) segmentList(c *commitState) ([]uint64, error) {
 	if len(s.firsts) == 0 || s.firsts[len(s.firsts)-1] < c.active {
-		firsts, err := listSegments(s.dir)
+		firsts, err := listSegments(s.fsys, s.dir)
 		if err != nil {
 			return nil, err
 		}

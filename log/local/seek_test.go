@@ -12,6 +12,7 @@ import (
 
 	"github.com/evtdev/evt/codec"
 	"github.com/evtdev/evt/log"
+	"github.com/evtdev/evt/log/local/vfs"
 )
 
 // seekEvent is what a seek or stream read is checked against: one event
@@ -87,7 +88,7 @@ func positionAtByScan(evs []seekEvent, want int64) uint64 {
 
 func segmentCount(t *testing.T, dir string) int {
 	t.Helper()
-	firsts, err := listSegments(dir)
+	firsts, err := listSegments(vfs.OS, dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +204,7 @@ func TestPositionAtRandom(t *testing.T) {
 	check("with offsets files")
 	// The offsets files are derived: without them a seek reads the
 	// records' own times, and must give the same answers.
-	firsts, err := listSegments(dir)
+	firsts, err := listSegments(vfs.OS, dir)
 	if err != nil {
 		t.Fatal(err)
 	}

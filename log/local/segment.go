@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/evtdev/evt/codec"
 	"github.com/evtdev/evt/log"
+	"github.com/evtdev/evt/log/local/vfs"
 )
 
 // A segment file holds a run of consecutive records of the global log. It
@@ -84,7 +84,7 @@ func encodeSegmentHeaderGen(first uint64, created int64, gen uint32, origSize in
 
 // checkSegmentHeader validates the header of the segment named for first
 // and returns its generation.
-func checkSegmentHeader(f *os.File, first uint64) (uint32, error) {
+func checkSegmentHeader(f io.ReaderAt, first uint64) (uint32, error) {
 	h := make([]byte, segmentHeaderSize)
 	name := segmentName(first)
 	if _, err := f.ReadAt(h, 0); err != nil {
@@ -129,8 +129,8 @@ func allZero(b []byte) bool {
 }
 
 // listSegments returns the first positions of the segments in dir, sorted.
-func listSegments(dir string) ([]uint64, error) {
-	ents, err := os.ReadDir(dir)
+func listSegments(fsys vfs.FS, dir string) ([]uint64, error) {
+	ents, err := fsys.ReadDir(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -154,7 +154,7 @@ func listSegments(dir string) ([]uint64, error) {
 // offsets, in large preads, validating each. It never reads past limit,
 // so a reader bounded by the committed end never sees a partial batch.
 type recordScanner struct {
-	f      *os.File
+	f      io.ReaderAt
 	name   string
 	off    int64 // file offset of buf[pos]
 	limit  int64
@@ -172,7 +172,7 @@ type recordScanner struct {
 
 const scanChunk = 1 << 20 // at least codec.MaxRecordSize, so one record always fits
 
-func newRecordScanner(f *os.File, name string, from, limit int64, buf []byte) *recordScanner {
+func newRecordScanner(f io.ReaderAt, name string, from, limit int64, buf []byte) *recordScanner {
 	if cap(buf) < 2*scanChunk {
 		buf = make([]byte, 2*scanChunk)
 	}
@@ -239,7 +239,7 @@ func (s *recordScanner) Offset() int64 { return s.recOff }
 func (s *recordScanner) Err() error { return s.err }
 
 // readRecordAt reads the single record at off in f into buf.
-func readRecordAt(f *os.File, name string, off int64, buf []byte) (codec.Record, []byte, error) {
+func readRecordAt(f io.ReaderAt, name string, off int64, buf []byte) (codec.Record, []byte, error) {
 	if cap(buf) < 4096 {
 		buf = make([]byte, 4096)
 	}

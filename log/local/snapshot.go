@@ -7,12 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"strconv"
 
 	"github.com/evtdev/evt/codec"
 	"github.com/evtdev/evt/log"
 	"github.com/evtdev/evt/log/atomicfile"
+	"github.com/evtdev/evt/log/local/vfs"
 )
 
 // Snapshots cache the state of a fold: (reducer fingerprint, stream) →
@@ -45,7 +45,7 @@ func (s *Store) LoadSnapshot(fingerprint, stream string) (log.Snapshot, bool) {
 	if !ok {
 		return log.Snapshot{}, false
 	}
-	b, err := os.ReadFile(s.snapshotPath(fingerprint, stream))
+	b, err := vfs.ReadFile(s.fsys, s.snapshotPath(fingerprint, stream))
 	if err != nil {
 		return log.Snapshot{}, false
 	}
@@ -84,12 +84,12 @@ func (s *Store) SaveSnapshot(fingerprint, stream string, snap log.Snapshot) erro
 	}
 	id := string(rec.ID)
 	dir := join(s.dir, snapshotDir)
-	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+	if err := s.fsys.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 		return err
 	}
 	b := encodeSnapshot(snapshotFile{fingerprint: fingerprint, stream: stream, id: id, snap: snap})
 	path := s.snapshotPath(fingerprint, stream)
-	return atomicfile.Replace(path, b, 0o600) // a cache: no fsync
+	return atomicfile.ReplaceFS(s.fsys, path, b, 0o600) // a cache: no fsync
 }
 
 // snapshotKey ties a snapshot to the events it was folded from. A stream

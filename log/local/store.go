@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/evtdev/evt/log"
-	"github.com/evtdev/evt/log/atomicfile"
+	"github.com/evtdev/evt/log/local/vfs"
 )
 
 // SyncPolicy says when appended data is fdatasynced.
@@ -62,6 +62,9 @@ type Options struct {
 	SyncInterval time.Duration // default 1s
 	SegmentSize  int64         // default DefaultSegmentSize
 	LockTimeout  time.Duration // default 10s
+	// FS is the file system under the store; nil is vfs.OS. Tests put a
+	// fault-injecting one here.
+	FS vfs.FS
 }
 
 const (
@@ -78,7 +81,8 @@ const (
 type Store struct {
 	dir    string
 	opts   Options
-	commit *os.File
+	fsys   vfs.FS // every file operation goes through it
+	commit vfs.File
 	lock   *appendLock // nil unless opened with Create
 	heads  *hashFile
 	ids    *hashFile // writers only
@@ -111,8 +115,8 @@ func (s *Store) Sealed() bool { return s.sealed }
 type segFile struct {
 	first uint64
 	gen   uint32 // 0 as appended; > 0 once compacted (positions may be missing)
-	f     *os.File
-	idx   *os.File
+	f     vfs.File
+	idx   vfs.File
 }
 
 // idxName names the segment's offsets file.
@@ -129,7 +133,10 @@ func Open(dir string, opts Options) (*Store, error) {
 	if opts.LockTimeout <= 0 {
 		opts.LockTimeout = 10 * time.Second
 	}
-	s := &Store{dir: dir, opts: opts, segs: map[uint64]*segFile{}, boot: bootID()}
+	if opts.FS == nil {
+		opts.FS = vfs.OS
+	}
+	s := &Store{dir: dir, opts: opts, fsys: opts.FS, segs: map[uint64]*segFile{}, boot: bootID()}
 	if err := s.open(); err != nil {
 		s.Close()
 		return nil, err
@@ -139,7 +146,7 @@ func Open(dir string, opts Options) (*Store, error) {
 
 func (s *Store) open() error {
 	if !s.opts.Create {
-		f, err := os.Open(join(s.dir, commitFile))
+		f, err := s.fsys.OpenFile(join(s.dir, commitFile), os.O_RDONLY, 0)
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				return fmt.Errorf("%w at %s", log.ErrNoStore, s.dir)
@@ -151,7 +158,7 @@ func (s *Store) open() error {
 		if err != nil {
 			return err
 		}
-		if !s.opts.NoRecover && (c.boot != s.boot || !fileExists(join(s.dir, headsFile))) {
+		if !s.opts.NoRecover && (c.boot != s.boot || !s.exists(join(s.dir, headsFile))) {
 			// The machine rebooted since the last append (derived files
 			// may have lost unsynced pages), or the heads table is gone:
 			// recover under the lock, once, as the next writer would.
@@ -161,20 +168,20 @@ func (s *Store) open() error {
 		}
 		return s.openHeads(false)
 	}
-	if err := os.MkdirAll(s.dir, 0o700); err != nil {
+	if err := vfs.MkdirAll(s.fsys, s.dir, 0o700); err != nil {
 		return fmt.Errorf("create store: %w", err)
 	}
-	l, err := openLock(s.dir)
+	l, err := openLock(s.fsys, s.dir)
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
 	s.lock = l
-	f, err := os.OpenFile(join(s.dir, commitFile), os.O_RDWR, 0)
+	f, err := s.fsys.OpenFile(join(s.dir, commitFile), os.O_RDWR, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		if err := s.initialize(); err != nil {
 			return err
 		}
-		f, err = os.OpenFile(join(s.dir, commitFile), os.O_RDWR, 0)
+		f, err = s.fsys.OpenFile(join(s.dir, commitFile), os.O_RDWR, 0)
 	}
 	if err != nil {
 		return err
@@ -183,7 +190,7 @@ func (s *Store) open() error {
 	if err := s.openHeads(true); err != nil {
 		return err
 	}
-	ids, err := openHashFile(join(s.dir, idsFile), idsValues, true)
+	ids, err := openHashFile(s.fsys, join(s.dir, idsFile), idsValues, true)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, log.ErrCorrupt) {
 		return err
 	}
@@ -192,7 +199,7 @@ func (s *Store) open() error {
 }
 
 func (s *Store) openHeads(rw bool) error {
-	h, err := openHashFile(join(s.dir, headsFile), headsValues, rw)
+	h, err := openHashFile(s.fsys, join(s.dir, headsFile), headsValues, rw)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, log.ErrCorrupt) {
 			if rw {
@@ -213,33 +220,46 @@ func (s *Store) initialize() error {
 		return err
 	}
 	defer s.lock.release()
-	if _, err := os.Stat(join(s.dir, commitFile)); err == nil {
+	if _, err := s.fsys.Stat(join(s.dir, commitFile)); err == nil {
 		return nil // another process won
 	}
-	if firsts, err := listSegments(s.dir); err != nil {
+	firsts, err := listSegments(s.fsys, s.dir)
+	if err != nil {
 		return err
-	} else if len(firsts) > 0 {
+	}
+	if len(firsts) == 1 && firsts[0] == 1 && s.segmentEmpty(1) {
+		// The first segment holds no record: an earlier creation of the
+		// store stopped before its commit file (killed, or an I/O
+		// error). Nothing was ever appended; start again.
+		for _, name := range []string{segmentName(1), offsetsName(1)} {
+			if err := s.fsys.Remove(join(s.dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+		}
+		firsts = nil
+	}
+	if len(firsts) > 0 {
 		// Segments without a commit file: the commit file was lost, the
 		// log was not. Never start afresh over it; leave a commit file
 		// with no valid slot so appends refuse and evt repair rebuilds it.
-		if err := os.WriteFile(join(s.dir, commitFile), make([]byte, commitSlotGap+commitSlotSize), 0o600); err != nil {
+		if err := vfs.WriteFile(s.fsys, join(s.dir, commitFile), make([]byte, commitSlotGap+commitSlotSize), 0o600); err != nil {
 			return err
 		}
-		return atomicfile.SyncDir(s.dir)
+		return s.fsys.SyncDir(s.dir)
 	}
 	now := time.Now().UnixNano()
-	if err := createSegment(s.dir, 1, now); err != nil {
+	if err := createSegment(s.fsys, s.dir, 1, now); err != nil {
 		return err
 	}
 	for _, t := range []struct {
 		name string
 		k    int
 	}{{headsFile, headsValues}, {idsFile, idsValues}} {
-		h, err := createHashFile(join(s.dir, t.name+".tmp"), t.k, 0)
+		h, err := createHashFile(s.fsys, join(s.dir, t.name+".tmp"), t.k, 0)
 		if err != nil {
 			return err
 		}
-		err = os.Rename(h.path, join(s.dir, t.name))
+		err = s.fsys.Rename(h.path, join(s.dir, t.name))
 		h.close()
 		if err != nil {
 			return err
@@ -247,10 +267,10 @@ func (s *Store) initialize() error {
 	}
 	c := commitState{seq: 1, next: 1, active: 1, size: segmentHeaderSize, lastTime: now, lastSync: now, boot: s.boot}
 	tmp := join(s.dir, commitFile+".tmp")
-	if err := os.WriteFile(tmp, make([]byte, commitSlotGap+commitSlotSize), 0o600); err != nil {
+	if err := vfs.WriteFile(s.fsys, tmp, make([]byte, commitSlotGap+commitSlotSize), 0o600); err != nil {
 		return err
 	}
-	f, err := os.OpenFile(tmp, os.O_RDWR, 0)
+	f, err := s.fsys.OpenFile(tmp, os.O_RDWR, 0)
 	if err != nil {
 		return err
 	}
@@ -262,17 +282,24 @@ func (s *Store) initialize() error {
 	if err != nil {
 		return err
 	}
-	if err := os.Rename(tmp, join(s.dir, commitFile)); err != nil {
+	if err := s.fsys.Rename(tmp, join(s.dir, commitFile)); err != nil {
 		return err
 	}
-	return atomicfile.SyncDir(s.dir)
+	return s.fsys.SyncDir(s.dir)
+}
+
+// segmentEmpty reports whether segment first holds no record (at most a
+// header).
+func (s *Store) segmentEmpty(first uint64) bool {
+	st, err := s.fsys.Stat(join(s.dir, segmentName(first)))
+	return err == nil && st.Size() <= segmentHeaderSize
 }
 
 // createSegment makes an empty segment and its offsets file durable.
-func createSegment(dir string, first uint64, now int64) error {
+func createSegment(fsys vfs.FS, dir string, first uint64, now int64) error {
 	// O_EXCL: a segment file is never overwritten; an orphan left by a
 	// killed roll is removed (roll) or adopted (recovery) first.
-	f, err := os.OpenFile(join(dir, segmentName(first)), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := fsys.OpenFile(join(dir, segmentName(first)), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return fmt.Errorf("create segment: %w", err)
 	}
@@ -286,12 +313,12 @@ func createSegment(dir string, first uint64, now int64) error {
 	if err != nil {
 		return fmt.Errorf("create segment: %w", err)
 	}
-	idx, err := os.OpenFile(join(dir, offsetsName(first)), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	idx, err := fsys.OpenFile(join(dir, offsetsName(first)), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return fmt.Errorf("create segment: %w", err)
 	}
 	idx.Close()
-	return atomicfile.SyncDir(dir)
+	return fsys.SyncDir(dir)
 }
 
 // Close releases the store's files.
@@ -329,7 +356,7 @@ func (s *Store) segment(first uint64) (*segFile, error) {
 	if s.lock != nil {
 		flag = os.O_RDWR
 	}
-	f, err := os.OpenFile(join(s.dir, segmentName(first)), flag, 0)
+	f, err := s.fsys.OpenFile(join(s.dir, segmentName(first)), flag, 0)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, &log.CorruptError{File: segmentName(first), Offset: -1, Reason: "segment file is missing"}
@@ -341,7 +368,7 @@ func (s *Store) segment(first uint64) (*segFile, error) {
 		f.Close()
 		return nil, err
 	}
-	idx, err := os.OpenFile(join(s.dir, offsetsNameGen(first, gen)), flag, 0)
+	idx, err := s.fsys.OpenFile(join(s.dir, offsetsNameGen(first, gen)), flag, 0)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		f.Close()
 		return nil, err
@@ -393,7 +420,7 @@ func (s *Store) segmentFor(pos uint64, c *commitState) (uint64, error) {
 		return c.active, nil
 	}
 	if len(s.firsts) == 0 || s.firsts[len(s.firsts)-1] < c.active {
-		firsts, err := listSegments(s.dir)
+		firsts, err := listSegments(s.fsys, s.dir)
 		if err != nil {
 			return 0, err
 		}
@@ -406,8 +433,9 @@ func (s *Store) segmentFor(pos uint64, c *commitState) (uint64, error) {
 	return s.firsts[i-1], nil
 }
 
-func fileExists(p string) bool {
-	_, err := os.Stat(p)
+// exists reports whether p is there.
+func (s *Store) exists(p string) bool {
+	_, err := s.fsys.Stat(p)
 	return err == nil
 }
 

@@ -187,7 +187,7 @@ func TestAppenderParts(t *testing.T) {
 		}
 		return &b
 	}
-	a, err := s.BeginAppend(context.Background(), nil, log.Expectation{})
+	a, err := s.beginAppend(context.Background(), nil, log.Expectation{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,7 +204,7 @@ func TestAppenderParts(t *testing.T) {
 		t.Fatalf("after abort: %+v %v", rep, err)
 	}
 	// A conflict found in a later part aborts the whole batch.
-	a, err = s.BeginAppend(context.Background(), map[string]log.Expectation{"a-1": {Kind: log.ExpectVersion, Version: 1}}, log.Expectation{})
+	a, err = s.beginAppend(context.Background(), map[string]log.Expectation{"a-1": {Kind: log.ExpectVersion, Version: 1}}, log.Expectation{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,7 +216,7 @@ func TestAppenderParts(t *testing.T) {
 	}
 	a.Abort()
 	// Parts that commit: all there, one batch, dense.
-	a, err = s.BeginAppend(context.Background(), nil, log.Expectation{Kind: log.ExpectNone})
+	a, err = s.beginAppend(context.Background(), nil, log.Expectation{Kind: log.ExpectNone})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,4 +232,10 @@ func TestAppenderParts(t *testing.T) {
 	if rep, err := s.Verify(context.Background(), nil); err != nil || rep.Events != 12003 {
 		t.Fatalf("after commit: %+v %v", rep, err)
 	}
+}
+
+// fileExists reports whether p is there.
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }

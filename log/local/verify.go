@@ -6,11 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"slices"
 
 	"github.com/evtdev/evt/codec"
 	"github.com/evtdev/evt/log"
+	"github.com/evtdev/evt/log/local/vfs"
 )
 
 type streamCheck struct{ last, version, cut uint64 }
@@ -38,7 +38,7 @@ func (s *Store) Verify(ctx context.Context, progress log.Progress) (log.Report, 
 	if err != nil {
 		return rep, err
 	}
-	firsts, err := listSegments(s.dir)
+	firsts, err := listSegments(s.fsys, s.dir)
 	if err != nil {
 		return rep, err
 	}
@@ -90,7 +90,7 @@ func (s *Store) Verify(ctx context.Context, progress log.Progress) (log.Report, 
 		}
 		// Read the offsets file afresh: a cached descriptor may point at a
 		// file that repair has since replaced.
-		idx, err := os.ReadFile(join(s.dir, sf.idxName()))
+		idx, err := vfs.ReadFile(s.fsys, join(s.dir, sf.idxName()))
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return rep, err
 		}
@@ -218,7 +218,7 @@ func (s *Store) verifyTables(ctx context.Context, c *commitState, streams map[st
 	if now.next == c.next && h.applied()+1 == c.next && applied+1 == c.next && n != uint64(len(streams)) {
 		return &log.CorruptError{File: headsFile, Offset: -1, Reason: fmt.Sprintf("holds %d streams, the log %d (run evt repair)", n, len(streams))}
 	}
-	ids, err := openHashFile(join(s.dir, idsFile), idsValues, false)
+	ids, err := openHashFile(s.fsys, join(s.dir, idsFile), idsValues, false)
 	if err != nil {
 		var ce *log.CorruptError
 		if errors.As(err, &ce) {

@@ -1,6 +1,7 @@
 package local
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"io/fs"
@@ -200,7 +201,7 @@ func (v *view) ackedBelow(stream string) uint64 {
 // groupMarks reads, without locks, each group's selection and acked
 // position. A group's state file is replaced atomically.
 func (s *Store) groupMarks() ([]groupMark, error) {
-	names, err := s.Groups()
+	names, err := s.Groups(context.Background())
 	if err != nil {
 		return nil, err
 	}
@@ -217,7 +218,7 @@ func (s *Store) groupMarks() ([]groupMark, error) {
 		if err != nil {
 			return nil, err
 		}
-		st, err := readGroupState(s.groupDir(name), name)
+		st, err := readGroupState(s.fsys, s.groupDir(name), name)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
@@ -261,7 +262,7 @@ func (s *Store) bytesStart(firsts []uint64, c *commitState, maxBytes int64) (uin
 // file never changes, compaction replaces it.
 func (s *Store) appendedSize(first uint64) (int64, error) {
 	p := join(s.dir, segmentName(first))
-	fi, err := os.Stat(p)
+	fi, err := s.fsys.Stat(p)
 	if err != nil {
 		return 0, err
 	}
@@ -269,7 +270,7 @@ func (s *Store) appendedSize(first uint64) (int64, error) {
 	if n, ok := s.sizes[key]; ok {
 		return n, nil
 	}
-	f, err := os.Open(p)
+	f, err := s.fsys.OpenFile(p, os.O_RDONLY, 0)
 	if err != nil {
 		return 0, err
 	}

@@ -11,9 +11,12 @@
 // one batch; atomic batches; Head and Streams; Bounds and PositionAt;
 // Read with every cursor kind, selection, type filter and bound; Read
 // with Follow seeing another writer's events, ending on ctx, on Idle and
-// when the loop stops; Delete and Truncate; retention rules; snapshots.
-//
-// Consumer groups are not part of log.Store yet and are not checked.
+// when the loop stops; Delete and Truncate; retention rules; snapshots;
+// consumer groups (create, list, remove; leases in order, one member at
+// a time; stream ordering with and without chain; nack, backoff,
+// parking and retry; the ack wait and late answers; manual acks; reset
+// and its dry run; waiting for events). A store without groups returns
+// ErrUnsupported from CreateGroup and the group cases skip.
 package storetest
 
 import (
@@ -61,6 +64,14 @@ func Run(t *testing.T, open Open) {
 	t.Run("Truncate", h.wrap(testTruncate))
 	t.Run("Retention", h.wrap(testRetention))
 	t.Run("Snapshots", h.wrap(testSnapshots))
+	t.Run("Groups", h.wrap(testGroups))
+	t.Run("GroupLease", h.wrap(testGroupLease))
+	t.Run("GroupOrdering", h.wrap(testGroupOrdering))
+	t.Run("GroupRedeliver", h.wrap(testGroupRedeliver))
+	t.Run("GroupAckWait", h.wrap(testGroupAckWait))
+	t.Run("GroupManualAck", h.wrap(testGroupManualAck))
+	t.Run("GroupReset", h.wrap(testGroupReset))
+	t.Run("GroupWait", h.wrap(testGroupWait))
 }
 
 // harness hands the tests their stores.

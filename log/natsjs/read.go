@@ -1,0 +1,520 @@
+package natsjs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"slices"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/evtdev/evt/codec"
+	"github.com/evtdev/evt/log"
+)
+
+// head reads the head of stream from its subject's last message, through
+// the stream's leader (read-your-writes). A stream never appended to has
+// the zero head.
+func (s *Store) head(ctx context.Context, stream string) (head, error) {
+	m, err := s.getMsg(ctx, msgGetRequest{LastFor: s.subjectOf(stream)})
+	if err != nil {
+		return head{}, s.wrap("read the head of "+stream, err)
+	}
+	if m == nil {
+		return head{}, nil
+	}
+	e, ok := s.decode(m.Subject, m.Seq, m.Header, nil, m.Time)
+	if !ok {
+		return head{}, fmt.Errorf("nats: message %d of stream %s was not written by evt", m.Seq, stream)
+	}
+	return headOf(&e), nil
+}
+
+// firstSince is the first message of subject at or after t (server time),
+// 0 if none.
+func (s *Store) firstSince(ctx context.Context, subject string, t time.Time) (uint64, error) {
+	m, err := s.getMsg(ctx, msgGetRequest{NextFor: subject, StartTime: &t})
+	if err != nil {
+		return 0, s.wrap("find the events since "+t.Format(time.RFC3339), err)
+	}
+	if m == nil {
+		return 0, nil
+	}
+	return m.Seq, nil
+}
+
+// scanRange hands fn the messages of filter from start through end, in
+// order, each once, through an ordered consumer; fn returns false to
+// stop. With headersOnly the payloads are left out.
+func (s *Store) scanRange(ctx context.Context, filter string, start, end uint64, headersOnly bool, fn func(jetstream.Msg, *jetstream.MsgMetadata) (bool, error)) error {
+	if start == 0 {
+		start = 1
+	}
+	if start > end {
+		return nil
+	}
+	// An ordered consumer with nothing to deliver would wait: ask the
+	// leader for the first match first.
+	m, err := s.getMsg(ctx, msgGetRequest{Seq: start, NextFor: filter})
+	if err != nil || m == nil || m.Seq > end {
+		return err
+	}
+	return s.consume(ctx, filter, m.Seq, headersOnly, func(msg jetstream.Msg, meta *jetstream.MsgMetadata) (bool, error) {
+		if meta.Sequence.Stream > end {
+			return false, nil
+		}
+		more, err := fn(msg, meta)
+		return more && err == nil && meta.Sequence.Stream < end && meta.NumPending > 0, err
+	})
+}
+
+// consume runs an ordered consumer of filter from start until fn returns
+// false or an error, or ctx is done (its error).
+func (s *Store) consume(ctx context.Context, filter string, start uint64, headersOnly bool, fn func(jetstream.Msg, *jetstream.MsgMetadata) (bool, error)) error {
+	cons, err := s.js.OrderedConsumer(ctx, s.name, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{filter},
+		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:    start,
+		HeadersOnly:    headersOnly,
+	})
+	if err != nil {
+		return err
+	}
+	it, err := cons.Messages()
+	if err != nil {
+		return err
+	}
+	defer it.Stop()
+	for {
+		msg, err := it.Next(jetstream.NextContext(ctx))
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return err
+		}
+		meta, err := msg.Metadata()
+		if err != nil {
+			return err
+		}
+		more, err := fn(msg, meta)
+		if err != nil || !more {
+			return err
+		}
+	}
+}
+
+// limits are the retention rules that apply to one stream: the
+// strictest of every rule that matches it.
+type limits struct {
+	maxAge   time.Duration
+	maxCount uint64
+}
+
+func limitsOf(r log.Retention, stream string) limits {
+	var l limits
+	for _, rule := range r.Rules {
+		sel, err := codec.ParseSelection(rule.Selection)
+		if err != nil || !sel.Match(stream) {
+			continue
+		}
+		if rule.MaxAge > 0 && (l.maxAge == 0 || rule.MaxAge < l.maxAge) {
+			l.maxAge = rule.MaxAge
+		}
+		if rule.MaxCount > 0 && (l.maxCount == 0 || rule.MaxCount < l.maxCount) {
+			l.maxCount = rule.MaxCount
+		}
+	}
+	return l
+}
+
+// visible reports whether a head shows a stream a read would yield an
+// event of: present, and its newest event not expired.
+func visible(h head, l limits, now time.Time) bool {
+	return h.present() && (l.maxAge == 0 || h.lastTime >= now.Add(-l.maxAge).UnixNano())
+}
+
+// Head returns the head of one stream (log.Store).
+func (s *Store) Head(stream string) (log.StreamInfo, error) {
+	ctx, cancel := s.ctx()
+	defer cancel()
+	r, err := s.retention(ctx)
+	if err != nil {
+		return log.StreamInfo{}, err
+	}
+	h, err := s.head(ctx, stream)
+	if err != nil {
+		return log.StreamInfo{}, err
+	}
+	if !visible(h, limitsOf(r, stream), time.Now()) {
+		return log.StreamInfo{}, fmt.Errorf("%w: stream %s", log.ErrNotFound, stream)
+	}
+	return h.info(stream), nil
+}
+
+// Streams returns the head of every stream match accepts, sorted by
+// name, from one ordered consumer of every subject's last message.
+func (s *Store) Streams(match func(stream string) bool) ([]log.StreamInfo, error) {
+	ctx, cancel := s.ctx()
+	defer cancel()
+	r, err := s.retention(ctx)
+	if err != nil {
+		return nil, err
+	}
+	st, err := s.state(ctx)
+	if err != nil {
+		return nil, s.wrap("list the streams", err)
+	}
+	var out []log.StreamInfo
+	if st.Msgs == 0 {
+		return out, nil
+	}
+	cons, err := s.js.OrderedConsumer(ctx, s.name, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{s.root + ".>"},
+		DeliverPolicy:  jetstream.DeliverLastPerSubjectPolicy,
+		HeadersOnly:    true,
+	})
+	if err != nil {
+		return nil, s.wrap("list the streams", err)
+	}
+	it, err := cons.Messages()
+	if err != nil {
+		return nil, s.wrap("list the streams", err)
+	}
+	defer it.Stop()
+	now := time.Now()
+	for {
+		msg, err := it.Next(jetstream.NextContext(ctx))
+		if err != nil {
+			return nil, s.wrap("list the streams", err)
+		}
+		meta, err := msg.Metadata()
+		if err != nil {
+			return nil, s.wrap("list the streams", err)
+		}
+		if e, ok := s.decode(msg.Subject(), meta.Sequence.Stream, msg.Headers(), nil, meta.Timestamp); ok && (match == nil || match(e.stream)) {
+			if h := headOf(&e); visible(h, limitsOf(r, e.stream), now) {
+				out = append(out, h.info(e.stream))
+			}
+		}
+		if meta.NumPending == 0 {
+			break
+		}
+	}
+	slices.SortFunc(out, func(a, b log.StreamInfo) int {
+		switch {
+		case a.Stream < b.Stream:
+			return -1
+		case a.Stream > b.Stream:
+			return 1
+		}
+		return 0
+	})
+	return out, nil
+}
+
+// Bounds returns the stream's first sequence and the next (log.Store).
+func (s *Store) Bounds() (first, next uint64, err error) {
+	ctx, cancel := s.ctx()
+	defer cancel()
+	st, err := s.state(ctx)
+	if err != nil {
+		return 0, 0, s.wrap("read the store's bounds", err)
+	}
+	return st.First, st.Last + 1, nil
+}
+
+// PositionAt finds the first message at or after t by binary search over
+// positions: event times never decrease along the log (log.Store).
+func (s *Store) PositionAt(t time.Time) (uint64, error) {
+	ctx, cancel := s.ctx()
+	defer cancel()
+	st, err := s.state(ctx)
+	if err != nil {
+		return 0, s.wrap("find a position by time", err)
+	}
+	return s.positionAt(ctx, st, t)
+}
+
+func (s *Store) positionAt(ctx context.Context, st streamState, t time.Time) (uint64, error) {
+	want := t.UnixNano()
+	lo, hi := st.First, st.Last+1
+	found := st.Last + 1
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		m, err := s.getMsg(ctx, msgGetRequest{Seq: mid, NextFor: s.root + ".>"})
+		if err != nil {
+			return 0, s.wrap("find a position by time", err)
+		}
+		if m == nil { // nothing from mid on (purged since)
+			hi = mid
+			continue
+		}
+		at := m.Time.UnixNano()
+		if e, ok := s.decode(m.Subject, m.Seq, m.Header, nil, m.Time); ok {
+			at = e.time
+		}
+		if at >= want {
+			found = min(found, m.Seq)
+			hi = mid
+		} else {
+			lo = m.Seq + 1
+		}
+	}
+	return found, nil
+}
+
+// Read yields the events q selects (log.Store).
+func (s *Store) Read(ctx context.Context, q log.Query) iter.Seq2[*codec.Record, error] {
+	return func(yield func(*codec.Record, error) bool) {
+		r := &reader{s: s, q: q, heads: map[string]head{}}
+		if err := r.run(ctx, yield); err != nil {
+			yield(nil, err)
+		}
+	}
+}
+
+// reader is the state of one Read.
+type reader struct {
+	s         *Store
+	q         log.Query
+	rules     log.Retention
+	now       time.Time
+	single    string // the stream, when the selection is one
+	cut       uint64 // its cut, from its head
+	heads     map[string]head
+	committed uint64 // the log's last position known stored
+	rec       codec.Record
+}
+
+// selected reports whether an entry is one the query yields.
+func (r *reader) selected(ctx context.Context, e *entry) (bool, error) {
+	if e.mark != "" || !r.q.Selection.Match(e.stream) {
+		return false, nil
+	}
+	if len(r.q.Types) > 0 && !slices.Contains(r.q.Types, e.typ) {
+		return false, nil
+	}
+	if r.single != "" && e.version <= r.cut {
+		return false, nil
+	}
+	l := limitsOf(r.rules, e.stream)
+	if l.maxAge > 0 && e.time < r.now.Add(-l.maxAge).UnixNano() {
+		return false, nil
+	}
+	if l.maxCount > 0 {
+		h, ok := r.heads[e.stream]
+		if !ok {
+			var err error
+			if h, err = r.s.head(ctx, e.stream); err != nil {
+				return false, err
+			}
+			r.heads[e.stream] = h
+		}
+		if h.version >= l.maxCount && e.version <= h.version-l.maxCount {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// whole waits until the atomic batch of e is stored whole: a consumer may
+// deliver the first messages of a batch while the server still commits
+// the rest, and a reader never shows part of a batch.
+func (r *reader) whole(ctx context.Context, e *entry) error {
+	for e.batchEnd > r.committed {
+		st, err := r.s.state(ctx)
+		if err != nil {
+			return r.s.wrap("read", err)
+		}
+		if st.Last >= e.batchEnd {
+			r.committed = st.Last
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Millisecond):
+		}
+	}
+	return nil
+}
+
+func (r *reader) run(ctx context.Context, yield func(*codec.Record, error) bool) error {
+	s, q := r.s, r.q
+	rctx, cancel := s.ctx()
+	defer cancel()
+	var err error
+	if r.rules, err = s.retention(rctx); err != nil {
+		return err
+	}
+	r.now = time.Now()
+	if name, ok := q.Selection.Stream(); ok {
+		h, err := s.head(rctx, name)
+		if err != nil {
+			return err
+		}
+		if !q.Follow && !visible(h, limitsOf(r.rules, name), r.now) {
+			return fmt.Errorf("%w: stream %s", log.ErrNotFound, name)
+		}
+		r.single, r.cut = name, h.cut
+	}
+	st, err := s.state(rctx)
+	if err != nil {
+		return s.wrap("read", err)
+	}
+	r.committed = st.Last
+	end := st.Last
+	filter := s.filterOf(q.Selection)
+	start, skip := st.First, uint64(0)
+	switch q.From.Kind {
+	case codec.CursorEnd:
+		start = st.Last + 1
+	case codec.CursorPosition:
+		start = max(q.From.N, st.First)
+	case codec.CursorTime:
+		if start, err = s.positionAt(rctx, st, q.From.Time); err != nil {
+			return err
+		}
+	case codec.CursorAfterHead:
+		skip = q.From.N
+	case codec.CursorBeforeEnd:
+		if start, err = r.beforeEnd(rctx, filter, st, q.From.N); err != nil {
+			return err
+		}
+	case codec.CursorStored:
+		return errors.New("natsjs: the stored cursor must be resolved to a position first")
+	}
+	if q.To > 0 {
+		end = min(end, q.To)
+	}
+	if !q.Follow {
+		if start > end {
+			return nil
+		}
+		m, err := s.getMsg(rctx, msgGetRequest{Seq: start, NextFor: filter})
+		if err != nil {
+			return s.wrap("read", err)
+		}
+		if m == nil || m.Seq > end {
+			return nil
+		}
+		start = m.Seq
+	}
+	cancel()
+
+	var idle *time.Timer
+	var idleCtx context.Context = ctx
+	if q.Follow && q.Idle > 0 {
+		var stop context.CancelFunc
+		idleCtx, stop = context.WithCancel(ctx)
+		defer stop()
+		idle = time.AfterFunc(q.Idle, stop)
+		defer idle.Stop()
+	}
+	idled := false
+	stopped := false
+	err = s.consume(idleCtx, filter, start, false, func(m jetstream.Msg, meta *jetstream.MsgMetadata) (bool, error) {
+		seq := meta.Sequence.Stream
+		if q.To > 0 && seq > q.To {
+			return false, nil
+		}
+		if !q.Follow && seq > end {
+			return false, nil
+		}
+		e, ok := s.decode(m.Subject(), seq, m.Headers(), m.Data(), meta.Timestamp)
+		if ok {
+			if err := r.whole(ctx, &e); err != nil {
+				return false, err
+			}
+			if !q.Follow && e.batchEnd > end {
+				end = e.batchEnd // the batch was being stored when the read began: all of it
+			}
+			sel, err := r.selected(ctx, &e)
+			if err != nil {
+				return false, err
+			}
+			if sel && skip > 0 {
+				skip--
+				sel = false
+			}
+			if sel {
+				if idle != nil {
+					idle.Reset(q.Idle)
+				}
+				e.record(&r.rec)
+				if !yield(&r.rec, nil) {
+					stopped = true
+					return false, nil
+				}
+			}
+		}
+		if q.To > 0 && seq >= q.To {
+			return false, nil
+		}
+		if !q.Follow && (seq >= end || meta.NumPending == 0) {
+			return false, nil
+		}
+		return true, nil
+	})
+	if stopped {
+		return nil
+	}
+	if err != nil && ctx.Err() == nil && idleCtx.Err() != nil {
+		idled = true
+	}
+	if idled {
+		return nil
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return s.wrap("read", err)
+	}
+	return nil
+}
+
+// beforeEnd finds where the last n selected events up to the end start:
+// it counts selected events in windows growing back from the end.
+func (r *reader) beforeEnd(ctx context.Context, filter string, st streamState, n uint64) (uint64, error) {
+	if n == 0 {
+		return st.Last + 1, nil
+	}
+	// The n are the last of the whole log; To bounds the read after.
+	end := st.Last
+	window := 4*n + 16
+	for {
+		from := st.First
+		if end+1 > window && end+1-window > st.First {
+			from = end + 1 - window
+		}
+		var picked []uint64
+		err := r.s.scanRange(ctx, filter, from, end, false, func(m jetstream.Msg, meta *jetstream.MsgMetadata) (bool, error) {
+			e, ok := r.s.decode(m.Subject(), meta.Sequence.Stream, m.Headers(), m.Data(), meta.Timestamp)
+			if !ok {
+				return true, nil
+			}
+			sel, err := r.selected(ctx, &e)
+			if sel {
+				picked = append(picked, e.seq)
+			}
+			return true, err
+		})
+		if err != nil {
+			return 0, r.s.wrap("read", err)
+		}
+		if uint64(len(picked)) >= n {
+			return picked[uint64(len(picked))-n], nil
+		}
+		if from <= st.First {
+			if len(picked) > 0 {
+				return picked[0], nil
+			}
+			return st.Last + 1, nil
+		}
+		window *= 4
+	}
+}

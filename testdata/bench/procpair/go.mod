@@ -1,0 +1,3 @@
+module evtbench/procpair
+
+go 1.26.0
