@@ -19,7 +19,9 @@ func newCompactCmd(g *globalOptions) *cobra.Command {
 		Short: "Reclaim the space of expired, deleted and truncated events",
 		Long: `Rewrite the sealed segments that hold events removed by retention
 rules, evt delete or evt truncate, and delete the oldest segments once
-nothing in them is kept. Positions, versions, ids and times of the events
+nothing in them is kept; the segment appends go to is sealed first when
+at least half of it is removed. The id index shrinks with the events.
+Positions, versions, ids and times of the events
 that stay never change. Appends, tails, folds and consumers go on while it
 runs; a reader that has a segment open keeps reading the old file. A crash
 at any point leaves a store that opens and verifies; the next compaction

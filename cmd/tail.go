@@ -42,9 +42,16 @@ the selection), -N (N before the end), or @TIME: @2026-11-25T10:00:00Z,
 @2026-11-25, @1764064800, @-10m, @-2d.
 
 --cursor-file FILE resumes after the position saved in FILE and saves the
-position of every event printed (atomically), so a script run again
-continues exactly where the last run stopped. Without a saved position it
-starts at --from, or at the start of the log.`,
+position of the last event printed (atomically and durably: at most a
+tenth of a second after it was printed, and when tail ends, also on ^C),
+so a script run again continues exactly where the last run stopped; after
+a kill -9 or a power loss it prints at most that last tenth of a second
+again, and never skips an event. Without a saved position it starts at
+--from, or at the start of the log.
+
+tail -f on a store that does not exist yet waits for it; end and the last
+N then mean the empty log tail started with: every event of the store is
+new to it.`,
 		Example: `  evt tail                       # the last 10 events of the store
   evt tail account-7 -n 3
   evt tail 'account-*' --from @-1h --type Deposited
