@@ -48,26 +48,24 @@ func interruptContext(args []string) (context.Context, func()) {
 // on (it also ends their delivery to a watcher).
 func ignoreInterrupts() { signal.Ignore(os.Interrupt, syscall.SIGTERM) }
 
-// valuedGlobalFlags are the root's persistent flags that take a value, by
-// every name they have: commandWord skips their values.
-// TestValuedGlobalFlags checks the list against the command tree.
-var valuedGlobalFlags = map[string]bool{
-	"--dir": true, "--config": true, "--output": true, "-o": true, "--sync": true,
-	"--lock-timeout": true, "--jq": true, "--segment-size": true,
-}
-
 // commandWord is the first word of args that is not a global flag or a
-// flag's value: the name of the top-level command (or "").
+// flag's value: the name of the top-level command (or ""). It skips the
+// flags hotCommand skips (globalValueFlags, which TestHotCommandFlags
+// keeps whole).
 func commandWord(args []string) string {
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		switch {
 		case a == "--":
 			return ""
-		case strings.HasPrefix(a, "-") && len(a) > 1:
-			if !strings.Contains(a, "=") && valuedGlobalFlags[a] {
-				i++ // the flag's value
+		case a == "-o":
+			i++ // -o FORMAT
+		case strings.HasPrefix(a, "--"):
+			if name, _, hasValue := strings.Cut(a[2:], "="); globalValueFlags[name] && !hasValue {
+				i++ // --dir DIR
 			}
+		case strings.HasPrefix(a, "-") && len(a) > 1:
+			// -oFORMAT, -h, …
 		default:
 			return a
 		}
