@@ -136,6 +136,22 @@ func visible(h head, l limits, now time.Time) bool {
 	return h.present() && (l.maxAge == 0 || h.lastTime >= now.Add(-l.maxAge).UnixNano())
 }
 
+// retained is nil when a head shows a stream a read would yield an event
+// of, else ErrNotFound naming the reason, in the local store's words.
+func retained(stream string, h head, l limits, now time.Time) error {
+	switch {
+	case h.seq == 0:
+		return fmt.Errorf("%w: stream %s", log.ErrNotFound, stream)
+	case h.deleted:
+		return fmt.Errorf("%w: stream %s (deleted)", log.ErrNotFound, stream)
+	case h.cut >= h.version:
+		return fmt.Errorf("%w: stream %s (truncated before version %d)", log.ErrNotFound, stream, h.cut+1)
+	case !visible(h, l, now):
+		return fmt.Errorf("%w: stream %s (its events were removed by retention)", log.ErrNotFound, stream)
+	}
+	return nil
+}
+
 // Head returns the head of one stream (log.Store).
 func (s *Store) Head(stream string) (log.StreamInfo, error) {
 	ctx, cancel := s.ctx()
@@ -148,8 +164,8 @@ func (s *Store) Head(stream string) (log.StreamInfo, error) {
 	if err != nil {
 		return log.StreamInfo{}, err
 	}
-	if !visible(h, limitsOf(r, stream), time.Now()) {
-		return log.StreamInfo{}, fmt.Errorf("%w: stream %s", log.ErrNotFound, stream)
+	if err := retained(stream, h, limitsOf(r, stream), time.Now()); err != nil {
+		return log.StreamInfo{}, err
 	}
 	return h.info(stream), nil
 }
@@ -356,8 +372,10 @@ func (r *reader) run(ctx context.Context, yield func(*codec.Record, error) bool)
 		if err != nil {
 			return err
 		}
-		if !q.Follow && !visible(h, limitsOf(r.rules, name), r.now) {
-			return fmt.Errorf("%w: stream %s", log.ErrNotFound, name)
+		if !q.Follow {
+			if err := retained(name, h, limitsOf(r.rules, name), r.now); err != nil {
+				return err
+			}
 		}
 		r.single, r.cut = name, h.cut
 	}

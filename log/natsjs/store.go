@@ -180,7 +180,7 @@ func openConn(nc *nats.Conn, stream, where string, opts Options) (*Store, error)
 	switch {
 	case errors.Is(err, jetstream.ErrStreamNotFound):
 		if !opts.Create {
-			return nil, fmt.Errorf("%w: no JetStream stream %s at %s (append an event to create it)", log.ErrNoStore, stream, where)
+			return nil, fmt.Errorf("%w at %s/%s (append an event to create it)", log.ErrNoStore, where, stream)
 		}
 		if err := s.create(ctx); err != nil {
 			return nil, err
