@@ -83,7 +83,7 @@ func (s *Store) Append(ctx context.Context, b *log.Batch) ([]log.Result, error) 
 				noMsgID = true
 			}
 			force = true
-		case code == errWrongLastSeq || code == errTooManyInflight || code == errBatchIncomplete:
+		case code == errWrongLastSeq || code == errWrongLastSeqBusy || code == errTooManyInflight || code == errBatchIncomplete:
 			// Another writer got in between: read again. Back off a
 			// little once it keeps happening, so that writers of one
 			// hot stream take turns rather than collide.
@@ -436,15 +436,21 @@ func (s *Store) send(p *plan) error {
 
 // stamps returns the server's times of the messages first..last.
 func (s *Store) stamps(ctx context.Context, first, last uint64) ([]time.Time, error) {
-	if first == last {
-		m, err := s.getMsg(ctx, msgGetRequest{Seq: first})
-		if err != nil {
-			return nil, s.wrap("read the time of the append", err)
+	if last-first < 64 {
+		// A few leader gets: no consumer to make (on a cluster, one is
+		// a proposal to the meta leader), and they see the append at once.
+		times := make([]time.Time, 0, last-first+1)
+		for seq := first; seq <= last; seq++ {
+			m, err := s.getMsg(ctx, msgGetRequest{Seq: seq, NoHeader: true})
+			if err != nil {
+				return nil, s.wrap("read the time of the append", err)
+			}
+			if m == nil {
+				return nil, fmt.Errorf("nats: message %d is gone right after its append", seq)
+			}
+			times = append(times, m.Time.UTC())
 		}
-		if m == nil {
-			return nil, fmt.Errorf("nats: message %d is gone right after its append", first)
-		}
-		return []time.Time{m.Time.UTC()}, nil
+		return times, nil
 	}
 	times := make([]time.Time, 0, last-first+1)
 	err := s.scanRange(ctx, s.root+".>", first, last, true, func(m jetstream.Msg, meta *jetstream.MsgMetadata) (bool, error) {

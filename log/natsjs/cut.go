@@ -81,7 +81,7 @@ func (s *Store) cutOnce(ctx context.Context, stream, mark string, before uint64,
 	hdr.Set(hdrExpSubjSeq, u64(h.seq))
 	subject := s.subjectOf(stream)
 	ack, err := s.publish(ctx, &nats.Msg{Subject: subject, Header: hdr, Data: payload([]byte("{}"), nil)})
-	if errCode(err) == errWrongLastSeq {
+	if c := errCode(err); c == errWrongLastSeq || c == errWrongLastSeqBusy {
 		return log.Result{}, true, err // another writer got in first: look again
 	}
 	if err != nil {

@@ -68,8 +68,9 @@ type Store struct {
 	opts    Options
 	where   string // the URL without credentials, for messages
 	created time.Time
-	exists  bool // the JetStream stream exists (false only while nothing was appended)
-	api     string
+	exists   bool // the JetStream stream exists (false only while nothing was appended)
+	replicas int  // of the JetStream stream
+	api      string
 }
 
 var _ log.Store = (*Store)(nil)
@@ -191,7 +192,7 @@ func openConn(nc *nats.Conn, stream, where string, opts Options) (*Store, error)
 		if err := s.checkConfig(info.Config); err != nil {
 			return nil, err
 		}
-		s.exists, s.created = true, info.Created
+		s.exists, s.created, s.replicas = true, info.Created, info.Config.Replicas
 	}
 	return s, nil
 }
@@ -273,13 +274,13 @@ func (s *Store) create(ctx context.Context) error {
 		if err := s.checkConfig(info.Config); err != nil {
 			return err
 		}
-		s.exists, s.created = true, info.Created
+		s.exists, s.created, s.replicas = true, info.Created, info.Config.Replicas
 		return nil
 	}
 	if err != nil {
 		return s.wrap("create stream "+s.name, err)
 	}
-	s.exists, s.created = true, st.CachedInfo().Created
+	s.exists, s.created, s.replicas = true, st.CachedInfo().Created, replicas
 	return nil
 }
 
