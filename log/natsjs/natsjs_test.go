@@ -223,7 +223,7 @@ func TestMaxPayload(t *testing.T) {
 	ns := startServer(t)
 	s := open(t, ns, "nats://in-process/PAYLOAD", natsjs.Options{Create: true})
 	var b log.Batch
-	data := []byte(`"` + strings.Repeat("x", 1<<20-200) + `"`)
+	data := []byte(`"` + strings.Repeat("x", 1<<20-100) + `"`)
 	if err := b.Add("big", "T", "", data, nil); err != nil {
 		t.Fatal(err)
 	}

@@ -61,13 +61,13 @@ type Options struct {
 // Store is a log.Store on one JetStream stream (see the package doc). It
 // is used by one goroutine at a time, as log.Store says.
 type Store struct {
-	nc      *nats.Conn
-	js      jetstream.JetStream
-	name    string // the JetStream stream
-	root    string // the first subject token: every evt stream lives under ROOT.>
-	opts    Options
-	where   string // the URL without credentials, for messages
-	created time.Time
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	name     string // the JetStream stream
+	root     string // the first subject token: every evt stream lives under ROOT.>
+	opts     Options
+	where    string // the URL without credentials, for messages
+	created  time.Time
 	exists   bool // the JetStream stream exists (false only while nothing was appended)
 	replicas int  // of the JetStream stream
 	api      string
