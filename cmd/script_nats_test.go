@@ -123,3 +123,17 @@ func TestScriptNats(t *testing.T) {
 	}
 	testscript.Run(t, scriptParams(dir, files, ns.ClientURL()))
 }
+
+// TestExecRemoteMissing: evt without the nats client, for a nats store,
+// with no evt-nats beside it or on $PATH, says how to build it.
+func TestExecRemoteMissing(t *testing.T) {
+	saved := remoteOpener
+	remoteOpener = nil
+	defer func() { remoteOpener = saved }()
+	t.Setenv("PATH", t.TempDir())
+	g := &globalOptions{remote: "nats://127.0.0.1:4222"}
+	err := g.execRemote()
+	if err == nil || !strings.Contains(err.Error(), "needs evt-nats beside evt or on $PATH: build it with") {
+		t.Fatalf("execRemote with no evt-nats: %v", err)
+	}
+}

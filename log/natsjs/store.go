@@ -181,7 +181,7 @@ func openConn(nc *nats.Conn, stream, where string, opts Options) (*Store, error)
 	switch {
 	case errors.Is(err, jetstream.ErrStreamNotFound):
 		if !opts.Create {
-			return nil, fmt.Errorf("%w at %s/%s (append an event to create it)", log.ErrNoStore, where, stream)
+			return nil, &noStoreError{err: fmt.Errorf("%w at %s/%s (append an event to create it)", log.ErrNoStore, where, stream), version: nc.ConnectedServerVersion()}
 		}
 		if err := s.create(ctx); err != nil {
 			return nil, err
@@ -196,6 +196,19 @@ func openConn(nc *nats.Conn, stream, where string, opts Options) (*Store, error)
 	}
 	return s, nil
 }
+
+// noStoreError is log.ErrNoStore from a server that answered: it says
+// the server's version too (evt config shows it).
+type noStoreError struct {
+	err     error
+	version string
+}
+
+func (e *noStoreError) Error() string { return e.err.Error() }
+func (e *noStoreError) Unwrap() error { return e.err }
+
+// ServerVersion is the version of the server that has no such stream.
+func (e *noStoreError) ServerVersion() string { return e.version }
 
 // rootOf is the first subject token of a store: "evt" for the default
 // stream, and one of its own for any other, as two JetStream streams of
