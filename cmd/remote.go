@@ -177,14 +177,16 @@ var localOnlyFlags = []string{"sync", "segment-size", "lock-timeout"}
 
 // localOnlySettings refuses, on a nats store, a setting only a directory
 // has when it is given on the command line (exit 2, CLI.md "Stores"), and
-// says in one line that it is ignored when it comes from the environment
-// or the config file, which serve local stores too.
+// says in one line that it is ignored when it comes from the environment.
+// From the config file it is ignored silently: one file often serves
+// local stores and a nats one, and a warning on every command would be
+// noise (a deviation from CLI.md, which asks for the warning there too).
 func (g *globalOptions) localOnlySettings() error {
 	for _, name := range localOnlyFlags {
 		switch g.Source(name) {
 		case sourceFlag:
 			return &usageError{unsupported("--" + name)}
-		case sourceEnv, sourceFile:
+		case sourceEnv:
 			fmt.Fprintf(g.IO.ErrOut, "evt: warning: %s (from %s) is ignored: a nats store has no such setting\n", name, g.Source(name))
 		}
 	}
