@@ -70,7 +70,6 @@ var natsPending = map[string]string{
 	"stats":              "evt stats reads segment files; a nats store's stats (from the stream's state) are not written",
 	"stats_tty":          "evt stats reads segment files; a nats store's stats (from the stream's state) are not written",
 	"compact":            "evt compact on a nats store (the retention sweep that purges below each stream's head) is not written",
-	"retention_limits":   "it compacts; evt compact on a nats store is not written",
 }
 
 const (
