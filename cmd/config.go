@@ -411,8 +411,12 @@ func (g *globalOptions) serverVersion() (setting, error) {
 	row := setting{Key: "server_version", Source: "server"}
 	s, err := g.openRemote(false)
 	if errors.Is(err, log.ErrNoStore) {
-		// Connected, but no stream yet: the opener says so in its error.
+		// Connected, but no stream yet: the error knows the server.
 		row.Value = "unknown (no store yet)"
+		var v interface{ ServerVersion() string }
+		if errors.As(err, &v) {
+			row.Value = v.ServerVersion()
+		}
 		return row, nil
 	}
 	if err != nil {

@@ -163,6 +163,9 @@ func runImport(ctx context.Context, g *globalOptions, o *importOptions, path str
 // commit, and a slow pipe must not hold it. ctx stops the import, with
 // nothing written, until its commit point.
 func importFrom(ctx context.Context, g *globalOptions, o *importOptions, p *output.Printer, in io.Reader) error {
+	if g.remote != "" {
+		return importChunked(g, o, p, in)
+	}
 	s, err := g.openStore(true)
 	if err != nil {
 		return err
@@ -200,7 +203,50 @@ func importFrom(ctx context.Context, g *globalOptions, o *importOptions, p *outp
 		return err
 	}
 	autoCompact(g, s)
-	imported, skipped := counts.events-counts.duplicates, counts.duplicates
+	return printImported(g, o, p, counts.events-counts.duplicates, counts.duplicates)
+}
+
+// importChunk is how many events a nats store's import appends at once:
+// the server's default atomic batch limit.
+const importChunk = 1000
+
+// importChunked imports into a store whose appends are atomic only up to
+// a limit (a nats store, CLI.md "Stores"): the whole input is parsed and
+// validated first (a bad line writes nothing), then appended in atomic
+// chunks. An import stopped midway leaves a prefix; running it again is
+// exact, as it keeps the events' ids.
+func importChunked(g *globalOptions, o *importOptions, p *output.Printer, in io.Reader) error {
+	var b log.Batch
+	if err := parseLines(in, func(sub *log.Batch, _ int) error { b.Join(sub); return nil }, envelopeParser(nil, true)); err != nil {
+		return err
+	}
+	s, err := g.openStore(true)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	var imported, skipped int
+	for i := 0; i < b.Len(); i += importChunk {
+		res, err := s.Append(context.Background(), b.Slice(i, min(i+importChunk, b.Len())))
+		if err != nil {
+			if i > 0 {
+				return fmt.Errorf("%w (the first %d events are imported; importing the same input again adds only the rest)", err, i)
+			}
+			return err
+		}
+		for _, r := range res {
+			if r.Duplicate {
+				skipped++
+			} else {
+				imported++
+			}
+		}
+	}
+	return printImported(g, o, p, imported, skipped)
+}
+
+// printImported says how many events an import appended and skipped.
+func printImported(g *globalOptions, o *importOptions, p *output.Printer, imported, skipped int) error {
 	if o.Quiet {
 		return nil
 	}
@@ -210,7 +256,7 @@ func importFrom(ctx context.Context, g *globalOptions, o *importOptions, p *outp
 		}
 		return p.Flush()
 	}
-	_, err = fmt.Fprintf(g.IO.ErrOut, "imported %d events, skipped %d already in the store (same stream and id)\n", imported, skipped)
+	_, err := fmt.Fprintf(g.IO.ErrOut, "imported %d events, skipped %d already in the store (same stream and id)\n", imported, skipped)
 	return err
 }
 

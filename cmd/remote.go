@@ -129,7 +129,7 @@ func (g *globalOptions) resolveStore() error {
 	g.storeFrom = g.Source("store")
 	if isRemoteStore(store) {
 		g.remote = store
-		return nil
+		return g.localOnlySettings()
 	}
 	g.Dir = store
 	return nil
@@ -170,4 +170,25 @@ func (g *globalOptions) openRemote(create bool) (log.Store, error) {
 		return nil, err
 	}
 	return remoteOpener(g.remote, settings, create)
+}
+
+// localOnlyFlags are the settings only a store directory has.
+var localOnlyFlags = []string{"sync", "segment-size", "lock-timeout"}
+
+// localOnlySettings refuses, on a nats store, a setting only a directory
+// has when it is given on the command line (exit 2, CLI.md "Stores"), and
+// says in one line that it is ignored when it comes from the environment.
+// From the config file it is ignored silently: one file often serves
+// local stores and a nats one, and a warning on every command would be
+// noise (a deviation from CLI.md, which asks for the warning there too).
+func (g *globalOptions) localOnlySettings() error {
+	for _, name := range localOnlyFlags {
+		switch g.Source(name) {
+		case sourceFlag:
+			return &usageError{unsupported("--" + name)}
+		case sourceEnv:
+			fmt.Fprintf(g.IO.ErrOut, "evt: warning: %s (from %s) is ignored: a nats store has no such setting\n", name, g.Source(name))
+		}
+	}
+	return nil
 }

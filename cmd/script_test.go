@@ -34,7 +34,12 @@ func TestMain(m *testing.M) {
 		os.Setenv("GORACE", "atexit_sleep_ms=0")
 	}
 	testscript.Main(m, map[string]func(){
-		"evt":          func() { os.Exit(Main()) },
+		"evt": func() {
+			// The test binary is evt and evt-nats at once: it opens a
+			// nats store itself (the harness's nats run sets EVT_STORE).
+			RegisterRemote(openNatsStore)
+			os.Exit(Main())
+		},
 		"evt-appender": func() { os.Exit(appenderMain(os.Args[1:])) },
 	})
 }
@@ -42,9 +47,30 @@ func TestMain(m *testing.M) {
 // TestScript runs the CLI scripts in ../testdata/script, each in a fresh
 // work directory with its own home, XDG directories and no EVT_ variables.
 func TestScript(t *testing.T) {
-	testscript.Run(t, testscript.Params{
-		Dir:                 filepath.Join("..", "testdata", "script"),
-		UpdateScripts:       *update,
+	testscript.Run(t, scriptParams(filepath.Join("..", "testdata", "script"), nil, ""))
+}
+
+// scriptParams are the testscript parameters of a run of the scripts in
+// dir (or only files, when not nil); store, when not "", is the EVT_STORE
+// of every script, and a script gets a store of its own (a stream named
+// after it).
+func scriptParams(dir string, files []string, store string) testscript.Params {
+	if files != nil {
+		dir = ""
+	}
+	return testscript.Params{
+		Dir:           dir,
+		Files:         files,
+		UpdateScripts: *update,
+		Condition: func(cond string) (bool, error) {
+			switch cond {
+			case "nats":
+				return store != "", nil
+			case "rostore":
+				return rostoreWorks(), nil
+			}
+			return false, fmt.Errorf("unknown condition %q", cond)
+		},
 		RequireExplicitExec: true,
 		RequireUniqueNames:  true,
 		Cmds: map[string]func(*testscript.TestScript, bool, []string){
@@ -52,12 +78,6 @@ func TestScript(t *testing.T) {
 			"bigfile":  cmdBigfile,
 			"waitgone": cmdWaitGone,
 			"readonly": cmdReadonly,
-		},
-		Condition: func(cond string) (bool, error) {
-			if cond != "rostore" {
-				return false, fmt.Errorf("unknown condition %q", cond)
-			}
-			return rostoreWorks(), nil
 		},
 		Setup: func(e *testscript.Env) error {
 			vars := e.Vars[:0]
@@ -71,9 +91,12 @@ func TestScript(t *testing.T) {
 			e.Setenv("HOME", home)
 			e.Setenv("XDG_DATA_HOME", filepath.Join(home, ".local", "share"))
 			e.Setenv("XDG_CONFIG_HOME", filepath.Join(home, ".config"))
+			if store != "" {
+				e.Setenv("EVT_STORE", store+"/"+scriptStream(e.WorkDir))
+			}
 			return os.MkdirAll(home, 0o777)
 		},
-	})
+	}
 }
 
 // cmdExits is the script command `exits CODE PROG [ARGS...]`: it runs PROG

@@ -64,6 +64,14 @@ func (e *unsupportedError) Unwrap() error { return log.ErrUnsupported }
 // unsupported says a nats store cannot do what.
 func unsupported(what string) error { return &unsupportedError{what: what} }
 
+// unsupportedBy says s cannot do what: in CLI.md's words on a nats store.
+func unsupportedBy(s log.Store, what string) error {
+	if _, ok := s.(*local.Store); ok {
+		return fmt.Errorf("%s: %w", what, log.ErrUnsupported)
+	}
+	return unsupported(what)
+}
+
 func (g *globalOptions) open(opts local.Options) (log.Store, error) {
 	dir := g.StoreDir()
 	if dir == "" {

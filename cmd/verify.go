@@ -44,7 +44,7 @@ one legitimate rewrite of a sealed segment, updates the chain.`,
 			defer s.Close()
 			v, ok := s.(log.Verifier)
 			if !ok {
-				return fmt.Errorf("verify: %w", log.ErrUnsupported)
+				return unsupportedBy(s, "verify")
 			}
 			bar := newProgress(g.IO, "verify")
 			rep, err := v.Verify(cmd.Context(), bar.update)
@@ -55,7 +55,7 @@ one legitimate rewrite of a sealed segment, updates the chain.`,
 			if chain {
 				cv, ok := s.(log.ChainVerifier)
 				if !ok {
-					return fmt.Errorf("verify --chain: %w", log.ErrUnsupported)
+					return unsupportedBy(s, "verify --chain")
 				}
 				head, added, err := cv.VerifyChain()
 				if err != nil {
@@ -101,7 +101,7 @@ segment at the damage.`,
 			r, ok := s.(log.Repairer)
 			if !ok {
 				bar.done()
-				return fmt.Errorf("repair: %w", log.ErrUnsupported)
+				return unsupportedBy(s, "repair")
 			}
 			rep, err := r.Repair(dropDamaged, bar.update)
 			bar.done()

@@ -309,3 +309,33 @@ type Appender interface {
 	// (idempotent retries), which Commit does not write again.
 	Duplicates() int
 }
+
+// Slice returns a new batch of events i through j-1 of b, with copies of
+// their records and none of b's expectations: a store whose appends are
+// atomic only up to a limit writes a big import in slices (log/natsjs).
+func (b *Batch) Slice(i, j int) *Batch {
+	nb := &Batch{}
+	var size int
+	for k := i; k < j; k++ {
+		size += len(b.record(k))
+	}
+	chunk := make([]byte, 0, size)
+	for k := i; k < j; k++ {
+		p := b.events[k]
+		name := b.streams[p.stream]
+		si, ok := nb.streamIdx[name]
+		if !ok {
+			if nb.streamIdx == nil {
+				nb.streamIdx = map[string]int{}
+			}
+			si = len(nb.streams)
+			nb.streams = append(nb.streams, name)
+			nb.streamIdx[name] = si
+		}
+		p.chunk, p.off, p.stream = 0, int32(len(chunk)), int32(si)
+		chunk = append(chunk, b.record(k)...)
+		nb.events = append(nb.events, p)
+	}
+	nb.chunks = [][]byte{chunk}
+	return nb
+}

@@ -17,6 +17,7 @@ const (
 	errNoMessage        = 10037 // no message found
 	errStreamNotFound   = 10059
 	errWrongLastSeq     = 10071 // an expected-last-sequence check failed
+	errWrongLastSeqBusy = 10164 // the same, clustered: another proposal on the subject is in flight
 	errBatchIncomplete  = 10176
 	errBatchTooLarge    = 10199
 	errBatchDuplicateID = 10201 // an atomic batch holds an already-stored Nats-Msg-Id
@@ -90,6 +91,51 @@ type streamState struct {
 	First, Last uint64 // sequences; First = Last+1 when empty
 	Msgs        uint64
 	Bytes       uint64
+}
+
+// caughtUp waits, on a replicated stream, until every replica has what
+// the leader has now, for at most a second. A consumer (what reads
+// through many messages use) is placed on any replica and reads that
+// replica's copy: without this, a read right after an append or purge
+// acknowledged by a quorum may miss the append or still see what the
+// purge removed, and a consumer of each subject's last message made on a
+// replica that has nothing yet waits for the next append instead.
+func (s *Store) caughtUp(ctx context.Context) error {
+	if s.replicas <= 1 {
+		return nil
+	}
+	deadline := time.Now().Add(time.Second)
+	for {
+		var resp struct {
+			apiResponse
+			Cluster *struct {
+				Replicas []struct {
+					Current bool   `json:"current"`
+					Lag     uint64 `json:"lag"`
+					Offline bool   `json:"offline"`
+				} `json:"replicas"`
+			} `json:"cluster"`
+		}
+		if err := s.request(ctx, s.api+"STREAM.INFO."+s.name, nil, &resp); err != nil {
+			return err
+		}
+		behind := false
+		if resp.Cluster != nil {
+			for _, r := range resp.Cluster.Replicas {
+				if !r.Offline && (!r.Current || r.Lag > 0) {
+					behind = true
+				}
+			}
+		}
+		if !behind || time.Now().After(deadline) {
+			return nil // a replica that stays behind is down or slow: read on
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Millisecond):
+		}
+	}
 }
 
 // state reads the stream's sequence bounds from its leader. A stream not

@@ -74,6 +74,8 @@ func (s *Store) Append(ctx context.Context, b *log.Batch) ([]log.Result, error) 
 		}
 		code := errCode(err)
 		switch {
+		case errors.Is(err, log.ErrTooLarge):
+			return nil, err
 		case code == errBatchTooLarge:
 			return nil, fmt.Errorf("%w: a batch of %d events is more than the nats server takes atomically (%s; an operator raises it with jetstream { limits { batch { max_msgs: N } } })", log.ErrTooLarge, len(p.msgs), err.(*apiError).Description)
 		case code == errBatchDuplicateID || errors.Is(err, errDuplicateAck):
@@ -81,7 +83,7 @@ func (s *Store) Append(ctx context.Context, b *log.Batch) ([]log.Result, error) 
 				noMsgID = true
 			}
 			force = true
-		case code == errWrongLastSeq || code == errTooManyInflight || code == errBatchIncomplete:
+		case code == errWrongLastSeq || code == errWrongLastSeqBusy || code == errTooManyInflight || code == errBatchIncomplete:
 			// Another writer got in between: read again. Back off a
 			// little once it keeps happening, so that writers of one
 			// hot stream take turns rather than collide.
@@ -380,6 +382,13 @@ var errDuplicateAck = errors.New("natsjs: duplicate acknowledgement")
 func (s *Store) send(p *plan) error {
 	ctx, cancel := s.ctx()
 	defer cancel()
+	if max := s.nc.MaxPayload(); max > 0 {
+		for _, m := range p.msgs {
+			if n := msgSize(m); n > max {
+				return fmt.Errorf("%w: an event of %d bytes with evt's headers is more than the nats server's max_payload of %d bytes (the server's operator raises max_payload; evt's events go up to 1 MiB)", log.ErrTooLarge, n, max)
+			}
+		}
+	}
 	last := p.msgs[len(p.msgs)-1]
 	for _, m := range p.msgs[:len(p.msgs)-1] {
 		// The batch's messages before the commit need no answer: the
@@ -427,15 +436,21 @@ func (s *Store) send(p *plan) error {
 
 // stamps returns the server's times of the messages first..last.
 func (s *Store) stamps(ctx context.Context, first, last uint64) ([]time.Time, error) {
-	if first == last {
-		m, err := s.getMsg(ctx, msgGetRequest{Seq: first})
-		if err != nil {
-			return nil, s.wrap("read the time of the append", err)
+	if last-first < 64 {
+		// A few leader gets: no consumer to make (on a cluster, one is
+		// a proposal to the meta leader), and they see the append at once.
+		times := make([]time.Time, 0, last-first+1)
+		for seq := first; seq <= last; seq++ {
+			m, err := s.getMsg(ctx, msgGetRequest{Seq: seq, NoHeader: true})
+			if err != nil {
+				return nil, s.wrap("read the time of the append", err)
+			}
+			if m == nil {
+				return nil, fmt.Errorf("nats: message %d is gone right after its append", seq)
+			}
+			times = append(times, m.Time.UTC())
 		}
-		if m == nil {
-			return nil, fmt.Errorf("nats: message %d is gone right after its append", first)
-		}
-		return []time.Time{m.Time.UTC()}, nil
+		return times, nil
 	}
 	times := make([]time.Time, 0, last-first+1)
 	err := s.scanRange(ctx, s.root+".>", first, last, true, func(m jetstream.Msg, meta *jetstream.MsgMetadata) (bool, error) {
@@ -484,4 +499,17 @@ func (s *Store) storedIDs(ctx context.Context, stream string, h head, ids map[st
 		return nil, s.wrap("look up the ids of "+stream, err)
 	}
 	return found, nil
+}
+
+// msgSize is the size of a message as the server counts it against
+// max_payload: the headers as sent ("NATS/1.0\r\n", "Key: Value\r\n"
+// each, "\r\n") and the payload.
+func msgSize(m *nats.Msg) int64 {
+	n := len("NATS/1.0\r\n\r\n") + len(m.Data)
+	for k, vs := range m.Header {
+		for _, v := range vs {
+			n += len(k) + len(v) + 4
+		}
+	}
+	return int64(n)
 }

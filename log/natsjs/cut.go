@@ -43,19 +43,30 @@ func (s *Store) cutOnce(ctx context.Context, stream, mark string, before uint64,
 	if err != nil {
 		return log.Result{}, false, err
 	}
-	if !h.present() {
+	// As the local store: a stream never appended to, or deleted, is not
+	// found; one truncated to nothing may still be cut.
+	switch {
+	case h.seq == 0:
 		return log.Result{}, false, fmt.Errorf("%w: stream %s", log.ErrNotFound, stream)
+	case h.deleted:
+		return log.Result{}, false, fmt.Errorf("%w: stream %s (deleted at version %d)", log.ErrNotFound, stream, h.version)
+	}
+	cut := h.version
+	if mark == markTruncate {
+		if before == 0 {
+			return log.Result{}, false, fmt.Errorf("truncate %s before version 0: versions start at 1", stream)
+		}
+		cut = before - 1
+		if cut > h.version {
+			return log.Result{}, false, fmt.Errorf("truncate %s before version %d: the stream is at version %d (truncate before %d removes every event)", stream, before, h.version, h.version+1)
+		}
 	}
 	if !e.Holds(h.version) {
 		return log.Result{}, false, fmt.Errorf("%w: stream %s is at version %d, expected %s", log.ErrConflict, stream, h.version, e)
 	}
-	cut := h.version
-	if mark == markTruncate {
-		cut = min(before-1, h.version)
-		if before == 0 || cut <= h.cut {
-			// Nothing more to cut off.
-			return log.Result{Position: h.seq, Stream: stream, Version: h.version}, false, nil
-		}
+	if mark == markTruncate && cut <= h.cut {
+		// Already cut there: nothing changes.
+		return log.Result{Stream: stream, Version: h.cut, Duplicate: true}, false, nil
 	}
 	hdr := nats.Header{}
 	hdr.Set(hdrVersion, u64(h.version))
@@ -70,13 +81,14 @@ func (s *Store) cutOnce(ctx context.Context, stream, mark string, before uint64,
 	hdr.Set(hdrExpSubjSeq, u64(h.seq))
 	subject := s.subjectOf(stream)
 	ack, err := s.publish(ctx, &nats.Msg{Subject: subject, Header: hdr, Data: payload([]byte("{}"), nil)})
-	if errCode(err) == errWrongLastSeq {
+	if c := errCode(err); c == errWrongLastSeq || c == errWrongLastSeqBusy {
 		return log.Result{}, true, err // another writer got in first: look again
 	}
 	if err != nil {
 		return log.Result{}, false, s.wrap(mark+" "+stream, err)
 	}
-	res := log.Result{Position: ack.Seq, Stream: stream, Version: h.version}
+	// The result's version is the last one cut off, as the local store's.
+	res := log.Result{Position: ack.Seq, Stream: stream, Version: cut}
 	if m, err := s.getMsg(ctx, msgGetRequest{Seq: ack.Seq}); err == nil && m != nil {
 		res.Time = m.Time.UTC()
 	}

@@ -148,8 +148,9 @@
 // with log.ErrTooLarge. Ids given to an append are looked up among the
 // stream's events of the last Options.IDLookback (default an hour; the
 // server's own dedupe window is shorter): a retry older than that is
-// appended again unless it carries its expectation, which a retry that
-// already succeeded fails with ErrConflict. What only a directory of
-// files can do (verify, repair, hash chains, compaction of segments) is
-// not offered: commands get log.ErrUnsupported.
+// appended again, unless it carries its expectation: the stream has moved
+// past it, and on that conflict the ids are looked up in the whole
+// stream, so such a retry is recognised at any age. What only a directory of
+// files can do (repair, hash chains, compaction of segments) is not
+// offered: commands get log.ErrUnsupported. Verify checks evt's layout.
 package natsjs

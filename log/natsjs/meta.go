@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -143,6 +144,8 @@ func (s *Store) UpdateRetention(fn func(r *log.Retention) error) error {
 			cancel()
 			return err
 		}
+		// Rules in selection order, as the local store keeps them.
+		sort.Slice(r.Rules, func(i, j int) bool { return r.Rules[i].Selection < r.Rules[j].Selection })
 		data, err := json.Marshal(r)
 		if err != nil {
 			cancel()

@@ -215,3 +215,23 @@ func TestRetryWithExpectation(t *testing.T) {
 		t.Errorf("a retry without expectation beyond the look-back: %+v, %v; want a new event at version 3", res, err)
 	}
 }
+
+// TestMaxPayload: an event that with evt's headers is more than the
+// server's max_payload (1 MiB by default, evt's record cap too) is
+// refused as too large, naming the setting, and nothing is written.
+func TestMaxPayload(t *testing.T) {
+	ns := startServer(t)
+	s := open(t, ns, "nats://in-process/PAYLOAD", natsjs.Options{Create: true})
+	var b log.Batch
+	data := []byte(`"` + strings.Repeat("x", 1<<20-100) + `"`)
+	if err := b.Add("big", "T", "", data, nil); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.Append(context.Background(), &b)
+	if !errors.Is(err, log.ErrTooLarge) || !strings.Contains(err.Error(), "max_payload") {
+		t.Fatalf("an event near 1 MiB: %v, want ErrTooLarge naming max_payload", err)
+	}
+	if _, next, _ := s.Bounds(); next != 1 {
+		t.Errorf("after the refused event the log is at next %d, want 1", next)
+	}
+}

@@ -66,13 +66,37 @@ func (s *Store) scanRange(ctx context.Context, filter string, start, end uint64,
 			return false, nil
 		}
 		more, err := fn(msg, meta)
-		return more && err == nil && meta.Sequence.Stream < end && meta.NumPending > 0, err
+		if !more || err != nil || meta.Sequence.Stream >= end {
+			return false, err
+		}
+		return s.more(ctx, filter, meta, end)
 	})
+}
+
+// more reports whether a read of filter that got the message of meta
+// has more to get up to end: the consumer says how many messages its
+// replica has after this one; none there, the leader says whether one is
+// still on its way to that replica.
+func (s *Store) more(ctx context.Context, filter string, meta *jetstream.MsgMetadata, end uint64) (bool, error) {
+	if meta.NumPending > 0 {
+		return true, nil
+	}
+	if s.replicas <= 1 {
+		return false, nil
+	}
+	m, err := s.getMsg(ctx, msgGetRequest{Seq: meta.Sequence.Stream + 1, NextFor: filter})
+	if err != nil {
+		return false, err
+	}
+	return m != nil && m.Seq <= end, nil
 }
 
 // consume runs an ordered consumer of filter from start until fn returns
 // false or an error, or ctx is done (its error).
 func (s *Store) consume(ctx context.Context, filter string, start uint64, headersOnly bool, fn func(jetstream.Msg, *jetstream.MsgMetadata) (bool, error)) error {
+	if err := s.caughtUp(ctx); err != nil {
+		return err
+	}
 	cons, err := s.js.OrderedConsumer(ctx, s.name, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{filter},
 		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
@@ -136,6 +160,22 @@ func visible(h head, l limits, now time.Time) bool {
 	return h.present() && (l.maxAge == 0 || h.lastTime >= now.Add(-l.maxAge).UnixNano())
 }
 
+// retained is nil when a head shows a stream a read would yield an event
+// of, else ErrNotFound naming the reason, in the local store's words.
+func retained(stream string, h head, l limits, now time.Time) error {
+	switch {
+	case h.seq == 0:
+		return fmt.Errorf("%w: stream %s", log.ErrNotFound, stream)
+	case h.deleted:
+		return fmt.Errorf("%w: stream %s (deleted)", log.ErrNotFound, stream)
+	case h.cut >= h.version:
+		return fmt.Errorf("%w: stream %s (truncated before version %d)", log.ErrNotFound, stream, h.cut+1)
+	case !visible(h, l, now):
+		return fmt.Errorf("%w: stream %s (its events were removed by retention)", log.ErrNotFound, stream)
+	}
+	return nil
+}
+
 // Head returns the head of one stream (log.Store).
 func (s *Store) Head(stream string) (log.StreamInfo, error) {
 	ctx, cancel := s.ctx()
@@ -148,8 +188,8 @@ func (s *Store) Head(stream string) (log.StreamInfo, error) {
 	if err != nil {
 		return log.StreamInfo{}, err
 	}
-	if !visible(h, limitsOf(r, stream), time.Now()) {
-		return log.StreamInfo{}, fmt.Errorf("%w: stream %s", log.ErrNotFound, stream)
+	if err := retained(stream, h, limitsOf(r, stream), time.Now()); err != nil {
+		return log.StreamInfo{}, err
 	}
 	return h.info(stream), nil
 }
@@ -170,6 +210,9 @@ func (s *Store) Streams(match func(stream string) bool) ([]log.StreamInfo, error
 	var out []log.StreamInfo
 	if st.Msgs == 0 {
 		return out, nil
+	}
+	if err := s.caughtUp(ctx); err != nil {
+		return nil, s.wrap("list the streams", err)
 	}
 	cons, err := s.js.OrderedConsumer(ctx, s.name, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{s.root + ".>"},
@@ -356,8 +399,10 @@ func (r *reader) run(ctx context.Context, yield func(*codec.Record, error) bool)
 		if err != nil {
 			return err
 		}
-		if !q.Follow && !visible(h, limitsOf(r.rules, name), r.now) {
-			return fmt.Errorf("%w: stream %s", log.ErrNotFound, name)
+		if !q.Follow {
+			if err := retained(name, h, limitsOf(r.rules, name), r.now); err != nil {
+				return err
+			}
 		}
 		r.single, r.cut = name, h.cut
 	}
@@ -454,8 +499,11 @@ func (r *reader) run(ctx context.Context, yield func(*codec.Record, error) bool)
 		if q.To > 0 && seq >= q.To {
 			return false, nil
 		}
-		if !q.Follow && (seq >= end || meta.NumPending == 0) {
-			return false, nil
+		if !q.Follow {
+			if seq >= end {
+				return false, nil
+			}
+			return s.more(ctx, filter, meta, end)
 		}
 		return true, nil
 	})

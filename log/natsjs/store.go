@@ -61,15 +61,16 @@ type Options struct {
 // Store is a log.Store on one JetStream stream (see the package doc). It
 // is used by one goroutine at a time, as log.Store says.
 type Store struct {
-	nc      *nats.Conn
-	js      jetstream.JetStream
-	name    string // the JetStream stream
-	root    string // the first subject token: every evt stream lives under ROOT.>
-	opts    Options
-	where   string // the URL without credentials, for messages
-	created time.Time
-	exists  bool // the JetStream stream exists (false only while nothing was appended)
-	api     string
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	name     string // the JetStream stream
+	root     string // the first subject token: every evt stream lives under ROOT.>
+	opts     Options
+	where    string // the URL without credentials, for messages
+	created  time.Time
+	exists   bool // the JetStream stream exists (false only while nothing was appended)
+	replicas int  // of the JetStream stream
+	api      string
 }
 
 var _ log.Store = (*Store)(nil)
@@ -180,7 +181,7 @@ func openConn(nc *nats.Conn, stream, where string, opts Options) (*Store, error)
 	switch {
 	case errors.Is(err, jetstream.ErrStreamNotFound):
 		if !opts.Create {
-			return nil, fmt.Errorf("%w: no JetStream stream %s at %s (append an event to create it)", log.ErrNoStore, stream, where)
+			return nil, &noStoreError{err: fmt.Errorf("%w at %s/%s (append an event to create it)", log.ErrNoStore, where, stream), version: nc.ConnectedServerVersion()}
 		}
 		if err := s.create(ctx); err != nil {
 			return nil, err
@@ -191,10 +192,23 @@ func openConn(nc *nats.Conn, stream, where string, opts Options) (*Store, error)
 		if err := s.checkConfig(info.Config); err != nil {
 			return nil, err
 		}
-		s.exists, s.created = true, info.Created
+		s.exists, s.created, s.replicas = true, info.Created, info.Config.Replicas
 	}
 	return s, nil
 }
+
+// noStoreError is log.ErrNoStore from a server that answered: it says
+// the server's version too (evt config shows it).
+type noStoreError struct {
+	err     error
+	version string
+}
+
+func (e *noStoreError) Error() string { return e.err.Error() }
+func (e *noStoreError) Unwrap() error { return e.err }
+
+// ServerVersion is the version of the server that has no such stream.
+func (e *noStoreError) ServerVersion() string { return e.version }
 
 // rootOf is the first subject token of a store: "evt" for the default
 // stream, and one of its own for any other, as two JetStream streams of
@@ -273,13 +287,13 @@ func (s *Store) create(ctx context.Context) error {
 		if err := s.checkConfig(info.Config); err != nil {
 			return err
 		}
-		s.exists, s.created = true, info.Created
+		s.exists, s.created, s.replicas = true, info.Created, info.Config.Replicas
 		return nil
 	}
 	if err != nil {
 		return s.wrap("create stream "+s.name, err)
 	}
-	s.exists, s.created = true, st.CachedInfo().Created
+	s.exists, s.created, s.replicas = true, st.CachedInfo().Created, replicas
 	return nil
 }
 
