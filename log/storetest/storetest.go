@@ -8,7 +8,9 @@
 // dense per stream; the fields of the results; times that never
 // decrease; expectations (none, exists, a version, any), a failed one
 // storing nothing of the batch; idempotent ids, across calls and within
-// one batch; atomic batches; Head and Streams; Bounds and PositionAt;
+// one batch; conditional appends across streams (a store that cannot
+// check them refuses them with ErrUnsupported, and those cases skip);
+// atomic batches; Head and Streams; Bounds and PositionAt;
 // Read with every cursor kind, selection, type filter and bound; Read
 // with Follow seeing another writer's events, ending on ctx, on Idle and
 // when the loop stops; Delete and Truncate; retention rules; snapshots;
@@ -48,6 +50,7 @@ func Run(t *testing.T, open Open) {
 	t.Run("Expect", h.wrap(testExpect))
 	t.Run("Atomic", h.wrap(testAtomic))
 	t.Run("Idempotent", h.wrap(testIdempotent))
+	t.Run("Condition", h.wrap(testCondition))
 	t.Run("TwoWriters", h.wrap(testTwoWriters))
 	t.Run("Heads", h.wrap(testHeads))
 	t.Run("Bounds", h.wrap(testBounds))
