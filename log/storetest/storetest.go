@@ -11,7 +11,8 @@
 // one batch; conditional appends across streams (a store that cannot
 // check them refuses them with ErrUnsupported, and those cases skip);
 // atomic batches; Head and Streams; Bounds and PositionAt;
-// Read with every cursor kind, selection, type filter and bound; Read
+// Read with every cursor kind, selection, type filter and bound, also of
+// a union of selections; Read
 // with Follow seeing another writer's events, ending on ctx, on Idle and
 // when the loop stops; Delete and Truncate; retention rules; snapshots;
 // consumer groups (create, list, remove; leases in order, one member at
@@ -56,6 +57,7 @@ func Run(t *testing.T, open Open) {
 	t.Run("Bounds", h.wrap(testBounds))
 	t.Run("Read", h.wrap(testRead))
 	t.Run("ReadMissing", h.wrap(testReadMissing))
+	t.Run("ReadUnion", h.wrap(testReadUnion))
 	t.Run("ReadBreak", h.wrap(testReadBreak))
 	t.Run("Follow", h.wrap(testFollow))
 	t.Run("FollowRace", h.wrap(testFollowRace))
