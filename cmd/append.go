@@ -22,6 +22,10 @@ type appendOptions struct {
 	ID     string
 	Expect string
 	Quiet  bool
+	// FailIfMatch and After make the append conditional across streams
+	// (log.Condition).
+	FailIfMatch []string
+	After       string
 }
 
 func newAppendCmd(g *globalOptions) *cobra.Command {
@@ -50,12 +54,24 @@ call reports the original event (an idempotent retry).
 --expect checks the stream's version before the batch: any (no check),
 none (the stream must not exist), exists, or a version number. On a
 mismatch evt exits 3 and writes nothing. With envelopes it applies to
-every stream of the batch.`,
+every stream of the batch.
+
+--fail-if-match QUERY --after POSITION appends only if no event that a
+QUERY matches was appended after POSITION, checked atomically with the
+append; otherwise evt exits 3 and writes nothing. QUERY is SELECTION or
+SELECTION:TYPE[,TYPE...] (repeatable: any of them); the last ':' starts the
+types, so 'a:b:' is stream a:b of any type. A script reads what its
+decision depends on (evt tail Q1 Q2 --from start), notes the last position
+it saw (the store's last position when it saw none), decides, and appends
+with that position; on exit 3 it reads again and decides again.`,
 		Example: `  evt append account-7 Deposited '{"amount":50}'
   evt append account-7 Withdrawn '{"amount":20}' --expect 1
   evt append order-1 Placed @order.json --id order-1-placed
   jq -c '.[]' deposits.json | evt append account-7 Deposited
-  evt append < events.ndjson`,
+  evt append < events.ndjson
+  evt append course-7 Enrolled '{"student":"student-3"}' \
+      --fail-if-match 'course-7:Enrolled,Left' \
+      --fail-if-match 'student-3' --after 41`,
 		Args: cobra.MaximumNArgs(3),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 1 {
@@ -69,6 +85,8 @@ every stream of the batch.`,
 	f.StringVar(&o.ID, "id", "", "event id (default: a new ULID); a retry with the same id appends nothing")
 	f.StringVar(&o.Expect, "expect", "any", "expected stream version: any, none, exists or N")
 	f.BoolVarP(&o.Quiet, "quiet", "q", false, "print nothing on success")
+	f.StringArrayVar(&o.FailIfMatch, "fail-if-match", nil, "append only if no event of QUERY (SELECTION[:TYPE,...]) came after --after (repeatable)")
+	f.StringVar(&o.After, "after", "", "with --fail-if-match: the last position the decision saw")
 	_ = cmd.RegisterFlagCompletionFunc("expect", cobra.FixedCompletions([]string{"any", "none", "exists"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
@@ -79,6 +97,10 @@ func runAppend(ctx context.Context, g *globalOptions, o *appendOptions, args []s
 	expect, err := log.ParseExpectation(o.Expect)
 	if err != nil {
 		return usageErrorf("--expect: %w", err)
+	}
+	cond, err := appendCondition(o)
+	if err != nil {
+		return err
 	}
 	var meta []byte
 	if o.Meta != "" {
@@ -156,7 +178,7 @@ func runAppend(ctx context.Context, g *globalOptions, o *appendOptions, args []s
 			return err
 		}
 		defer s.Close()
-		if results, _, err = appendStreaming(ctx, s, g.IO.In, inputLeft(g.IO.In), lines, expectOn, expectAll, o.ID != "", o.Quiet); err != nil {
+		if results, _, err = appendStreaming(ctx, s, g.IO.In, inputLeft(g.IO.In), lines, expectOn, expectAll, cond, o.ID != "", o.Quiet); err != nil {
 			return err
 		}
 	} else {
@@ -178,6 +200,9 @@ func runAppend(ctx context.Context, g *globalOptions, o *appendOptions, args []s
 			for _, name := range b.Streams() {
 				b.Expect(name, expectAll)
 			}
+		}
+		if cond != nil {
+			b.FailIfMatch(*cond)
 		}
 		// Every stream of a store that does not exist is at version 0:
 		// fail a doomed expectation without creating the store.
@@ -227,6 +252,33 @@ func runAppend(ctx context.Context, g *globalOptions, o *appendOptions, args []s
 		fmt.Fprintf(g.IO.ErrOut, "evt: %d of %d events were already in their stream (same id) and were not appended again\n", dups, len(results))
 	}
 	return p.Flush()
+}
+
+// appendCondition reads --fail-if-match and --after: nil when neither is
+// given, a usage error when one comes without the other.
+func appendCondition(o *appendOptions) (*log.Condition, error) {
+	if len(o.FailIfMatch) == 0 && o.After == "" {
+		return nil, nil
+	}
+	if len(o.FailIfMatch) == 0 {
+		return nil, usageErrorf("--after goes with --fail-if-match")
+	}
+	if o.After == "" {
+		return nil, usageErrorf("--fail-if-match needs --after POSITION: the last position the decision saw")
+	}
+	after, err := strconv.ParseUint(o.After, 10, 64)
+	if err != nil {
+		return nil, usageErrorf("--after: invalid position %q (want a number, 0 for an empty store)", o.After)
+	}
+	cond := &log.Condition{After: after}
+	for _, arg := range o.FailIfMatch {
+		q, err := log.ParseConditionQuery(arg)
+		if err != nil {
+			return nil, usageErrorf("--fail-if-match: %w", err)
+		}
+		cond.Queries = append(cond.Queries, q)
+	}
+	return cond, nil
 }
 
 // stdinHasData reports whether stdin is a pipe or a file to read data
@@ -341,10 +393,10 @@ type appendCounts struct{ events, duplicates int }
 // ctx stops it, and drops the batch, up to its commit point. size, if
 // known, is the input's length, for the store's seal check
 // (log.AppendOptions.SizeHint).
-func appendStreaming(ctx context.Context, s log.Store, in io.Reader, size int64, lines lineParser, expectOn map[string]log.Expectation, expectAll log.Expectation, oneID, quiet bool) ([]log.Result, appendCounts, error) {
+func appendStreaming(ctx context.Context, s log.Store, in io.Reader, size int64, lines lineParser, expectOn map[string]log.Expectation, expectAll log.Expectation, cond *log.Condition, oneID, quiet bool) ([]log.Result, appendCounts, error) {
 	bw, ok := s.(log.BatchWriter)
 	if !ok {
-		return appendWhole(ctx, s, in, lines, expectOn, expectAll, oneID)
+		return appendWhole(ctx, s, in, lines, expectOn, expectAll, cond, oneID)
 	}
 	var a log.Appender
 	n := 0
@@ -354,7 +406,7 @@ func appendStreaming(ctx context.Context, s log.Store, in io.Reader, size int64,
 		}
 		if a == nil {
 			// -q prints nothing: keep no result per event.
-			opts := log.AppendOptions{NoResults: quiet}
+			opts := log.AppendOptions{NoResults: quiet, Condition: cond}
 			if size > 0 && read > 0 {
 				// Records take more or less than their lines: scale the
 				// input's size by what the first lines became.
@@ -385,7 +437,7 @@ func appendStreaming(ctx context.Context, s log.Store, in io.Reader, size int64,
 
 // appendWhole is appendStreaming for a store that takes a batch only
 // whole: parse everything, then one Append.
-func appendWhole(ctx context.Context, s log.Store, in io.Reader, lines lineParser, expectOn map[string]log.Expectation, expectAll log.Expectation, oneID bool) ([]log.Result, appendCounts, error) {
+func appendWhole(ctx context.Context, s log.Store, in io.Reader, lines lineParser, expectOn map[string]log.Expectation, expectAll log.Expectation, cond *log.Condition, oneID bool) ([]log.Result, appendCounts, error) {
 	var b log.Batch
 	if err := parseLines(in, func(sub *log.Batch, _ int) error { b.Join(sub); return nil }, lines); err != nil {
 		return nil, appendCounts{}, err
@@ -403,6 +455,9 @@ func appendWhole(ctx context.Context, s log.Store, in io.Reader, lines lineParse
 		for _, name := range b.Streams() {
 			b.Expect(name, expectAll)
 		}
+	}
+	if cond != nil {
+		b.FailIfMatch(*cond)
 	}
 	results, err := s.Append(ctx, &b)
 	if err != nil {

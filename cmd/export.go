@@ -197,7 +197,7 @@ func importFrom(ctx context.Context, g *globalOptions, o *importOptions, p *outp
 		return err
 	}
 	meter := &progressReader{r: f, bar: newProgress(g.IO, "import"), total: st.Size() - offset}
-	_, counts, err := appendStreaming(ctx, s, meter, st.Size()-offset, envelopeParser(nil, true), nil, log.Expectation{}, false, true)
+	_, counts, err := appendStreaming(ctx, s, meter, st.Size()-offset, envelopeParser(nil, true), nil, log.Expectation{}, nil, false, true)
 	meter.stop()
 	if err != nil && !errors.Is(err, errNoEvents) {
 		return err

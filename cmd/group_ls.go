@@ -22,13 +22,21 @@ func newGroupLsCmd(g *globalOptions) *cobra.Command {
 		Short: "List groups: position, lag, pending, parked, live members",
 		Example: `  evt group ls
   evt group ls --fail-if-lag 5m    # for cron: exits 1 when a group is 5 minutes behind
-  evt group ls -o json`,
+  evt group ls -o json
+  evt group ls -o prometheus > /var/lib/node_exporter/textfile/evt_groups.prom.$$ &&
+    mv /var/lib/node_exporter/textfile/evt_groups.prom.$$ /var/lib/node_exporter/textfile/evt_groups.prom`,
 		Long: `List the consumer groups: committed position, lag (selected events not yet
 handled, and how long ago the oldest of them was appended),
 events leased to members, parked events and live members.
 
 --fail-if-lag 5m (a duration) or 1000 (a count) exits 1 when any group
-is that far behind: for cron jobs and health checks.`,
+is that far behind: for cron jobs and health checks.
+
+-o prometheus prints the same figures as metrics in Prometheus's text
+format, one sample per group labelled group="NAME": evt_group_position,
+evt_group_lag_events, evt_group_lag_seconds, evt_group_pending_events,
+evt_group_parked_events, evt_group_members (for node_exporter's textfile
+collector: write a temporary file and rename it).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var maxCount uint64
@@ -46,9 +54,13 @@ is that far behind: for cron jobs and health checks.`,
 					return usageErrorf("--fail-if-lag: want a count or a duration, not %q", failIfLag)
 				}
 			}
-			p, err := g.printer()
+			p, err := g.metricsPrinter()
 			if err != nil {
 				return err
+			}
+			var metrics *groupMetrics
+			if p.Format() == output.FormatPrometheus {
+				metrics = newGroupMetrics()
 			}
 			s, err := g.openStore(false)
 			if err != nil {
@@ -69,7 +81,9 @@ is that far behind: for cron jobs and health checks.`,
 				if err != nil {
 					return err
 				}
-				if err := p.Row(row); err != nil {
+				if metrics != nil {
+					metrics.add(name, st, time.Now())
+				} else if err := p.Row(row); err != nil {
 					return err
 				}
 				lagTime := time.Duration(0)
@@ -80,7 +94,12 @@ is that far behind: for cron jobs and health checks.`,
 					behind = append(behind, name)
 				}
 			}
-			if err := p.Flush(); err != nil {
+			if metrics != nil {
+				err = output.WriteMetrics(g.IO.Out, metrics.families)
+			} else {
+				err = p.Flush()
+			}
+			if err != nil {
 				return err
 			}
 			if len(behind) > 0 {

@@ -44,6 +44,29 @@ func newEventFilter(pattern string, types []string) (eventFilter, error) {
 	return f, nil
 }
 
+// newUnionFilter is newEventFilter for several SELECTION arguments:
+// their union (none: every stream).
+func newUnionFilter(patterns []string, types []string) (eventFilter, error) {
+	first := ""
+	if len(patterns) > 0 {
+		first = patterns[0]
+	}
+	f, err := newEventFilter(first, types)
+	if err != nil || len(patterns) < 2 {
+		return f, err
+	}
+	sels := []codec.Selection{f.sel}
+	for _, p := range patterns[1:] {
+		sel, err := codec.ParseSelection(p)
+		if err != nil {
+			return eventFilter{}, usageErrorf("%w", err)
+		}
+		sels = append(sels, sel)
+	}
+	f.sel = codec.Union(sels...)
+	return f, nil
+}
+
 func (f eventFilter) match(rec *codec.Record) bool {
 	if f.types != nil && !f.types[string(rec.Type)] {
 		return false

@@ -259,7 +259,7 @@ consuming them between processes.`,
 	pf.StringVar(&g.Store, "store", "", "where the log lives: a directory (as --dir), or nats://HOST:PORT[,HOST:PORT...][/NAME] (or tls://) for a NATS JetStream store")
 	addNatsFlags(pf, &g.Nats)
 	pf.StringVar(&g.ConfigFile, "config", "", "config file (default ./evt.yaml, else $XDG_CONFIG_HOME/evt/config.yaml)")
-	pf.StringVarP(&g.Output, "output", "o", "", "output format: json, pretty, table, yaml or template=GO-TEMPLATE (default: by terminal)")
+	pf.StringVarP(&g.Output, "output", "o", "", "output format: json, pretty, table, yaml or template=GO-TEMPLATE (default: by terminal); prometheus for group ls and stats")
 	pf.Var(newEnumValue(&g.Sync, syncAlways, syncInterval, syncNone), "sync",
 		"when appends are flushed to disk: always (every batch), interval or none")
 	durationVar(pf, &g.LockTimeout, "lock-timeout", g.LockTimeout, true, "how long to wait for the store's append lock (and evt compact for the compaction lock)")

@@ -47,7 +47,11 @@ and the rate as a bar chart, drawn with Unicode blocks when the locale
 --ascii. Piped, every figure is a tab-separated row: "KEY VALUE",
 "type NAME EVENTS", "stream NAME EVENTS" and "rate BUCKET-START EVENTS".
 -o json prints one object with every figure, the rate as
-{"start","bucket_seconds","events":[N,...]}.
+{"start","bucket_seconds","events":[N,...]}. -o prometheus prints the
+figures as metrics in Prometheus's text format, labelled
+selection="SELECTION": evt_events, evt_streams, evt_event_bytes,
+evt_store_bytes, evt_store_segments, evt_last_position,
+evt_last_append_timestamp_seconds, evt_first_append_timestamp_seconds.
 
 stats reads the whole selection once (one stream: only that stream), and
 shows a progress bar on stderr when stderr is a terminal. It never
@@ -98,7 +102,7 @@ type storeStats struct {
 }
 
 func runStats(ctx context.Context, g *globalOptions, o *statsOptions, f eventFilter) error {
-	p, err := g.printer()
+	p, err := g.metricsPrinter()
 	if err != nil {
 		return err
 	}
@@ -112,6 +116,8 @@ func runStats(ctx context.Context, g *globalOptions, o *statsOptions, f eventFil
 		return err
 	}
 	switch {
+	case p.Format() == output.FormatPrometheus:
+		return output.WriteMetrics(g.IO.Out, statsMetrics(st))
 	case p.Tabular():
 		return printStatsTerminal(g, st, o)
 	case p.Format() == output.FormatAuto && g.JQ == "":

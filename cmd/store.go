@@ -117,6 +117,18 @@ func (g *globalOptions) printer() (*output.Printer, error) {
 // printerPiped is printer with another automatic format for a pipe: fold
 // rows carry JSON states, which tab-separated text would mangle.
 func (g *globalOptions) printerPiped(piped string) (*output.Printer, error) {
+	return g.printerFor(piped, false)
+}
+
+// metricsPrinter is printer for a command that has metrics to print with
+// -o prometheus (group ls, stats; see output.WriteMetrics).
+func (g *globalOptions) metricsPrinter() (*output.Printer, error) {
+	return g.printerFor("", true)
+}
+
+// printerFor is printer with piped as the automatic format of a pipe;
+// metrics says whether the command prints -o prometheus.
+func (g *globalOptions) printerFor(piped string, metrics bool) (*output.Printer, error) {
 	format := g.Output
 	if format == "" && !g.IO.IsStdoutTTY() {
 		format = piped
@@ -128,6 +140,12 @@ func (g *globalOptions) printerPiped(piped string) (*output.Printer, error) {
 	p.SetColor(g.IO.ColorEnabled())
 	if g.IO.IsStdoutTTY() {
 		p.SetWidth(g.IO.KnownWidth()) // tables fit the terminal
+	}
+	if p.Format() == output.FormatPrometheus && !metrics {
+		return nil, usageErrorf("-o prometheus is for group ls and stats, which have metrics")
+	}
+	if p.Format() == output.FormatPrometheus && g.JQ != "" {
+		return nil, usageErrorf("--jq and -o prometheus exclude each other")
 	}
 	if g.JQ != "" && (p.Format() == output.FormatTemplate || p.Format() == output.FormatTable) {
 		// --jq prints its own results (strings raw, the rest as JSON,

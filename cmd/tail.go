@@ -26,7 +26,7 @@ type tailOptions struct {
 func newTailCmd(g *globalOptions) *cobra.Command {
 	o := &tailOptions{}
 	cmd := &cobra.Command{
-		Use:   "tail [SELECTION]",
+		Use:   "tail [SELECTION...]",
 		Short: "Print the last events, or everything from a cursor; -f follows",
 		Long: `Print the last N events of a selection (default 10), or every event from
 a cursor, then exit; with -f keep printing new events as any process appends
@@ -34,8 +34,11 @@ them, until interrupted, --count events were printed, or --timeout passed
 without one. Each event is flushed as it is printed.
 
 SELECTION is a stream, a glob (account-*, *) or nothing for every stream;
---type (repeatable) keeps only those event types. A single stream that does
-not exist exits 4; with -f, evt waits for it to appear.
+several SELECTIONs are their union, each event printed once, in position
+order (the read of a decision for append --fail-if-match). --type
+(repeatable) keeps only those event types. A single stream that does not
+exist exits 4; with -f, evt waits for it to appear. In a union, a stream
+that does not exist has no events.
 
 CURSOR: start, end (or now), a position, +N (N events after the start of
 the selection), -N (N before the end), or @TIME: @2026-11-25T10:00:00Z,
@@ -55,18 +58,15 @@ new to it.`,
 		Example: `  evt tail                       # the last 10 events of the store
   evt tail account-7 -n 3
   evt tail 'account-*' --from @-1h --type Deposited
+  evt tail course-7 student-3 --from start   # both streams, in position order
   evt tail -f --from end --count 1 order-42  # wait for order-42's next event
   evt tail --cursor-file seen.pos | ./process-events`,
-		Args: cobra.MaximumNArgs(1),
+		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if cmd.Flags().Changed("lines") && cmd.Flags().Changed("from") && g.Source("lines") == sourceFlag && g.Source("from") == sourceFlag {
 				return usageErrorf("-n and --from exclude each other")
 			}
-			pattern := ""
-			if len(args) == 1 {
-				pattern = args[0]
-			}
-			f, err := newEventFilter(pattern, o.Types)
+			f, err := newUnionFilter(args, o.Types)
 			if err != nil {
 				return err
 			}

@@ -6,11 +6,54 @@ import (
 	"strings"
 )
 
-// Selection picks streams: one stream by name, a glob (account-*, *), or
-// every stream. It is the one parser of the SELECTION argument.
+// Selection picks streams: one stream by name, a glob (account-*, *),
+// every stream, or a union of such selections (several SELECTION
+// arguments). It is the one parser of the SELECTION argument.
 type Selection struct {
-	pattern string // "" selects everything
+	pattern string // "" selects everything (unless parts is set)
 	glob    bool
+	// parts, when set (two or more), makes the selection the union of
+	// these, none of them a union or every stream.
+	parts []Selection
+}
+
+// Union is the selection that picks every stream any of sels picks. A
+// union with every stream in it is every stream; one selection alone is
+// itself; repeated selections count once.
+func Union(sels ...Selection) Selection {
+	var parts []Selection
+	for _, s := range sels {
+		for _, p := range s.Parts() {
+			if p.All() {
+				return Selection{}
+			}
+			dup := false
+			for _, q := range parts {
+				dup = dup || q.pattern == p.pattern && q.glob == p.glob
+			}
+			if !dup {
+				parts = append(parts, p)
+			}
+		}
+	}
+	switch len(parts) {
+	case 0:
+		return Selection{}
+	case 1:
+		return parts[0]
+	}
+	return Selection{parts: parts}
+}
+
+// Parts returns the selections a union is made of, in the order given,
+// or the selection alone when it is no union. A store that reads a
+// union efficiently (one stream at a time) looks at them; Match and
+// Stream already answer for the whole union.
+func (s Selection) Parts() []Selection {
+	if s.parts != nil {
+		return s.parts
+	}
+	return []Selection{s}
 }
 
 // ParseSelection reads a SELECTION argument: "" or "*" for every stream,
@@ -38,13 +81,23 @@ func ParseSelection(s string) (Selection, error) {
 }
 
 // Stream returns the stream name when the selection is exactly one stream.
-func (s Selection) Stream() (string, bool) { return s.pattern, s.pattern != "" && !s.glob }
+func (s Selection) Stream() (string, bool) {
+	return s.pattern, s.pattern != "" && !s.glob && s.parts == nil
+}
 
 // All reports whether the selection picks every stream.
-func (s Selection) All() bool { return s.pattern == "" }
+func (s Selection) All() bool { return s.pattern == "" && s.parts == nil }
 
-// String is the selection as the user wrote it ("*" for all).
+// String is the selection as the user wrote it ("*" for all); a union is
+// its parts separated by spaces.
 func (s Selection) String() string {
+	if s.parts != nil {
+		names := make([]string, len(s.parts))
+		for i, p := range s.parts {
+			names[i] = p.String()
+		}
+		return strings.Join(names, " ")
+	}
 	if s.pattern == "" {
 		return "*"
 	}
@@ -55,6 +108,13 @@ func (s Selection) String() string {
 // any run of characters, '/' included (stream names are not paths).
 func (s Selection) Match(name string) bool {
 	switch {
+	case s.parts != nil:
+		for _, p := range s.parts {
+			if p.Match(name) {
+				return true
+			}
+		}
+		return false
 	case s.pattern == "":
 		return true
 	case !s.glob:

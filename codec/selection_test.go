@@ -1,6 +1,7 @@
 package codec
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -72,7 +73,7 @@ func FuzzParseSelection(f *testing.F) {
 			return
 		}
 		again, err := ParseSelection(sel.String())
-		if err != nil || again != sel {
+		if err != nil || !reflect.DeepEqual(again, sel) {
 			t.Fatalf("%q parses as %+v, its String %q as %+v (%v)", in, sel, sel.String(), again, err)
 		}
 		if s, ok := sel.Stream(); ok && !sel.Match(s) {
@@ -80,4 +81,44 @@ func FuzzParseSelection(f *testing.F) {
 		}
 		_ = sel.Match(name) // never panics
 	})
+}
+
+// TestUnion: several selections pick what any of them picks; every
+// stream in a union is every stream; one part alone is that part.
+func TestUnion(t *testing.T) {
+	parse := func(s string) Selection {
+		t.Helper()
+		sel, err := ParseSelection(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sel
+	}
+	u := Union(parse("course-7"), parse("student-*"), parse("course-7"))
+	if _, ok := u.Stream(); ok || u.All() {
+		t.Fatalf("union %q is a single stream or every stream", u)
+	}
+	if got := u.String(); got != "course-7 student-*" {
+		t.Errorf("String = %q", got)
+	}
+	if len(u.Parts()) != 2 {
+		t.Errorf("Parts = %v, want 2 (repeats count once)", u.Parts())
+	}
+	for name, want := range map[string]bool{"course-7": true, "student-3": true, "course-8": false, "x": false} {
+		if u.Match(name) != want {
+			t.Errorf("Match(%q) = %v, want %v", name, !want, want)
+		}
+	}
+	if !Union(parse("a-1"), parse("*")).All() {
+		t.Error("a union with every stream is not every stream")
+	}
+	if s, ok := Union(parse("a-1")).Stream(); !ok || s != "a-1" {
+		t.Error("a union of one stream is not that stream")
+	}
+	if !Union().All() {
+		t.Error("an empty union is not every stream")
+	}
+	if got := Union(u, parse("room-1")).Parts(); len(got) != 3 {
+		t.Errorf("a union of a union: %v, want 3 parts", got)
+	}
 }

@@ -22,6 +22,7 @@ type Batch struct {
 	chunks [][]byte
 	events []pending
 	expect map[string]Expectation
+	cond   *Condition // FailIfMatch: nil, or a condition with queries
 	// Distinct streams of the batch: events refer to them by index, so
 	// the append resolves each stream once rather than once per event.
 	streams   []string
@@ -233,7 +234,8 @@ type Result struct {
 }
 
 // Join moves the events of o to the end of b (o is left empty). It lets
-// several goroutines encode parts of one batch; expectations stay b's.
+// several goroutines encode parts of one batch; expectations and the
+// condition stay b's.
 func (b *Batch) Join(o *Batch) {
 	base := len(b.chunks)
 	b.chunks = append(b.chunks, o.chunks...)
@@ -293,6 +295,12 @@ type AppendOptions struct {
 	// first when the batch will not fit, instead of overshooting the
 	// segment size.
 	SizeHint int64
+	// Condition, when not nil, makes the batch conditional (see
+	// Condition, Batch.FailIfMatch): checked atomically with Commit,
+	// against the log before the batch; a failed check is ErrConflict
+	// from Commit and nothing is stored. A store that cannot check it
+	// fails BeginAppend with ErrUnsupported.
+	Condition *Condition
 }
 
 // Appender is one batch being written (BatchWriter.BeginAppend).

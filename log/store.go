@@ -32,7 +32,10 @@ type Store interface {
 	// retries). A stream whose events in b are all such duplicates is a
 	// retry that already succeeded: its expectation is not checked, so
 	// a retry with its original expectation succeeds. A failed expectation fails the whole batch with an error
-	// wrapping ErrConflict and stores nothing.
+	// wrapping ErrConflict and stores nothing. So does a failed
+	// condition (Batch.FailIfMatch), checked atomically with the write;
+	// a store that cannot check one refuses the batch with
+	// ErrUnsupported rather than ignore it.
 	//
 	// ctx cancels the append until its commit point (see Committing):
 	// a ctx done before it, also while the append waits for another

@@ -68,7 +68,7 @@ type Printer struct {
 func NewPrinter(w io.Writer, format string, tty bool) (*Printer, error) {
 	p := &Printer{w: bufio.NewWriterSize(w, 64<<10), format: format, tty: tty}
 	switch {
-	case format == FormatAuto, format == FormatJSON, format == FormatPretty, format == FormatTable, format == FormatYAML:
+	case format == FormatAuto, format == FormatJSON, format == FormatPretty, format == FormatTable, format == FormatYAML, format == FormatPrometheus:
 	case strings.HasPrefix(format, "template="):
 		t, err := parseOutputTemplate(strings.TrimPrefix(format, "template="))
 		if err != nil {

@@ -42,6 +42,7 @@ func (s *Store) Append(ctx context.Context, b *log.Batch) ([]log.Result, error) 
 	if err != nil {
 		return nil, err
 	}
+	a.cond = b.Condition()
 	if err := a.Add(b); err != nil {
 		a.Abort()
 		return nil, err

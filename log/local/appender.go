@@ -35,6 +35,7 @@ type Appender struct {
 	c         commitState // the committed state at Begin
 	expect    map[string]log.Expectation
 	expectAll log.Expectation // for every stream of the batch (--expect with envelopes)
+	cond      *log.Condition  // checked at Commit (condition.go); nil: none
 	now       int64
 	lastTime  int64                    // time of the newest record given so far
 	pos       uint64                   // next position to give
@@ -75,6 +76,7 @@ func (s *Store) BeginAppend(ctx context.Context, expect map[string]log.Expectati
 		return nil, err
 	}
 	a.noResults, a.sizeHint = opts.NoResults, opts.SizeHint
+	a.cond = opts.Condition
 	return a, nil
 }
 
@@ -454,6 +456,12 @@ func (a *Appender) Commit() ([]log.Result, error) {
 		a.done = true
 		a.s.lock.release()
 		return a.results, nil // nothing new: all duplicates, or no events
+	}
+	// The condition, against the log before the batch; a batch of
+	// duplicates only (a retry that succeeded) was not checked above.
+	if err := a.checkCondition(); err != nil {
+		a.Abort()
+		return nil, err
 	}
 	// The commit point: the write below of the batch's last record, the
 	// one flagged end-of-batch, makes the batch one that recovery keeps

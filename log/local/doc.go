@@ -97,7 +97,11 @@
 //     `fstat` showing that the active segment ends where the commit says).
 //  4. Resolve ids already stored (the id index, then the record it points at)
 //     and check every expectation against the heads table. A conflict returns
-//     exit 3 before a byte is written.
+//     exit 3 before a byte is written. A condition across streams
+//     (`--fail-if-match`, condition.go) is checked just before the commit
+//     point, still under the lock, against the committed log: a heads-table
+//     lookup per stream, the stream's events after its position for types,
+//     a scan from its position for a glob; a match cuts the batch off.
 //  5. Give each event its position, version, `prev` pointer and the batch's
 //     time; flag the last record end-of-batch; checksum.
 //  6. If the active segment would pass 64 MiB: seal it (fdatasync it, fsync

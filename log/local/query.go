@@ -11,8 +11,8 @@ import (
 )
 
 // Read yields the events q selects (see log.Store.Read). A one-stream
-// selection without a type filter reads only that stream, through its
-// back-pointers; -N of the whole log starts N positions before the end;
+// selection without a type filter, and a union of streams, reads only
+// those streams, through their back-pointers; -N of the whole log starts N positions before the end;
 // other selections scan the log from the cursor. Following wakes on the
 // commit file (Watch) and reads only what was committed since.
 func (s *Store) Read(ctx context.Context, q log.Query) iter.Seq2[*codec.Record, error] {
@@ -160,6 +160,9 @@ func (r *queryReader) readFrom(c codec.Cursor) error {
 		_, err := r.s.ReadStream(stream, 1, d)
 		return err
 	}
+	if names, ok := r.unionStreams(); ok && c.Kind != codec.CursorAfterHead {
+		return r.readUnion(names, max(r.last, max(first, 1)-1), 0)
+	}
 	_, err = r.s.Scan(max(r.last+1, first), d)
 	return err
 }
@@ -196,6 +199,9 @@ func (r *queryReader) lastN(n uint64) error {
 	dense, err := r.dense()
 	if err != nil {
 		return err
+	}
+	if names, ok := r.unionStreams(); ok {
+		return r.readUnion(names, max(first, 1)-1, n)
 	}
 	stream, single := r.q.Selection.Stream()
 	switch {

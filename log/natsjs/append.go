@@ -55,6 +55,11 @@ func (s *Store) Append(ctx context.Context, b *log.Batch) ([]log.Result, error) 
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	if b.Condition() != nil {
+		// Refused, never ignored: a condition left unchecked would let
+		// two writers both break the invariant it guards.
+		return nil, fmt.Errorf("conditional appends (--fail-if-match) are %w (a nats store does not check them yet)", log.ErrUnsupported)
+	}
 	var force, noMsgID, global, unknown bool
 	for attempt := 1; ; attempt++ {
 		p, err := s.plan(b, force, noMsgID, global)

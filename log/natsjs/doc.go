@@ -153,4 +153,10 @@
 // stream, so such a retry is recognised at any age. What only a directory of
 // files can do (repair, hash chains, compaction of segments) is not
 // offered: commands get log.ErrUnsupported. Verify checks evt's layout.
+// Neither, yet, is a conditional append across streams (log.Condition,
+// --fail-if-match): an append that carries one is refused with
+// log.ErrUnsupported rather than stored unchecked. (The mechanism is
+// there: a message's Nats-Expected-Last-Subject-Sequence with
+// Nats-Expected-Last-Subject-Sequence-Subject set to a query's subject
+// filter, checked at the commit of the atomic batch.)
 package natsjs

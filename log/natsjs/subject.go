@@ -126,6 +126,9 @@ func (s *Store) filterOf(sel codec.Selection) string {
 	if name, ok := sel.Stream(); ok {
 		return s.subjectOf(name)
 	}
+	if len(sel.Parts()) > 1 {
+		return s.root + ".>" // a union (several selections): the reader matches each subject
+	}
 	if cat, ok := globCategory(sel.String()); ok && !sel.All() {
 		return s.root + ".*." + escapeToken(cat) + ".>"
 	}

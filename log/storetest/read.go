@@ -58,6 +58,11 @@ func positions(evs []got) []uint64 {
 // words: the selected events, then the cursor, then To.
 func model(selection string, types []string, from codec.Cursor, to uint64) []uint64 {
 	s, _ := codec.ParseSelection(selection)
+	return modelOf(s, types, from, to)
+}
+
+// modelOf is model for a parsed selection (a union, say).
+func modelOf(s codec.Selection, types []string, from codec.Cursor, to uint64) []uint64 {
 	var picked []uint64
 	for i, f := range fixture {
 		if s.Match(f.stream) && (len(types) == 0 || slices.Contains(types, f.typ)) {

@@ -8,8 +8,11 @@
 // dense per stream; the fields of the results; times that never
 // decrease; expectations (none, exists, a version, any), a failed one
 // storing nothing of the batch; idempotent ids, across calls and within
-// one batch; atomic batches; Head and Streams; Bounds and PositionAt;
-// Read with every cursor kind, selection, type filter and bound; Read
+// one batch; conditional appends across streams (a store that cannot
+// check them refuses them with ErrUnsupported, and those cases skip);
+// atomic batches; Head and Streams; Bounds and PositionAt;
+// Read with every cursor kind, selection, type filter and bound, also of
+// a union of selections; Read
 // with Follow seeing another writer's events, ending on ctx, on Idle and
 // when the loop stops; Delete and Truncate; retention rules; snapshots;
 // consumer groups (create, list, remove; leases in order, one member at
@@ -49,11 +52,13 @@ func Run(t *testing.T, open Open) {
 	t.Run("Expect", h.wrap(testExpect))
 	t.Run("Atomic", h.wrap(testAtomic))
 	t.Run("Idempotent", h.wrap(testIdempotent))
+	t.Run("Condition", h.wrap(testCondition))
 	t.Run("TwoWriters", h.wrap(testTwoWriters))
 	t.Run("Heads", h.wrap(testHeads))
 	t.Run("Bounds", h.wrap(testBounds))
 	t.Run("Read", h.wrap(testRead))
 	t.Run("ReadMissing", h.wrap(testReadMissing))
+	t.Run("ReadUnion", h.wrap(testReadUnion))
 	t.Run("ReadBreak", h.wrap(testReadBreak))
 	t.Run("Follow", h.wrap(testFollow))
 	t.Run("FollowRace", h.wrap(testFollowRace))
