@@ -29,7 +29,7 @@ it is parked, and --ordering stream (the default) never hands out an
 event while an earlier event of its stream is unacked; none hands events
 out in any order, for more parallel work.`,
 		Example: `  evt group create billing 'order-*' --from start
-  evt group create mailer --from end --ack-wait 1m --max-deliver 3 --ordering none`,
+  evt group create mailer --ack-wait 1m --max-deliver 3 --ordering none`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := log.ValidateGroupName(args[0]); err != nil {

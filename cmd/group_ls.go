@@ -21,10 +21,11 @@ func newGroupLsCmd(g *globalOptions) *cobra.Command {
 		Use:   "ls",
 		Short: "List groups: position, lag, pending, parked, live members",
 		Example: `  evt group ls
-  evt group ls --fail-if-lag 5m    # for cron: exits 1 when a group is 5 minutes behind
+  evt group ls --fail-if-lag 5m    # cron: exit 1 when a group is 5 min behind
   evt group ls -o json
-  evt group ls -o prometheus > /var/lib/node_exporter/textfile/evt_groups.prom.$$ &&
-    mv /var/lib/node_exporter/textfile/evt_groups.prom.$$ /var/lib/node_exporter/textfile/evt_groups.prom`,
+  d=/var/lib/node_exporter/textfile
+  evt group ls -o prometheus > $d/evt_groups.prom.$$ &&
+    mv $d/evt_groups.prom.$$ $d/evt_groups.prom`,
 		Long: `List the consumer groups: committed position, lag (selected events not yet
 handled, and how long ago the oldest of them was appended),
 events leased to members, parked events and live members.
@@ -58,6 +59,7 @@ collector: write a temporary file and rename it).`,
 			if err != nil {
 				return err
 			}
+			p.SetEmpty("No groups.")
 			var metrics *groupMetrics
 			if p.Format() == output.FormatPrometheus {
 				metrics = newGroupMetrics()
