@@ -112,7 +112,7 @@ func parseCursorTime(s string, now time.Time) (time.Time, error) {
 		d, err := ParseDuration(s[1:])
 		var de *DurationError
 		if errors.As(err, &de) && de.TooLarge {
-			return time.Time{}, fmt.Errorf("duration %s is too large (at most %s)", clip(s[1:]), FormatDuration(MaxDuration.Truncate(time.Second)))
+			return time.Time{}, fmt.Errorf("duration %s is too large (at most %s)", printable(s[1:]), FormatDuration(MaxDuration.Truncate(time.Second)))
 		} else if err != nil {
 			return time.Time{}, fmt.Errorf("bad duration %q", clip(s[1:]))
 		}

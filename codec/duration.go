@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // Day and Week are the two units evt's durations add to Go's: a day is
@@ -45,11 +46,20 @@ type DurationError struct {
 func (e *DurationError) Error() string {
 	switch {
 	case e.TooLarge:
-		return e.Text + " is too large (at most " + FormatDuration(MaxDuration.Truncate(time.Second)) + ")"
+		return printable(e.Text) + " is too large (at most " + FormatDuration(MaxDuration.Truncate(time.Second)) + ")"
 	case e.Negative:
 		return "invalid value " + strconv.Quote(clip(e.Text)) + ": want a duration of 0 or more"
 	}
 	return "invalid value " + strconv.Quote(clip(e.Text)) + ": want a duration such as 90s, 10m, 1h30m or 7d"
+}
+
+// printable is s as written when it is one line of printable text, and
+// quoted otherwise: an error message stays one line whatever was typed.
+func printable(s string) string {
+	if strings.IndexFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
+		return strconv.Quote(clip(s))
+	}
+	return clip(s)
 }
 
 // ParseDuration reads the durations of every flag and @-DURATION cursor
