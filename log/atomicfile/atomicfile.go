@@ -3,7 +3,7 @@
 // an empty file.
 //
 // It is the one way evt writes small state of its own (retention rules,
-// group configuration, the chain file, cursor files; group state and fold
+// group configuration and state, the chain file, cursor files; fold
 // snapshots through Replace, see there). The steps
 // are the classic ones (write-temp, fsync, rename, fsync the directory),
 // in this order because each makes the next safe:
@@ -25,53 +25,27 @@ package atomicfile
 import (
 	"os"
 	"path/filepath"
+
+	"github.com/evtdev/evt/log/local/vfs"
 )
 
 // Write replaces path with data, created with perm if new. When it returns
 // nil the new content is durable. On error the old content is intact and
-// the temporary file is removed.
+// the temporary file is removed. (WriteFS on the operating system's file
+// system: the steps are written once.)
 func Write(path string, data []byte, perm os.FileMode) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return SyncDir(filepath.Dir(path))
+	return WriteFS(vfs.OS, path, data, perm)
 }
 
 // Replace replaces path with data, created with perm if new, through the
 // same temporary file and rename as Write but without an fsync: readers,
 // and a crash of the process (kill -9), see the old content or the new
 // one, never a mix; a power loss may undo the latest replacements, or on
-// some file systems leave the file empty. It is for state that is
-// rewritten many times a second and whose loss costs redelivery or
-// recomputation, not data: a consumer group's offsets (measured: an fsync
-// per state change makes evt consume three times slower) and fold
-// snapshots (a cache). Everything else goes through Write.
+// some file systems leave the file empty. It is for a cache whose loss
+// costs recomputation, not data (fold snapshots). Everything else goes
+// through Write.
 func Replace(path string, data []byte, perm os.FileMode) error {
-	tmp := path + ".tmp"
-	err := os.WriteFile(tmp, data, perm)
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-	}
-	return err
+	return ReplaceFS(vfs.OS, path, data, perm)
 }
 
 // Rename renames oldpath to newpath, which must be in the same
@@ -81,7 +55,7 @@ func Replace(path string, data []byte, perm os.FileMode) error {
 // file's content needs no fsync of its own (it is empty, or the caller
 // synced it).
 func Rename(oldpath, newpath string) error {
-	if err := os.Rename(oldpath, newpath); err != nil {
+	if err := vfs.OS.Rename(oldpath, newpath); err != nil {
 		return err
 	}
 	return SyncDir(filepath.Dir(newpath))
@@ -89,11 +63,4 @@ func Rename(oldpath, newpath string) error {
 
 // SyncDir makes a directory's entries (files created, renamed or removed
 // in it) durable.
-func SyncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
+func SyncDir(dir string) error { return vfs.OS.SyncDir(dir) }

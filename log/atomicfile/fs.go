@@ -35,7 +35,7 @@ func WriteFS(fsys vfs.FS, path string, data []byte, perm fs.FileMode) error {
 }
 
 // ReplaceFS is Replace through a file system seam: the rename without
-// the fsyncs, for state rewritten many times a second (see Replace).
+// the fsyncs, for a cache (see Replace).
 func ReplaceFS(fsys vfs.FS, path string, data []byte, perm fs.FileMode) error {
 	tmp := path + ".tmp"
 	err := vfs.WriteFile(fsys, tmp, data, perm)
