@@ -129,15 +129,9 @@ func (v *view) visible(rec *codec.Record) bool {
 	}
 	// The name is only compared and hashed here, never kept.
 	name := unsafe.String(&rec.Stream[0], len(rec.Stream))
-	var head uint64
-	if v.heads != nil {
-		var vals [headsValues]uint64
-		if v.heads.get(keyOf(name), vals[:]) {
-			if cut, _ := splitCut(vals[2]); rec.Version <= cut {
-				return false
-			}
-			head = vals[1]
-		}
+	head, cutOff := v.head(name, rec)
+	if cutOff {
+		return false
 	}
 	if len(v.rules) == 0 {
 		return true
@@ -331,15 +325,9 @@ func (v *view) expired(rec *codec.Record) bool {
 		return false
 	}
 	name := unsafe.String(&rec.Stream[0], len(rec.Stream))
-	var head uint64
-	if v.heads != nil {
-		var vals [headsValues]uint64
-		if v.heads.get(keyOf(name), vals[:]) {
-			if cut, _ := splitCut(vals[2]); rec.Version <= cut {
-				return false
-			}
-			head = vals[1]
-		}
+	head, cutOff := v.head(name, rec)
+	if cutOff {
+		return false
 	}
 	matches := v.matching(name)
 	for i := range v.rules {
@@ -352,4 +340,21 @@ func (v *view) expired(rec *codec.Record) bool {
 		}
 	}
 	return false
+}
+
+// head looks up rec's stream in the heads table: the position of its
+// last event, and whether rec lies at or before the stream's cut (a
+// truncate or delete removed it).
+func (v *view) head(name string, rec *codec.Record) (head uint64, cutOff bool) {
+	if v.heads == nil {
+		return 0, false
+	}
+	var vals [headsValues]uint64
+	if !v.heads.get(keyOf(name), vals[:]) {
+		return 0, false
+	}
+	if cut, _ := splitCut(vals[2]); rec.Version <= cut {
+		return 0, true
+	}
+	return vals[1], false
 }
