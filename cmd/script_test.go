@@ -94,6 +94,13 @@ func scriptParams(dir string, files []string, store string) testscript.Params {
 			if store != "" {
 				e.Setenv("EVT_STORE", store+"/"+scriptStream(e.WorkDir))
 			}
+			// The README's recipes are files of their own, so the
+			// scripts that prove them run the very file users read.
+			recipes, err := filepath.Abs(filepath.Join("..", "testdata", "recipes"))
+			if err != nil {
+				return err
+			}
+			e.Setenv("RECIPES", recipes)
 			return os.MkdirAll(home, 0o777)
 		},
 	}
