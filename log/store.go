@@ -133,4 +133,10 @@ type Query struct {
 	// Poll, with Follow, watches the store by polling rather than by
 	// file notifications (network file systems).
 	Poll bool
+	// CaughtUp, with Follow and when not nil, is called each time the
+	// read has yielded every selected event committed so far, before it
+	// waits for more (also when there was nothing to yield). A follower
+	// that buffers its output flushes it here: once per wake-up rather
+	// than once per event. An error from it ends the read with it.
+	CaughtUp func() error
 }
