@@ -232,6 +232,34 @@ func faultWriters() []faultWriter {
 				return err
 			})
 		}},
+		{name: "compact-sparse", setup: sparseFaultWorld, run: func(w *faultWorld, fsys vfs.FS) (*Store, error) {
+			// The segment compacted into the sparse offsets form loses
+			// more: generation 2 from a sparse generation 1.
+			return withStore(w, fsys, func(s *Store) error {
+				rep, err := s.Compact(context.Background(), nil)
+				if err == nil && rep.Rewritten == 0 {
+					return errors.New("compaction rewrote no segment: the test needs one")
+				}
+				return err
+			})
+		}},
+		{name: "repair-sparse", setup: func(t *testing.T) *faultWorld {
+			// A sparse offsets file and the tables lost.
+			w := sparseFaultWorld(t)
+			w.damaged = true
+			names, _ := filepath.Glob(filepath.Join(w.dir, "*.sidx"))
+			for _, name := range append(names, filepath.Join(w.dir, headsFile), filepath.Join(w.dir, idsFile)) {
+				if err := os.Remove(name); err != nil {
+					t.Fatal(err)
+				}
+			}
+			return w
+		}, run: func(w *faultWorld, fsys vfs.FS) (*Store, error) {
+			return withStore(w, fsys, func(s *Store) error {
+				_, err := s.Repair(false, nil)
+				return err
+			})
+		}},
 		{name: "retention", run: func(w *faultWorld, fsys vfs.FS) (*Store, error) {
 			return withStore(w, fsys, func(s *Store) error {
 				return s.UpdateRetention(func(r *log.Retention) error {
@@ -732,4 +760,46 @@ func rebootStore(t *testing.T, dir string) {
 	if err := os.WriteFile(p, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// sparseFaultWorld is newFaultWorld with a sealed segment compacted into
+// the sparse offsets form (one stream of it deleted), whose other stream
+// is then truncated, so that the next compaction rewrites it again.
+func sparseFaultWorld(t *testing.T) *faultWorld {
+	t.Helper()
+	w := newFaultWorld(t)
+	s, err := Open(w.dir, w.opts(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	b, ids := faultBatch("sparse", 60, "sparse-gone", "sparse-gone", "sparse-gone", "sparse-trunc")
+	if err := w.appendBatch(s, b, ids); err != nil {
+		t.Fatal(err)
+	}
+	b, ids = faultBatch("seal", 2, "acct-3")
+	if err := w.appendBatch(s, b, ids); err != nil {
+		t.Fatal(err)
+	}
+	w.cut["sparse-gone"], w.cut["sparse-trunc"] = true, true
+	if _, err := s.Delete("sparse-gone", log.Expectation{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Compact(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	names, _ := filepath.Glob(filepath.Join(w.dir, "*.sidx"))
+	sparse := 0
+	for _, name := range names {
+		if b, err := os.ReadFile(name); err == nil && isSparse(b) {
+			sparse++
+		}
+	}
+	if sparse == 0 {
+		t.Fatalf("no sparse offsets file after compaction (%v): the test needs one", names)
+	}
+	if _, err := s.Truncate("sparse-trunc", 10, log.Expectation{}); err != nil {
+		t.Fatal(err)
+	}
+	return w
 }

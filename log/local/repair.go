@@ -2,6 +2,7 @@ package local
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/evtdev/evt/log"
@@ -71,7 +72,11 @@ func (s *Store) Repair(dropDamaged bool, progress log.Progress) (log.Report, err
 		}
 		sf, err := s.segment(first)
 		if err != nil {
-			if i > 0 && i == len(firsts)-1 {
+			// Only a header that never reached the disk makes the last
+			// segment an orphan; a failed open (EIO, no descriptors) is
+			// no reason to remove acknowledged events.
+			var ce *log.CorruptError
+			if i > 0 && i == len(firsts)-1 && errors.As(err, &ce) {
 				orphans = append(orphans, first)
 				continue
 			}
@@ -168,7 +173,12 @@ func (s *Store) Repair(dropDamaged bool, progress log.Progress) (log.Report, err
 			}
 			rep.Actions = append(rep.Actions, fmt.Sprintf("dropped %d bytes of an unfinished batch at the end of %s", e.size-e.kept, segmentName(first)))
 		}
-		if err := atomicfile.WriteFS(s.fsys, join(s.dir, offsetsNameGen(first, e.gen)), e.index, 0o600); err != nil {
+		if e.gen > 0 {
+			// The form compaction writes.
+			if err := s.writeOffsets(first, e.gen, e.index); err != nil {
+				return rep, err
+			}
+		} else if err := atomicfile.WriteFS(s.fsys, join(s.dir, offsetsNameGen(first, e.gen)), e.index, 0o600); err != nil {
 			return rep, err
 		}
 		if sf.idx != nil {
