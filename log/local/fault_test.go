@@ -193,14 +193,14 @@ func faultWriters() []faultWriter {
 		{name: "delete", run: func(w *faultWorld, fsys vfs.FS) (*Store, error) {
 			w.cut["acct-1"] = true
 			return withStore(w, fsys, func(s *Store) error {
-				_, err := s.Delete("acct-1", log.Expectation{})
+				_, err := s.Delete(context.Background(), "acct-1", log.Expectation{})
 				return err
 			})
 		}},
 		{name: "truncate", run: func(w *faultWorld, fsys vfs.FS) (*Store, error) {
 			w.cut["acct-2"] = true
 			return withStore(w, fsys, func(s *Store) error {
-				_, err := s.Truncate("acct-2", 5, log.Expectation{})
+				_, err := s.Truncate(context.Background(), "acct-2", 5, log.Expectation{})
 				return err
 			})
 		}},
@@ -212,10 +212,10 @@ func faultWriters() []faultWriter {
 			}
 			defer s.Close()
 			w.cut["acct-1"], w.cut["acct-2"] = true, true
-			if _, err := s.Delete("acct-1", log.Expectation{}); err != nil {
+			if _, err := s.Delete(context.Background(), "acct-1", log.Expectation{}); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := s.Truncate("acct-2", 8, log.Expectation{}); err != nil {
+			if _, err := s.Truncate(context.Background(), "acct-2", 8, log.Expectation{}); err != nil {
 				t.Fatal(err)
 			}
 			b, ids := faultBatch("more", 60, "acct-3", "acct-4")
@@ -256,7 +256,7 @@ func faultWriters() []faultWriter {
 			return w
 		}, run: func(w *faultWorld, fsys vfs.FS) (*Store, error) {
 			return withStore(w, fsys, func(s *Store) error {
-				_, err := s.Repair(false, nil)
+				_, err := s.Repair(context.Background(), false, nil)
 				return err
 			})
 		}},
@@ -280,7 +280,7 @@ func faultWriters() []faultWriter {
 			return w
 		}, run: func(w *faultWorld, fsys vfs.FS) (*Store, error) {
 			return withStore(w, fsys, func(s *Store) error {
-				_, err := s.Repair(false, nil)
+				_, err := s.Repair(context.Background(), false, nil)
 				return err
 			})
 		}},
@@ -519,7 +519,7 @@ func checkFaultWorld(t *testing.T, w *faultWorld) {
 		if !w.damaged {
 			t.Fatalf("verify: %v", err)
 		}
-		if _, rerr := s.Repair(false, nil); rerr != nil {
+		if _, rerr := s.Repair(context.Background(), false, nil); rerr != nil {
 			t.Fatalf("verify: %v; repair: %v", err, rerr)
 		}
 		if _, err := s.Verify(context.Background(), nil); err != nil {
@@ -782,7 +782,7 @@ func sparseFaultWorld(t *testing.T) *faultWorld {
 		t.Fatal(err)
 	}
 	w.cut["sparse-gone"], w.cut["sparse-trunc"] = true, true
-	if _, err := s.Delete("sparse-gone", log.Expectation{}); err != nil {
+	if _, err := s.Delete(context.Background(), "sparse-gone", log.Expectation{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Compact(context.Background(), nil); err != nil {
@@ -798,7 +798,7 @@ func sparseFaultWorld(t *testing.T) *faultWorld {
 	if sparse == 0 {
 		t.Fatalf("no sparse offsets file after compaction (%v): the test needs one", names)
 	}
-	if _, err := s.Truncate("sparse-trunc", 10, log.Expectation{}); err != nil {
+	if _, err := s.Truncate(context.Background(), "sparse-trunc", 10, log.Expectation{}); err != nil {
 		t.Fatal(err)
 	}
 	return w

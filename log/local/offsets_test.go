@@ -47,11 +47,11 @@ func compactedPair(t *testing.T) (compacted, plain string, base int64) {
 			}
 		}
 		for i := 0; i < 7; i++ {
-			if _, err := s.Delete(fmt.Sprintf("gone-%d", i), log.Expectation{}); err != nil {
+			if _, err := s.Delete(context.Background(), fmt.Sprintf("gone-%d", i), log.Expectation{}); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if _, err := s.Truncate("kept-3", 40, log.Expectation{}); err != nil {
+		if _, err := s.Truncate(context.Background(), "kept-3", 40, log.Expectation{}); err != nil {
 			t.Fatal(err)
 		}
 		s.Close()
@@ -210,7 +210,7 @@ func TestCompactedReadsAgree(t *testing.T) {
 
 	t.Run("repaired", func(t *testing.T) {
 		c := openTest(t, compacted, 32<<10)
-		if _, err := c.Repair(false, nil); err != nil {
+		if _, err := c.Repair(context.Background(), false, nil); err != nil {
 			t.Fatal(err)
 		}
 		c.Close()

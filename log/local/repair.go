@@ -19,14 +19,20 @@ import (
 //
 // With dropDamaged, damage in the active segment is cut off instead: the
 // events from the damaged record on are dropped, and said so.
-func (s *Store) Repair(dropDamaged bool, progress log.Progress) (log.Report, error) {
+func (s *Store) Repair(ctx context.Context, dropDamaged bool, progress log.Progress) (log.Report, error) {
 	var rep log.Report
 	if s.lock == nil {
 		return rep, fmt.Errorf("repair needs a store opened for writing")
 	}
-	release, _ := s.holdCompaction(context.Background()) // not while a compaction swaps files
+	// Not while a compaction swaps files. The waits honour ctx; once both
+	// locks are held, repair runs to its end (it is quick next to a
+	// restore, and stopping it half way would leave more to repair).
+	release, err := s.holdCompaction(ctx)
+	if err != nil {
+		return rep, err
+	}
 	defer release()
-	if err := s.lock.acquire(context.Background(), s.opts.LockTimeout); err != nil {
+	if err := s.lock.acquire(ctx, s.opts.LockTimeout); err != nil {
 		return rep, err
 	}
 	defer s.lock.release()
