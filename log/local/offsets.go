@@ -37,6 +37,11 @@ const (
 	sparseEntrySize  = 24
 )
 
+// sparseInMemory is the largest sparse offsets file a reader holds in
+// memory while the segment is open (2,730 entries); a larger one is
+// searched with a pread per step. (A variable for the tests.)
+var sparseInMemory int64 = 64 << 10
+
 // isSparse reports whether an offsets file's first bytes are the sparse
 // form's header.
 func isSparse(head []byte) bool {
@@ -111,7 +116,7 @@ func expandOffsets(b []byte) ([]byte, error) {
 // openIdx opens the offsets file of sf, if there is one: for a compacted
 // segment the sparse form, else the dense one.
 func (s *Store) openIdx(sf *segFile, flag int) error {
-	sf.idx, sf.sparse, sf.covered, sf.entries = nil, false, 0, 0
+	sf.idx, sf.sparse, sf.covered, sf.entries, sf.sparseData = nil, false, 0, 0, nil
 	if sf.gen > 0 {
 		f, err := s.fsys.OpenFile(join(s.dir, sparseOffsetsName(sf.first, sf.gen)), flag, 0)
 		if err == nil {
@@ -121,6 +126,14 @@ func (s *Store) openIdx(sf *segFile, flag int) error {
 				sf.idx, sf.sparse = f, true
 				sf.covered = binary.LittleEndian.Uint64(h[8:])
 				sf.entries = int((st.Size() - sparseHeaderSize) / sparseEntrySize)
+				// A small file is read once: a lookup is then a binary
+				// search in memory, not a pread per step.
+				if st.Size() <= sparseInMemory {
+					b := make([]byte, st.Size())
+					if n, _ := f.ReadAt(b, 0); n == len(b) {
+						sf.sparseData = b
+					}
+				}
 				return nil
 			}
 			// Not a sparse offsets file: as if missing (verify says so,
@@ -162,8 +175,13 @@ func (s *Store) writeOffsets(first uint64, gen uint32, dense []byte) error {
 
 // sparseEntry reads the k-th entry of a sparse offsets file.
 func (sf *segFile) sparseEntry(k int) (pos uint64, off, t int64, err error) {
+	at := sparseHeaderSize + k*sparseEntrySize
+	if sf.sparseData != nil {
+		e := sf.sparseData[at : at+sparseEntrySize]
+		return sf.first + binary.LittleEndian.Uint64(e), int64(binary.LittleEndian.Uint64(e[8:])), int64(binary.LittleEndian.Uint64(e[16:])), nil
+	}
 	var e [sparseEntrySize]byte
-	if n, err := sf.idx.ReadAt(e[:], sparseHeaderSize+int64(k)*sparseEntrySize); n < len(e) {
+	if n, err := sf.idx.ReadAt(e[:], int64(at)); n < len(e) {
 		if err == nil {
 			err = errors.New("short offsets entry")
 		}

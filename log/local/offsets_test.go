@@ -177,6 +177,11 @@ func TestCompactedReadsAgree(t *testing.T) {
 		c.Close()
 	}
 	t.Run("sparse", func(t *testing.T) { check(t, compacted, true) })
+	t.Run("sparse, searched on disk", func(t *testing.T) {
+		defer func(n int64) { sparseInMemory = n }(sparseInMemory)
+		sparseInMemory = 0
+		check(t, compacted, true)
+	})
 
 	t.Run("dense as older binaries wrote", func(t *testing.T) {
 		names, _ := filepath.Glob(filepath.Join(compacted, "*.sidx"))

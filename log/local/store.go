@@ -125,9 +125,10 @@ type segFile struct {
 	idx   vfs.File
 	// sparse says idx is in the sparse form (offsets.go), covering
 	// covered positions with entries entries.
-	sparse  bool
-	covered uint64
-	entries int
+	sparse     bool
+	covered    uint64
+	entries    int
+	sparseData []byte // the whole sparse file, when small (sparseInMemory)
 }
 
 // idxName names the segment's offsets file.
