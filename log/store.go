@@ -80,12 +80,14 @@ type Store interface {
 
 	// Delete cuts every event of stream off (a later append starts the
 	// stream again at the next version) if e holds. It returns the
-	// position of the marker that records the cut.
-	Delete(stream string, e Expectation) (Result, error)
+	// position of the marker that records the cut. A ctx done before the
+	// marker is committed (while waiting for the append lock, say) stops
+	// it with ctx's error and nothing written.
+	Delete(ctx context.Context, stream string, e Expectation) (Result, error)
 
 	// Truncate cuts off the events of stream before version before, if
-	// e holds.
-	Truncate(stream string, before uint64, e Expectation) (Result, error)
+	// e holds; ctx as for Delete.
+	Truncate(ctx context.Context, stream string, before uint64, e Expectation) (Result, error)
 
 	// Retention returns the store's retention policy.
 	Retention() (Retention, error)

@@ -17,7 +17,6 @@ import (
 
 	"github.com/evtdev/evt/codec"
 	"github.com/evtdev/evt/log"
-	"github.com/evtdev/evt/log/atomicfile"
 	"github.com/evtdev/evt/log/local/vfs"
 )
 
@@ -426,7 +425,7 @@ func (s *Store) compactSegment(ctx context.Context, first, end uint64, c *commit
 	}
 	// The new generation's offsets file exists, complete and synced,
 	// before the segment that names it.
-	if err := atomicfile.WriteFS(s.fsys, join(s.dir, offsetsNameGen(first, gen)), idx, 0o600); err != nil {
+	if err := s.writeOffsets(first, gen, idx); err != nil {
 		return 0, fmt.Errorf("compact %s: %w", name, err)
 	}
 	if err := s.fsys.SyncDir(s.dir); err != nil {
@@ -440,6 +439,7 @@ func (s *Store) compactSegment(ctx context.Context, first, end uint64, c *commit
 		return 0, err
 	}
 	s.fsys.Remove(join(s.dir, offsetsNameGen(first, sf.gen)))
+	s.fsys.Remove(join(s.dir, sparseOffsetsName(first, sf.gen)))
 	rep.Rewritten++
 	return size, nil
 }
@@ -454,6 +454,8 @@ func (s *Store) removeSegment(sf *segFile, rep *log.CompactReport) error {
 		return err
 	}
 	s.fsys.Remove(join(s.dir, idx))
+	s.fsys.Remove(join(s.dir, sparseOffsetsName(first, sf.gen)))
+	s.fsys.Remove(join(s.dir, offsetsNameGen(first, sf.gen)))
 	if err := s.fsys.SyncDir(s.dir); err != nil {
 		return err
 	}
@@ -504,6 +506,7 @@ func (s *Store) removeLeftovers() error {
 		return err
 	}
 	gens := map[uint64]uint32{}
+	unread := map[uint64]bool{} // segments whose header could not be read: their offsets files stay
 	for _, e := range ents {
 		name := e.Name()
 		if strings.HasSuffix(name, ".seg") && len(name) == 24 {
@@ -513,26 +516,31 @@ func (s *Store) removeLeftovers() error {
 			}
 			if gen, err := segmentGen(s.fsys, join(s.dir, name), first); err == nil {
 				gens[first] = gen
+			} else {
+				unread[first] = true
 			}
 		}
 	}
 	for _, e := range ents {
 		name := e.Name()
 		switch {
-		case strings.HasSuffix(name, ".seg.compact"), strings.HasSuffix(name, ".idx.tmp"),
+		case strings.HasSuffix(name, ".seg.compact"), strings.HasSuffix(name, ".idx.tmp"), strings.HasSuffix(name, ".sidx.tmp"),
 			name == idsFile+".compact", name == idsFile+".compact.grow": // shrinkIDs
 			s.fsys.Remove(join(s.dir, name))
-		case strings.HasSuffix(name, ".idx") && len(name) >= 24:
-			// NAME.idx (generation 0) or NAME.GEN.idx.
+		case (strings.HasSuffix(name, ".idx") || strings.HasSuffix(name, ".sidx")) && len(name) >= 24:
+			// NAME.idx (generation 0), NAME.GEN.idx or NAME.GEN.sidx.
 			first, err := strconv.ParseUint(name[:20], 10, 64)
 			if err != nil {
 				continue
 			}
 			gen := uint64(0)
-			if mid := name[20 : len(name)-4]; mid != "" {
+			if mid := strings.TrimSuffix(strings.TrimSuffix(name[20:], ".idx"), ".sidx"); mid != "" {
 				if gen, err = strconv.ParseUint(strings.TrimPrefix(mid, "."), 10, 32); err != nil {
 					continue
 				}
+			}
+			if unread[first] {
+				continue
 			}
 			if cur, ok := gens[first]; !ok && first < s.oldestSegment(gens) || ok && uint64(cur) != gen {
 				s.fsys.Remove(join(s.dir, name))

@@ -218,6 +218,9 @@ func (s *Store) ensureIdx(sf *segFile) error {
 	if sf.idx != nil {
 		return nil
 	}
+	if err := s.openIdx(sf, os.O_RDWR); err != nil || sf.idx != nil {
+		return err
+	}
 	f, err := s.fsys.OpenFile(join(s.dir, sf.idxName()), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return err

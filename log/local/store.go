@@ -123,10 +123,21 @@ type segFile struct {
 	gen   uint32 // 0 as appended; > 0 once compacted (positions may be missing)
 	f     vfs.File
 	idx   vfs.File
+	// sparse says idx is in the sparse form (offsets.go), covering
+	// covered positions with entries entries.
+	sparse     bool
+	covered    uint64
+	entries    int
+	sparseData []byte // the whole sparse file, when small (sparseInMemory)
 }
 
 // idxName names the segment's offsets file.
-func (sf *segFile) idxName() string { return offsetsNameGen(sf.first, sf.gen) }
+func (sf *segFile) idxName() string {
+	if sf.sparse {
+		return sparseOffsetsName(sf.first, sf.gen)
+	}
+	return offsetsNameGen(sf.first, sf.gen)
+}
 
 // Open opens the store in dir.
 func Open(dir string, opts Options) (*Store, error) {
@@ -375,12 +386,11 @@ func (s *Store) segment(first uint64) (*segFile, error) {
 		f.Close()
 		return nil, err
 	}
-	idx, err := s.fsys.OpenFile(join(s.dir, offsetsNameGen(first, gen)), flag, 0)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+	sf := &segFile{first: first, gen: gen, f: f}
+	if err := s.openIdx(sf, flag); err != nil {
 		f.Close()
 		return nil, err
 	}
-	sf := &segFile{first: first, gen: gen, f: f, idx: idx}
 	s.segs[first] = sf
 	s.touch(first)
 	s.evictSegments()
