@@ -52,8 +52,6 @@ var localOnly = regexp.MustCompile(`(?m)^# local-only: \S`)
 // difference by design: the list should only shrink.
 var natsPending = map[string]string{
 	"group_create":            "--once with ordering stream: the nats member exits while a stream's next event waits behind its acked one (the lane's ack rides on the next lease)",
-	"append_condition":        "conditional appends are refused by a nats store (exit 2) until its check is built (log/natsjs doc)",
-	"recipe_enroll":           "conditional appends are refused by a nats store (exit 2) until its check is built (log/natsjs doc)",
 	"output_prometheus":       "its stats part reads segment files (evt stats on a nats store is not written)",
 	"consume_exec":            "a failed handler's redelivery with --once: the nats member stops before the backoff ends (CLI.md: --once waits out retries)",
 	"consume_poison":          "--ordering none with --once: the nats member does not wait out a poison event's backoffs before exiting",
