@@ -52,7 +52,6 @@ var localOnly = regexp.MustCompile(`(?m)^# local-only: \S`)
 // difference by design: the list should only shrink.
 var natsPending = map[string]string{
 	"output_prometheus":       "its stats part reads segment files (evt stats on a nats store is not written)",
-	"durations":               "--lock-timeout on the command line is refused by a nats store (exit 2, CLI.md); the script's last lines use it",
 	"group_retention_skipped": "the nats store does not count retention skips (storetest.KnownGaps GroupSkipped)",
 	"group_queue_monotonic":   "until-acked queues under group resets on a nats store (storetest.KnownGaps GroupQueue)",
 	"stats":                   "evt stats reads segment files; a nats store's stats (from the stream's state) are not written",
