@@ -40,7 +40,11 @@ func TestMain(m *testing.M) {
 			RegisterRemote(openNatsStore)
 			os.Exit(Main())
 		},
-		"evt-appender": func() { os.Exit(appenderMain(os.Args[1:])) },
+		"evt-appender": func() {
+			RegisterRemote(openNatsStore)
+			os.Exit(appenderMain(os.Args[1:]))
+		},
+		"nats-server": func() { os.Exit(natsServerMain(os.Args[1:])) },
 	})
 }
 
