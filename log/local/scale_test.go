@@ -1,10 +1,13 @@
 package local
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/evtdev/evt/log"
 )
@@ -68,4 +71,114 @@ func TestStreamsWithPrefixReadsOnlyMatches(t *testing.T) {
 	if all < 1000 {
 		t.Errorf("Streams read segments only %d times: the test no longer tells the two apart", all)
 	}
+}
+
+// TestGroupLagWithoutScan: the lag of a group that reads every stream of
+// a log without limits is counted from positions and offsets files: the
+// same lag and oldest time as the scan, with a few reads of segments
+// where the scan reads every segment of the backlog. The log has
+// segments compacted under a rule since removed (holes in positions) and
+// events read ahead and acked out of order.
+func TestGroupLagWithoutScan(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, dir, 4096)
+	ctx := context.Background()
+	for i := range 20 {
+		var b log.Batch
+		for j := range 30 {
+			if err := b.Add(fmt.Sprintf("b-%d", j%3), "Happened", "", []byte(fmt.Sprintf(`{"i":%d}`, i*30+j)), nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := s.Append(ctx, &b); err != nil {
+			t.Fatal(err)
+		}
+		appendN(t, s, fmt.Sprintf("a-%d", i), 5)
+	}
+	setRules := func(rules []log.Rule) {
+		t.Helper()
+		if err := s.UpdateRetention(func(r *log.Retention) error { r.Rules = rules; return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setRules([]log.Rule{{Selection: "b-*", MaxCount: 1}})
+	if rep, err := s.Compact(ctx, nil); err != nil || rep.Dropped == 0 {
+		t.Fatalf("compact: %+v, %v", rep, err)
+	}
+	setRules(nil)
+
+	if err := s.CreateGroup(ctx, log.GroupConfig{Name: "g", AckWait: time.Minute, MaxDeliver: 5, Ordering: "none"}, 1); err != nil {
+		t.Fatal(err)
+	}
+	ff := newFaultFS(faultRule{})
+	r, err := Open(dir, Options{FS: ff})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	g, err := r.openGroup("g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	m, err := g.join(log.MemberOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	ds, _, err := m.Lease(ctx, 6, false)
+	if err != nil || len(ds) != 6 {
+		t.Fatalf("lease: %d, %v", len(ds), err)
+	}
+	if err := m.Ack(ctx, ds[1].Event.Position, ds[4].Event.Position); err != nil {
+		t.Fatal(err)
+	}
+	st, err := g.read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := segmentReads(ff)
+	var quick log.GroupStatus
+	if err := g.quickLag(st, &quick); err != nil {
+		t.Fatalf("quickLag: %v", err)
+	}
+	quickReads := segmentReads(ff) - before
+	var scanned log.GroupStatus
+	if err := g.scanLag(st, &scanned); err != nil {
+		t.Fatal(err)
+	}
+	scanReads := segmentReads(ff) - before - quickReads
+	if quick.Lag != scanned.Lag || !quick.Oldest.Equal(scanned.Oldest) {
+		t.Fatalf("quick lag %d oldest %v; scan %d oldest %v", quick.Lag, quick.Oldest, scanned.Lag, scanned.Oldest)
+	}
+	firsts, err := r.segmentList(mustCommitted(t, r))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if scanReads < len(firsts) {
+		t.Fatalf("the scan read segments %d times for %d segments: the test no longer tells the two apart", scanReads, len(firsts))
+	}
+	t.Logf("segment reads: quickLag %d, scan %d, %d segments", quickReads, scanReads, len(firsts))
+	if quickReads > 8 {
+		t.Errorf("quickLag read segments %d times (the scan: %d, %d segments)", quickReads, scanReads, len(firsts))
+	}
+	status, err := g.Status(ctx)
+	if err != nil || status.Lag != scanned.Lag {
+		t.Fatalf("Status: lag %d, %v; want %d", status.Lag, err, scanned.Lag)
+	}
+
+	// With a rule, or for a group of some streams, the scan counts.
+	setRules([]log.Rule{{Selection: "b-*", MaxCount: 1}})
+	if err := g.quickLag(st, &quick); !errors.Is(err, errLagScan) {
+		t.Errorf("quickLag with a rule: %v, want errLagScan", err)
+	}
+}
+
+func mustCommitted(t *testing.T, s *Store) *commitState {
+	t.Helper()
+	c, err := s.committed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &c
 }
