@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/evtdev/evt/log"
+	"github.com/evtdev/evt/log/local/vfs"
 )
 
 // segmentReads counts the reads of segment files in a faultFS's log.
@@ -181,4 +184,72 @@ func mustCommitted(t *testing.T, s *Store) *commitState {
 		t.Fatal(err)
 	}
 	return &c
+}
+
+// TestCompactNothingToDoReadsNoSegment: on a log no limit applies to,
+// compaction reads no sealed segment (it used to scan every one), and
+// still removes nothing and reports every segment.
+func TestCompactNothingToDoReadsNoSegment(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, dir, 4096)
+	for i := range 10 {
+		appendN(t, s, fmt.Sprintf("a-%d", i), 30)
+	}
+	s.Close()
+	cf := &countFS{FS: vfs.OS}
+	w, err := Open(dir, Options{Create: true, FS: cf, SegmentSize: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if _, err := w.Compact(context.Background(), nil); err != nil { // chains the segments once
+		t.Fatal(err)
+	}
+	cf.bytes.Store(0)
+	rep, err := w.Compact(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Dropped != 0 || rep.Segments < 5 || rep.BytesAfter != rep.BytesBefore {
+		t.Fatalf("compact: %+v", rep)
+	}
+	// The active segment (which may be sealed if enough of it went) and
+	// a header per segment; a scan reads every sealed segment whole.
+	if n, most := cf.bytes.Load(), int64(4096+64*rep.Segments+64); n > most {
+		t.Errorf("compaction with nothing to do read %d bytes of segments (%d sealed segments, %d bytes)", n, rep.Segments, rep.BytesBefore)
+	}
+	if got := len(visibleEvents(t, w)); got != 300 {
+		t.Errorf("%d events after, want 300", got)
+	}
+}
+
+// countFS counts the bytes read from segment files.
+type countFS struct {
+	vfs.FS
+	bytes atomic.Int64
+}
+
+func (c *countFS) OpenFile(name string, flag int, perm fs.FileMode) (vfs.File, error) {
+	f, err := c.FS.OpenFile(name, flag, perm)
+	if err != nil || !strings.HasSuffix(name, ".seg") {
+		return f, err
+	}
+	return &countFile{File: f, n: &c.bytes}, nil
+}
+
+type countFile struct {
+	vfs.File
+	n *atomic.Int64
+}
+
+func (f *countFile) Read(p []byte) (int, error) {
+	n, err := f.File.Read(p)
+	f.n.Add(int64(n))
+	return n, err
+}
+
+func (f *countFile) ReadAt(p []byte, off int64) (int, error) {
+	n, err := f.File.ReadAt(p, off)
+	f.n.Add(int64(n))
+	return n, err
 }
