@@ -106,12 +106,13 @@ type Store struct {
 
 // The local store is a log.Store and does what only a store of files can.
 var (
-	_ log.Store         = (*Store)(nil)
-	_ log.Verifier      = (*Store)(nil)
-	_ log.ChainVerifier = (*Store)(nil)
-	_ log.Repairer      = (*Store)(nil)
-	_ log.Compacter     = (*Store)(nil)
-	_ log.StreamNamer   = (*Store)(nil)
+	_ log.Store          = (*Store)(nil)
+	_ log.Verifier       = (*Store)(nil)
+	_ log.ChainVerifier  = (*Store)(nil)
+	_ log.Repairer       = (*Store)(nil)
+	_ log.Compacter      = (*Store)(nil)
+	_ log.StreamNamer    = (*Store)(nil)
+	_ log.PrefixStreamer = (*Store)(nil)
 )
 
 // Sealed reports whether an append through this Store sealed a segment
