@@ -39,7 +39,7 @@ func TestStreamsWithPrefixReadsOnlyMatches(t *testing.T) {
 	}
 	appendStreams(t, s, names...)
 	appendStreams(t, s, "account-010", "account-011") // new heads, later in the log
-	if _, err := s.Delete("account-012", log.Expectation{}); err != nil {
+	if _, err := s.Delete(context.Background(), "account-012", log.Expectation{}); err != nil {
 		t.Fatal(err)
 	}
 	match := func(name string) bool { return strings.HasPrefix(name, "account-01") }
