@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/evtdev/evt/log"
+	"github.com/evtdev/evt/log/local/vfs"
 )
 
 // BenchmarkIDBatchAppend is what one `evt append` of 1,000 events with
@@ -68,4 +69,74 @@ func idIndexFiles(tb testing.TB, dir string) []string {
 		}
 	}
 	return names
+}
+
+// BenchmarkIDRunLookup is the prototype id runs' side of an append: open
+// the runs of a store of n ids (in k runs) and look up 1,000 ids, as a
+// fresh process would. Compare with BenchmarkIDBatchAppend.
+func BenchmarkIDRunLookup(b *testing.B) {
+	for _, c := range []struct{ n, k int }{{1_000_000, 1}, {1_000_000, 4}, {10_000_000, 1}, {10_000_000, 8}} {
+		b.Run(fmt.Sprintf("ids=%d/runs=%d", c.n, c.k), func(b *testing.B) {
+			dir := b.TempDir()
+			var keys []hashKey
+			var names []string
+			from := uint64(1)
+			for range c.k {
+				ks := runKeys("account", from, c.n/c.k)
+				r := writeTestRun(b, dir, from, ks)
+				names = append(names, join(dir, r.name))
+				keys = append(keys, ks...)
+				from += uint64(len(ks))
+			}
+			var ru0, ru1 syscall.Rusage
+			syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				runs := make([]*idRun, len(names))
+				for j, name := range names {
+					r, err := openIDRun(vfs.OS, name)
+					if err != nil {
+						b.Fatal(err)
+					}
+					runs[j] = r
+				}
+				for j := range 1000 {
+					k := keys[(i*1000+j)*7919%len(keys)]
+					n := 0
+					for _, r := range runs {
+						r.candidates(k, func(uint64) bool { n++; return true })
+					}
+					if n == 0 {
+						b.Fatal("id not found")
+					}
+				}
+				for _, r := range runs {
+					r.close()
+				}
+			}
+			b.StopTimer()
+			syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
+			b.ReportMetric(float64(ru1.Minflt-ru0.Minflt)/float64(b.N), "minflt/op")
+		})
+	}
+}
+
+// BenchmarkIDRunMerge merges 8 runs of 1M ids each (what an LSM merge
+// off the append lock costs per id).
+func BenchmarkIDRunMerge(b *testing.B) {
+	dir := b.TempDir()
+	var runs []*idRun
+	from := uint64(1)
+	for range 8 {
+		ks := runKeys("account", from, 1_000_000)
+		runs = append(runs, writeTestRun(b, dir, from, ks))
+		from += uint64(len(ks))
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := mergeIDRuns(vfs.OS, dir, join(dir, "merged.ids"), runs, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/8e6, "ns/id")
 }

@@ -32,7 +32,6 @@ package local
 // A run spans at most 2^32 positions (merges stop there).
 
 import (
-	"bufio"
 	"container/heap"
 	"encoding/binary"
 	"fmt"
@@ -106,9 +105,18 @@ func writeIDRunFrom(fsys vfs.FS, dir, path string, from, to, count uint64, fill 
 	if _, err := f.WriteAt(make([]byte, idRunHeaderSize), 0); err != nil {
 		return err
 	}
-	w := bufio.NewWriterSize(&offsetWriter{f: f, off: idRunHeaderSize}, 1<<20)
-	crc := crc32.New(crc32.MakeTable(crc32.Castagnoli))
-	var b [8]byte
+	// Entries are gathered in a buffer, checksummed and written a
+	// megabyte at a time.
+	buf := make([]byte, 0, 1<<20)
+	off := int64(idRunHeaderSize)
+	var sum uint32
+	flush := func() error {
+		sum = crc32.Update(sum, castagnoli, buf)
+		_, err := f.WriteAt(buf, off)
+		off += int64(len(buf))
+		buf = buf[:0]
+		return err
+	}
 	n, last := uint64(0), uint64(0)
 	err = fill(func(e uint64) error {
 		if n > 0 && e < last {
@@ -116,16 +124,17 @@ func writeIDRunFrom(fsys vfs.FS, dir, path string, from, to, count uint64, fill 
 		}
 		last = e
 		n++
-		binary.LittleEndian.PutUint64(b[:], e)
-		crc.Write(b[:])
-		_, err := w.Write(b[:])
-		return err
+		buf = binary.LittleEndian.AppendUint64(buf, e)
+		if len(buf) == cap(buf) {
+			return flush()
+		}
+		return nil
 	})
 	if err == nil && n != count {
 		err = fmt.Errorf("id run %s: %d entries, expected %d", baseName(path), n, count)
 	}
 	if err == nil {
-		err = w.Flush()
+		err = flush()
 	}
 	if err != nil {
 		return err
@@ -135,7 +144,7 @@ func writeIDRunFrom(fsys vfs.FS, dir, path string, from, to, count uint64, fill 
 	binary.LittleEndian.PutUint64(hdr[8:], from)
 	binary.LittleEndian.PutUint64(hdr[16:], to)
 	binary.LittleEndian.PutUint64(hdr[24:], count)
-	binary.LittleEndian.PutUint32(hdr[32:], crc.Sum32())
+	binary.LittleEndian.PutUint32(hdr[32:], sum)
 	binary.LittleEndian.PutUint32(hdr[36:], codec.Checksum(hdr[:36]))
 	if _, err := f.WriteAt(hdr, 0); err != nil {
 		return err
@@ -154,16 +163,7 @@ func writeIDRunFrom(fsys vfs.FS, dir, path string, from, to, count uint64, fill 
 	return fsys.SyncDir(dir)
 }
 
-type offsetWriter struct {
-	f   vfs.File
-	off int64
-}
-
-func (w *offsetWriter) Write(p []byte) (int, error) {
-	n, err := w.f.WriteAt(p, w.off)
-	w.off += int64(n)
-	return n, err
-}
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // openIDRun maps the run at path and checks its header. The entries'
 // checksum is checked only by verifyIDRun: a lookup must not read the
