@@ -92,12 +92,12 @@ type Store struct {
 	runsOf   *hashFile
 	runsGen  uint64
 	mergeDue bool // this Store sealed a segment: merge runs after the append
-	segs   map[uint64]*segFile
-	lru    []uint64 // segs' keys, least recently opened first
-	firsts []uint64 // known segment first positions, sorted
-	boot   [16]byte
-	failed error // sticky: set when a write or sync failed mid-append
-	buf    []byte
+	segs     map[uint64]*segFile
+	lru      []uint64 // segs' keys, least recently opened first
+	firsts   []uint64 // known segment first positions, sorted
+	boot     [16]byte
+	failed   error // sticky: set when a write or sync failed mid-append
+	buf      []byte
 	// scanBuf is the buffer of record scans, kept between iterations.
 	scanBuf   []byte
 	retention retentionCache
