@@ -527,7 +527,8 @@ func (s *Store) removeLeftovers() error {
 		switch {
 		case strings.HasSuffix(name, ".seg.compact"), strings.HasSuffix(name, ".idx.tmp"),
 			name == idsFile+".compact", name == idsFile+".compact.grow", // shrinkIDs before id runs
-			strings.HasSuffix(name, ".ids.compact"), strings.HasSuffix(name, ".ids.merge"): // shrinkIDs, mergeOnce
+			strings.HasSuffix(name, ".ids.compact"), strings.HasSuffix(name, ".ids.merge"), // shrinkIDs, mergeOnce
+			strings.HasSuffix(name, ".ids.compact.tmp"), strings.HasSuffix(name, ".ids.merge.tmp"):
 			s.fsys.Remove(join(s.dir, name))
 		case strings.HasSuffix(name, ".idx") && len(name) >= 24:
 			// NAME.idx (generation 0) or NAME.GEN.idx.

@@ -11,6 +11,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// NOT READY FOR MAIN (branch s4-idindex): cmd/torture's TestPowerLoss
+// fails with "ids: id … of position … is missing or wrong" after a
+// power-loss image, so exactness across a machine crash is not shown yet;
+// see ../notes/report-idindex.md.
+//
 // The id index is two parts: the `ids` hash table holds the ids of the
 // positions from its `from` word on (the active segment, about one
 // segment's worth), and id runs (idrun.go), immutable sorted files of 8
