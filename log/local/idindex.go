@@ -11,11 +11,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// NOT READY FOR MAIN (branch s4-idindex): cmd/torture's TestPowerLoss
-// fails with "ids: id … of position … is missing or wrong" after a
-// power-loss image, so exactness across a machine crash is not shown yet;
-// see ../notes/report-idindex.md.
-//
 // The id index is two parts: the `ids` hash table holds the ids of the
 // positions from its `from` word on (the active segment, about one
 // segment's worth), and id runs (idrun.go), immutable sorted files of 8
@@ -280,8 +275,12 @@ func (s *Store) swapRuns(ctx context.Context, out string, in []*idRun) error {
 		s.fsys.Remove(out)
 		return err
 	}
-	// The merged run covers the others from here on; removing them may
-	// be cut short (then they are ignored as inside it).
+	// The merged run covers the others from here on, once its name is
+	// durable; removing them may be cut short (then they are ignored as
+	// inside it).
+	if err := s.fsys.SyncDir(s.dir); err != nil {
+		return err
+	}
 	for _, r := range in[1:] {
 		s.fsys.Remove(join(s.dir, r.name))
 	}
