@@ -409,6 +409,10 @@ func (s *Store) rebuildTables(c *commitState) error {
 		s.ids.close()
 	}
 	s.heads, s.ids = heads, ids
+	// The table holds every id now; only then may the runs go.
+	if err := s.removeRuns(); err != nil {
+		return err
+	}
 	if err := s.rebuildNames(c); err != nil {
 		return err
 	}

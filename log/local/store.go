@@ -86,12 +86,18 @@ type Store struct {
 	lock   *appendLock // nil unless opened with Create
 	heads  *hashFile
 	ids    *hashFile // writers only
-	segs   map[uint64]*segFile
-	lru    []uint64 // segs' keys, least recently opened first
-	firsts []uint64 // known segment first positions, sorted
-	boot   [16]byte
-	failed error // sticky: set when a write or sync failed mid-append
-	buf    []byte
+	// The id runs (idindex.go), loaded for the table runsOf at its gen
+	// runsGen; writers only.
+	runs     []*idRun
+	runsOf   *hashFile
+	runsGen  uint64
+	mergeDue bool // this Store sealed a segment: merge runs after the append
+	segs     map[uint64]*segFile
+	lru      []uint64 // segs' keys, least recently opened first
+	firsts   []uint64 // known segment first positions, sorted
+	boot     [16]byte
+	failed   error // sticky: set when a write or sync failed mid-append
+	buf      []byte
 	// scanBuf is the buffer of record scans, kept between iterations.
 	scanBuf   []byte
 	retention retentionCache
@@ -351,6 +357,8 @@ func (s *Store) Close() error {
 	s.lru = nil
 	s.heads.close()
 	s.ids.close()
+	closeRuns(s.runs)
+	s.runs, s.runsOf = nil, nil
 	s.heads, s.ids = nil, nil
 	s.closeNames()
 	if s.commit != nil {

@@ -250,7 +250,26 @@ func (s *Store) verifyTables(ctx context.Context, c *commitState, streams map[st
 		return &log.CorruptError{File: idsFile, Offset: -1, Reason: err.Error() + " (run evt repair)"}
 	}
 	defer ids.close()
-	idApplied := ids.applied()
+	idApplied, idFrom := ids.applied(), ids.idsFrom()
+	// Positions before the table's from are in the runs (idindex.go).
+	runs, err := s.listRuns()
+	if err != nil {
+		return err
+	}
+	defer closeRuns(runs)
+	for _, r := range runs {
+		if err := verifyIDRun(s.fsys, join(s.dir, r.name)); err != nil {
+			return err
+		}
+	}
+	inRuns := func(key hashKey, pos uint64) bool {
+		for _, r := range runs {
+			if pos >= r.from && pos < r.to && holdsPos(r, key, pos) {
+				return true
+			}
+		}
+		return false
+	}
 	return s.iterate(1, c, func(rec *codec.Record) error {
 		if rec.Position > idApplied {
 			return errStop
@@ -267,7 +286,9 @@ func (s *Store) verifyTables(ctx context.Context, c *commitState, streams map[st
 			return nil
 		}
 		var v [idsValues]uint64
-		if !ids.get(idKey(string(rec.Stream), string(rec.ID)), v[:]) || v[0] != rec.Position {
+		key := idKey(string(rec.Stream), string(rec.ID))
+		if rec.Position < idFrom && !inRuns(key, rec.Position) ||
+			rec.Position >= idFrom && (!ids.get(key, v[:]) || v[0] != rec.Position) {
 			return &log.CorruptError{File: idsFile, Offset: -1, Reason: fmt.Sprintf("id %s of position %d is missing or wrong (run evt repair)", rec.ID, rec.Position)}
 		}
 		return nil
