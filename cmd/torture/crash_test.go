@@ -36,8 +36,8 @@ import (
 //   - every event of an import that exited 0 is stored once; an import
 //     is all or nothing, and sending one again adds nothing;
 //   - a deleted or truncated stream holds all its events or exactly
-//     those its command kept (the latter if it exited 0), and keeps
-//     holding what it held at the first check after.
+//     those its command kept (the latter if it exited 0), and once cut
+//     stays cut.
 //
 // At the end of each epoch, members that exit 0 drain both groups, and
 // every event must have been delivered at least once.
@@ -108,12 +108,12 @@ type crashState struct {
 // doomedStream is a stream made for one delete or truncate: versions
 // 1..n, of which the command removes those below cut (all for delete).
 // Once its process ended the stream holds either all n or versions
-// cut..n, and keeps holding what the first check after it saw.
+// cut..n; once cut it stays cut.
 type doomedStream struct {
 	name    string
 	n, cut  uint64
 	acked   bool   // the command exited 0
-	settled string // "whole" or "cut", from the first check after it ended
+	settled string // "whole" or "cut", as the last check saw it
 }
 
 // importFile is an NDJSON export an import was started with.
@@ -747,7 +747,7 @@ func (c *crashState) checkDense(evs []event) {
 }
 
 // checkDoomed checks each doomed stream: whole, or cut where its command
-// said (cut if it exited 0), and the same as at the last check.
+// said (cut if it exited 0), and not whole again once seen cut.
 func (c *crashState) checkDoomed(evs []event) {
 	t := c.t
 	held := map[string][]uint64{}
@@ -779,8 +779,12 @@ func (c *crashState) checkDoomed(evs []event) {
 			tally.lost.Add(1)
 			t.Fatalf("round %d: %s holds versions %v after its %d..%d cut exited 0", c.round, d.name, vs, d.cut, d.n)
 		}
-		if d.settled != "" && d.settled != state {
-			t.Fatalf("round %d: %s was %s at the last check and is %s now", c.round, d.name, d.settled, state)
+		// Whole may turn cut once: a killed command whose record reached
+		// the segment but not the commit file is adopted by the next
+		// writer's recovery, as a killed append's is. A cut never undoes.
+		if d.settled == "cut" && state == "whole" {
+			tally.lost.Add(1)
+			t.Fatalf("round %d: %s was cut at the last check and is whole again", c.round, d.name)
 		}
 		d.settled = state
 	}
