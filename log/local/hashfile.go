@@ -316,6 +316,24 @@ func (h *hashFile) put(key hashKey, vals []uint64) {
 	}
 }
 
+// recount sets the count from the occupied slots. put makes a new slot
+// visible before it adds one to the count, so a writer killed between
+// the two leaves the count one short; the next writer's catch-up puts
+// that key again, finds it, and adds nothing. The catch-up after such a
+// kill recounts (a scan of the slots, only on that path). The caller
+// holds the append lock.
+func (h *hashFile) recount() {
+	n := uint64(0)
+	for i := uint64(0); i < h.slots; i++ {
+		if h.load(hashHeaderSize+i*h.width) != 0 {
+			n++
+		}
+	}
+	if n != h.count() {
+		h.store(32, n)
+	}
+}
+
 // each calls fn for every occupied slot.
 func (h *hashFile) each(fn func(key hashKey, vals []uint64) bool) {
 	vals := make([]uint64, h.k)

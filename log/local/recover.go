@@ -277,6 +277,10 @@ func (s *Store) catchUp(c *commitState, rebooted, lost bool) error {
 	if err != nil {
 		return err
 	}
+	// A writer died between publishing and setting applied, maybe inside
+	// a put that made a slot visible and did not count it.
+	s.heads.recount()
+	s.ids.recount()
 	s.heads.setApplied(c.next - 1)
 	s.ids.setApplied(c.next - 1)
 	if rebooted {
