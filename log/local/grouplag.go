@@ -128,34 +128,17 @@ func (s *Store) positionsIn(first, lo, hi uint64, active bool) (uint64, uint64, 
 	if sf.gen == 0 {
 		return hi - lo, lo, nil
 	}
-	var n, firstHere uint64
 	if sf.sparse {
-		// Only kept records (and the start of each dropped run) have
-		// an entry: count the kept ones in [lo, hi).
-		k, err := sf.sparseFind(lo)
+		n, firstHere, err := sf.keptIn(lo, hi)
 		if err != nil {
 			return 0, 0, errLagScan
-		}
-		for k = max(k, 0); k < sf.entries; k++ {
-			p, off, _, err := sf.sparseEntry(k)
-			if err != nil {
-				return 0, 0, errLagScan
-			}
-			if p >= hi {
-				break
-			}
-			if p >= lo && off >= segmentHeaderSize {
-				if n == 0 {
-					firstHere = p
-				}
-				n++
-			}
 		}
 		return n, firstHere, nil
 	}
 	if sf.idx == nil {
 		return 0, 0, errLagScan
 	}
+	var n, firstHere uint64
 	buf := make([]byte, min(hi-lo, 4096)*offsetEntrySize)
 	for p := lo; p < hi; {
 		k := min(hi-p, 4096)

@@ -256,3 +256,29 @@ func (sf *segFile) nextKept(from uint64) (pos uint64, off int64, err error) {
 	}
 	return 0, 0, nil
 }
+
+// keptIn counts the records a sparse offsets file lists in positions
+// [lo, hi) and returns the first of them: every kept record has an entry
+// of its own (a dropped run has one at its start).
+func (sf *segFile) keptIn(lo, hi uint64) (n, first uint64, err error) {
+	k, err := sf.sparseFind(lo)
+	if err != nil {
+		return 0, 0, err
+	}
+	for k = max(k, 0); k < sf.entries; k++ {
+		p, off, _, err := sf.sparseEntry(k)
+		if err != nil {
+			return 0, 0, err
+		}
+		if p >= hi {
+			break
+		}
+		if p >= lo && off >= segmentHeaderSize {
+			if n == 0 {
+				first = p
+			}
+			n++
+		}
+	}
+	return n, first, nil
+}
