@@ -35,7 +35,6 @@ import (
 	"container/heap"
 	"encoding/binary"
 	"fmt"
-	"hash/crc32"
 	"os"
 	"slices"
 	"unsafe"
@@ -111,7 +110,7 @@ func writeIDRunFrom(fsys vfs.FS, dir, path string, from, to, count uint64, fill 
 	off := int64(idRunHeaderSize)
 	var sum uint32
 	flush := func() error {
-		sum = crc32.Update(sum, castagnoli, buf)
+		sum = codec.UpdateChecksum(sum, buf)
 		_, err := f.WriteAt(buf, off)
 		off += int64(len(buf))
 		buf = buf[:0]
@@ -162,8 +161,6 @@ func writeIDRunFrom(fsys vfs.FS, dir, path string, from, to, count uint64, fill 
 	}
 	return fsys.SyncDir(dir)
 }
-
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // openIDRun maps the run at path and checks its header. The entries'
 // checksum is checked only by verifyIDRun: a lookup must not read the
