@@ -3,6 +3,8 @@ package cmd
 import (
 	"encoding/json"
 	"fmt"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -223,4 +225,83 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// TestNatsClusterReadYourWrites: on a 3-node cluster of nats-server
+// processes, an event appended by an evt process connected to one node
+// is read at once by evt processes connected only to another, the two
+// being the stream's followers (the leader is the third node), in both
+// directions, for many rounds: `tail STREAM -n 1`, `fold STREAM`, `fold
+// 'cat-*'` (a consumer read), `replay --from POSITION`, `streams STREAM`,
+// and an `append --expect V` that must not conflict.
+func TestNatsClusterReadYourWrites(t *testing.T) {
+	skipLongNats(t)
+	bins := builtBinaries(t)
+	nodes := natsCluster(t, bins, 3)
+	mustEvt(t, bins, nil, "--store", nodes[0].url()+"/RYW", "append", "setup-1", "Created", `{}`)
+	leader := streamInfo(t, nodes[0].url(), "RYW").Cluster.Leader
+	var followers []string
+	for _, n := range nodes {
+		if n.name != leader {
+			followers = append(followers, n.url()+"/RYW")
+		}
+	}
+	rounds := 25
+	if os.Getenv("EVT_NATS_RYW_ROUNDS") != "" {
+		rounds, _ = strconv.Atoi(os.Getenv("EVT_NATS_RYW_ROUNDS"))
+	}
+	const stream = "ryw-1"
+	version := uint64(0)
+	var slowest time.Duration
+	var slowestCmd string
+	for round := range rounds {
+		// Odd rounds write through the second follower, read through the first.
+		a, b := followers[round%2], followers[1-round%2]
+		version++
+		out := mustEvt(t, bins, nil, "--store", a, "append", stream, "Set", fmt.Sprintf(`{"n":%d}`, version))
+		var pos uint64
+		var sv string
+		if _, err := fmt.Sscanf(out, "%d %s", &pos, &sv); err != nil || sv != fmt.Sprintf("%s@%d", stream, version) {
+			t.Fatalf("round %d: append printed %q, want %s@%d", round, out, stream, version)
+		}
+		// read runs evt through node b, keeping the slowest run for the log.
+		read := func(args ...string) string {
+			start := time.Now()
+			out := mustEvt(t, bins, nil, append([]string{"--store", b}, args...)...)
+			if d := time.Since(start); d > slowest {
+				slowest, slowestCmd = d, strings.Join(args, " ")
+			}
+			return out
+		}
+		stale := func(what, got string) {
+			t.Helper()
+			t.Fatalf("round %d: %s through another node right after %s@%d was appended at %d: %q (a stale read)", round, what, stream, version, pos, got)
+		}
+		if got := read("tail", stream, "-n", "1", "-o", "json"); len(parseExport(t, got)) != 1 || parseExport(t, got)[0].Position != pos {
+			stale("tail -n 1", got)
+		}
+		want := fmt.Sprintf(`{"stream":%q,"version":%d,"state":{"n":%d}}`+"\n", stream, version, version)
+		if got := read("fold", stream); got != want {
+			stale("fold", got)
+		}
+		if got := read("fold", "ryw-*"); got != want {
+			stale("fold 'ryw-*'", got)
+		}
+		if got := read("replay", "--from", strconv.FormatUint(pos, 10), "-o", "json"); len(parseExport(t, got)) != 1 || parseExport(t, got)[0].Position != pos {
+			stale("replay --from", got)
+		}
+		var head struct{ Version uint64 }
+		got := read("streams", stream, "-o", "json")
+		if json.Unmarshal([]byte(got), &head) != nil || head.Version != version {
+			stale("streams", got)
+		}
+		// A read-modify-write through the other node: the head it reads
+		// is the one just written.
+		version++
+		r := runBuiltEvt(t, bins, nil, nil, "--store", b, "append", stream, "Set", fmt.Sprintf(`{"n":%d}`, version), "--expect", strconv.FormatUint(version-1, 10), "-q")
+		if r.code != 0 {
+			t.Fatalf("round %d: append --expect %d through another node right after the append: exit %d: %s", round, version-1, r.code, r.errOut)
+		}
+	}
+	t.Logf("%d rounds; the slowest read took %v (evt %s)", rounds, slowest.Round(time.Millisecond), slowestCmd)
 }
