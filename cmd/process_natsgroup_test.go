@@ -20,7 +20,9 @@ import (
 // the last two it started (with --batch 1 it holds one event, and one
 // done but not yet acked: its ack rides on the next lease); with
 // ordering stream no event starts before every earlier event of its
-// stream is done.
+// stream is done. The ack wait is 10 minutes, longer than the test
+// waits: the killed member's event comes back only because its
+// heartbeat lapsed.
 func TestNatsConsumeMemberKilled(t *testing.T) {
 	skipLongNats(t)
 	bins := builtBinaries(t)
@@ -43,7 +45,7 @@ func consumeMemberKilled(t *testing.T, bins natsBins, store, ordering string, re
 		}
 	}
 	mustEvt(t, bins, []byte(in.String()), "--store", store, "append", "-q")
-	mustEvt(t, bins, nil, "--store", store, "group", "create", "workers", "job-*", "--from", "start", "--ordering", ordering, "--ack-wait", "1m")
+	mustEvt(t, bins, nil, "--store", store, "group", "create", "workers", "job-*", "--from", "start", "--ordering", ordering, "--ack-wait", "10m")
 
 	seen := filepath.Join(t.TempDir(), "seen")
 	// The handler's lines: "S|D STREAM VERSION MEMBER", each one write
