@@ -1,0 +1,112 @@
+// Package archive is the format of retention archives: the events a
+// retention rule with an archive directory removes are written there, by
+// the compaction that reclaims them, as zstd-compressed NDJSON envelopes
+// (what evt export prints), which evt import restores.
+//
+// One compaction writes at most one file per directory, named by the
+// positions of its first and last event, zero-padded so that a listing
+// sorts by position:
+//
+//	00000000000000000001-00000000000000000420.ndjson.zst
+//
+// zstd rather than gzip: on envelopes it compresses to about half of
+// gzip's size, faster (testdata/bench/archivecompare; the numbers are in
+// the notes of the change that added archives).
+package archive
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// Ext ends the name of every complete archive file.
+const Ext = ".ndjson.zst"
+
+// TempPrefix starts the name of an archive file being written; a
+// compaction removes such leftovers of one that was killed.
+const TempPrefix = ".evt-archive-"
+
+// Name is the file name of an archive of the events from position lo to
+// hi.
+func Name(lo, hi uint64) string {
+	return fmt.Sprintf("%020d-%020d%s", lo, hi, Ext)
+}
+
+// ParseName reads the positions of the first and last event from an
+// archive file's name; ok is false for any other name.
+func ParseName(name string) (lo, hi uint64, ok bool) {
+	rest, found := strings.CutSuffix(name, Ext)
+	if !found || len(rest) != 41 || rest[20] != '-' {
+		return 0, 0, false
+	}
+	lo, err1 := strconv.ParseUint(rest[:20], 10, 64)
+	hi, err2 := strconv.ParseUint(rest[21:], 10, 64)
+	if err1 != nil || err2 != nil || lo > hi {
+		return 0, 0, false
+	}
+	return lo, hi, true
+}
+
+// NewWriter compresses what is written to w. Close flushes it (and does
+// not close w). One goroutine: a compaction runs beside appends on a
+// small machine.
+func NewWriter(w io.Writer) (io.WriteCloser, error) {
+	return zstd.NewWriter(w, zstd.WithEncoderConcurrency(1))
+}
+
+var (
+	zstdMagic = []byte{0x28, 0xb5, 0x2f, 0xfd}
+	gzipMagic = []byte{0x1f, 0x8b}
+)
+
+// Decompress returns r's content decompressed when it starts with the
+// magic bytes of zstd or gzip, and r as it is otherwise (plain NDJSON).
+// compressed says which; close releases the decoder.
+func Decompress(r io.Reader) (out io.Reader, compressed bool, close func(), err error) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	head, _ := br.Peek(4)
+	switch {
+	case bytes.HasPrefix(head, zstdMagic):
+		d, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1))
+		if err != nil {
+			return nil, false, nil, err
+		}
+		return zstdReader{d}, true, d.Close, nil
+	case bytes.HasPrefix(head, gzipMagic):
+		z, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, false, nil, fmt.Errorf("read gzip: %w", err)
+		}
+		return gzipReader{z}, true, func() { z.Close() }, nil
+	}
+	return br, false, func() {}, nil
+}
+
+// zstdReader says which format a damaged input was in.
+type zstdReader struct{ d *zstd.Decoder }
+
+func (z zstdReader) Read(b []byte) (int, error) {
+	n, err := z.d.Read(b)
+	if err != nil && err != io.EOF {
+		err = fmt.Errorf("read zstd: %w", err)
+	}
+	return n, err
+}
+
+// gzipReader says which format a damaged input was in.
+type gzipReader struct{ z *gzip.Reader }
+
+func (g gzipReader) Read(b []byte) (int, error) {
+	n, err := g.z.Read(b)
+	if err != nil && err != io.EOF {
+		err = fmt.Errorf("read gzip: %w", err)
+	}
+	return n, err
+}
