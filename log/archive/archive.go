@@ -66,6 +66,12 @@ var (
 	gzipMagic = []byte{0x1f, 0x8b}
 )
 
+// IsCompressed reports whether head, the first bytes of an input, starts
+// with the magic bytes of zstd or gzip.
+func IsCompressed(head []byte) bool {
+	return bytes.HasPrefix(head, zstdMagic) || bytes.HasPrefix(head, gzipMagic)
+}
+
 // Decompress returns r's content decompressed when it starts with the
 // magic bytes of zstd or gzip, and r as it is otherwise (plain NDJSON).
 // compressed says which; close releases the decoder.
