@@ -702,18 +702,18 @@ func buildKillStore(t *testing.T, dir string, events int) {
 			if a == 0 {
 				before = h.Version + 1 // every event
 			}
-			if _, err := s.Truncate(stream, before, log.Expectation{}); err != nil {
+			if _, err := s.Truncate(context.Background(), stream, before, log.Expectation{}); err != nil {
 				t.Fatal(err)
 			}
 		}
 		// Round 1 deletes del-0, 2, 4, 6, 8 (which come back with the
 		// events appended after), round 2 the others.
 		for d := round - 1; d < 10; d += 2 {
-			if _, err := s.Delete(fmt.Sprintf("del-%d", d), log.Expectation{}); err != nil && !errors.Is(err, log.ErrNotFound) {
+			if _, err := s.Delete(context.Background(), fmt.Sprintf("del-%d", d), log.Expectation{}); err != nil && !errors.Is(err, log.ErrNotFound) {
 				t.Fatal(err)
 			}
 		}
-		if _, err := s.Truncate("tmp-00", 5, log.Expectation{}); err != nil {
+		if _, err := s.Truncate(context.Background(), "tmp-00", 5, log.Expectation{}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 
@@ -32,8 +33,8 @@ stream's version first, like an append's.`,
 			if err != nil {
 				return err
 			}
-			return runCut(g, "deleted", func(s log.Store) (log.Result, error) {
-				return s.Delete(args[0], e)
+			return runCut(cmd.Context(), g, "deleted", func(ctx context.Context, s log.Store) (log.Result, error) {
+				return s.Delete(ctx, args[0], e)
 			})
 		},
 	}
@@ -66,8 +67,8 @@ reads as not found, and its next append continues its versions).`,
 			if err != nil {
 				return err
 			}
-			return runCut(g, "truncated", func(s log.Store) (log.Result, error) {
-				return s.Truncate(args[0], before, e)
+			return runCut(cmd.Context(), g, "truncated", func(ctx context.Context, s log.Store) (log.Result, error) {
+				return s.Truncate(ctx, args[0], before, e)
 			})
 		},
 	}
@@ -91,7 +92,7 @@ func parseCutExpect(s string) (log.Expectation, error) {
 // terminal or piped "STREAM deleted through version N", else a row of
 // {"stream","action","through_version","position"} (position of the
 // marker, 0 if nothing changed).
-func runCut(g *globalOptions, action string, cut func(log.Store) (log.Result, error)) error {
+func runCut(ctx context.Context, g *globalOptions, action string, cut func(context.Context, log.Store) (log.Result, error)) error {
 	p, err := g.printer()
 	if err != nil {
 		return err
@@ -101,7 +102,7 @@ func runCut(g *globalOptions, action string, cut func(log.Store) (log.Result, er
 		return err
 	}
 	defer s.Close()
-	res, err := cut(s)
+	res, err := cut(ctx, s)
 	if err != nil {
 		return err
 	}

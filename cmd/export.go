@@ -26,9 +26,10 @@ type exportOptions struct {
 func newExportCmd(g *globalOptions) *cobra.Command {
 	o := &exportOptions{}
 	cmd := &cobra.Command{
-		Use:   "export [SELECTION]",
+		Use:   "export [SELECTION...]",
 		Short: "Write events as NDJSON envelopes that evt import restores",
-		Long: `Write every event of a selection (every stream by default) from --from
+		Long: `Write every event of a selection (every stream by default; several
+selections: their union) from --from
 (default start) to --to (inclusive; default the end of the log when the
 export starts), in position order, one envelope per line: stream, type,
 data, metadata, id and time, which evt import keeps, and position and
@@ -41,9 +42,9 @@ stderr is a terminal.`,
   evt export 'order-*' --from @2026-11-01 --to @2026-12-01 > nov-orders.ndjson
   evt export order-42 --from 2 --type Shipped
   evt export | evt import --dir /backup/evt`,
-		Args: cobra.MaximumNArgs(1),
+		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			f, err := newEventFilter(optionalArg(args), o.Types)
+			f, err := newUnionFilter(args, o.Types)
 			if err != nil {
 				return err
 			}

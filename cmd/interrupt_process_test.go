@@ -249,7 +249,8 @@ func holdLock(t *testing.T, dir string) (release func()) {
 // TestInterruptLockWait interrupts writers that wait for the append lock
 // another process holds: each must stop while the lock is still held
 // (else it would wait out --lock-timeout, a minute here), exit
-// interrupted and write nothing, also after the lock is let go.
+// interrupted and write nothing, also after the lock is let go: append,
+// import, delete, truncate and repair.
 func TestInterruptLockWait(t *testing.T) {
 	root := t.TempDir()
 	dir := filepath.Join(root, "store")
@@ -271,6 +272,10 @@ func TestInterruptLockWait(t *testing.T) {
 		{"append one event, SIGTERM", "", []string{"append", "s", "T", "{}"}, syscall.SIGTERM},
 		{"append from a file", lines, []string{"append", "s", "T"}, os.Interrupt},
 		{"import", export, []string{"import"}, os.Interrupt},
+		{"delete", "", []string{"delete", "s"}, os.Interrupt},
+		{"truncate", "", []string{"truncate", "s", "--before", "2"}, os.Interrupt},
+		{"truncate, SIGTERM", "", []string{"truncate", "s", "--before", "2"}, syscall.SIGTERM},
+		{"repair", "", []string{"repair"}, os.Interrupt},
 	}
 	for _, tc := range cases {
 		release := holdLock(t, dir)

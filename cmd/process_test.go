@@ -59,7 +59,11 @@ func appenderMain(args []string) int {
 	// but those in ok is reported on stderr with evt's message.
 	evt := func(ok []int, args ...string) (int, []byte) {
 		ios, _, out, errOut := newTestIOStreams()
-		code := run(context.Background(), ios, append([]string{"--dir", dir}, args...))
+		where := "--dir"
+		if strings.HasPrefix(dir, "nats://") {
+			where = "--store"
+		}
+		code := run(context.Background(), ios, append([]string{where, dir}, args...))
 		if code != exitOK && !slices.Contains(ok, code) {
 			fmt.Fprintf(os.Stderr, "evt-appender %d: evt %s: exit %d: %s", writer, strings.Join(args, " "), code, errOut)
 		}

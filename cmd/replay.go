@@ -26,11 +26,12 @@ type replayOptions struct {
 func newReplayCmd(g *globalOptions) *cobra.Command {
 	o := &replayOptions{}
 	cmd := &cobra.Command{
-		Use:   "replay [SELECTION]",
+		Use:   "replay [SELECTION...]",
 		Short: "Stream every matching event in position order, then exit",
 		Long: `Replay the events of a selection in position order, from --from (default
 start) to --to (inclusive; default the end of the log when replay starts),
-as NDJSON or in the -o format.
+as NDJSON or in the -o format. Several selections read as their union:
+each event once, in position order.
 
 With --exec CMD, runs CMD (with sh -c) once per event instead of printing
 it: the envelope on stdin, and EVT_POSITION, EVT_STREAM, EVT_VERSION and
@@ -39,14 +40,11 @@ EVT_TYPE in its environment. Replay stops at the first CMD that fails
 exits 1 at the end if any failed.`,
 		Example: `  evt replay > backup.ndjson
   evt replay 'account-*' --from @2026-11-01 --to @2026-12-01 --type Deposited
+  evt replay course-7 student-3 --to 100
   evt replay order-42 --exec 'jq -c .data >> order-42.log'`,
-		Args: cobra.MaximumNArgs(1),
+		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			pattern := ""
-			if len(args) == 1 {
-				pattern = args[0]
-			}
-			f, err := newEventFilter(pattern, o.Types)
+			f, err := newUnionFilter(args, o.Types)
 			if err != nil {
 				return err
 			}

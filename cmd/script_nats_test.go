@@ -51,15 +51,7 @@ var localOnly = regexp.MustCompile(`(?m)^# local-only: \S`)
 // store because the work is not done yet, with why. Each is a gap, not a
 // difference by design: the list should only shrink.
 var natsPending = map[string]string{
-	"group_create":            "--once with ordering stream: the nats member exits while a stream's next event waits behind its acked one (the lane's ack rides on the next lease)",
-	"append_condition":        "conditional appends are refused by a nats store (exit 2) until its check is built (log/natsjs doc)",
-	"recipe_enroll":           "conditional appends are refused by a nats store (exit 2) until its check is built (log/natsjs doc)",
 	"output_prometheus":       "its stats part reads segment files (evt stats on a nats store is not written)",
-	"consume_exec":            "a failed handler's redelivery with --once: the nats member stops before the backoff ends (CLI.md: --once waits out retries)",
-	"consume_poison":          "--ordering none with --once: the nats member does not wait out a poison event's backoffs before exiting",
-	"group_reset_parked":      "group ls after a reset over a parked event: the nats store's position and lag differ from the local store's",
-	"group_rm_live":           "a nats member is HOST:PID (CLI.md), the script expects a PID",
-	"durations":               "--lock-timeout on the command line is refused by a nats store (exit 2, CLI.md); the script's last lines use it",
 	"group_retention_skipped": "the nats store does not count retention skips (storetest.KnownGaps GroupSkipped)",
 	"group_queue_monotonic":   "until-acked queues under group resets on a nats store (storetest.KnownGaps GroupQueue)",
 	"stats":                   "evt stats reads segment files; a nats store's stats (from the stream's state) are not written",

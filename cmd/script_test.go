@@ -40,7 +40,11 @@ func TestMain(m *testing.M) {
 			RegisterRemote(openNatsStore)
 			os.Exit(Main())
 		},
-		"evt-appender": func() { os.Exit(appenderMain(os.Args[1:])) },
+		"evt-appender": func() {
+			RegisterRemote(openNatsStore)
+			os.Exit(appenderMain(os.Args[1:]))
+		},
+		"nats-server": func() { os.Exit(natsServerMain(os.Args[1:])) },
 	})
 }
 
@@ -94,6 +98,13 @@ func scriptParams(dir string, files []string, store string) testscript.Params {
 			if store != "" {
 				e.Setenv("EVT_STORE", store+"/"+scriptStream(e.WorkDir))
 			}
+			// The README's recipes are files of their own, so the
+			// scripts that prove them run the very file users read.
+			recipes, err := filepath.Abs(filepath.Join("..", "testdata", "recipes"))
+			if err != nil {
+				return err
+			}
+			e.Setenv("RECIPES", recipes)
 			return os.MkdirAll(home, 0o777)
 		},
 	}

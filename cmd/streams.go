@@ -1,7 +1,9 @@
 package cmd
 
 import (
+	"errors"
 	"fmt"
+
 	"github.com/spf13/cobra"
 
 	"github.com/evtdev/evt/cmd/output"
@@ -51,7 +53,7 @@ func runStreams(g *globalOptions, sel codec.Selection) error {
 			return err
 		}
 		streams = []log.StreamInfo{info}
-	} else if streams, err = s.Streams(sel.Match); err != nil {
+	} else if streams, err = selectedStreams(s, sel); err != nil {
 		return err
 	}
 	if sel.All() {
@@ -72,4 +74,18 @@ func runStreams(g *globalOptions, sel codec.Selection) error {
 		}
 	}
 	return p.Flush()
+}
+
+// selectedStreams returns the heads of the streams sel picks. A selection
+// with a literal prefix ('account-7*') is looked up in the store's name
+// index when it has one, so that the cost follows the streams that match,
+// not the store.
+func selectedStreams(s log.Store, sel codec.Selection) ([]log.StreamInfo, error) {
+	if ps, ok := s.(log.PrefixStreamer); ok && sel.Prefix() != "" {
+		streams, err := ps.StreamsWithPrefix(sel.Prefix(), sel.Match)
+		if !errors.Is(err, log.ErrUnsupported) {
+			return streams, err
+		}
+	}
+	return s.Streams(sel.Match)
 }

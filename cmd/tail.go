@@ -31,7 +31,8 @@ func newTailCmd(g *globalOptions) *cobra.Command {
 		Long: `Print the last N events of a selection (default 10), or every event from
 a cursor, then exit; with -f keep printing new events as any process appends
 them, until interrupted, --count events were printed, or --timeout passed
-without one. Each event is flushed as it is printed.
+without one. Each event is flushed as it is printed; with -f, the events of
+one wake-up are written out together as soon as tail has read them.
 
 SELECTION is a stream, a glob (account-*, *) or nothing for every stream;
 several SELECTIONs are their union, each event printed once, in position
@@ -140,12 +141,20 @@ func runTail(ctx context.Context, g *globalOptions, o *tailOptions, f eventFilte
 	}
 	r := &eventReader{s: s, f: f, ios: g.IO}
 	printed := uint64(0)
+	// A follower flushes once the read has caught up (q.CaughtUp) rather
+	// than after every event: the events of one commit reach the pipe in
+	// one write, which is most of a wake-up's cost with many followers.
+	// A cursor file is saved only for events already written out, so with
+	// one every event is flushed as it is printed.
+	flushEach := !o.Follow || cf != nil
 	print := func(rec *codec.Record) error {
 		if err := p.Record(rec); err != nil {
 			return err
 		}
-		if err := p.Flushed(); err != nil {
-			return err
+		if flushEach {
+			if err := p.Flushed(); err != nil {
+				return err
+			}
 		}
 		if cf != nil {
 			if err := cf.save(rec.Position); err != nil {
@@ -159,6 +168,9 @@ func runTail(ctx context.Context, g *globalOptions, o *tailOptions, f eventFilte
 		return nil
 	}
 	q := log.Query{Follow: o.Follow, Poll: o.Poll, Idle: o.Timeout}
+	if !flushEach {
+		q.CaughtUp = p.Flushed
+	}
 	switch {
 	case resume > 0:
 		q.From = codec.Cursor{Kind: codec.CursorPosition, N: resume + 1}

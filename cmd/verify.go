@@ -103,7 +103,7 @@ segment at the damage.`,
 				bar.done()
 				return unsupportedBy(s, "repair")
 			}
-			rep, err := r.Repair(dropDamaged, bar.update)
+			rep, err := r.Repair(cmd.Context(), dropDamaged, bar.update)
 			bar.done()
 			if err != nil {
 				return err

@@ -16,15 +16,20 @@ import (
 // takes a few microseconds to make, and moves to hash/crc32 for good once
 // it has checksummed softLimit bytes, past which the byte loop would have
 // cost more than the table. Both give the same sums.
-func Checksum(b []byte) uint32 {
+func Checksum(b []byte) uint32 { return UpdateChecksum(0, b) }
+
+// UpdateChecksum returns the checksum of the bytes sum is the checksum of
+// followed by b (as crc32.Update does), for a file checksummed a piece
+// at a time; UpdateChecksum(0, b) is Checksum(b).
+func UpdateChecksum(sum uint32, b []byte) uint32 {
 	if hardware.Load() {
-		return crc32.Checksum(b, castagnoliTable())
+		return crc32.Update(sum, castagnoliTable(), b)
 	}
 	if softBytes.Add(int64(len(b))) > softLimit {
 		hardware.Store(true)
-		return crc32.Checksum(b, castagnoliTable())
+		return crc32.Update(sum, castagnoliTable(), b)
 	}
-	return softChecksum(b)
+	return softUpdate(sum, b)
 }
 
 // softLimit is about as many bytes as the byte loop checksums (at about
@@ -34,7 +39,7 @@ const softLimit = 32 << 10
 
 var (
 	hardware  atomic.Bool  // softLimit passed: hash/crc32 from now on
-	softBytes atomic.Int64 // bytes checksummed by softChecksum so far
+	softBytes atomic.Int64 // bytes checksummed by softUpdate so far
 
 	castagnoliTable = sync.OnceValue(func() *crc32.Table { return crc32.MakeTable(crc32.Castagnoli) })
 	softTable       = sync.OnceValue(makeSoftTable)
@@ -58,9 +63,9 @@ func makeSoftTable() *[256]uint32 {
 	return &t
 }
 
-func softChecksum(b []byte) uint32 {
+func softUpdate(sum uint32, b []byte) uint32 {
 	t := softTable()
-	c := ^uint32(0)
+	c := ^sum
 	for _, v := range b {
 		c = t[byte(c)^v] ^ c>>8
 	}

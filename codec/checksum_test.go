@@ -16,13 +16,25 @@ func TestChecksumSoftware(t *testing.T) {
 		b[i] = byte(r.Uint32())
 	}
 	for n := 0; n <= len(b); n++ {
-		if got, want := softChecksum(b[:n]), crc32.Checksum(b[:n], tab); got != want {
-			t.Fatalf("softChecksum of %d bytes = %08x, want %08x", n, got, want)
+		if got, want := softUpdate(0, b[:n]), crc32.Checksum(b[:n], tab); got != want {
+			t.Fatalf("softUpdate(0, …) of %d bytes = %08x, want %08x", n, got, want)
 		}
 	}
 	// The known answer of CRC-32C (RFC 3720, B.4): 32 bytes of zeros.
-	if got := softChecksum(make([]byte, 32)); got != 0x8a9136aa {
-		t.Fatalf("softChecksum(32 zeros) = %08x, want 8a9136aa", got)
+	if got := softUpdate(0, make([]byte, 32)); got != 0x8a9136aa {
+		t.Fatalf("softUpdate(0, 32 zeros) = %08x, want 8a9136aa", got)
+	}
+	// In pieces (UpdateChecksum), the sum of the whole, on the byte loop
+	// here and on hash/crc32 below.
+	pieces := func() uint32 {
+		sum := uint32(0)
+		for at := 0; at < len(b); at += 97 {
+			sum = UpdateChecksum(sum, b[at:min(at+97, len(b))])
+		}
+		return sum
+	}
+	if got, want := pieces(), crc32.Checksum(b, tab); got != want {
+		t.Fatalf("UpdateChecksum in pieces (byte loop) = %08x, want %08x", got, want)
 	}
 	// Past softLimit bytes Checksum moves to hash/crc32 for good, with
 	// the same sums before and after.
@@ -33,6 +45,9 @@ func TestChecksumSoftware(t *testing.T) {
 	if after := Checksum(b); after != before {
 		t.Fatalf("Checksum changed from %08x to %08x when it moved to hash/crc32", before, after)
 	}
+	if got, want := pieces(), crc32.Checksum(b, tab); got != want {
+		t.Fatalf("UpdateChecksum in pieces (hash/crc32) = %08x, want %08x", got, want)
+	}
 }
 
 // BenchmarkChecksum compares the two implementations on a record with
@@ -42,7 +57,7 @@ func BenchmarkChecksum(b *testing.B) {
 	b.Run("software", func(b *testing.B) {
 		b.SetBytes(int64(len(rec)))
 		for b.Loop() {
-			softChecksum(rec)
+			softUpdate(0, rec)
 		}
 	})
 	b.Run("hash-crc32", func(b *testing.B) {

@@ -127,3 +127,30 @@ func (s Selection) Match(name string) bool {
 // slashless hides '/' from path.Match, whose * stops at it. NUL cannot
 // occur in a stream name or a valid pattern.
 func slashless(s string) string { return strings.ReplaceAll(s, "/", "\x00") }
+
+// Prefix returns a string every stream the selection picks starts with:
+// the part of a glob before its first special character, the name of a
+// single stream, the longest common start of a union's parts, and ""
+// for every stream. A store with a name index (log.StreamNamer) looks up
+// only the names with this prefix instead of reading every head.
+func (s Selection) Prefix() string {
+	if s.parts != nil {
+		p := s.parts[0].Prefix()
+		for _, q := range s.parts[1:] {
+			qp := q.Prefix()
+			n := 0
+			for n < len(p) && n < len(qp) && p[n] == qp[n] {
+				n++
+			}
+			p = p[:n]
+		}
+		return p
+	}
+	if !s.glob {
+		return s.pattern
+	}
+	if i := strings.IndexAny(s.pattern, `*?[\`); i >= 0 {
+		return s.pattern[:i]
+	}
+	return s.pattern
+}

@@ -122,3 +122,32 @@ func TestUnion(t *testing.T) {
 		t.Errorf("a union of a union: %v, want 3 parts", got)
 	}
 }
+
+// TestSelectionPrefix: the prefix is a start every selected name has,
+// and as long as the pattern allows.
+func TestSelectionPrefix(t *testing.T) {
+	parse := func(s string) Selection {
+		sel, err := ParseSelection(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sel
+	}
+	for _, tc := range []struct {
+		sel  Selection
+		want string
+	}{
+		{parse(""), ""},
+		{parse("*"), ""},
+		{parse("account-7*"), "account-7"},
+		{parse("acc?unt"), "acc"},
+		{parse("[ab]-*"), ""},
+		{parse("account-7"), "account-7"},
+		{Union(parse("account-1*"), parse("account-2")), "account-"},
+		{Union(parse("account-1*"), parse("order-*")), ""},
+	} {
+		if got := tc.sel.Prefix(); got != tc.want {
+			t.Errorf("%v: prefix %q, want %q", tc.sel, got, tc.want)
+		}
+	}
+}

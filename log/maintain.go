@@ -31,8 +31,10 @@ type Repairer interface {
 	// Repair rebuilds every derived file from the store's truth. Damage
 	// that would lose acknowledged events is reported (ErrCorrupt) and
 	// left; with dropDamaged, damage at the log's end is cut off, the
-	// events from it on dropped, and said so in the report.
-	Repair(dropDamaged bool, progress Progress) (Report, error)
+	// events from it on dropped, and said so in the report. A ctx done
+	// while it waits for its locks stops it with ctx's error before it
+	// changed anything; once it holds them, it runs to its end.
+	Repair(ctx context.Context, dropDamaged bool, progress Progress) (Report, error)
 }
 
 // Compacter reclaims the space of events that retention, deletes and

@@ -22,3 +22,12 @@ type StreamNamer interface {
 	// store cannot answer now (its index is not built yet): use Streams.
 	StreamNames(prefix, from string, limit int) ([]string, error)
 }
+
+// PrefixStreamer is an optional capability of a Store, found by type
+// assertion: Streams for the streams whose name starts with a prefix,
+// at a cost that grows with those streams rather than with the store
+// (evt streams 'account-7*'). An error wrapping ErrUnsupported means the
+// store cannot answer now: use Streams.
+type PrefixStreamer interface {
+	StreamsWithPrefix(prefix string, match func(string) bool) ([]StreamInfo, error)
+}

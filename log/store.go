@@ -80,12 +80,14 @@ type Store interface {
 
 	// Delete cuts every event of stream off (a later append starts the
 	// stream again at the next version) if e holds. It returns the
-	// position of the marker that records the cut.
-	Delete(stream string, e Expectation) (Result, error)
+	// position of the marker that records the cut. A ctx done before the
+	// marker is committed (while waiting for the append lock, say) stops
+	// it with ctx's error and nothing written.
+	Delete(ctx context.Context, stream string, e Expectation) (Result, error)
 
 	// Truncate cuts off the events of stream before version before, if
-	// e holds.
-	Truncate(stream string, before uint64, e Expectation) (Result, error)
+	// e holds; ctx as for Delete.
+	Truncate(ctx context.Context, stream string, before uint64, e Expectation) (Result, error)
 
 	// Retention returns the store's retention policy.
 	Retention() (Retention, error)
@@ -133,4 +135,10 @@ type Query struct {
 	// Poll, with Follow, watches the store by polling rather than by
 	// file notifications (network file systems).
 	Poll bool
+	// CaughtUp, with Follow and when not nil, is called each time the
+	// read has yielded every selected event committed so far, before it
+	// waits for more (also when there was nothing to yield). A follower
+	// that buffers its output flushes it here: once per wake-up rather
+	// than once per event. An error from it ends the read with it.
+	CaughtUp func() error
 }

@@ -3,6 +3,7 @@ package torture_test
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand"
 	"os"
 	"os/exec"
@@ -28,9 +29,15 @@ import (
 //   - an append that failed its --expect (exit 3) stored nothing, and
 //     every stored --expect event sits right after the version it read;
 //   - no consumer group hands out an acked event again: not one that a
-//     member which exited 0 had handled, and not one below the group's
-//     committed position as read after an earlier round. Unacked events
-//     (those of a killed member) may come again: at least once.
+//     member which exited 0 had handled, or that an `evt ack` which
+//     exited 0 acked, and not one below the group's committed position
+//     as read after an earlier round. Unacked events (those of a killed
+//     member or a killed ack) may come again: at least once;
+//   - every event of an import that exited 0 is stored once; an import
+//     is all or nothing, and sending one again adds nothing;
+//   - a deleted or truncated stream holds all its events or exactly
+//     those its command kept (the latter if it exited 0), and once cut
+//     stays cut.
 //
 // At the end of each epoch, members that exit 0 drain both groups, and
 // every event must have been delivered at least once.
@@ -51,11 +58,14 @@ type victimRun struct {
 	done func(exited bool, code int, out string)
 }
 
-// crashVictims are the kinds of victims. Truncate and delete are not
-// among them: they hide events from the replay these checks read; a
-// crash at each of their file operations is a case of TestFaults in
-// log/local instead.
+// crashVictims are the kinds of victims. Truncate and delete work on
+// doomed-N streams of their own (made just before, by a process that is
+// not killed), so the checks know which positions may vanish.
 var crashVictims = []crashVictim{
+	{"delete", 15 * time.Millisecond, (*crashState).delete},
+	{"truncate", 15 * time.Millisecond, (*crashState).truncate},
+	{"import", 30 * time.Millisecond, (*crashState).importFile},
+	{"ack", 15 * time.Millisecond, (*crashState).manualAck},
 	{"compact", 50 * time.Millisecond, func(c *crashState) *victimRun { return c.admin("compact") }},
 	{"retention", 15 * time.Millisecond, (*crashState).retention},
 	{"group-churn", 20 * time.Millisecond, (*crashState).groupChurn},
@@ -86,7 +96,35 @@ type crashState struct {
 	events  []event // the store at the last check
 	pending []delivery
 	kills   map[string]int // victims killed, by kind
+
+	doomed      []*doomedStream // streams a delete or truncate was sent to
+	doomedPos   map[uint64]bool // positions of their events
+	tombstones  int             // delete and truncate processes started (each may take a position)
+	imported    map[string]bool // stream\x00id of events of imports that exited 0
+	importFiles []importFile    // every file an import was started with, to send again
+	manualAcked []delivery      // positions `evt ack` acked this round (it exited 0)
 }
+
+// doomedStream is a stream made for one delete or truncate: versions
+// 1..n, of which the command removes those below cut (all for delete).
+// Once its process ended the stream holds either all n or versions
+// cut..n; once cut it stays cut.
+type doomedStream struct {
+	name    string
+	n, cut  uint64
+	acked   bool   // the command exited 0
+	settled string // "whole" or "cut", as the last check saw it
+}
+
+// importFile is an NDJSON export an import was started with.
+type importFile struct {
+	path string
+	keys []string // stream\x00id of its events
+}
+
+// manualAckWait is the --ack-wait of the group whose events `evt ack`
+// acks: a lease a killed ack leaves behind ends this soon.
+const manualAckWait = 2 * time.Second
 
 // retryable is a single append a retry may send again.
 type retryable struct{ stream, typ, data, id string }
@@ -213,6 +251,156 @@ func (c *crashState) appendDone(args []string, ids []string, r retryable) func(b
 			c.ack(a)
 		}
 	}
+}
+
+// doom makes a stream of 1 to 5 events for a delete or truncate, with
+// a process that is not killed, and notes their positions.
+func (c *crashState) doom(cut func(n uint64) uint64) *doomedStream {
+	name := fmt.Sprintf("doomed-%d", c.next())
+	n := 1 + c.rng.Intn(5)
+	var in strings.Builder
+	for i := range n {
+		fmt.Fprintf(&in, `{"i":%d}`+"\n", i)
+	}
+	as, err := parseAcks(mustEvt(c.t, in.String(), "--dir", c.dir, "append", name, "Doomed"), make([]string, n))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	for _, a := range as {
+		c.doomedPos[a.position] = true
+	}
+	d := &doomedStream{name: name, n: uint64(n)}
+	d.cut = cut(d.n)
+	c.doomed = append(c.doomed, d)
+	c.tombstones++
+	return d
+}
+
+// doomedDone records a delete's or truncate's exit.
+func (c *crashState) doomedDone(d *doomedStream, args []string) func(bool, int, string) {
+	return func(exited bool, code int, _ string) {
+		if !exited {
+			return
+		}
+		if code != 0 {
+			c.t.Errorf("evt %s: exit %d", strings.Join(args, " "), code)
+			return
+		}
+		d.acked = true
+	}
+}
+
+// delete: evt delete of a doomed stream.
+func (c *crashState) delete() *victimRun {
+	d := c.doom(func(n uint64) uint64 { return n + 1 })
+	args := []string{"delete", d.name}
+	v := c.command(c.outFile("delete"), nil, args...)
+	v.done = c.doomedDone(d, args)
+	return v
+}
+
+// truncate: evt truncate of a doomed stream before a version in 1..n+1
+// (1 removes nothing, n+1 every event).
+func (c *crashState) truncate() *victimRun {
+	d := c.doom(func(n uint64) uint64 { return 1 + uint64(c.rng.Int63n(int64(n+1))) })
+	args := []string{"truncate", d.name, "--before", strconv.FormatUint(d.cut, 10)}
+	v := c.command(c.outFile("truncate"), nil, args...)
+	v.done = c.doomedDone(d, args)
+	return v
+}
+
+// importFile: evt import of an export file (named, or on a pipe, which
+// evt first copies into the store directory); now and then one sent
+// before again, which must add nothing. An import that exited 0 has
+// every event of its file stored once; a killed one all or none.
+func (c *crashState) importFile() *victimRun {
+	var f importFile
+	if len(c.importFiles) > 0 && c.rng.Intn(4) == 0 {
+		f = c.importFiles[c.rng.Intn(len(c.importFiles))]
+	} else {
+		n := c.next()
+		size := 1 + c.rng.Intn(40)
+		if c.rng.Intn(8) == 0 {
+			size = 500 + c.rng.Intn(1500)
+		}
+		var lines strings.Builder
+		for i := range size {
+			stream := fmt.Sprintf("imp-%d", c.rng.Intn(4))
+			id := fmt.Sprintf("i%d-%d", n, i)
+			f.keys = append(f.keys, stream+"\x00"+id)
+			fmt.Fprintf(&lines, `{"stream":%q,"type":"Imported","id":%q,"time":"2026-01-02T03:04:05Z","data":{"i":%d,"pad":"%s"}}`+"\n",
+				stream, id, i, strings.Repeat("y", c.rng.Intn(200)))
+		}
+		f.path = filepath.Join(c.work, fmt.Sprintf("import-%d.ndjson", n))
+		if err := os.WriteFile(f.path, []byte(lines.String()), 0o600); err != nil {
+			c.t.Fatal(err)
+		}
+		c.batches[filepath.Base(f.path)] = f.keys
+		c.importFiles = append(c.importFiles, f)
+	}
+	args := []string{"import", f.path, "-q"}
+	var stdin *os.File
+	if c.rng.Intn(2) == 0 {
+		in, err := os.Open(f.path)
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		pr, pw, err := os.Pipe()
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		go func() {
+			io.Copy(pw, in) // fails with EPIPE if the victim is killed first
+			in.Close()
+			pw.Close()
+		}()
+		stdin, args = pr, []string{"import", "-", "-q"}
+	}
+	v := c.command(c.outFile("import"), stdin, args...)
+	v.done = func(exited bool, code int, _ string) {
+		if !exited {
+			return
+		}
+		if code != 0 {
+			c.t.Errorf("evt %s: exit %d", strings.Join(args, " "), code)
+			return
+		}
+		for _, k := range f.keys {
+			c.imported[k] = true
+		}
+	}
+	return v
+}
+
+// manualAck: a --manual-ack member (not killed) takes up to 5 events of
+// the group "manual" and exits; then the victim, evt ack, acks them.
+// When it exited 0 they must never come again; when it was killed they
+// may, once their lease ran out. Exit 1 (a lease ran out before the ack,
+// on a loaded machine) acks some, which the test cannot tell apart: it
+// treats them as unacked.
+func (c *crashState) manualAck() *victimRun {
+	g := c.groups["manual"]
+	out := mustEvt(c.t, "", "--dir", c.dir, "consume", g.name, "--manual-ack", "--once", "--count", strconv.Itoa(1+c.rng.Intn(5)))
+	ps := positionsPrinted(out)
+	c.delivered(g, ps, false)
+	args := []string{"ack", g.name}
+	for _, p := range ps {
+		args = append(args, strconv.FormatUint(p, 10))
+	}
+	if len(ps) == 0 {
+		args = append(args, "1") // acked long ago: exit 1
+	}
+	v := c.command(c.outFile("ack"), nil, args...)
+	v.done = func(exited bool, code int, _ string) {
+		switch {
+		case !exited, code == 1:
+		case code == 0:
+			c.manualAcked = append(c.manualAcked, delivery{g, ps, true})
+		default:
+			c.t.Errorf("evt %s: exit %d", strings.Join(args, " "), code)
+		}
+	}
+	return v
 }
 
 // single: one event per process, with an id.
@@ -409,7 +597,12 @@ func (c *crashState) settle() {
 			g.acked[p] = true
 		}
 	}
-	c.pending = nil
+	for _, d := range c.manualAcked {
+		for _, p := range d.ps {
+			d.g.acked[p] = true
+		}
+	}
+	c.pending, c.manualAcked = nil, nil
 }
 
 // runRound starts victims at once and kills each at its instant.
@@ -451,11 +644,14 @@ func (c *crashState) check() {
 	t := c.t
 	t.Helper()
 	verify(t, c.dir)
-	evs := replayAll(t, c.dir)
+	evs := parseEvents(t, mustEvt(t, "", "--dir", c.dir, "replay"))
+	c.checkDense(evs)
 	checkAcked(t, evs, c.acks)
 	stored := map[string]event{}
+	exists := map[uint64]bool{}
 	for _, e := range evs {
 		stored[e.Stream+"\x00"+e.ID] = e
+		exists[e.Position] = true
 		if e.Stream == "counter-1" {
 			var d struct{ Read uint64 }
 			json.Unmarshal(e.Data, &d)
@@ -476,6 +672,13 @@ func (c *crashState) check() {
 			t.Fatalf("round %d: batch %s has %d of its %d events stored: a batch is all or nothing", c.round, name, n, len(keys))
 		}
 	}
+	for k := range c.imported {
+		if _, ok := stored[k]; !ok {
+			tally.lost.Add(1)
+			t.Errorf("round %d: event %q of an import that exited 0 is lost", c.round, k)
+		}
+	}
+	c.checkDoomed(evs)
 	for k := range c.refused {
 		if _, ok := stored[k]; ok {
 			t.Fatalf("an append that exited 3 (expected-version conflict) was stored: %q", k)
@@ -497,13 +700,94 @@ func (c *crashState) check() {
 		// its handler ran is parked, and the group moves past it.
 		parked := c.parked(g.name)
 		for p := max(g.committed, 1); p < show.Position; p++ {
-			if g.delivered[p] == 0 && p <= uint64(len(evs)) && !parked[p] {
+			if g.delivered[p] == 0 && exists[p] && !parked[p] {
 				t.Fatalf("group %s: committed past position %d, which no member was seen to handle", g.name, p)
 			}
 		}
 		g.committed = show.Position
 	}
 	c.events = evs
+}
+
+// checkDense checks what must hold for any store, given the deletes and
+// truncates sent: positions increase, and every one missing is a doomed
+// stream's event or one of at most c.tombstones tombstones; versions are
+// dense from 1 in every stream but the doomed ones; no id twice in a
+// stream.
+func (c *crashState) checkDense(evs []event) {
+	t := c.t
+	t.Helper()
+	versions := map[string]uint64{}
+	ids := map[string]uint64{}
+	var last uint64
+	unexplained := 0
+	for _, e := range evs {
+		if e.Position <= last {
+			t.Fatalf("position %d after %d: positions must increase", e.Position, last)
+		}
+		for p := last + 1; p < e.Position; p++ {
+			if !c.doomedPos[p] {
+				unexplained++
+			}
+		}
+		last = e.Position
+		if !strings.HasPrefix(e.Stream, "doomed-") && e.Version != versions[e.Stream]+1 {
+			t.Fatalf("position %d: %s@%d, want version %d: versions must be dense", e.Position, e.Stream, e.Version, versions[e.Stream]+1)
+		}
+		versions[e.Stream] = e.Version
+		key := e.Stream + "\x00" + e.ID
+		if p, dup := ids[key]; dup {
+			t.Fatalf("id %s of %s at positions %d and %d", e.ID, e.Stream, p, e.Position)
+		}
+		ids[key] = e.Position
+	}
+	if unexplained > c.tombstones {
+		t.Fatalf("round %d: %d positions missing that no doomed stream held, with only %d deletes and truncates sent", c.round, unexplained, c.tombstones)
+	}
+}
+
+// checkDoomed checks each doomed stream: whole, or cut where its command
+// said (cut if it exited 0), and not whole again once seen cut.
+func (c *crashState) checkDoomed(evs []event) {
+	t := c.t
+	held := map[string][]uint64{}
+	for _, e := range evs {
+		if strings.HasPrefix(e.Stream, "doomed-") {
+			held[e.Stream] = append(held[e.Stream], e.Version)
+		}
+	}
+	for _, d := range c.doomed {
+		vs := held[d.name]
+		from := uint64(0) // the first version held, if they are dense to n
+		if len(vs) > 0 && vs[len(vs)-1] == d.n && uint64(len(vs)) == d.n-vs[0]+1 {
+			from = vs[0]
+		}
+		var state string
+		switch {
+		case from == 1:
+			state = "whole"
+		case len(vs) == 0 && d.cut == d.n+1, from == d.cut:
+			state = "cut"
+		default:
+			tally.lost.Add(1)
+			t.Fatalf("round %d: %s holds versions %v of 1..%d; want all, or %d..%d", c.round, d.name, vs, d.n, d.cut, d.n)
+		}
+		if d.cut == 1 {
+			state = "cut" // truncate --before 1 removes nothing
+		}
+		if d.acked && state != "cut" {
+			tally.lost.Add(1)
+			t.Fatalf("round %d: %s holds versions %v after its %d..%d cut exited 0", c.round, d.name, vs, d.cut, d.n)
+		}
+		// Whole may turn cut once: a killed command whose record reached
+		// the segment but not the commit file is adopted by the next
+		// writer's recovery, as a killed append's is. A cut never undoes.
+		if d.settled == "cut" && state == "whole" {
+			tally.lost.Add(1)
+			t.Fatalf("round %d: %s was cut at the last check and is whole again", c.round, d.name)
+		}
+		d.settled = state
+	}
 }
 
 // parked reads the positions group name parked.
@@ -521,6 +805,7 @@ func (c *crashState) parked(name string) map[uint64]bool {
 func (c *crashState) drain() {
 	t := c.t
 	c.round++
+	time.Sleep(manualAckWait) // the leases killed acks left end
 	for _, g := range c.groups {
 		var out string
 		var ps []uint64
@@ -536,8 +821,8 @@ func (c *crashState) drain() {
 		c.delivered(g, ps, true)
 		c.settle()
 		parked := c.parked(g.name)
-		for p := uint64(1); p <= uint64(len(c.events)); p++ {
-			if g.delivered[p] == 0 && !parked[p] {
+		for _, e := range c.events {
+			if p := e.Position; g.delivered[p] == 0 && !parked[p] {
 				t.Errorf("group %s never delivered position %d", g.name, p)
 			}
 		}
@@ -575,11 +860,16 @@ func TestCrash(t *testing.T) {
 		}
 		c := &crashState{t: t, rng: rng, dir: filepath.Join(t.TempDir(), "store"), work: t.TempDir(),
 			acks: map[string]acked{}, batches: map[string][]string{}, refused: map[string]bool{},
-			groups: map[string]*groupTrack{}, kills: map[string]int{}}
+			groups: map[string]*groupTrack{}, kills: map[string]int{},
+			doomedPos: map[uint64]bool{}, imported: map[string]bool{}}
 		mustEvt(t, "", "--dir", c.dir, "append", "counter-1", "Counted", `{"read":0}`, "--id", "e0")
 		c.counter = 1
-		for _, name := range []string{"printed", "executed"} {
-			mustEvt(t, "", "--dir", c.dir, "group", "create", name, "--from", "start")
+		for _, name := range []string{"printed", "executed", "manual"} {
+			args := []string{"--dir", c.dir, "group", "create", name, "--from", "start"}
+			if name == "manual" {
+				args = append(args, "--ack-wait", manualAckWait.String())
+			}
+			mustEvt(t, "", args...)
 			c.groups[name] = &groupTrack{name: name, acked: map[uint64]bool{}, delivered: map[uint64]int{}}
 		}
 		for range rounds {

@@ -76,6 +76,10 @@ func (s *Store) roll(c *commitState, now int64) error {
 	if err := s.ids.sync(); err != nil {
 		return err
 	}
+	// The sealed segment's ids leave the table for a run (idindex.go).
+	if err := s.flushIDs(c.next); err != nil {
+		return err
+	}
 	if err := s.syncNames(); err != nil {
 		return err
 	}

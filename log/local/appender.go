@@ -317,13 +317,41 @@ func (a *Appender) resultAt(j int) log.Result {
 	return a.results[j]
 }
 
-// stored looks an id up in the index and checks the hit against the log.
+// stored looks an id up in the index (the table, then the runs: see
+// idindex.go) and checks each hit against the log.
 func (a *Appender) stored(key hashKey, name string, id []byte) (log.Result, bool, error) {
 	var vals [idsValues]uint64
-	if !a.s.ids.get(key, vals[:]) || vals[0] >= a.c.next {
+	if a.s.ids.get(key, vals[:]) {
+		if r, ok, err := a.storedAt(vals[0], name, id); err != nil || ok {
+			return r, ok, err
+		}
+	}
+	runs, err := a.s.idRuns()
+	if err != nil {
+		return log.Result{}, false, err
+	}
+	for i := len(runs) - 1; i >= 0; i-- { // newest first: retries are mostly recent
+		var cands [4]uint64
+		found := cands[:0]
+		runs[i].candidates(key, func(p uint64) bool {
+			found = append(found, p)
+			return true
+		})
+		for _, p := range found {
+			if r, ok, err := a.storedAt(p, name, id); err != nil || ok {
+				return r, ok, err
+			}
+		}
+	}
+	return log.Result{}, false, nil
+}
+
+// storedAt reports whether the event at pos is id in stream name.
+func (a *Appender) storedAt(pos uint64, name string, id []byte) (log.Result, bool, error) {
+	if pos == 0 || pos >= a.c.next {
 		return log.Result{}, false, nil
 	}
-	rec, err := a.s.recordAt(vals[0], &a.c)
+	rec, err := a.s.recordAt(pos, &a.c)
 	if errors.Is(err, log.ErrNotFound) {
 		// Compaction dropped the event: the id is free again. (Retention
 		// outlives retries by far; a retry that late appends anew.)
@@ -556,6 +584,12 @@ func (a *Appender) Commit() ([]log.Result, error) {
 	a.s.heads.setApplied(a.pos - 1)
 	a.s.ids.setApplied(a.pos - 1)
 	a.s.maybeMergeNames()
+	a.done = true
+	a.s.lock.release()
+	if a.s.mergeDue {
+		// After the lock: other writers go on while the runs merge.
+		a.s.mergeDueRuns(context.WithoutCancel(a.ctx))
+	}
 	return a.results, nil
 }
 

@@ -124,7 +124,7 @@ func BenchmarkScanLimits(b *testing.B) {
 		b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "records/s")
 	}
 	b.Run("none", scan)
-	if _, err := s.Truncate("account-1", 2, log.Expectation{}); err != nil {
+	if _, err := s.Truncate(context.Background(), "account-1", 2, log.Expectation{}); err != nil {
 		b.Fatal(err)
 	}
 	b.Run("cut", scan)

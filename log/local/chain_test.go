@@ -66,7 +66,7 @@ func TestHashChainDetectsTampering(t *testing.T) {
 	os.WriteFile(chain, lines, 0o600)
 
 	// Compaction rewrites sealed segments and updates the chain.
-	if _, err := s.Delete("a-1", log.Expectation{}); err != nil {
+	if _, err := s.Delete(context.Background(), "a-1", log.Expectation{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Compact(context.Background(), nil); err != nil {

@@ -17,7 +17,6 @@ import (
 
 	"github.com/evtdev/evt/codec"
 	"github.com/evtdev/evt/log"
-	"github.com/evtdev/evt/log/atomicfile"
 	"github.com/evtdev/evt/log/local/vfs"
 )
 
@@ -109,7 +108,7 @@ func (s *Store) Compact(ctx context.Context, progress log.Progress) (log.Compact
 	if err != nil {
 		return rep, err
 	}
-	shrinkKilled := s.exists(join(s.dir, idsFile+".compact"))
+	shrinkKilled := s.hasRunLeftovers()
 	if err := s.removeLeftovers(); err != nil {
 		return rep, err
 	}
@@ -169,6 +168,20 @@ func (s *Store) Compact(ctx context.Context, progress log.Progress) (log.Compact
 			return rep, s.stopCompaction(err)
 		}
 		rep.Segments++
+		if v.plain && !(prefix && sizes[i] <= segmentHeaderSize) {
+			// No limit applies (no rule, no truncate or delete ever, no
+			// max-bytes): every record stays, so the segment is not read.
+			// Only one an earlier compaction emptied goes, once it is the
+			// oldest. A compaction with nothing to do then costs a stat
+			// per segment, not a read of the log.
+			rep.BytesAfter += sizes[i]
+			prefix = false
+			done += sizes[i]
+			if progress != nil {
+				progress(done, total)
+			}
+			continue
+		}
 		end := firsts[i+1]
 		kept, err := s.compactSegment(ctx, first, end, &c, v, h, prefix, &rep)
 		if err != nil {
@@ -249,70 +262,76 @@ func (s *Store) sealRemoved(ctx context.Context, c *commitState, v *view, h *has
 	return true, nil
 }
 
-// shrinkIDs rebuilds the id index from the records the segments still
-// hold, when compaction left it at least twice as large as they need: it
-// keeps an entry per event ever appended (63 bytes each), which would
-// otherwise stay for every dropped event. The new table is filled without
-// the append lock, then brought up to the committed end under it and
-// renamed over the old one (processes that map the old one see it marked
-// moved and reopen). A ctx done first leaves the old index.
+// shrinkIDs drops from the id index the ids of events the segments no
+// longer hold. It finds which positions still hold an event, without the
+// append lock; then, under it, moves a table that still holds more than a
+// run's worth (one written before id runs) into a run; then rewrites each
+// run that lost an eighth or more of its events without them, off the
+// lock, and swaps each in under it (swapRuns). A ctx done first leaves
+// the index as it was; a run rewritten meanwhile by a seal is left for
+// the next compaction.
 func (s *Store) shrinkIDs(ctx context.Context) error {
 	c, err := s.committed()
 	if err != nil {
 		return err
 	}
-	tmp := join(s.dir, idsFile+".compact") // not .tmp: a writer rebuilds its tables there
-	g, err := createHashFile(s.fsys, tmp, idsValues, 0)
-	if err != nil {
-		return err
-	}
-	done := false
-	defer func() {
-		if !done {
-			g.close()
-			s.fsys.Remove(tmp)
-		}
-	}()
-	fill := func(from uint64, c *commitState) error {
-		n := 0
-		return s.iterate(from, c, func(rec *codec.Record) error {
-			if n++; n%16384 == 0 {
-				if err := ctx.Err(); err != nil {
-					return err
-				}
-			}
-			var err error
-			if g, err = g.reserve(1); err != nil {
+	held := newBitset(c.next)
+	n := 0
+	err = s.iterate(1, &c, func(rec *codec.Record) error {
+		if n++; n%16384 == 0 {
+			if err := ctx.Err(); err != nil {
 				return err
 			}
-			applyID(g, rec)
-			return nil
-		})
-	}
-	if err := fill(1, &c); err != nil {
+		}
+		if !rec.Marker() {
+			held.set(rec.Position)
+		}
+		return nil
+	})
+	if err != nil {
 		return err
-	}
-	if s.ids == nil || 2*g.count() > s.ids.count() {
-		return nil // not worth a swap
 	}
 	if err := s.lock.acquire(ctx, s.opts.LockTimeout); err != nil {
 		return err
 	}
-	defer s.lock.release()
 	now, err := s.prepare()
+	if err == nil && s.ids.count() > idRunBase {
+		err = s.flushIDs(now.next)
+		s.mergeDue = false // compaction holds the lock merges need
+	}
+	s.lock.release()
 	if err != nil {
 		return err
 	}
-	if err := fill(c.next, &now); err != nil {
-		return err
-	}
-	ids, err := s.ids.replaceBy(g) // takes the old table's applied mark: now.next-1
+	runs, err := s.listRuns()
 	if err != nil {
 		return err
 	}
-	done = true
-	s.ids = ids
-	return s.fsys.SyncDir(s.dir)
+	defer closeRuns(runs)
+	keep := func(p uint64) bool { return p >= c.next || held.has(p) }
+	for _, r := range runs {
+		dropped := 0
+		for _, e := range r.entries {
+			if !keep(r.from + e&0xffffffff) {
+				dropped++
+			}
+		}
+		if dropped == 0 || 8*dropped < len(r.entries) {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		out := join(s.dir, r.name+".compact")
+		if err := mergeIDRuns(s.fsys, s.dir, out, []*idRun{r}, keep); err != nil {
+			s.fsys.Remove(out)
+			return err
+		}
+		if err := s.swapRuns(ctx, out, []*idRun{r}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // stopCompaction ends a compaction that ctx stopped between segments:
@@ -431,7 +450,7 @@ func (s *Store) compactSegment(ctx context.Context, first, end uint64, c *commit
 	}
 	// The new generation's offsets file exists, complete and synced,
 	// before the segment that names it.
-	if err := atomicfile.WriteFS(s.fsys, join(s.dir, offsetsNameGen(first, gen)), idx, 0o600); err != nil {
+	if err := s.writeOffsets(first, gen, idx); err != nil {
 		return 0, fmt.Errorf("compact %s: %w", name, err)
 	}
 	if err := s.fsys.SyncDir(s.dir); err != nil {
@@ -445,6 +464,7 @@ func (s *Store) compactSegment(ctx context.Context, first, end uint64, c *commit
 		return 0, err
 	}
 	s.fsys.Remove(join(s.dir, offsetsNameGen(first, sf.gen)))
+	s.fsys.Remove(join(s.dir, sparseOffsetsName(first, sf.gen)))
 	rep.Rewritten++
 	return size, nil
 }
@@ -459,6 +479,8 @@ func (s *Store) removeSegment(sf *segFile, rep *log.CompactReport) error {
 		return err
 	}
 	s.fsys.Remove(join(s.dir, idx))
+	s.fsys.Remove(join(s.dir, sparseOffsetsName(first, sf.gen)))
+	s.fsys.Remove(join(s.dir, offsetsNameGen(first, sf.gen)))
 	if err := s.fsys.SyncDir(s.dir); err != nil {
 		return err
 	}
@@ -509,6 +531,7 @@ func (s *Store) removeLeftovers() error {
 		return err
 	}
 	gens := map[uint64]uint32{}
+	unread := map[uint64]bool{} // segments whose header could not be read: their offsets files stay
 	for _, e := range ents {
 		name := e.Name()
 		if strings.HasSuffix(name, ".seg") && len(name) == 24 {
@@ -518,26 +541,33 @@ func (s *Store) removeLeftovers() error {
 			}
 			if gen, err := segmentGen(s.fsys, join(s.dir, name), first); err == nil {
 				gens[first] = gen
+			} else {
+				unread[first] = true
 			}
 		}
 	}
 	for _, e := range ents {
 		name := e.Name()
 		switch {
-		case strings.HasSuffix(name, ".seg.compact"), strings.HasSuffix(name, ".idx.tmp"),
-			name == idsFile+".compact", name == idsFile+".compact.grow": // shrinkIDs
+		case strings.HasSuffix(name, ".seg.compact"), strings.HasSuffix(name, ".idx.tmp"), strings.HasSuffix(name, ".sidx.tmp"),
+			name == idsFile+".compact", name == idsFile+".compact.grow", // shrinkIDs before id runs
+			strings.HasSuffix(name, ".ids.compact"), strings.HasSuffix(name, ".ids.merge"), // shrinkIDs, mergeOnce
+			strings.HasSuffix(name, ".ids.compact.tmp"), strings.HasSuffix(name, ".ids.merge.tmp"):
 			s.fsys.Remove(join(s.dir, name))
-		case strings.HasSuffix(name, ".idx") && len(name) >= 24:
-			// NAME.idx (generation 0) or NAME.GEN.idx.
+		case (strings.HasSuffix(name, ".idx") || strings.HasSuffix(name, ".sidx")) && len(name) >= 24:
+			// NAME.idx (generation 0), NAME.GEN.idx or NAME.GEN.sidx.
 			first, err := strconv.ParseUint(name[:20], 10, 64)
 			if err != nil {
 				continue
 			}
 			gen := uint64(0)
-			if mid := name[20 : len(name)-4]; mid != "" {
+			if mid := strings.TrimSuffix(strings.TrimSuffix(name[20:], ".idx"), ".sidx"); mid != "" {
 				if gen, err = strconv.ParseUint(strings.TrimPrefix(mid, "."), 10, 32); err != nil {
 					continue
 				}
+			}
+			if unread[first] {
+				continue
 			}
 			if cur, ok := gens[first]; !ok && first < s.oldestSegment(gens) || ok && uint64(cur) != gen {
 				s.fsys.Remove(join(s.dir, name))

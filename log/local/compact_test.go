@@ -74,23 +74,23 @@ func TestDeleteAndTruncate(t *testing.T) {
 	appendN(t, s, "acct-1", 5)
 	appendN(t, s, "acct-2", 3)
 
-	if _, err := s.Truncate("acct-1", 3, log.Expectation{}); err != nil {
+	if _, err := s.Truncate(context.Background(), "acct-1", 3, log.Expectation{}); err != nil {
 		t.Fatal(err)
 	}
 	if got := streamEvents(t, s, "acct-1"); len(got) != 3 || got[0].Version != 3 {
 		t.Fatalf("after truncate before 3: %d events, first v%d", len(got), got[0].Version)
 	}
-	if _, err := s.Truncate("acct-1", 9, log.Expectation{}); err == nil {
+	if _, err := s.Truncate(context.Background(), "acct-1", 9, log.Expectation{}); err == nil {
 		t.Fatal("truncate past the head + 1 succeeded")
 	}
-	res, err := s.Delete("acct-2", log.Expectation{})
+	res, err := s.Delete(context.Background(), "acct-2", log.Expectation{})
 	if err != nil || res.Version != 3 {
 		t.Fatalf("delete: %+v %v", res, err)
 	}
 	if _, err := s.Head("acct-2"); !errors.Is(err, log.ErrNotFound) {
 		t.Fatalf("Head of a deleted stream: %v", err)
 	}
-	if _, err := s.Delete("acct-2", log.Expectation{}); !errors.Is(err, log.ErrNotFound) {
+	if _, err := s.Delete(context.Background(), "acct-2", log.Expectation{}); !errors.Is(err, log.ErrNotFound) {
 		t.Fatalf("delete twice: %v", err)
 	}
 	// Its versions are not given again.
@@ -164,12 +164,12 @@ func TestCompactionIsInvisible(t *testing.T) {
 				case 0:
 					name := streams[rng.IntN(len(streams))]
 					if info, err := s.Head(name); err == nil && info.Version > 1 {
-						if _, err := s.Truncate(name, info.Version+1-uint64(rng.IntN(3)), log.Expectation{}); err != nil {
+						if _, err := s.Truncate(context.Background(), name, info.Version+1-uint64(rng.IntN(3)), log.Expectation{}); err != nil {
 							t.Fatal(err)
 						}
 					}
 				case 1:
-					if _, err := s.Delete(streams[rng.IntN(len(streams))], log.Expectation{}); err != nil && !errors.Is(err, log.ErrNotFound) {
+					if _, err := s.Delete(context.Background(), streams[rng.IntN(len(streams))], log.Expectation{}); err != nil && !errors.Is(err, log.ErrNotFound) {
 						t.Fatal(err)
 					}
 				}
@@ -203,7 +203,7 @@ func TestCompactionIsInvisible(t *testing.T) {
 							heads[name] = vals[1]
 						}
 					}
-					if _, err := s.Repair(false, nil); err != nil {
+					if _, err := s.Repair(context.Background(), false, nil); err != nil {
 						t.Fatalf("round %d: repair after compaction: %v", round, err)
 					}
 					if err := os.Remove(filepath.Join(dir, headsFile)); err != nil {

@@ -309,7 +309,7 @@ func checkSealedDamage(truncated bool) func(t *testing.T, fx *fixture) {
 		w := openWriter(t, fx.dir)
 		before := snapshot(t, fx.dir)
 		for _, drop := range []bool{false, true} {
-			_, err = w.Repair(drop, nil)
+			_, err = w.Repair(context.Background(), drop, nil)
 			ce := wantCorrupt(t, fmt.Sprintf("repair(dropDamaged=%v)", drop), err, name, anyOffset)
 			if ce != nil && (ce.Offset < segmentHeaderSize || ce.Offset > bad.off) {
 				t.Errorf("repair names offset %d, want one in [%d, %d]", ce.Offset, segmentHeaderSize, bad.off)
@@ -337,7 +337,7 @@ func checkDeletedSegment(t *testing.T, fx *fixture) {
 	}
 	w := openWriter(t, fx.dir)
 	before := snapshot(t, fx.dir)
-	_, err = w.Repair(false, nil)
+	_, err = w.Repair(context.Background(), false, nil)
 	wantCorrupt(t, "repair", err, segmentName(fx.segs[2]), 0)
 	sameFiles(t, "repair", before, snapshot(t, fx.dir))
 }
@@ -377,14 +377,14 @@ func checkActiveTruncated(t *testing.T, fx *fixture) {
 
 	w := openWriter(t, fx.dir)
 	before := snapshot(t, fx.dir)
-	_, err = w.Repair(false, nil)
+	_, err = w.Repair(context.Background(), false, nil)
 	wantCorrupt(t, "repair", err, name, anyOffset)
 	if err != nil && !strings.Contains(err.Error(), "drop-damaged") {
 		t.Errorf("repair error %q does not point at --drop-damaged", err)
 	}
 	sameFiles(t, "repair", before, snapshot(t, fx.dir))
 
-	rep, err := w.Repair(true, nil)
+	rep, err := w.Repair(context.Background(), true, nil)
 	if err != nil {
 		t.Fatalf("repair --drop-damaged: %v", err)
 	}
@@ -482,7 +482,7 @@ func checkHeadsBehind(t *testing.T, fx *fixture) {
 		t.Errorf("heads applied %d after the append, want %d", got, len(all))
 	}
 	checkHeads(t, w, all)
-	if _, err := w.Repair(false, nil); err != nil {
+	if _, err := w.Repair(context.Background(), false, nil); err != nil {
 		t.Fatalf("repair: %v", err)
 	}
 	verifyClean(t, w)
@@ -496,7 +496,7 @@ func checkHeadsWrong(t *testing.T, fx *fixture) {
 	_, err := r.Verify(context.Background(), nil)
 	wantCorrupt(t, "verify", err, headsFile, -1)
 	w := openWriter(t, fx.dir)
-	rep, err := w.Repair(false, nil)
+	rep, err := w.Repair(context.Background(), false, nil)
 	if err != nil {
 		t.Fatalf("repair: %v", err)
 	}
@@ -604,7 +604,7 @@ func checkCommitLost(t *testing.T, fx *fixture) {
 			t.Errorf("failed append changed %s", f)
 		}
 	}
-	if _, err := w.Repair(false, nil); err != nil {
+	if _, err := w.Repair(context.Background(), false, nil); err != nil {
 		t.Fatalf("repair: %v", err)
 	}
 	verifyClean(t, w)
@@ -635,7 +635,7 @@ func checkCommitDeleted(t *testing.T, fx *fixture) {
 		return
 	}
 	defer w.Close()
-	if _, err := w.Repair(false, nil); err != nil {
+	if _, err := w.Repair(context.Background(), false, nil); err != nil {
 		t.Fatalf("repair: %v", err)
 	}
 	verifyClean(t, w)
@@ -789,7 +789,7 @@ func checkRebootActiveTruncated(t *testing.T, fx *fixture) {
 			t.Errorf("failed append changed %s", f)
 		}
 	}
-	if _, err := w.Repair(true, nil); err != nil {
+	if _, err := w.Repair(context.Background(), true, nil); err != nil {
 		t.Fatalf("repair --drop-damaged: %v", err)
 	}
 	verifyClean(t, w)
@@ -831,7 +831,7 @@ func checkOffsetsDamaged(segIndex int) func(t *testing.T, fx *fixture) {
 		wantCorrupt(t, "verify", err, offsetsName(first), 0)
 
 		w := openWriter(t, fx.dir)
-		if _, err := w.Repair(false, nil); err != nil {
+		if _, err := w.Repair(context.Background(), false, nil); err != nil {
 			t.Fatalf("repair: %v", err)
 		}
 		if want := int64(end-first) * offsetEntrySize; fileSize(t, join(fx.dir, offsetsName(first))) != want {
@@ -891,7 +891,7 @@ func checkOrphan(t *testing.T, fx *fixture) {
 	sameEvents(t, "after rolling", mustReadAll(t, w), all)
 	sameEvents(t, "fresh reader", mustReadAll(t, openReader(t, fx.dir)), all)
 	checkHeads(t, w, all)
-	if _, err := w.Repair(false, nil); err != nil {
+	if _, err := w.Repair(context.Background(), false, nil); err != nil {
 		t.Fatalf("repair: %v", err)
 	}
 	verifyClean(t, w)
@@ -919,7 +919,7 @@ func checkOrphanRepairLater(t *testing.T, fx *fixture) {
 	if _, err := w.Verify(context.Background(), nil); err != nil {
 		t.Errorf("verify: %v", err)
 	}
-	if _, err := w.Repair(false, nil); err != nil {
+	if _, err := w.Repair(context.Background(), false, nil); err != nil {
 		t.Fatalf("repair with an orphan segment the log has grown past: %v", err)
 	}
 	verifyClean(t, w)

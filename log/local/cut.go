@@ -15,26 +15,26 @@ import (
 // and a plain append continues after the deleted version. The result's
 // Version is the last version deleted. e is checked against the stream's
 // version, like an append's expectation.
-func (s *Store) Delete(stream string, e log.Expectation) (log.Result, error) {
-	return s.cut(stream, codec.FlagTombstone, 0, e)
+func (s *Store) Delete(ctx context.Context, stream string, e log.Expectation) (log.Result, error) {
+	return s.cut(ctx, stream, codec.FlagTombstone, 0, e)
 }
 
 // Truncate removes the events of stream before version before (a
 // truncate marker): reads start at that version at once, and the next
 // compaction reclaims the space. Truncating below an earlier cut changes
 // nothing. The result's Version is the stream's cut afterwards.
-func (s *Store) Truncate(stream string, before uint64, e log.Expectation) (log.Result, error) {
+func (s *Store) Truncate(ctx context.Context, stream string, before uint64, e log.Expectation) (log.Result, error) {
 	if before == 0 {
 		return log.Result{}, fmt.Errorf("truncate %s before version 0: versions start at 1", stream)
 	}
-	return s.cut(stream, codec.FlagTruncate, before-1, e)
+	return s.cut(ctx, stream, codec.FlagTruncate, before-1, e)
 }
 
-func (s *Store) cut(stream string, flag uint16, cut uint64, e log.Expectation) (log.Result, error) {
+func (s *Store) cut(ctx context.Context, stream string, flag uint16, cut uint64, e log.Expectation) (log.Result, error) {
 	if err := codec.ValidateStream(stream); err != nil {
 		return log.Result{}, err
 	}
-	a, err := s.beginAppend(context.Background(), map[string]log.Expectation{stream: e}, log.Expectation{})
+	a, err := s.beginAppend(ctx, map[string]log.Expectation{stream: e}, log.Expectation{})
 	if err != nil {
 		return log.Result{}, err
 	}

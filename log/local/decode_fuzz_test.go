@@ -92,7 +92,7 @@ func FuzzHashHeader(f *testing.F) {
 				}
 				continue
 			}
-			if enc := encodeHashHeader(k, slots); !bytes.Equal(enc, hdr[:hashFixedHeader]) {
+			if enc := encodeHashHeaderFormat(k, slots, binary.LittleEndian.Uint32(hdr[8:])); !bytes.Equal(enc, hdr[:hashFixedHeader]) {
 				t.Fatalf("accepted header\n%x\nencodes to\n%x", hdr[:hashFixedHeader], enc)
 			}
 			if size != int64(hashHeaderSize+slots*uint64(16+8*k)) {

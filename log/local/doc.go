@@ -16,6 +16,7 @@
 //   - NNNNNNNNNNNNNNNNNNNN.seg (truth): segment: a run of records; named by its first position (20 digits, so a listing sorts in log order)
 //   - NNNNNNNNNNNNNNNNNNNN.idx (derived): per segment, 16 bytes per position: byte offset and time of the record — position → record in one read, and sorted times for seeking
 //   - NNNNNNNNNNNNNNNNNNNN.G.idx (derived): the same for a segment compacted G times (offset 0: dropped by compaction)
+//   - NNNNNNNNNNNNNNNNNNNN.G.sidx (derived): instead of NAME.G.idx when smaller: 24 bytes (position, offset, time) per kept record and per run of dropped ones, binary-searched (offsets.go)
 //   - retention.json (state of its own): retention rules and the store's size limit, replaced atomically under the append lock
 //   - compact.lock: one compaction at a time, never during verify or repair (flock); also guards `chain`
 //   - chain (state of its own): optional hash chain over sealed segments (`evt verify --chain`)
@@ -206,7 +207,8 @@
 //  4. Otherwise write the kept records, byte for byte, to `NAME.seg.compact`
 //     with a header of generation G+1, and the new offsets file `NAME.G+1.idx`
 //     (offset 0 for dropped positions, with a time no later than theirs so
-//     time seeks still work); fsync both and the directory; rename the new
+//     time seeks still work), or the sparse `NAME.G+1.sidx` with entries
+//     for the kept records only when that is smaller; fsync both and the directory; rename the new
 //     segment over the old (the one atomic step: the segment file names its own
 //     offsets file through its generation, so the pair is never mixed); fsync
 //     the directory; delete the old offsets file.

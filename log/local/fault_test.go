@@ -193,14 +193,14 @@ func faultWriters() []faultWriter {
 		{name: "delete", run: func(w *faultWorld, fsys vfs.FS) (*Store, error) {
 			w.cut["acct-1"] = true
 			return withStore(w, fsys, func(s *Store) error {
-				_, err := s.Delete("acct-1", log.Expectation{})
+				_, err := s.Delete(context.Background(), "acct-1", log.Expectation{})
 				return err
 			})
 		}},
 		{name: "truncate", run: func(w *faultWorld, fsys vfs.FS) (*Store, error) {
 			w.cut["acct-2"] = true
 			return withStore(w, fsys, func(s *Store) error {
-				_, err := s.Truncate("acct-2", 5, log.Expectation{})
+				_, err := s.Truncate(context.Background(), "acct-2", 5, log.Expectation{})
 				return err
 			})
 		}},
@@ -212,10 +212,10 @@ func faultWriters() []faultWriter {
 			}
 			defer s.Close()
 			w.cut["acct-1"], w.cut["acct-2"] = true, true
-			if _, err := s.Delete("acct-1", log.Expectation{}); err != nil {
+			if _, err := s.Delete(context.Background(), "acct-1", log.Expectation{}); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := s.Truncate("acct-2", 8, log.Expectation{}); err != nil {
+			if _, err := s.Truncate(context.Background(), "acct-2", 8, log.Expectation{}); err != nil {
 				t.Fatal(err)
 			}
 			b, ids := faultBatch("more", 60, "acct-3", "acct-4")
@@ -229,6 +229,34 @@ func faultWriters() []faultWriter {
 				if err == nil && rep.Segments == 0 {
 					return errors.New("compaction found no sealed segment: the test needs one")
 				}
+				return err
+			})
+		}},
+		{name: "compact-sparse", setup: sparseFaultWorld, run: func(w *faultWorld, fsys vfs.FS) (*Store, error) {
+			// The segment compacted into the sparse offsets form loses
+			// more: generation 2 from a sparse generation 1.
+			return withStore(w, fsys, func(s *Store) error {
+				rep, err := s.Compact(context.Background(), nil)
+				if err == nil && rep.Rewritten == 0 {
+					return errors.New("compaction rewrote no segment: the test needs one")
+				}
+				return err
+			})
+		}},
+		{name: "repair-sparse", setup: func(t *testing.T) *faultWorld {
+			// A sparse offsets file and the tables lost.
+			w := sparseFaultWorld(t)
+			w.damaged = true
+			names, _ := filepath.Glob(filepath.Join(w.dir, "*.sidx"))
+			for _, name := range append(names, filepath.Join(w.dir, headsFile), filepath.Join(w.dir, idsFile)) {
+				if err := os.Remove(name); err != nil {
+					t.Fatal(err)
+				}
+			}
+			return w
+		}, run: func(w *faultWorld, fsys vfs.FS) (*Store, error) {
+			return withStore(w, fsys, func(s *Store) error {
+				_, err := s.Repair(context.Background(), false, nil)
 				return err
 			})
 		}},
@@ -252,7 +280,7 @@ func faultWriters() []faultWriter {
 			return w
 		}, run: func(w *faultWorld, fsys vfs.FS) (*Store, error) {
 			return withStore(w, fsys, func(s *Store) error {
-				_, err := s.Repair(false, nil)
+				_, err := s.Repair(context.Background(), false, nil)
 				return err
 			})
 		}},
@@ -491,7 +519,7 @@ func checkFaultWorld(t *testing.T, w *faultWorld) {
 		if !w.damaged {
 			t.Fatalf("verify: %v", err)
 		}
-		if _, rerr := s.Repair(false, nil); rerr != nil {
+		if _, rerr := s.Repair(context.Background(), false, nil); rerr != nil {
 			t.Fatalf("verify: %v; repair: %v", err, rerr)
 		}
 		if _, err := s.Verify(context.Background(), nil); err != nil {
@@ -732,4 +760,46 @@ func rebootStore(t *testing.T, dir string) {
 	if err := os.WriteFile(p, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// sparseFaultWorld is newFaultWorld with a sealed segment compacted into
+// the sparse offsets form (one stream of it deleted), whose other stream
+// is then truncated, so that the next compaction rewrites it again.
+func sparseFaultWorld(t *testing.T) *faultWorld {
+	t.Helper()
+	w := newFaultWorld(t)
+	s, err := Open(w.dir, w.opts(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	b, ids := faultBatch("sparse", 60, "sparse-gone", "sparse-gone", "sparse-gone", "sparse-trunc")
+	if err := w.appendBatch(s, b, ids); err != nil {
+		t.Fatal(err)
+	}
+	b, ids = faultBatch("seal", 2, "acct-3")
+	if err := w.appendBatch(s, b, ids); err != nil {
+		t.Fatal(err)
+	}
+	w.cut["sparse-gone"], w.cut["sparse-trunc"] = true, true
+	if _, err := s.Delete(context.Background(), "sparse-gone", log.Expectation{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Compact(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	names, _ := filepath.Glob(filepath.Join(w.dir, "*.sidx"))
+	sparse := 0
+	for _, name := range names {
+		if b, err := os.ReadFile(name); err == nil && isSparse(b) {
+			sparse++
+		}
+	}
+	if sparse == 0 {
+		t.Fatalf("no sparse offsets file after compaction (%v): the test needs one", names)
+	}
+	if _, err := s.Truncate(context.Background(), "sparse-trunc", 10, log.Expectation{}); err != nil {
+		t.Fatal(err)
+	}
+	return w
 }

@@ -66,6 +66,11 @@ func TestWatcherWakesOnAppend(t *testing.T) {
 		}
 		lat = append(lat, saw.Sub(start))
 	}
+	// One notification per commit (the commit file's write), not one per
+	// file a commit writes: each is a wake-up of every follower.
+	if n := w.notes.Load(); n > 2*rounds {
+		t.Errorf("%d appends woke the watcher %d times; want at most 2 each (the commit file only)", rounds, n)
+	}
 	slices.Sort(lat)
 	t.Logf("append → seen by the watcher (includes the append itself): p50 %v, p90 %v, max %v",
 		lat[len(lat)/2], lat[len(lat)*9/10], lat[len(lat)-1])

@@ -483,9 +483,10 @@ func (g *Group) Members() []string {
 	return live
 }
 
-// Status summarises the group: its state, the lag counted by scanning
-// the selected events from the committed position, and the live
-// members.
+// Status summarises the group: its state, the lag, and the live
+// members. The lag of a group that reads every stream of a log without
+// limits is counted from positions (quickLag, grouplag.go); any other is
+// counted by scanning the selected events from the committed position.
 func (g *Group) Status(ctx context.Context) (log.GroupStatus, error) {
 	st, err := g.read()
 	if err != nil {
@@ -498,7 +499,20 @@ func (g *Group) Status(ctx context.Context) (log.GroupStatus, error) {
 		}
 	}
 	out.Skipped = st.Skipped
-	_, err = g.s.scanGroup(st.Committed, func(rec *codec.Record) error {
+	switch err := g.quickLag(st, &out); {
+	case err == nil:
+		return out, nil
+	case !errors.Is(err, errLagScan):
+		return out, err
+	}
+	out.Lag, out.Oldest = 0, time.Time{}
+	return out, g.scanLag(st, &out)
+}
+
+// scanLag counts out's Lag, Oldest and the Skipped not counted yet by
+// reading the selected events from the committed position on.
+func (g *Group) scanLag(st *GroupState, out *log.GroupStatus) error {
+	_, err := g.s.scanGroup(st.Committed, func(rec *codec.Record) error {
 		if !g.match(rec) {
 			return nil
 		}
@@ -515,7 +529,7 @@ func (g *Group) Status(ctx context.Context) (log.GroupStatus, error) {
 		}
 		return nil
 	})
-	return out, err
+	return err
 }
 
 // GroupState reads group name's state as it is now (for tests and

@@ -28,7 +28,8 @@ import (
 // moved flag; a process that still maps the old inode sees the flag on its
 // next lookup and reopens.
 //
-// Layout (native little-endian; evt supports little-endian machines only):
+// Layout (native little-endian; evt supports little-endian machines only;
+// format 2 is the id index's, whose words at 64 and 72 are its own):
 //
 //	   0  magic "EVTHASH\x01"
 //	   8  format u32 (1)        12  values per slot u32 (k)
@@ -38,6 +39,7 @@ import (
 //	  40  applied u64           every position ≤ applied is reflected
 //	  48  moved u64             1 once the file has been replaced
 //	  56  cuts u64              heads: 1 once any stream has a cut
+//	  64  from, gen u64         ids of format 2: see idindex.go
 //	4096  slots: key1 u64, key2 u64, k values u64 each
 //
 // A key is 128 bits from two unrelated hash functions (xxhash64 and
@@ -190,9 +192,18 @@ func openHashFile(fsys vfs.FS, path string, k int, rw bool) (*hashFile, error) {
 
 // encodeHashHeader makes the fixed part of a table's header.
 func encodeHashHeader(k int, slots uint64) []byte {
+	format := uint32(1)
+	if k == idsValues {
+		format = idsFormat // the id index with runs (idindex.go)
+	}
+	return encodeHashHeaderFormat(k, slots, format)
+}
+
+// encodeHashHeaderFormat is encodeHashHeader for a given format.
+func encodeHashHeaderFormat(k int, slots uint64, format uint32) []byte {
 	hdr := make([]byte, hashFixedHeader)
 	copy(hdr, hashMagic)
-	binary.LittleEndian.PutUint32(hdr[8:], 1)
+	binary.LittleEndian.PutUint32(hdr[8:], format)
 	binary.LittleEndian.PutUint32(hdr[12:], uint32(k))
 	binary.LittleEndian.PutUint64(hdr[16:], slots)
 	binary.LittleEndian.PutUint32(hdr[24:], codec.Checksum(hdr[:24]))
@@ -207,7 +218,8 @@ func decodeHashHeader(name string, hdr []byte, k int, size int64) (uint64, error
 		return 0, &log.CorruptError{File: name, Offset: 0, Reason: "bad header"}
 	}
 	slots := binary.LittleEndian.Uint64(hdr[16:])
-	if binary.LittleEndian.Uint32(hdr[8:]) != 1 || !allZero(hdr[28:32]) {
+	format := binary.LittleEndian.Uint32(hdr[8:])
+	if format != 1 && (format != idsFormat || k != idsValues) || !allZero(hdr[28:32]) {
 		return 0, &log.CorruptError{File: name, Offset: 0, Reason: "unknown table format"}
 	}
 	if int(binary.LittleEndian.Uint32(hdr[12:])) != k || slots == 0 || slots&(slots-1) != 0 || slots > 1<<40 ||
@@ -304,6 +316,24 @@ func (h *hashFile) put(key hashKey, vals []uint64) {
 	}
 }
 
+// recount sets the count from the occupied slots. put makes a new slot
+// visible before it adds one to the count, so a writer killed between
+// the two leaves the count one short; the next writer's catch-up puts
+// that key again, finds it, and adds nothing. The catch-up after such a
+// kill recounts (a scan of the slots, only on that path). The caller
+// holds the append lock.
+func (h *hashFile) recount() {
+	n := uint64(0)
+	for i := uint64(0); i < h.slots; i++ {
+		if h.load(hashHeaderSize+i*h.width) != 0 {
+			n++
+		}
+	}
+	if n != h.count() {
+		h.store(32, n)
+	}
+}
+
 // each calls fn for every occupied slot.
 func (h *hashFile) each(fn func(key hashKey, vals []uint64) bool) {
 	vals := make([]uint64, h.k)
@@ -344,6 +374,10 @@ func (h *hashFile) reserve(n uint64) (*hashFile, error) {
 func (h *hashFile) replaceBy(g *hashFile) (*hashFile, error) {
 	g.setApplied(h.applied())
 	g.store(56, h.load(56))
+	if g.load(idsFromWord) == 0 { // a grown table covers what h did
+		g.store(idsFromWord, h.load(idsFromWord))
+	}
+	g.store(idsGenWord, max(g.load(idsGenWord), h.load(idsGenWord)))
 	if err := g.sync(); err != nil {
 		g.close()
 		return nil, err

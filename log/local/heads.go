@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/evtdev/evt/codec"
@@ -176,12 +177,66 @@ func (s *Store) Streams(match func(string) bool) ([]log.StreamInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	applied := h.applied()
-	var slots [][headsValues]uint64
+	var slots []headSlot
 	h.each(func(_ hashKey, vals []uint64) bool {
-		slots = append(slots, [headsValues]uint64(vals))
+		slots = append(slots, headSlot{vals: [headsValues]uint64(vals)})
 		return true
 	})
+	return s.streamsOf(h, slots, match)
+}
+
+// streamsPage is how many names StreamsWithPrefix takes from the name
+// index at a time.
+const streamsPage = 4096
+
+// StreamsWithPrefix is Streams for the streams whose name starts with
+// prefix: it takes the names from the name index (names.go) and looks
+// each up in the heads table, so it reads O(streams with the prefix)
+// heads, not every one. An error wrapping log.ErrUnsupported means the
+// index is not built yet: use Streams.
+func (s *Store) StreamsWithPrefix(prefix string, match func(string) bool) ([]log.StreamInfo, error) {
+	h, err := s.tables()
+	if err != nil {
+		return nil, err
+	}
+	var slots []headSlot
+	from := prefix
+	for {
+		page, err := s.StreamNames(prefix, from, streamsPage)
+		if err != nil {
+			return nil, err
+		}
+		for _, name := range page {
+			if match != nil && !match(name) {
+				continue
+			}
+			sl := headSlot{name: name}
+			if h.get(keyOf(name), sl.vals[:]) {
+				slots = append(slots, sl)
+			}
+		}
+		if len(page) < streamsPage {
+			break
+		}
+		from = page[len(page)-1] + "\x00"
+	}
+	return s.streamsOf(h, slots, func(name string) bool {
+		return strings.HasPrefix(name, prefix) && (match == nil || match(name))
+	})
+}
+
+// headSlot is one heads-table entry, with the name it was looked up by
+// (empty when the table was walked: the record names the stream).
+type headSlot struct {
+	name string
+	vals [headsValues]uint64
+}
+
+// streamsOf builds Streams' answer from heads-table entries: it reads
+// each entry's newest record, adds the records the table has not
+// absorbed yet, and leaves out the streams the limits removed.
+func (s *Store) streamsOf(h *hashFile, slots []headSlot, match func(string) bool) ([]log.StreamInfo, error) {
+	applied := h.applied()
 	c, err := s.committed()
 	if err != nil {
 		return nil, err
@@ -190,9 +245,10 @@ func (s *Store) Streams(match func(string) bool) ([]log.StreamInfo, error) {
 		slots, applied = nil, 0 // the table is ahead of the commit: see Head
 	}
 	// Read heads in log order: sequential-ish reads, and segments open once.
-	sort.Slice(slots, func(i, j int) bool { return slots[i][0] < slots[j][0] })
+	sort.Slice(slots, func(i, j int) bool { return slots[i].vals[0] < slots[j].vals[0] })
 	byName := make(map[string]*log.StreamInfo, len(slots))
-	for _, v := range slots {
+	for _, sl := range slots {
+		v := sl.vals
 		if v[0] >= c.next {
 			continue
 		}
@@ -201,6 +257,9 @@ func (s *Store) Streams(match func(string) bool) ([]log.StreamInfo, error) {
 			return nil, err
 		}
 		name := string(rec.Stream)
+		if sl.name != "" && name != sl.name {
+			return nil, &log.CorruptError{File: headsFile, Offset: -1, Reason: fmt.Sprintf("entry for %q points at an event of %q (run evt repair)", sl.name, rec.Stream)}
+		}
 		if match != nil && !match(name) {
 			continue
 		}

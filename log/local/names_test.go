@@ -159,7 +159,7 @@ func TestStreamNamesOldStore(t *testing.T) {
 
 	os.WriteFile(join(dir, namesFile), []byte("junk\n"), 0o600)
 	os.WriteFile(join(dir, namesLogFile), nil, 0o600)
-	if _, err := s.Repair(false, nil); err != nil {
+	if _, err := s.Repair(context.Background(), false, nil); err != nil {
 		t.Fatal(err)
 	}
 	if got := namesOf(t, s, "", "", 10); !slices.Equal(got, []string{"x-1", "x-2", "y-1"}) {

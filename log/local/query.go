@@ -343,6 +343,11 @@ func (r *queryReader) follow(ctx context.Context) error {
 		if r.last != before {
 			lastEvent = time.Now()
 		}
+		if r.q.CaughtUp != nil {
+			if err := r.q.CaughtUp(); err != nil {
+				return err
+			}
+		}
 		wctx := ctx
 		if r.q.Idle > 0 {
 			left := r.q.Idle - time.Since(lastEvent)

@@ -32,17 +32,11 @@ func (s *Store) limit(sf *segFile, c *commitState) (int64, error) {
 // missing or stale entry falls back to a scan of the segment: slower, but
 // a derived file is never trusted over the log.
 func (s *Store) offsetOf(sf *segFile, pos uint64, c *commitState) (int64, error) {
-	if sf.idx != nil {
-		var e [offsetEntrySize]byte
-		if n, _ := sf.idx.ReadAt(e[:], int64(pos-sf.first)*offsetEntrySize); n == offsetEntrySize {
-			off := int64(binary.LittleEndian.Uint64(e[:]))
-			if off >= segmentHeaderSize {
-				rec, buf, err := readRecordAt(sf.f, segmentName(sf.first), off, s.buf)
-				s.buf = buf
-				if err == nil && rec.Position == pos {
-					return off, nil
-				}
-			}
+	if off, _, ok := sf.entry(pos); ok && off >= segmentHeaderSize {
+		rec, buf, err := readRecordAt(sf.f, segmentName(sf.first), off, s.buf)
+		s.buf = buf
+		if err == nil && rec.Position == pos {
+			return off, nil
 		}
 	}
 	lim, err := s.limit(sf, c)
@@ -85,7 +79,21 @@ func (s *Store) seekOffset(sf *segFile, from uint64, c *commitState) (int64, err
 	if err != nil {
 		return 0, err
 	}
-	if sf.idx != nil {
+	if sf.sparse {
+		// The next kept record the offsets file lists, checked against
+		// the record.
+		p, off, err := sf.nextKept(from)
+		if err == nil && off == 0 {
+			return lim, nil
+		}
+		if err == nil {
+			rec, b, err := readRecordAt(sf.f, segmentName(sf.first), off, s.buf)
+			s.buf = b
+			if err == nil && rec.Position == p {
+				return off, nil
+			}
+		}
+	} else if sf.idx != nil {
 		// The next non-empty offsets entry, checked against its record.
 		buf := make([]byte, 64*offsetEntrySize)
 		for at := int64(from-sf.first) * offsetEntrySize; ; at += int64(len(buf)) {
@@ -141,20 +149,14 @@ func (s *Store) recordAt(pos uint64, c *commitState) (codec.Record, error) {
 		}
 		return codec.Record{}, err
 	}
-	if sf.idx != nil {
-		var e [offsetEntrySize]byte
-		if n, _ := sf.idx.ReadAt(e[:], int64(pos-sf.first)*offsetEntrySize); n == offsetEntrySize {
-			off := int64(binary.LittleEndian.Uint64(e[:]))
-			if off >= segmentHeaderSize {
-				rec, buf, err := readRecordAt(sf.f, segmentName(first), off, s.buf)
-				s.buf = buf
-				if err == nil && rec.Position == pos {
-					return rec, nil
-				}
-			} else if sf.gen > 0 {
-				return codec.Record{}, fmt.Errorf("%w: position %d", errCompacted, pos)
-			}
+	if off, _, ok := sf.entry(pos); ok && off >= segmentHeaderSize {
+		rec, buf, err := readRecordAt(sf.f, segmentName(first), off, s.buf)
+		s.buf = buf
+		if err == nil && rec.Position == pos {
+			return rec, nil
 		}
+	} else if ok && sf.gen > 0 {
+		return codec.Record{}, fmt.Errorf("%w: position %d", errCompacted, pos)
 	}
 	off, err := s.offsetOf(sf, pos, c)
 	if err != nil {

@@ -218,6 +218,9 @@ func (s *Store) ensureIdx(sf *segFile) error {
 	if sf.idx != nil {
 		return nil
 	}
+	if err := s.openIdx(sf, os.O_RDWR); err != nil || sf.idx != nil {
+		return err
+	}
 	f, err := s.fsys.OpenFile(join(s.dir, sf.idxName()), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return err
@@ -274,6 +277,10 @@ func (s *Store) catchUp(c *commitState, rebooted, lost bool) error {
 	if err != nil {
 		return err
 	}
+	// A writer died between publishing and setting applied, maybe inside
+	// a put that made a slot visible and did not count it.
+	s.heads.recount()
+	s.ids.recount()
 	s.heads.setApplied(c.next - 1)
 	s.ids.setApplied(c.next - 1)
 	if rebooted {
@@ -406,6 +413,10 @@ func (s *Store) rebuildTables(c *commitState) error {
 		s.ids.close()
 	}
 	s.heads, s.ids = heads, ids
+	// The table holds every id now; only then may the runs go.
+	if err := s.removeRuns(); err != nil {
+		return err
+	}
 	if err := s.rebuildNames(c); err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package local
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/evtdev/evt/log"
@@ -18,14 +19,20 @@ import (
 //
 // With dropDamaged, damage in the active segment is cut off instead: the
 // events from the damaged record on are dropped, and said so.
-func (s *Store) Repair(dropDamaged bool, progress log.Progress) (log.Report, error) {
+func (s *Store) Repair(ctx context.Context, dropDamaged bool, progress log.Progress) (log.Report, error) {
 	var rep log.Report
 	if s.lock == nil {
 		return rep, fmt.Errorf("repair needs a store opened for writing")
 	}
-	release, _ := s.holdCompaction(context.Background()) // not while a compaction swaps files
+	// Not while a compaction swaps files. The waits honour ctx; once both
+	// locks are held, repair runs to its end (it is quick next to a
+	// restore, and stopping it half way would leave more to repair).
+	release, err := s.holdCompaction(ctx)
+	if err != nil {
+		return rep, err
+	}
 	defer release()
-	if err := s.lock.acquire(context.Background(), s.opts.LockTimeout); err != nil {
+	if err := s.lock.acquire(ctx, s.opts.LockTimeout); err != nil {
 		return rep, err
 	}
 	defer s.lock.release()
@@ -71,7 +78,11 @@ func (s *Store) Repair(dropDamaged bool, progress log.Progress) (log.Report, err
 		}
 		sf, err := s.segment(first)
 		if err != nil {
-			if i > 0 && i == len(firsts)-1 {
+			// Only a header that never reached the disk makes the last
+			// segment an orphan; a failed open (EIO, no descriptors) is
+			// no reason to remove acknowledged events.
+			var ce *log.CorruptError
+			if i > 0 && i == len(firsts)-1 && errors.As(err, &ce) {
 				orphans = append(orphans, first)
 				continue
 			}
@@ -168,7 +179,12 @@ func (s *Store) Repair(dropDamaged bool, progress log.Progress) (log.Report, err
 			}
 			rep.Actions = append(rep.Actions, fmt.Sprintf("dropped %d bytes of an unfinished batch at the end of %s", e.size-e.kept, segmentName(first)))
 		}
-		if err := atomicfile.WriteFS(s.fsys, join(s.dir, offsetsNameGen(first, e.gen)), e.index, 0o600); err != nil {
+		if e.gen > 0 {
+			// The form compaction writes.
+			if err := s.writeOffsets(first, e.gen, e.index); err != nil {
+				return rep, err
+			}
+		} else if err := atomicfile.WriteFS(s.fsys, join(s.dir, offsetsNameGen(first, e.gen)), e.index, 0o600); err != nil {
 			return rep, err
 		}
 		if sf.idx != nil {

@@ -1,7 +1,6 @@
 package local
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"sort"
@@ -101,15 +100,10 @@ func (s *Store) PositionAt(t time.Time) (uint64, error) {
 // timeAt reads the time of a committed position from its segment's
 // offsets file, checked against the record when the entry looks wrong.
 func (s *Store) timeAt(sf *segFile, pos uint64, c *commitState) (int64, error) {
-	if sf.idx != nil {
-		var e [offsetEntrySize]byte
-		if n, _ := sf.idx.ReadAt(e[:], int64(pos-sf.first)*offsetEntrySize); n == offsetEntrySize {
-			// A compacted segment keeps the times of the positions it
-			// dropped, so the search still sees times in order.
-			if off := binary.LittleEndian.Uint64(e[:]); off >= segmentHeaderSize || sf.gen > 0 {
-				return int64(binary.LittleEndian.Uint64(e[8:])), nil
-			}
-		}
+	// A compacted segment keeps times for the positions it dropped (no
+	// later than theirs), so the search still sees times in order.
+	if off, t, ok := sf.entry(pos); ok && (off >= segmentHeaderSize || sf.gen > 0) {
+		return t, nil
 	}
 	rec, err := s.recordAt(pos, c)
 	if err != nil {

@@ -62,6 +62,14 @@ func offsetsNameGen(first uint64, gen uint32) string {
 	return fmt.Sprintf("%020d.%d.idx", first, gen)
 }
 
+// sparseOffsetsName names the sparse offsets file (offsets.go) of a
+// compacted segment's generation gen. It has a name of its own so that
+// an evt from before the sparse form, which does not know it, finds no
+// offsets file and scans the segment instead of misreading entries.
+func sparseOffsetsName(first uint64, gen uint32) string {
+	return fmt.Sprintf("%020d.%d.sidx", first, gen)
+}
+
 func encodeSegmentHeader(first uint64, created int64) []byte {
 	return encodeSegmentHeaderGen(first, created, 0, 0)
 }

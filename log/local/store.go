@@ -86,12 +86,18 @@ type Store struct {
 	lock   *appendLock // nil unless opened with Create
 	heads  *hashFile
 	ids    *hashFile // writers only
-	segs   map[uint64]*segFile
-	lru    []uint64 // segs' keys, least recently opened first
-	firsts []uint64 // known segment first positions, sorted
-	boot   [16]byte
-	failed error // sticky: set when a write or sync failed mid-append
-	buf    []byte
+	// The id runs (idindex.go), loaded for the table runsOf at its gen
+	// runsGen; writers only.
+	runs     []*idRun
+	runsOf   *hashFile
+	runsGen  uint64
+	mergeDue bool // this Store sealed a segment: merge runs after the append
+	segs     map[uint64]*segFile
+	lru      []uint64 // segs' keys, least recently opened first
+	firsts   []uint64 // known segment first positions, sorted
+	boot     [16]byte
+	failed   error // sticky: set when a write or sync failed mid-append
+	buf      []byte
 	// scanBuf is the buffer of record scans, kept between iterations.
 	scanBuf   []byte
 	retention retentionCache
@@ -106,12 +112,13 @@ type Store struct {
 
 // The local store is a log.Store and does what only a store of files can.
 var (
-	_ log.Store         = (*Store)(nil)
-	_ log.Verifier      = (*Store)(nil)
-	_ log.ChainVerifier = (*Store)(nil)
-	_ log.Repairer      = (*Store)(nil)
-	_ log.Compacter     = (*Store)(nil)
-	_ log.StreamNamer   = (*Store)(nil)
+	_ log.Store          = (*Store)(nil)
+	_ log.Verifier       = (*Store)(nil)
+	_ log.ChainVerifier  = (*Store)(nil)
+	_ log.Repairer       = (*Store)(nil)
+	_ log.Compacter      = (*Store)(nil)
+	_ log.StreamNamer    = (*Store)(nil)
+	_ log.PrefixStreamer = (*Store)(nil)
 )
 
 // Sealed reports whether an append through this Store sealed a segment
@@ -123,10 +130,21 @@ type segFile struct {
 	gen   uint32 // 0 as appended; > 0 once compacted (positions may be missing)
 	f     vfs.File
 	idx   vfs.File
+	// sparse says idx is in the sparse form (offsets.go), covering
+	// covered positions with entries entries.
+	sparse     bool
+	covered    uint64
+	entries    int
+	sparseData []byte // the whole sparse file, when small (sparseInMemory)
 }
 
 // idxName names the segment's offsets file.
-func (sf *segFile) idxName() string { return offsetsNameGen(sf.first, sf.gen) }
+func (sf *segFile) idxName() string {
+	if sf.sparse {
+		return sparseOffsetsName(sf.first, sf.gen)
+	}
+	return offsetsNameGen(sf.first, sf.gen)
+}
 
 // Open opens the store in dir.
 func Open(dir string, opts Options) (*Store, error) {
@@ -339,6 +357,8 @@ func (s *Store) Close() error {
 	s.lru = nil
 	s.heads.close()
 	s.ids.close()
+	closeRuns(s.runs)
+	s.runs, s.runsOf = nil, nil
 	s.heads, s.ids = nil, nil
 	s.closeNames()
 	if s.commit != nil {
@@ -375,12 +395,11 @@ func (s *Store) segment(first uint64) (*segFile, error) {
 		f.Close()
 		return nil, err
 	}
-	idx, err := s.fsys.OpenFile(join(s.dir, offsetsNameGen(first, gen)), flag, 0)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+	sf := &segFile{first: first, gen: gen, f: f}
+	if err := s.openIdx(sf, flag); err != nil {
 		f.Close()
 		return nil, err
 	}
-	sf := &segFile{first: first, gen: gen, f: f, idx: idx}
 	s.segs[first] = sf
 	s.touch(first)
 	s.evictSegments()

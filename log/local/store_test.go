@@ -81,7 +81,7 @@ func TestAppendReadVerify(t *testing.T) {
 	if err != nil || len(streams) != 7 {
 		t.Fatalf("streams %v %v", streams, err)
 	}
-	if _, err := s.Repair(false, nil); err != nil {
+	if _, err := s.Repair(context.Background(), false, nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Verify(context.Background(), nil); err != nil {

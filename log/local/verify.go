@@ -90,9 +90,24 @@ func (s *Store) Verify(ctx context.Context, progress log.Progress) (log.Report, 
 		}
 		// Read the offsets file afresh: a cached descriptor may point at a
 		// file that repair has since replaced.
-		idx, err := vfs.ReadFile(s.fsys, join(s.dir, sf.idxName()))
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return rep, err
+		idxName := offsetsNameGen(first, sf.gen)
+		var idx []byte
+		if sf.gen > 0 {
+			sparse := sparseOffsetsName(first, sf.gen)
+			if idx, err = vfs.ReadFile(s.fsys, join(s.dir, sparse)); err == nil {
+				idxName = sparse
+				if idx, err = expandOffsets(idx); err != nil {
+					return rep, &log.CorruptError{File: idxName, Offset: -1, Reason: err.Error() + " (run evt repair)"}
+				}
+			} else if !errors.Is(err, fs.ErrNotExist) {
+				return rep, err
+			}
+		}
+		if idx == nil {
+			idx, err = vfs.ReadFile(s.fsys, join(s.dir, idxName))
+			if err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return rep, err
+			}
 		}
 		sc := newRecordScanner(sf.f, name, segmentHeaderSize, lim, nil)
 		endOfBatch := true
@@ -137,7 +152,7 @@ func (s *Store) Verify(ctx context.Context, progress log.Progress) (log.Report, 
 			i := int(rec.Position-first) * offsetEntrySize
 			if i+offsetEntrySize > len(idx) || int64(binary.LittleEndian.Uint64(idx[i:])) != off ||
 				int64(binary.LittleEndian.Uint64(idx[i+8:])) != rec.Time {
-				return rep, &log.CorruptError{File: sf.idxName(), Offset: int64(i), Reason: fmt.Sprintf("entry for position %d is missing or wrong (run evt repair)", rec.Position)}
+				return rep, &log.CorruptError{File: idxName, Offset: int64(i), Reason: fmt.Sprintf("entry for position %d is missing or wrong (run evt repair)", rec.Position)}
 			}
 			lastTime = rec.Time
 			endOfBatch = rec.EndOfBatch()
@@ -235,7 +250,26 @@ func (s *Store) verifyTables(ctx context.Context, c *commitState, streams map[st
 		return &log.CorruptError{File: idsFile, Offset: -1, Reason: err.Error() + " (run evt repair)"}
 	}
 	defer ids.close()
-	idApplied := ids.applied()
+	idApplied, idFrom := ids.applied(), ids.idsFrom()
+	// Positions before the table's from are in the runs (idindex.go).
+	runs, err := s.listRuns()
+	if err != nil {
+		return err
+	}
+	defer closeRuns(runs)
+	for _, r := range runs {
+		if err := verifyIDRun(s.fsys, join(s.dir, r.name)); err != nil {
+			return err
+		}
+	}
+	inRuns := func(key hashKey, pos uint64) bool {
+		for _, r := range runs {
+			if pos >= r.from && pos < r.to && holdsPos(r, key, pos) {
+				return true
+			}
+		}
+		return false
+	}
 	return s.iterate(1, c, func(rec *codec.Record) error {
 		if rec.Position > idApplied {
 			return errStop
@@ -252,7 +286,9 @@ func (s *Store) verifyTables(ctx context.Context, c *commitState, streams map[st
 			return nil
 		}
 		var v [idsValues]uint64
-		if !ids.get(idKey(string(rec.Stream), string(rec.ID)), v[:]) || v[0] != rec.Position {
+		key := idKey(string(rec.Stream), string(rec.ID))
+		if rec.Position < idFrom && !inRuns(key, rec.Position) ||
+			rec.Position >= idFrom && (!ids.get(key, v[:]) || v[0] != rec.Position) {
 			return &log.CorruptError{File: idsFile, Offset: -1, Reason: fmt.Sprintf("id %s of position %d is missing or wrong (run evt repair)", rec.ID, rec.Position)}
 		}
 		return nil

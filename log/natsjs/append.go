@@ -55,11 +55,6 @@ func (s *Store) Append(ctx context.Context, b *log.Batch) ([]log.Result, error) 
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if b.Condition() != nil {
-		// Refused, never ignored: a condition left unchecked would let
-		// two writers both break the invariant it guards.
-		return nil, fmt.Errorf("conditional appends (--fail-if-match) are %w (a nats store does not check them yet)", log.ErrUnsupported)
-	}
 	var force, noMsgID, global, unknown bool
 	for attempt := 1; ; attempt++ {
 		p, err := s.plan(b, force, noMsgID, global)
@@ -134,6 +129,21 @@ func (s *Store) plan(b *log.Batch, force, noMsgID, global bool) (*plan, error) {
 			guards = append(guards, name)
 		}
 	}
+	// A condition's queries of one stream are checked as that stream's
+	// head is (a guard when the batch does not write it); the others on
+	// their filter's last message, or on the log's.
+	cond := b.Condition()
+	var filters []*condFilter
+	if cond != nil {
+		var whole bool
+		filters, whole = s.condFilters(cond)
+		global = global || whole
+		for _, f := range filters {
+			if f.stream != "" && !slices.Contains(names, f.stream) && !slices.Contains(guards, f.stream) {
+				guards = append(guards, f.stream)
+			}
+		}
+	}
 	slices.Sort(guards)
 	timed := false
 	for i := range n {
@@ -152,6 +162,29 @@ func (s *Store) plan(b *log.Batch, force, noMsgID, global bool) (*plan, error) {
 		}
 		last = st.Last
 	}
+	// A condition's wildcard filters: their last messages, read before
+	// the heads, so that a check of a filter also covers the heads of
+	// the streams in it (nothing of them moved past the filter's last).
+	type check struct {
+		subject string
+		seq     uint64
+	}
+	var checks []check
+	for _, f := range filters {
+		switch {
+		case global:
+			f.bound = last
+		case f.stream == "":
+			m, err := s.getMsg(ctx, msgGetRequest{LastFor: f.subject, NoHeader: true})
+			if err != nil {
+				return nil, s.wrap("append", err)
+			}
+			if m != nil {
+				f.bound = m.Seq
+			}
+			checks = append(checks, check{f.subject, f.bound})
+		}
+	}
 	heads := make(map[string]head, len(names)+len(guards))
 	for _, name := range append(slices.Clone(names), guards...) {
 		h, err := s.head(ctx, name)
@@ -159,6 +192,26 @@ func (s *Store) plan(b *log.Batch, force, noMsgID, global bool) (*plan, error) {
 			return nil, err
 		}
 		heads[name] = h
+	}
+	// covered: streams whose head a wildcard filter's check covers, so
+	// they need no check of their own (one message of a DCB append
+	// carries one check).
+	covered := map[string]bool{}
+	for _, f := range filters {
+		if f.stream == "" && !global {
+			for name, h := range heads {
+				if h.seq <= f.bound && subjectMatches(f.subject, s.subjectOf(name)) {
+					covered[name] = true
+				}
+			}
+		} else if f.stream != "" && !global {
+			f.bound = heads[f.stream].seq
+		}
+	}
+	for _, g := range guards {
+		if !covered[g] {
+			checks = append(checks, check{s.subjectOf(g), heads[g].seq})
+		}
 	}
 
 	p := &plan{results: make([]log.Result, n), copies: map[int]int{}, timed: make([]bool, n)}
@@ -274,7 +327,7 @@ func (s *Store) plan(b *log.Batch, force, noMsgID, global bool) (*plan, error) {
 	for i, name := range names {
 		states[i] = streamState{head: heads[name], version: heads[name].version, lastMsg: -1}
 	}
-	pendingGuards := slices.Clone(guards)
+	pendingGuards := checks
 	for i := range n {
 		if _, dup := p.copies[i]; dup || stored[i] {
 			continue
@@ -337,15 +390,15 @@ func (s *Store) plan(b *log.Batch, force, noMsgID, global bool) (*plan, error) {
 		if !noMsgID {
 			h.Set(hdrMsgID, msgID(stream, []byte(id)))
 		}
-		if !st.checked {
+		if !st.checked && !covered[stream] {
 			// A stream's first message checks the stream itself.
 			h.Set(hdrExpSubjSeq, u64(st.head.seq))
 			st.checked = true
 		} else if len(pendingGuards) > 0 {
 			g := pendingGuards[0]
 			pendingGuards = pendingGuards[1:]
-			h.Set(hdrExpSubjSeq, u64(heads[g].seq))
-			h.Set(hdrExpSubjName, s.subjectOf(g))
+			h.Set(hdrExpSubjSeq, u64(g.seq))
+			h.Set(hdrExpSubjName, g.subject)
 		}
 		if ev.Marker == 0 {
 			st.lastMsg = len(p.msgs)
@@ -361,11 +414,16 @@ func (s *Store) plan(b *log.Batch, force, noMsgID, global bool) (*plan, error) {
 		}
 		return p, nil
 	}
-	if len(pendingGuards) > 0 || timed {
+	if len(pendingGuards) > 0 || timed || global {
 		if !global && !timed {
 			return nil, errNeedGlobal
 		}
 		p.msgs[0].Header.Set(hdrExpLastSeq, u64(last))
+	}
+	if cond != nil {
+		if err := s.checkCondition(ctx, cond, filters); err != nil {
+			return nil, err
+		}
 	}
 	if len(p.msgs) > 1 {
 		id := nuid.Next()

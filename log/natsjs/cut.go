@@ -16,22 +16,25 @@ import (
 // (Evt-Mark: delete) records the cut and stays the stream's head, so its
 // version goes on; then the subject's messages before the marker are
 // purged.
-func (s *Store) Delete(stream string, e log.Expectation) (log.Result, error) {
-	return s.cut(stream, markDelete, 0, e)
+func (s *Store) Delete(ctx context.Context, stream string, e log.Expectation) (log.Result, error) {
+	return s.cut(ctx, stream, markDelete, 0, e)
 }
 
 // Truncate cuts the events of stream before version before off
 // (log.Store): a marker (Evt-Mark: truncate) records the cut, then the
 // subject's messages before the first kept event are purged.
-func (s *Store) Truncate(stream string, before uint64, e log.Expectation) (log.Result, error) {
-	return s.cut(stream, markTruncate, before, e)
+func (s *Store) Truncate(ctx context.Context, stream string, before uint64, e log.Expectation) (log.Result, error) {
+	return s.cut(ctx, stream, markTruncate, before, e)
 }
 
-func (s *Store) cut(stream, mark string, before uint64, e log.Expectation) (log.Result, error) {
+func (s *Store) cut(parent context.Context, stream, mark string, before uint64, e log.Expectation) (log.Result, error) {
 	for attempt := 1; ; attempt++ {
-		ctx, cancel := s.ctx()
+		ctx, cancel := context.WithTimeout(parent, s.opts.Timeout)
 		res, retry, err := s.cutOnce(ctx, stream, mark, before, e)
 		cancel()
+		if parent.Err() != nil {
+			return log.Result{}, parent.Err()
+		}
 		if !retry || attempt >= maxAttempts {
 			return res, err
 		}

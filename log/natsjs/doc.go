@@ -153,10 +153,25 @@
 // stream, so such a retry is recognised at any age. What only a directory of
 // files can do (repair, hash chains, compaction of segments) is not
 // offered: commands get log.ErrUnsupported. Verify checks evt's layout.
-// Neither, yet, is a conditional append across streams (log.Condition,
-// --fail-if-match): an append that carries one is refused with
-// log.ErrUnsupported rather than stored unchecked. (The mechanism is
-// there: a message's Nats-Expected-Last-Subject-Sequence with
-// Nats-Expected-Last-Subject-Sequence-Subject set to a query's subject
-// filter, checked at the commit of the atomic batch.)
+//
+// A conditional append (log.Condition, --fail-if-match Q --after P) is
+// checked in the same commit as its batch: the append reads the last
+// message of each query's subject filter (the stream's subject for one
+// stream, ROOT.*.CAT.> for a glob that fixes a category), looks for a
+// match in (P, that message] with a headers-only read, and sends the
+// batch with Nats-Expected-Last-Subject-Sequence = that message on
+// Nats-Expected-Last-Subject-Sequence-Subject = the filter (a wildcard
+// subject: nats-server 2.11 or newer). A message that lands in the
+// filter in between fails the commit, and the append starts again. A
+// category's check also covers the heads of the batch's streams in that
+// category, so a DCB append of one event carries one check. The log's
+// last sequence (Nats-Expected-Last-Sequence) is checked instead when a
+// query has no narrower filter (every stream, or a glob that fixes no
+// category), when the checks outnumber the batch's messages, and on a
+// clustered server for any wildcard filter: there the server guards
+// proposals in flight only by literal subject, so a wildcard check alone
+// could miss an append not yet applied. Events after P that a delete or
+// truncate purged before the check count through its marker (the last
+// event's position and type); when a purge may have taken events of
+// other types the append conflicts rather than guess.
 package natsjs

@@ -75,6 +75,15 @@ func consumerName(name string, i int) string {
 	return consumerPrefix + encodeGroup(name) + "_" + strconv.Itoa(i)
 }
 
+// groupOfConsumer is the group of a consumer consumerName made.
+func groupOfConsumer(name string) string {
+	enc := strings.TrimPrefix(name, consumerPrefix)
+	if i := strings.LastIndexByte(enc, '_'); i >= 0 {
+		enc = enc[:i]
+	}
+	return decodeGroup(enc)
+}
+
 // gkey is a key of group name in the meta bucket: g.<name>.<rest>.
 func gkey(name string, rest ...string) string {
 	return "g." + keyToken(name) + "." + strings.Join(rest, ".")

@@ -323,7 +323,7 @@ func (s *Store) pull(ctx context.Context, reqs []pullReq, wait time.Duration) (o
 				}
 				delete(open, tok)
 				if status == "503" {
-					return out, idle, fmt.Errorf("%w: consumer %s (the group was removed)", log.ErrNotFound, reqs[i].consumer)
+					return out, idle, fmt.Errorf("%w: group %s was removed", log.ErrNotFound, groupOfConsumer(reqs[i].consumer))
 				}
 				continue
 			}

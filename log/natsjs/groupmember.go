@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -224,7 +225,7 @@ type Member struct {
 	mu      sync.Mutex        // guards held and dirty (lease timers run apart)
 	held    map[uint64]*lease // the leases this member answers for
 	dirty   bool              // held changed since the held record was written
-	backoff []time.Time       // when this member's nacks' backoffs end
+	backoff []nacked          // this member's nacks waiting out their backoffs
 	// quiet holds the partitions whose last pull found nothing: leases
 	// skip them until an append to one of their subjects, an answer on
 	// their ack subjects (seen by Wait's subscriptions) or the next
@@ -458,6 +459,14 @@ func (m *Member) ack(ctx context.Context, lv *live, ls []*lease) error {
 	if err := s.ackReplies(ctx, replies, []byte("+ACK")); err != nil {
 		return err
 	}
+	// An acked partition has room for its next event: a pull that found
+	// it full (one in flight) said nothing of what waits behind it. Its
+	// ack subject's stir comes too, but later than the next lease.
+	m.mu.Lock()
+	for _, l := range ls {
+		delete(m.quiet, l.part)
+	}
+	m.mu.Unlock()
 	for _, l := range ls {
 		if l.failed && !l.retry {
 			if err := s.kvPurge(ctx, g.key("f", posKey(l.pos))); err != nil {
@@ -504,6 +513,19 @@ func (m *Member) endRetry(ctx context.Context, l *lease, change func(r *retryRec
 	return err
 }
 
+// nacked is an event this member nacked, and when its backoff ends.
+type nacked struct {
+	pos uint64
+	at  time.Time
+}
+
+// nackGrace is how long after its backoff a member waits for a nacked
+// event to come back; nackPoll how often it asks meanwhile.
+const (
+	nackGrace = 2 * time.Second
+	nackPoll  = 20 * time.Millisecond
+)
+
 // backoff is evt's wait before a nacked event goes out again: 200 ms
 // after the first failure, doubling, at most 10 s.
 func backoff(d int) time.Duration {
@@ -543,7 +565,7 @@ func (m *Member) Nack(ctx context.Context, p uint64, reason string) error {
 		return err
 	}
 	m.mu.Lock()
-	m.backoff = append(m.backoff, time.Now().Add(delay+5*time.Millisecond))
+	m.backoff = append(m.backoff, nacked{pos: p, at: time.Now().Add(delay + 5*time.Millisecond)})
 	m.backoffPart[l.part] = time.Now().Add(delay)
 	m.mu.Unlock()
 	return nil
@@ -687,14 +709,24 @@ func (m *Member) Lease(ctx context.Context, n int, chain bool, acks ...uint64) (
 	if err := m.writeHeld(ctx); err != nil {
 		return out, time.Time{}, err
 	}
+	// A nacked event is waited for until it comes back, not only until
+	// its backoff ends: the server redelivers it a little after (its
+	// redelivery timer, then the next pull), and --once must not stop in
+	// between (CLI.md: it waits out retries). One that another member
+	// took instead is waited for no longer than nackGrace.
 	m.mu.Lock()
 	now, kept := time.Now(), m.backoff[:0]
-	for _, t := range m.backoff {
-		if t.After(now) {
-			kept = append(kept, t)
-			if retryAt.IsZero() || t.Before(retryAt) {
-				retryAt = t
-			}
+	for _, b := range m.backoff {
+		if slices.ContainsFunc(out, func(d log.Delivery) bool { return d.Event.Position == b.pos }) || now.After(b.at.Add(nackGrace)) {
+			continue
+		}
+		kept = append(kept, b)
+		t := b.at
+		if !t.After(now) {
+			t = now.Add(nackPoll)
+		}
+		if retryAt.IsZero() || t.Before(retryAt) {
+			retryAt = t
 		}
 	}
 	m.backoff = kept

@@ -325,6 +325,22 @@ func (g *Group) Reset(ctx context.Context, p uint64, dryRun bool) (log.ResetResu
 	if err := s.kvPurge(ctx, g.key("f", ">")); err != nil {
 		return res, err
 	}
+	// A parked event at or after p is delivered again like every other
+	// (CLI.md, evt group reset): it is parked no more, and parked again
+	// only if it uses up its deliveries again. (The local store keeps it
+	// listed until it is handled; here the record goes with the reset,
+	// as nothing on the server marks an event as parked.)
+	parked, err := g.Parked(ctx)
+	if err != nil {
+		return res, err
+	}
+	for _, pk := range parked {
+		if pk.Position >= p {
+			if err := s.kvPurge(ctx, g.key("p", posKey(pk.Position))); err != nil {
+				return res, err
+			}
+		}
+	}
 	for i, info := range v.infos {
 		key := g.key("l", "q", "x", strconv.Itoa(i))
 		if g.parts > 1 && info.NumAckPending > 0 && info.Delivered.Stream >= p {

@@ -80,7 +80,7 @@ func TestIDAfterCut(t *testing.T) {
 		if _, err := s.Append(ctx, batchOf(t, 1, stream, "")); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.Truncate(stream, uint64(n+1), log.Expectation{}); err != nil {
+		if _, err := s.Truncate(context.Background(), stream, uint64(n+1), log.Expectation{}); err != nil {
 			t.Fatal(err)
 		}
 		res, err := s.Append(ctx, batchOf(t, n, stream, "x"))

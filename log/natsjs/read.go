@@ -496,6 +496,13 @@ func (r *reader) run(ctx context.Context, yield func(*codec.Record, error) bool)
 				}
 			}
 		}
+		if q.Follow && q.CaughtUp != nil && meta.NumPending == 0 {
+			// The consumer has handed over all it has: the read waits
+			// for more from here (log.Query.CaughtUp).
+			if err := q.CaughtUp(); err != nil {
+				return false, err
+			}
+		}
 		if q.To > 0 && seq >= q.To {
 			return false, nil
 		}

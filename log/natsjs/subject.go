@@ -158,3 +158,18 @@ func msgID(stream string, id []byte) string {
 	h.Write(id)
 	return base64.RawURLEncoding.EncodeToString(h.Sum(nil))[:22]
 }
+
+// subjectMatches reports whether a literal subject matches a subject
+// filter with NATS wildcards ('*' one token, '>' the rest).
+func subjectMatches(filter, subject string) bool {
+	ft, st := strings.Split(filter, "."), strings.Split(subject, ".")
+	for i, t := range ft {
+		if t == ">" {
+			return len(st) > i
+		}
+		if i >= len(st) || (t != "*" && t != st[i]) {
+			return false
+		}
+	}
+	return len(ft) == len(st)
+}

@@ -113,7 +113,7 @@ func testCondition(e *env) {
 	e.sub("Hidden", func(e *env) {
 		e.append(e.s, ev{stream: "course-7", typ: "Created"}, ev{stream: "course-9", typ: "Created"})
 		// A delete marker is not an event: it matches nothing.
-		if _, err := e.s.Delete("course-9", log.Expectation{}); err != nil {
+		if _, err := e.s.Delete(context.Background(), "course-9", log.Expectation{}); err != nil {
 			e.t.Fatal(err)
 		}
 		e.passes(e.s, log.Condition{Queries: []log.ConditionQuery{e.query("course-9"), e.query("course-*")}, After: 2}, ev{stream: "room-1", typ: "Booked"})
@@ -124,7 +124,7 @@ func testCondition(e *env) {
 			e.t.Fatal(err)
 		}
 		e.append(e.s, ev{stream: "course-7", typ: "Enrolled"})
-		if _, err := e.s.Delete("course-7", log.Expectation{}); err != nil {
+		if _, err := e.s.Delete(context.Background(), "course-7", log.Expectation{}); err != nil {
 			e.t.Fatal(err)
 		}
 		e.conflicts(e.s, log.Condition{Queries: []log.ConditionQuery{e.query("course-7")}, After: next - 1}, ev{stream: "room-1", typ: "Booked"})

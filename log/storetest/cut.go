@@ -41,14 +41,14 @@ func (e *env) state() (uint64, []log.StreamInfo) {
 func testDelete(e *env) {
 	t := e.t
 	e.append(e.s, ev{stream: "s", typ: "T"}, ev{stream: "s", typ: "T"}, ev{stream: "s", typ: "T"}, ev{stream: "t", typ: "T"})
-	_, err := e.s.Delete("missing", log.Expectation{})
+	_, err := e.s.Delete(context.Background(), "missing", log.Expectation{})
 	wantErr(t, "Delete of a missing stream", err, log.ErrNotFound)
 	next0, heads0 := e.state()
-	_, err = e.s.Delete("s", log.Expectation{Kind: log.ExpectVersion, Version: 2})
+	_, err = e.s.Delete(context.Background(), "s", log.Expectation{Kind: log.ExpectVersion, Version: 2})
 	wantErr(t, "Delete of s at 3 expecting 2", err, log.ErrConflict)
 	e.unchanged("a delete that failed its expectation", next0, heads0)
 
-	res, err := e.s.Delete("s", log.Expectation{Kind: log.ExpectVersion, Version: 3})
+	res, err := e.s.Delete(context.Background(), "s", log.Expectation{Kind: log.ExpectVersion, Version: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +71,7 @@ func testDelete(e *env) {
 	if got := e.readOK(e.s, log.Query{From: codec.Cursor{Kind: codec.CursorPosition, N: 5}}); len(got) != 0 {
 		t.Errorf("Read from the marker's position: %v, want nothing", got)
 	}
-	_, err = e.s.Delete("s", log.Expectation{})
+	_, err = e.s.Delete(context.Background(), "s", log.Expectation{})
 	wantErr(t, "Delete of a deleted stream", err, log.ErrNotFound)
 
 	// The stream starts again at the next version: expectations see 3.
@@ -100,14 +100,14 @@ func testTruncate(e *env) {
 		e.append(e.s, ev{stream: "s", typ: "T"})
 	}
 	e.append(e.s, ev{stream: "o", typ: "T"}) // 6
-	_, err := e.s.Truncate("missing", 2, log.Expectation{})
+	_, err := e.s.Truncate(context.Background(), "missing", 2, log.Expectation{})
 	wantErr(t, "Truncate of a missing stream", err, log.ErrNotFound)
 	next0, heads0 := e.state()
-	_, err = e.s.Truncate("s", 3, log.Expectation{Kind: log.ExpectVersion, Version: 4})
+	_, err = e.s.Truncate(context.Background(), "s", 3, log.Expectation{Kind: log.ExpectVersion, Version: 4})
 	wantErr(t, "Truncate of s at 5 expecting 4", err, log.ErrConflict)
 	e.unchanged("a truncate that failed its expectation", next0, heads0)
 
-	res, err := e.s.Truncate("s", 3, log.Expectation{Kind: log.ExpectVersion, Version: 5})
+	res, err := e.s.Truncate(context.Background(), "s", 3, log.Expectation{Kind: log.ExpectVersion, Version: 5})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,14 +145,14 @@ func testTruncate(e *env) {
 	if r := e.append(e.s, ev{stream: "s", typ: "T"}); r[0].Version != 6 || r[0].Position != 8 {
 		t.Errorf("append after the truncate: %+v, want 8 s@6", r[0])
 	}
-	if _, err := e.s.Truncate("s", 2, log.Expectation{}); err != nil {
+	if _, err := e.s.Truncate(context.Background(), "s", 2, log.Expectation{}); err != nil {
 		t.Errorf("Truncate below the cut: %v", err)
 	}
 	if got := versions(e.readOK(e.s, log.Query{Selection: sel(t, "s")})); !slices.Equal(got, []uint64{3, 4, 5, 6}) {
 		t.Errorf("Read s after truncating below the cut: versions %v, want [3 4 5 6]", got)
 	}
 	// Truncating past the last event leaves a stream with none.
-	if _, err := e.s.Truncate("s", 7, log.Expectation{}); err != nil {
+	if _, err := e.s.Truncate(context.Background(), "s", 7, log.Expectation{}); err != nil {
 		t.Fatalf("Truncate before 7 (everything): %v", err)
 	}
 	_, err = e.read(e.s, log.Query{Selection: sel(t, "s")})
@@ -294,7 +294,7 @@ func testSnapshots(e *env) {
 	}
 	check("after a newer save", "fp", "s", newer, true)
 	// Folded from events a truncate cut off: stale.
-	if _, err := e.s.Truncate("s", 2, log.Expectation{}); err != nil {
+	if _, err := e.s.Truncate(context.Background(), "s", 2, log.Expectation{}); err != nil {
 		t.Fatal(err)
 	}
 	check("after a truncate", "fp", "s", log.Snapshot{}, false)
@@ -302,7 +302,7 @@ func testSnapshots(e *env) {
 		t.Fatal(err)
 	}
 	check("o after its save", "fp", "o", log.Snapshot{Version: 1, Position: 2, State: []byte(`1`)}, true)
-	if _, err := e.s.Delete("o", log.Expectation{}); err != nil {
+	if _, err := e.s.Delete(context.Background(), "o", log.Expectation{}); err != nil {
 		t.Fatal(err)
 	}
 	check("after a delete", "fp", "o", log.Snapshot{}, false)

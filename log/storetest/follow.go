@@ -264,3 +264,50 @@ func testFollowBreak(e *env) {
 		t.Errorf("the read ended by its deadline")
 	}
 }
+
+// testFollowCaughtUp: with Follow, CaughtUp is called once the read has
+// yielded every selected event committed so far (a follower flushes its
+// output there), again after it yields what a later append commits, and
+// its error ends the read with it.
+func testFollowCaughtUp(e *env) {
+	t := e.t
+	e.append(e.s, ev{stream: "a", typ: "T"}, ev{stream: "b", typ: "T"}, ev{stream: "a", typ: "U"})
+	other := e.another()
+	stop := errors.New("stop here")
+	yielded := 0
+	var calls []int
+	q := log.Query{Follow: true, Types: []string{"T"}}
+	q.CaughtUp = func() error {
+		calls = append(calls, yielded)
+		switch yielded {
+		case 2:
+			if len(calls) == 1 {
+				e.append(other, ev{stream: "c", typ: "T"})
+			}
+		case 3:
+			return stop
+		}
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), hang)
+	defer cancel()
+	var err error
+	e.within("Read "+describe(q), func() {
+		for _, rerr := range e.s.Read(ctx, q) {
+			if rerr != nil {
+				err = rerr
+				break
+			}
+			yielded++
+		}
+	})
+	wantErr(t, "CaughtUp's error", err, stop)
+	if yielded != 3 || len(calls) < 2 || calls[0] != 2 || calls[len(calls)-1] != 3 {
+		t.Errorf("CaughtUp called with %v events yielded (of 3); want first at 2, last at 3", calls)
+	}
+	for _, n := range calls {
+		if n != 2 && n != 3 {
+			t.Errorf("CaughtUp called with %d events yielded, while 2 or 3 were committed: %v", n, calls)
+		}
+	}
+}

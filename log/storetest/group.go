@@ -573,7 +573,7 @@ func testGroupSkipped(e *env) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.s.Delete("d-1", log.Expectation{}); err != nil {
+	if _, err := e.s.Delete(context.Background(), "d-1", log.Expectation{}); err != nil {
 		t.Fatal(err)
 	}
 	if st := e.status(g); st.Skipped != 2 || st.Lag != 2 {

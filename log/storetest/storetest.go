@@ -66,6 +66,7 @@ func Run(t *testing.T, open Open) {
 	t.Run("FollowCancel", h.wrap(testFollowCancel))
 	t.Run("FollowIdle", h.wrap(testFollowIdle))
 	t.Run("FollowBreak", h.wrap(testFollowBreak))
+	t.Run("FollowCaughtUp", h.wrap(testFollowCaughtUp))
 	t.Run("Delete", h.wrap(testDelete))
 	t.Run("Truncate", h.wrap(testTruncate))
 	t.Run("Retention", h.wrap(testRetention))

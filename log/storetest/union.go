@@ -64,10 +64,10 @@ func testReadUnion(e *env) {
 		}
 	}
 	// A cut hides a stream's events in a union as it does alone.
-	if _, err := e.s.Truncate("a-1", 3, log.Expectation{}); err != nil {
+	if _, err := e.s.Truncate(context.Background(), "a-1", 3, log.Expectation{}); err != nil {
 		e.t.Fatal(err)
 	}
-	if _, err := e.s.Delete("b-1", log.Expectation{}); err != nil {
+	if _, err := e.s.Delete(context.Background(), "b-1", log.Expectation{}); err != nil {
 		e.t.Fatal(err)
 	}
 	q := log.Query{Selection: e.union("a-1", "b-1", "b-2")}
