@@ -155,7 +155,7 @@ func runImport(ctx context.Context, g *globalOptions, o *importOptions, path str
 		defer f.Close()
 		in = f
 	}
-	// A retention archive (zstd) or a gzipped export is read
+	// A retention archive or a gzipped export is read
 	// decompressed, told apart by its first bytes. A plain regular file
 	// stays the file it was, which importFrom reads in place.
 	if !plainRegular(in) {

@@ -36,9 +36,9 @@ while the log is larger.
 
 --archive DIR (with a limit) archives instead of forgetting: before evt
 compact reclaims the events of the rule's streams, it writes them to DIR
-as one zstd-compressed file of NDJSON envelopes per compaction, named by
+as one gzip-compressed file of NDJSON envelopes per compaction, named by
 the positions of its first and last event
-(00000000000000000001-00000000000000000420.ndjson.zst), synced before
+(00000000000000000001-00000000000000000420.ndjson.gz), synced before
 any space is reclaimed. evt import FILE restores them with their ids,
 times and metadata. Events evt delete or evt truncate removed are not
 archived. A compaction that crashed after archiving archives nothing
@@ -136,7 +136,7 @@ func newRetentionSetCmd(g *globalOptions) *cobra.Command {
 	durationVar(cmd.Flags(), &maxAge, "max-age", 0, true, "remove events older than this (90s, 12h, 7d, 2w)")
 	cmd.Flags().Uint64Var(&maxCount, "max-count", 0, "keep each stream's newest N events")
 	cmd.Flags().BoolVar(&untilAcked, "until-acked", false, "remove events once every group reading them acked them (a message queue)")
-	cmd.Flags().StringVar(&archiveDir, "archive", "", "before compaction reclaims the rule's events, write them to this directory (zstd NDJSON)")
+	cmd.Flags().StringVar(&archiveDir, "archive", "", "before compaction reclaims the rule's events, write them to this directory (gzip NDJSON)")
 	cmd.Flags().StringVar(&maxBytes, "max-bytes", "", "store-wide: remove the oldest segments while the log is larger (500MB, 10GiB)")
 	return cmd
 }

@@ -158,7 +158,7 @@ type archiver struct {
 type archiveFile struct {
 	name      string
 	lo, hi    uint64
-	positions map[uint64]bool // nil until needed
+	ids map[uint64]string // position → event id; nil until needed
 }
 
 // openArchiver prepares dir (creating it) for an archive of events at or
@@ -195,12 +195,12 @@ func (a *archiver) errorf(format string, args ...any) error {
 
 // add writes rec's envelope, unless an earlier archive file holds it.
 func (a *archiver) add(rec *codec.Record) error {
-	held, err := a.archived(rec.Position)
+	held, err := a.archived(rec)
 	if err != nil || held {
 		return err
 	}
 	if a.tmp == nil {
-		a.path = filepath.Join(a.dir, fmt.Sprintf("%s%d", archive.TempPrefix, rec.Position))
+		a.path = filepath.Join(a.dir, fmt.Sprintf("%s%d-%d", archive.TempPrefix, os.Getpid(), rec.Position))
 		f, err := a.fsys.OpenFile(a.path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 		if err != nil {
 			return a.errorf("%w", err)
@@ -221,29 +221,40 @@ func (a *archiver) add(rec *codec.Record) error {
 	return nil
 }
 
-// archived reports whether a complete archive file holds position p.
-func (a *archiver) archived(p uint64) (bool, error) {
+// archived reports whether a complete archive file holds rec: its
+// position with its id. The same position with another id is another
+// store's event (two stores given one archive directory): that is an
+// error, not a reason to skip rec, which would then be reclaimed without
+// being archived.
+func (a *archiver) archived(rec *codec.Record) (bool, error) {
+	p := rec.Position
 	for i := range a.files {
 		f := &a.files[i]
 		if p < f.lo || p > f.hi {
 			continue
 		}
-		if f.positions == nil {
-			ps, err := a.readPositions(f.name)
+		if f.ids == nil {
+			ids, err := a.readIDs(f.name)
 			if err != nil {
 				return false, err
 			}
-			f.positions = ps
+			f.ids = ids
 		}
-		if f.positions[p] {
-			return true, nil
+		id, ok := f.ids[p]
+		if !ok {
+			continue
 		}
+		if id != string(rec.ID) {
+			return false, a.errorf("%s holds another event at position %d: is it another store's archive directory? give each store its own", f.name, p)
+		}
+		return true, nil
 	}
 	return false, nil
 }
 
-// readPositions reads the positions of the envelopes in an archive file.
-func (a *archiver) readPositions(name string) (map[uint64]bool, error) {
+// readIDs reads the positions and ids of the envelopes in an archive
+// file.
+func (a *archiver) readIDs(name string) (map[uint64]string, error) {
 	f, err := a.fsys.OpenFile(filepath.Join(a.dir, name), os.O_RDONLY, 0)
 	if err != nil {
 		return nil, a.errorf("%w", err)
@@ -254,12 +265,13 @@ func (a *archiver) readPositions(name string) (map[uint64]bool, error) {
 		return nil, a.errorf("%s: %w", name, err)
 	}
 	defer closeR()
-	ps := map[uint64]bool{}
+	ids := map[uint64]string{}
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 64<<20)
 	for line := 1; sc.Scan(); line++ {
 		var env struct {
 			Position uint64 `json:"position"`
+			ID       string `json:"id"`
 		}
 		if len(bytes.TrimSpace(sc.Bytes())) == 0 {
 			continue
@@ -267,12 +279,12 @@ func (a *archiver) readPositions(name string) (map[uint64]bool, error) {
 		if err := json.Unmarshal(sc.Bytes(), &env); err != nil || env.Position == 0 {
 			return nil, a.errorf("%s: line %d is not an envelope with a position", name, line)
 		}
-		ps[env.Position] = true
+		ids[env.Position] = env.ID
 	}
 	if err := sc.Err(); err != nil {
 		return nil, a.errorf("%s: %w", name, err)
 	}
-	return ps, nil
+	return ids, nil
 }
 
 // finish makes the archive file complete and durable under its final
@@ -296,7 +308,17 @@ func (a *archiver) finish() error {
 		return a.errorf("%w", err)
 	}
 	a.tmp = nil
-	if err := a.fsys.Rename(a.path, filepath.Join(a.dir, archive.Name(a.lo, a.hi))); err != nil {
+	final := filepath.Join(a.dir, archive.Name(a.lo, a.hi))
+	// Never over another file of that name: this store's own would have
+	// held these events (archived would have skipped them), so it is
+	// another store's, and renaming over it would lose that store's
+	// events.
+	if _, err := a.fsys.Stat(final); err == nil {
+		return a.errorf("%s exists with other events: is it another store's archive directory? give each store its own", archive.Name(a.lo, a.hi))
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return a.errorf("%w", err)
+	}
+	if err := a.fsys.Rename(a.path, final); err != nil {
 		return a.errorf("%w", err)
 	}
 	a.done = true
