@@ -156,9 +156,9 @@ type archiver struct {
 // archiveFile is a complete archive file and, once read, the positions
 // it holds.
 type archiveFile struct {
-	name      string
-	lo, hi    uint64
-	ids map[uint64]string // position → event id; nil until needed
+	name   string
+	lo, hi uint64
+	ids    map[uint64]string // position → event id; nil until needed
 }
 
 // openArchiver prepares dir (creating it) for an archive of events at or
