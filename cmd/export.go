@@ -14,6 +14,7 @@ import (
 	"github.com/evtdev/evt/cmd/output"
 	"github.com/evtdev/evt/codec"
 	"github.com/evtdev/evt/log"
+	"github.com/evtdev/evt/log/archive"
 )
 
 type exportOptions struct {
@@ -154,7 +155,39 @@ func runImport(ctx context.Context, g *globalOptions, o *importOptions, path str
 		defer f.Close()
 		in = f
 	}
+	// A retention archive or a gzipped export is read
+	// decompressed, told apart by its first bytes. A plain regular file
+	// stays the file it was, which importFrom reads in place.
+	if !plainRegular(in) {
+		dec, _, closeDec, err := archive.Decompress(in)
+		if err != nil {
+			return err
+		}
+		defer closeDec()
+		in = dec
+	}
 	return importFrom(ctx, g, o, p, in)
+}
+
+// plainRegular reports whether in is a regular file whose content from
+// its current offset does not start with the magic bytes of a
+// compression archive.Decompress reads.
+func plainRegular(in io.Reader) bool {
+	f, ok := in.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	if err != nil || !st.Mode().IsRegular() {
+		return false
+	}
+	at, err := f.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return false
+	}
+	var b [4]byte
+	n, _ := f.ReadAt(b[:], at)
+	return !archive.IsCompressed(b[:n])
 }
 
 // importFrom appends the envelopes read from in as one batch, written to

@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"fmt"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -33,6 +34,17 @@ A rule applies to the streams its SELECTION matches (a stream, a glob, or
 A store-wide --max-bytes SIZE (500MB, 10GiB) removes the oldest segments
 while the log is larger.
 
+--archive DIR (with a limit) archives instead of forgetting: before evt
+compact reclaims the events of the rule's streams, it writes them to DIR
+as one gzip-compressed file of NDJSON envelopes per compaction, named by
+the positions of its first and last event
+(00000000000000000001-00000000000000000420.ndjson.gz), synced before
+any space is reclaimed. evt import FILE restores them with their ids,
+times and metadata. Events evt delete or evt truncate removed are not
+archived. A compaction that crashed after archiving archives nothing
+twice: it leaves out what a file in DIR already holds. DIR belongs to
+one store. Not supported by a nats store.
+
 Reads honour the limits at once; evt compact reclaims the disk space.
 Every limit removes a prefix of a stream (its oldest events), and a
 stream whose events are all removed reads as not found.`,
@@ -46,14 +58,16 @@ func newRetentionSetCmd(g *globalOptions) *cobra.Command {
 	var maxAge time.Duration
 	var maxCount uint64
 	var untilAcked bool
+	var archiveDir string
 	cmd := &cobra.Command{
-		Use:   "set [SELECTION] [--max-age D] [--max-count N] [--until-acked] [--max-bytes SIZE]",
+		Use:   "set [SELECTION] [--max-age D] [--max-count N] [--until-acked] [--archive DIR] [--max-bytes SIZE]",
 		Short: "Set the retention rule of a selection, or the store's size limit",
 		Long: `Set the retention rule of SELECTION, replacing the one it had, or with
 --max-bytes alone the store-wide size limit. See evt retention --help.`,
 		Example: `  evt retention set 'order-*' --max-age 30d
   evt retention set 'metrics-*' --max-count 1000
   evt retention set 'jobs-*' --until-acked
+  evt retention set 'audit-*' --max-age 90d --archive /srv/evt-archive
   evt retention set --max-bytes 10GiB`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -84,6 +98,22 @@ func newRetentionSetCmd(g *globalOptions) *cobra.Command {
 			case len(args) == 0 && maxBytes == "":
 				return usageErrorf("retention set: give a SELECTION and a limit, or --max-bytes")
 			}
+			if cmd.Flags().Changed("archive") {
+				if !hasRule {
+					return usageErrorf("retention set: --archive needs a SELECTION and a limit (--max-age, --max-count or --until-acked)")
+				}
+				if archiveDir == "" {
+					return usageErrorf("retention set: --archive needs a directory")
+				}
+				if g.remote != "" {
+					return unsupported("retention --archive")
+				}
+				abs, err := filepath.Abs(archiveDir)
+				if err != nil {
+					return err
+				}
+				rule.Archive = abs
+			}
 			// Setting a policy is a write: like append and group create,
 			// it creates the store, so set-up can come in any order.
 			s, err := g.openStore(true)
@@ -106,6 +136,7 @@ func newRetentionSetCmd(g *globalOptions) *cobra.Command {
 	durationVar(cmd.Flags(), &maxAge, "max-age", 0, true, "remove events older than this (90s, 12h, 7d, 2w)")
 	cmd.Flags().Uint64Var(&maxCount, "max-count", 0, "keep each stream's newest N events")
 	cmd.Flags().BoolVar(&untilAcked, "until-acked", false, "remove events once every group reading them acked them (a message queue)")
+	cmd.Flags().StringVar(&archiveDir, "archive", "", "before compaction reclaims the rule's events, write them to this directory (gzip NDJSON)")
 	cmd.Flags().StringVar(&maxBytes, "max-bytes", "", "store-wide: remove the oldest segments while the log is larger (500MB, 10GiB)")
 	return cmd
 }
@@ -118,7 +149,8 @@ func newRetentionLsCmd(g *globalOptions) *cobra.Command {
 limit and automatic compaction (evt compact --auto) as the row of
 selection (store). -o json prints
 {"selection","max_age","max_count","until_acked","max_bytes","auto_compact"}
-per line; max_age in seconds.`,
+per line; max_age in seconds. When a rule has --archive, every row has
+one more field, "archive" (its directory, or - / "").`,
 		Example: `  evt retention ls
   evt retention ls -o json`,
 		Args: cobra.NoArgs,
@@ -136,13 +168,19 @@ per line; max_age in seconds.`,
 			if err != nil {
 				return err
 			}
+			archives := false
 			for _, rule := range r.Rules {
-				if err := p.Row(retentionRow(rule.Selection, rule.MaxAge, rule.MaxCount, rule.UntilAcked, 0, false)); err != nil {
+				archives = archives || rule.Archive != ""
+			}
+			for _, rule := range r.Rules {
+				row := retentionRow(rule.Selection, rule.MaxAge, rule.MaxCount, rule.UntilAcked, 0, false)
+				if err := p.Row(withArchive(row, archives, rule.Archive)); err != nil {
 					return err
 				}
 			}
 			if r.MaxBytes > 0 || r.AutoCompact {
-				if err := p.Row(retentionRow("(store)", 0, 0, false, r.MaxBytes, r.AutoCompact)); err != nil {
+				row := retentionRow("(store)", 0, 0, false, r.MaxBytes, r.AutoCompact)
+				if err := p.Row(withArchive(row, archives, "")); err != nil {
 					return err
 				}
 			}
@@ -177,6 +215,19 @@ func retentionRow(sel string, age time.Duration, count uint64, untilAcked bool, 
 		{Key: "max_bytes", Value: uint64(maxBytes), Text: bytesText},
 		{Key: "auto_compact", Value: auto, Text: autoText},
 	}
+}
+
+// withArchive adds the archive column when some rule has one: without
+// archives, the rows are what they were before archives existed.
+func withArchive(row []output.Field, archives bool, dir string) []output.Field {
+	if !archives {
+		return row
+	}
+	text := dir
+	if text == "" {
+		text = "-"
+	}
+	return append(row, output.Field{Key: "archive", Value: dir, Text: text})
 }
 
 func newRetentionRmCmd(g *globalOptions) *cobra.Command {

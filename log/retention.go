@@ -30,4 +30,10 @@ type Rule struct {
 	// acked it (and everything before it). With no such group, events
 	// stay.
 	UntilAcked bool `json:"until_acked,omitempty"`
+	// Archive is a directory (an absolute path): what compaction
+	// reclaims of the streams this rule matches is first written there
+	// (log/archive), so it is archived instead of forgotten. Events a
+	// delete or truncate cut are not archived: those are removed on
+	// purpose.
+	Archive string `json:"archive,omitempty"`
 }

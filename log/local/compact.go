@@ -146,6 +146,11 @@ func (s *Store) Compact(ctx context.Context, progress log.Progress) (log.Compact
 	if err := s.noteExpired(v, &c, firsts[len(firsts)-1]); err != nil {
 		return rep, err
 	}
+	// What an archive rule removes is in its archive before any of it
+	// leaves the disk (archive.go).
+	if err := s.archiveRemoved(ctx, &c, v, h, sealed); err != nil {
+		return rep, err
+	}
 	var total, done int64
 	sizes := make([]int64, len(sealed))
 	for i, first := range sealed {

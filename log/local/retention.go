@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"path/filepath"
 	"sort"
 	"time"
 
@@ -67,6 +68,9 @@ func decodeRetention(b []byte) (log.Retention, error) {
 		}
 		if rule.MaxAge < 0 {
 			return bad(fmt.Sprintf("rule %s: max_age %d is negative", rule.Selection, rule.MaxAge))
+		}
+		if rule.Archive != "" && !filepath.IsAbs(rule.Archive) {
+			return bad(fmt.Sprintf("rule %s: archive %q is not an absolute path", rule.Selection, rule.Archive))
 		}
 	}
 	return r, nil

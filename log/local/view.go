@@ -49,6 +49,7 @@ type viewRule struct {
 	minTime    int64 // events before it are gone; 0: no age limit
 	maxCount   uint64
 	untilAcked bool
+	archive    string // Rule.Archive
 }
 
 // groupMark is what until-acked needs of a group: which streams it reads
@@ -87,7 +88,7 @@ func (s *Store) view(c *commitState) (*view, error) {
 		if err != nil {
 			return nil, err
 		}
-		vr := viewRule{sel: sel, maxCount: rule.MaxCount, untilAcked: rule.UntilAcked}
+		vr := viewRule{sel: sel, maxCount: rule.MaxCount, untilAcked: rule.UntilAcked, archive: rule.Archive}
 		if rule.MaxAge > 0 {
 			vr.minTime = now - int64(rule.MaxAge)
 		}

@@ -319,9 +319,18 @@ func testGroupAckWait(e *env) {
 	g := e.group(cfg, 1)
 	m1 := e.join(g, log.MemberOptions{})
 	m2 := e.join(e.openGroup(e.another(), "g"), log.MemberOptions{})
+	leased := time.Now()
 	wantLeased(t, "first", e.lease(m1, 1, false), "1")
-	if dl, ok, err := m1.Renew(ctx, 1); err != nil || !ok || time.Until(dl) < 200*time.Millisecond {
-		t.Errorf("Renew of a held lease: %v, %v, %v; want a deadline an ack wait away", dl, ok, err)
+	dl, ok, err := m1.Renew(ctx, 1)
+	switch {
+	case err != nil:
+		t.Fatal(err)
+	case time.Since(leased) > 150*time.Millisecond:
+		// The lease may have lapsed before Renew ran (a loaded
+		// machine): nothing to judge, the rest of the case still holds.
+		t.Logf("Renew ran %v after the lease; not judged", time.Since(leased))
+	case !ok || time.Until(dl) < 150*time.Millisecond:
+		t.Errorf("Renew of a held lease: %v, %v; want a deadline an ack wait away", dl, ok)
 	}
 	time.Sleep(400 * time.Millisecond)
 	wantLeased(t, "another member after the ack wait", e.lease(m2, 1, false), "1×2")
