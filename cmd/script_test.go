@@ -33,7 +33,7 @@ func TestMain(m *testing.M) {
 	if os.Getenv("GORACE") == "" {
 		os.Setenv("GORACE", "atexit_sleep_ms=0")
 	}
-	testscript.Main(m, map[string]func(){
+	testscript.Main(cleanupAfter{m}, map[string]func(){
 		"evt": func() {
 			// The test binary is evt and evt-nats at once: it opens a
 			// nats store itself (the harness's nats run sets EVT_STORE).
@@ -46,6 +46,16 @@ func TestMain(m *testing.M) {
 		},
 		"nats-server": func() { os.Exit(natsServerMain(os.Args[1:])) },
 	})
+}
+
+// cleanupAfter runs the tests, then removes what they left for the
+// whole run (the binaries builtBinaries made).
+type cleanupAfter struct{ m *testing.M }
+
+func (c cleanupAfter) Run() int {
+	code := c.m.Run()
+	removeBuiltBinaries()
+	return code
 }
 
 // TestScript runs the CLI scripts in ../testdata/script, each in a fresh

@@ -100,6 +100,11 @@ type streamState struct {
 // acknowledged by a quorum may miss the append or still see what the
 // purge removed, and a consumer of each subject's last message made on a
 // replica that has nothing yet waits for the next append instead.
+//
+// A replica the leader has not heard from for replicaSilence (or at all,
+// since it became leader) is down, not slow: waiting for it would cost
+// every read its full second while a node is dead (the server marks it
+// offline only much later), and a consumer is not placed on it.
 func (s *Store) caughtUp(ctx context.Context) error {
 	if s.replicas <= 1 {
 		return nil
@@ -110,9 +115,10 @@ func (s *Store) caughtUp(ctx context.Context) error {
 			apiResponse
 			Cluster *struct {
 				Replicas []struct {
-					Current bool   `json:"current"`
-					Lag     uint64 `json:"lag"`
-					Offline bool   `json:"offline"`
+					Current bool          `json:"current"`
+					Lag     uint64        `json:"lag"`
+					Offline bool          `json:"offline"`
+					Active  time.Duration `json:"active"` // since the leader last heard from it; 0: not yet
 				} `json:"replicas"`
 			} `json:"cluster"`
 		}
@@ -122,7 +128,8 @@ func (s *Store) caughtUp(ctx context.Context) error {
 		behind := false
 		if resp.Cluster != nil {
 			for _, r := range resp.Cluster.Replicas {
-				if !r.Offline && (!r.Current || r.Lag > 0) {
+				down := r.Offline || r.Active == 0 || r.Active > replicaSilence
+				if !down && (!r.Current || r.Lag > 0) {
 					behind = true
 				}
 			}
@@ -137,6 +144,12 @@ func (s *Store) caughtUp(ctx context.Context) error {
 		}
 	}
 }
+
+// replicaSilence is how long the stream's leader may go without a word
+// from a replica that is up: three of the servers' Raft heartbeats (1 s
+// each), the interval after which the server itself stops calling the
+// leader of a group current.
+const replicaSilence = 3 * time.Second
 
 // state reads the stream's sequence bounds from its leader. A stream not
 // yet created is empty.

@@ -91,6 +91,19 @@ func (s *Store) more(ctx context.Context, filter string, meta *jetstream.MsgMeta
 	return m != nil && m.Seq <= end, nil
 }
 
+// readHeartbeat is how often the server of an ordered consumer says it is
+// there while it has nothing to send (500 ms is the least nats.go takes).
+// nats.go recreates an ordered consumer that missed two, and on a
+// cluster that is what ends a read whose consumer never answers its
+// first pull: TestNatsClusterReadYourWrites saw one or two of its 125
+// reads through a follower stall exactly two heartbeats (10.04 s with
+// nats.go's default of 5 s for ordered consumers, 1.04 s with this),
+// then finish right. The likely cause, not proven: a pull sent to a
+// consumer just created on another server, before that server's
+// interest in the pull subject has crossed the route. The cost is one
+// small message every readHeartbeat to an idle `tail -f`.
+const readHeartbeat = 500 * time.Millisecond
+
 // consume runs an ordered consumer of filter from start until fn returns
 // false or an error, or ctx is done (its error).
 func (s *Store) consume(ctx context.Context, filter string, start uint64, headersOnly bool, fn func(jetstream.Msg, *jetstream.MsgMetadata) (bool, error)) error {
@@ -106,7 +119,7 @@ func (s *Store) consume(ctx context.Context, filter string, start uint64, header
 	if err != nil {
 		return err
 	}
-	it, err := cons.Messages()
+	it, err := cons.Messages(jetstream.PullHeartbeat(readHeartbeat))
 	if err != nil {
 		return err
 	}
@@ -222,7 +235,7 @@ func (s *Store) Streams(match func(stream string) bool) ([]log.StreamInfo, error
 	if err != nil {
 		return nil, s.wrap("list the streams", err)
 	}
-	it, err := cons.Messages()
+	it, err := cons.Messages(jetstream.PullHeartbeat(readHeartbeat))
 	if err != nil {
 		return nil, s.wrap("list the streams", err)
 	}
