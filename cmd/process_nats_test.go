@@ -114,16 +114,7 @@ func TestNatsConcurrentExpect(t *testing.T) {
 	if testing.Short() || os.Getenv("EVT_SKIP_NATS_SCRIPTS") != "" {
 		t.Skip("-short or EVT_SKIP_NATS_SCRIPTS")
 	}
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server not ready")
-	}
-	t.Cleanup(ns.Shutdown)
-	url := ns.ClientURL() + "/EXPECT"
+	url := embeddedNats(t).ClientURL() + "/EXPECT"
 	const count = 12
 	streams := make([]string, processWriters)
 	for w := range streams {

@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -59,14 +60,10 @@ var natsPending = map[string]string{
 	"compact":                 "evt compact on a nats store (the retention sweep that purges below each stream's head) is not written",
 }
 
-// TestScriptNats runs every CLI script that is not local-only against a
-// nats store: a nats-server in the test process, listening on a free
-// loopback port, with EVT_STORE pointing each script at a stream of its
-// own. The scripts' evt processes connect to it over TCP like any client.
-func TestScriptNats(t *testing.T) {
-	if os.Getenv("EVT_SKIP_NATS_SCRIPTS") != "" {
-		t.Skip("EVT_SKIP_NATS_SCRIPTS is set")
-	}
+// embeddedNats starts a JetStream server in the test process on a free
+// loopback port, shut down when t ends.
+func embeddedNats(t *testing.T) *server.Server {
+	t.Helper()
 	ns, err := server.NewServer(&server.Options{
 		Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true,
 		// evt's events go up to 1 MiB of record; with its headers a
@@ -83,6 +80,18 @@ func TestScriptNats(t *testing.T) {
 		t.Fatal("nats server not ready")
 	}
 	t.Cleanup(ns.Shutdown)
+	return ns
+}
+
+// TestScriptNats runs every CLI script that is not local-only against a
+// nats store: a nats-server in the test process, listening on a free
+// loopback port, with EVT_STORE pointing each script at a stream of its
+// own. The scripts' evt processes connect to it over TCP like any client.
+func TestScriptNats(t *testing.T) {
+	if os.Getenv("EVT_SKIP_NATS_SCRIPTS") != "" {
+		t.Skip("EVT_SKIP_NATS_SCRIPTS is set")
+	}
+	ns := embeddedNats(t)
 	dir := filepath.Join("..", "testdata", "script")
 	names, err := filepath.Glob(filepath.Join(dir, "*.txtar"))
 	if err != nil {
@@ -117,5 +126,45 @@ func TestExecRemoteMissing(t *testing.T) {
 	err := g.execRemote()
 	if err == nil || !strings.Contains(err.Error(), "needs evt-nats beside evt or on $PATH: build it with") {
 		t.Fatalf("execRemote with no evt-nats: %v", err)
+	}
+}
+
+// TestGroupCreatePartitions: group create --partitions N reaches the
+// nats store's group (the lanes of per-stream ordering), and without it
+// the store's default applies.
+func TestGroupCreatePartitions(t *testing.T) {
+	if os.Getenv("EVT_SKIP_NATS_SCRIPTS") != "" {
+		t.Skip("EVT_SKIP_NATS_SCRIPTS is set")
+	}
+	ns := embeddedNats(t)
+	saved := remoteOpener
+	RegisterRemote(openNatsStore)
+	t.Cleanup(func() { remoteOpener = saved })
+	url := ns.ClientURL() + "/PARTS"
+	for _, c := range []struct {
+		group string
+		args  []string
+		want  int
+	}{
+		{"four", []string{"--partitions", "4"}, 4},
+		{"default", nil, natsjs.DefaultPartitions},
+	} {
+		args := append([]string{"--store", url, "group", "create", c.group, "order-*"}, c.args...)
+		if code, _, errOut := runEvt(t, args...); code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, code, errOut)
+		}
+		s, err := openNatsStore(url, RemoteSettings{Timeout: 5 * time.Second}, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g, err := s.OpenGroup(context.Background(), c.group)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := g.Config().Partitions; got != c.want {
+			t.Errorf("group %s: %d partitions, want %d", c.group, got, c.want)
+		}
+		g.Close()
+		s.Close()
 	}
 }
