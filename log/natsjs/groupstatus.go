@@ -19,26 +19,81 @@ type view struct {
 	last  uint64 // the stream's last sequence
 }
 
+// view reads the stream's last sequence first and the consumers after
+// it, so every event up to last was stored before any consumer's state
+// was read. A consumer's pending count is still only eventually right:
+// nats-server answers a publish before it tells the stream's consumers
+// about the message (stream.go, processJetStreamMsgWithBatch: the pub
+// ack, then sigq), so a consumer read just after an append can count
+// nothing pending, and the group's position would skip the new event.
+// view reads the consumers again until none says nothing is pending
+// while an event of its partition follows what it delivered.
 func (g *Group) view(ctx context.Context) (*view, error) {
-	v := &view{}
-	for _, name := range g.names {
-		info, err := g.s.consumerInfo(ctx, name)
-		if err != nil {
-			return nil, err
-		}
-		v.infos = append(v.infos, info)
-	}
-	lv, err := g.live(ctx)
-	if err != nil {
-		return nil, err
-	}
-	v.lv = lv
 	st, err := g.s.state(ctx)
 	if err != nil {
 		return nil, g.s.wrap("read the group's position", err)
 	}
-	v.last = st.Last
-	return v, nil
+	v := &view{last: st.Last}
+	if v.lv, err = g.live(ctx); err != nil {
+		return nil, err
+	}
+	wait := time.Millisecond
+	for deadline := time.Now().Add(time.Second); ; {
+		v.infos = v.infos[:0]
+		for _, name := range g.names {
+			info, err := g.s.consumerInfo(ctx, name)
+			if err != nil {
+				return nil, err
+			}
+			v.infos = append(v.infos, info)
+		}
+		stale, err := g.unsignalled(ctx, v)
+		if err != nil {
+			return nil, err
+		}
+		// Past the deadline the counts are taken as they are: the
+		// server is that far behind, and a later read will see it.
+		if !stale || time.Now().After(deadline) {
+			return v, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 50*time.Millisecond)
+	}
+}
+
+// unsignalled reports whether a partition consumer that counts nothing
+// pending has an event past the last one it delivered: one the server
+// has stored but not yet told the consumer about. It looks at no more
+// than 64 events past the lowest such consumer's delivered sequence.
+func (g *Group) unsignalled(ctx context.Context, v *view) (bool, error) {
+	from := v.last + 1
+	for _, info := range v.infos {
+		if info.NumPending == 0 && info.Delivered.Stream < v.last {
+			from = min(from, info.Delivered.Stream+1)
+		}
+	}
+	filter := g.s.filterOf(g.sel)
+	for p, tries := from, 0; p <= v.last && tries < 64; tries++ {
+		m, err := g.s.getMsg(ctx, msgGetRequest{Seq: p, NextFor: filter, NoHeader: true})
+		if err != nil {
+			return false, g.s.wrap("read the group's position", err)
+		}
+		if m == nil || m.Seq > v.last {
+			return false, nil
+		}
+		if stream := g.s.streamOf(m.Subject); stream != "" {
+			info := v.infos[partitionOf(stream, g.parts)]
+			if info.NumPending == 0 && m.Seq > info.Delivered.Stream {
+				return true, nil
+			}
+		}
+		p = m.Seq + 1
+	}
+	return false, nil
 }
 
 // committed is the group's position: the lowest ack floor (+1) of the

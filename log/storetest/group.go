@@ -430,6 +430,31 @@ func testGroupReset(e *env) {
 	}
 }
 
+// testGroupPositionAfterAppend: an event is in the group's position
+// and lag as soon as its append returns (on nats a consumer hears of a
+// message only after its publish was acknowledged), and once acked the
+// position is past it.
+func testGroupPositionAfterAppend(e *env) {
+	t := e.t
+	ctx := context.Background()
+	g := e.group(groupConfig("g"), 1)
+	m := e.join(g, log.MemberOptions{})
+	for i := range 50 {
+		p := e.append(e.s, ev{stream: fmt.Sprintf("a-%d", i), typ: "T"})[0].Position
+		if got, err := g.Position(ctx); err != nil || got != p {
+			t.Fatalf("round %d: position right after appending %d: %d, %v; want %d", i, p, got, err, p)
+		}
+		if st := e.status(g); st.Committed != p || st.Lag != 1 {
+			t.Fatalf("round %d: status right after appending %d: %+v; want committed %d, lag 1", i, p, st, p)
+		}
+		wantLeased(t, fmt.Sprintf("round %d", i), e.lease(m, 1, false), fmt.Sprint(p))
+		e.lease(m, 0, false, p)
+		if got, err := g.Position(ctx); err != nil || got != p+1 {
+			t.Fatalf("round %d: position after acking %d: %d, %v; want %d", i, p, got, err, p+1)
+		}
+	}
+}
+
 // testGroupWait: Wait returns once another handle appends.
 func testGroupWait(e *env) {
 	t := e.t

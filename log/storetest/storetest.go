@@ -78,6 +78,7 @@ func Run(t *testing.T, open Open) {
 	t.Run("GroupAckWait", h.wrap(testGroupAckWait))
 	t.Run("GroupManualAck", h.wrap(testGroupManualAck))
 	t.Run("GroupReset", h.wrap(testGroupReset))
+	t.Run("GroupPositionAfterAppend", h.wrap(testGroupPositionAfterAppend))
 	t.Run("GroupWait", h.wrap(testGroupWait))
 	t.Run("GroupQueue", h.wrap(testGroupQueue))
 	t.Run("GroupSkipped", h.wrap(testGroupSkipped))
