@@ -58,7 +58,11 @@ func (s *Store) request(ctx context.Context, subject string, req any, resp inter
 			return err
 		}
 	}
-	msg, err := s.nc.RequestWithContext(ctx, subject, body)
+	var msg *nats.Msg
+	err := untilAnswered(ctx, func() (err error) {
+		msg, err = s.nc.RequestWithContext(ctx, subject, body)
+		return err
+	})
 	if err != nil {
 		return err
 	}
@@ -239,6 +243,28 @@ type pubAck struct {
 	Duplicate bool   `json:"duplicate,omitempty"`
 	Batch     string `json:"batch,omitempty"`
 	Count     int    `json:"count,omitempty"`
+}
+
+// untilAnswered runs try again while no server answers it (no
+// responders): on a cluster, a stream just created by another process
+// or whose leader died has no leader until one is elected, and its
+// requests reach no one meanwhile. Nothing received such a request, so
+// sending it again is exact. It stops when ctx ends, with the last
+// error.
+func untilAnswered(ctx context.Context, try func() error) error {
+	wait := 5 * time.Millisecond
+	for {
+		err := try()
+		if !errors.Is(err, nats.ErrNoResponders) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 200*time.Millisecond)
+	}
 }
 
 // publish sends msg and waits for the stream's acknowledgement.

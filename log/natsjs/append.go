@@ -56,6 +56,7 @@ func (s *Store) Append(ctx context.Context, b *log.Batch) ([]log.Result, error) 
 		return nil, err
 	}
 	var force, noMsgID, global, unknown bool
+	var unanswered time.Time // since when no server took the batch
 	for attempt := 1; ; attempt++ {
 		p, err := s.plan(b, force, noMsgID, global)
 		if errors.Is(err, errNeedGlobal) {
@@ -90,6 +91,15 @@ func (s *Store) Append(ctx context.Context, b *log.Batch) ([]log.Result, error) 
 			if attempt > 3 {
 				time.Sleep(time.Duration(rand.IntN(min(attempt, 20))+1) * time.Millisecond)
 			}
+		case errors.Is(err, nats.ErrNoResponders):
+			// No stream leader took it (one is being elected): nothing
+			// was stored, the whole batch is sent again (untilAnswered).
+			if unanswered.IsZero() {
+				unanswered = time.Now()
+			} else if time.Since(unanswered) > s.opts.Timeout {
+				return nil, s.wrap("append", err)
+			}
+			time.Sleep(min(time.Duration(attempt)*10*time.Millisecond, 200*time.Millisecond))
 		case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout):
 			if unknown {
 				return nil, fmt.Errorf("nats: no acknowledgement of the append from %s within %s: its outcome is unknown; retrying it with the same ids is safe", s.where, s.opts.Timeout)

@@ -241,6 +241,12 @@ func (s *Store) Streams(match func(stream string) bool) ([]log.StreamInfo, error
 	}
 	defer it.Stop()
 	now := time.Now()
+	// A stream's head is its message of the highest sequence seen: once
+	// nats.go recreates an ordered consumer (a missed heartbeat, on a
+	// loaded cluster), it goes on from the last sequence it saw with
+	// every message, not only each subject's last (the conformance
+	// suite's Heads on three nodes listed a-1 four times).
+	heads := map[string]log.StreamInfo{}
 	for {
 		msg, err := it.Next(jetstream.NextContext(ctx))
 		if err != nil {
@@ -251,13 +257,17 @@ func (s *Store) Streams(match func(stream string) bool) ([]log.StreamInfo, error
 			return nil, s.wrap("list the streams", err)
 		}
 		if e, ok := s.decode(msg.Subject(), meta.Sequence.Stream, msg.Headers(), nil, meta.Timestamp); ok && (match == nil || match(e.stream)) {
+			delete(heads, e.stream)
 			if h := headOf(&e); visible(h, limitsOf(r, e.stream), now) {
-				out = append(out, h.info(e.stream))
+				heads[e.stream] = h.info(e.stream)
 			}
 		}
 		if meta.NumPending == 0 {
 			break
 		}
+	}
+	for _, h := range heads {
+		out = append(out, h)
 	}
 	slices.SortFunc(out, func(a, b log.StreamInfo) int {
 		switch {
