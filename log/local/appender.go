@@ -45,11 +45,13 @@ type Appender struct {
 	idx       []byte                   // offsets entries of every record of the batch
 	states    map[hashKey]*streamState // by keyOf(stream): fixed-size keys look up faster than names
 	results   []log.Result
-	idxDone   int64     // offsets entries already written
-	idsWork   [][]idPut // fresh ids not yet in the table, in blocks: never copied to grow
-	idsHeld   int       // entries in idsWork
-	idRoom    uint64    // ids the table has room for without growing (see putID)
-	buf       []byte    // scratch for reading back the batch's records
+	idxDone   int64        // offsets entries already written
+	idsWork   [][]idPut    // fresh ids not yet in the table, in blocks: never copied to grow
+	idsHeld   int          // entries in idsWork
+	idRoom    uint64       // ids the table has room for without growing (see putID)
+	buf       []byte       // scratch for reading back the batch's records
+	given     int64        // bytes of the records given to Add, duplicates included
+	hits      storedReader // windows for checking id hits (dupread.go)
 	sf        *segFile
 	done      bool
 	synced    bool
@@ -165,6 +167,7 @@ func (a *Appender) Add(b *log.Batch) error {
 		return err
 	}
 	n := b.Len()
+	a.given += b.Size()
 	if !a.noResults {
 		a.results = slices.Grow(a.results, n)
 	}
@@ -174,11 +177,6 @@ func (a *Appender) Add(b *log.Batch) error {
 	for i := range n {
 		p := b.Event(i)
 		name := streams[p.Stream]
-		st := sub[p.Stream]
-		if st == nil {
-			st = a.state(name)
-			sub[p.Stream] = st
-		}
 		var key hashKey
 		if p.GivenID {
 			// A retry of a stored event, or of one earlier in this batch:
@@ -189,11 +187,23 @@ func (a *Appender) Add(b *log.Batch) error {
 			if r, ok, err := a.stored(key, name, id); err != nil {
 				return err
 			} else if ok {
+				// A retry needs no stream state (a re-import of a
+				// million events would look up every stream), unless
+				// the stream has an expectation: Commit checks those of
+				// streams without state as streams without events.
+				if _, ok := a.expect[name]; ok && sub[p.Stream] == nil {
+					sub[p.Stream] = a.state(name)
+				}
 				a.duplicate(r)
 				continue
 			}
 		} else {
 			key = idKeyBytes(name, p.ID())
+		}
+		st := sub[p.Stream]
+		if st == nil {
+			st = a.state(name)
+			sub[p.Stream] = st
 		}
 		if !st.checked {
 			if e := a.expectation(name); !e.Holds(st.version) {
@@ -235,7 +245,7 @@ func (a *Appender) Add(b *log.Batch) error {
 		}
 		a.record(r)
 		if p.GivenID {
-			if err := a.putID(key, a.pos, uint64(n-i)); err != nil {
+			if err := a.putID(key, a.pos, a.idsWanted(b, n-i)); err != nil {
 				return err
 			}
 		} else if err := a.holdID(key, a.pos); err != nil {
@@ -337,6 +347,21 @@ func (a *Appender) putID(key hashKey, pos uint64, want uint64) error {
 	a.s.ids.put(key, []uint64{pos})
 	a.idRoom--
 	return nil
+}
+
+// idsWanted is how many ids to make room for when the table is full at
+// an event of b with rest events left in b, and the batch's events not
+// given yet when its size is known (SizeHint less the bytes added so far,
+// duplicates included, at b's bytes per event), so a
+// big import grows the table once, as a whole batch did at Commit, not
+// once per doubling (each growth rewrites and syncs the table).
+func (a *Appender) idsWanted(b *log.Batch, rest int) uint64 {
+	want := uint64(rest)
+	if a.sizeHint > 0 && b.Len() > 0 {
+		perEvent := max(b.Size()/int64(b.Len()), 1)
+		want += uint64(max((a.sizeHint-a.given)/perEvent, 0))
+	}
+	return want
 }
 
 // reserveIDs makes room in the table for n more ids.
@@ -454,7 +479,7 @@ func (a *Appender) storedAt(pos uint64, name string, id []byte) (log.Result, boo
 	if pos >= a.c.next {
 		rec, err = a.batchRecord(pos) // earlier in this batch
 	} else {
-		rec, err = a.s.recordAt(pos, &a.c)
+		rec, err = a.recordAt(pos)
 	}
 	if errors.Is(err, log.ErrNotFound) {
 		// Compaction dropped the event: the id is free again. (Retention

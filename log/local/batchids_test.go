@@ -200,3 +200,49 @@ func TestBatchHeapBounded(t *testing.T) {
 		t.Fatalf("the batch's heap grew by %d MB from 16k to 300k events: it holds something per event", grew>>20)
 	}
 }
+
+// TestRetriesAmidNewEvents: a batch that retries events of the active
+// segment while it writes new ones past the committed end (its offsets
+// entries and records land where the windows of dupread.go read): every
+// retry is found, every new event written once.
+func TestRetriesAmidNewEvents(t *testing.T) {
+	pad := strings.Repeat("y", 200)
+	dir := filepath.Join(t.TempDir(), "store")
+	s, err := Open(dir, Options{Create: true, Sync: SyncNone})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	const n = 30000
+	if _, err := s.Append(context.Background(), idsPart(0, n, 20, pad)); err != nil {
+		t.Fatal(err)
+	}
+	a, err := s.BeginAppend(context.Background(), nil, log.Expectation{}, log.AppendOptions{NoResults: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Old and new by turns, 1,000 at a time: new ones n … 2n-1.
+	for i := 0; i < n; i += 1000 {
+		if err := a.Add(idsPart(i, i+1000, 20, pad)); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.Add(idsPart(n+i, n+i+1000, 20, pad)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.Add(idsPart(n, 2*n, 20, pad)); err != nil { // retries of the new ones
+		t.Fatal(err)
+	}
+	if _, err := a.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if got := a.Duplicates(); got != 2*n {
+		t.Fatalf("%d duplicates, want %d", got, 2*n)
+	}
+	if got := countEvents(t, s); got != 2*n {
+		t.Fatalf("store holds %d events, want %d", got, 2*n)
+	}
+	if _, err := s.Verify(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+}
