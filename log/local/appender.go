@@ -48,6 +48,7 @@ type Appender struct {
 	idxDone   int64        // offsets entries already written
 	idsWork   [][]idPut    // fresh ids not yet in the table, in blocks: never copied to grow
 	idsHeld   int          // entries in idsWork
+	idsSpare  [][]idPut    // emptied blocks of idsWork, to fill again
 	idRoom    uint64       // ids the table has room for without growing (see putID)
 	buf       []byte       // scratch for reading back the batch's records
 	given     int64        // bytes of the records given to Add, duplicates included
@@ -248,7 +249,7 @@ func (a *Appender) Add(b *log.Batch) error {
 			if err := a.putID(key, a.pos, a.idsWanted(b, n-i)); err != nil {
 				return err
 			}
-		} else if err := a.holdID(key, a.pos); err != nil {
+		} else if err := a.holdID(key, a.pos, a.idsWanted(b, n-i)); err != nil {
 			return err
 		}
 		a.pos++
@@ -376,26 +377,35 @@ func (a *Appender) reserveIDs(n uint64) error {
 }
 
 // holdID keeps a fresh id for Commit to put, or puts the held ones now
-// when there are idsHeldMax of them.
-func (a *Appender) holdID(key hashKey, pos uint64) error {
+// when there are idsHeldMax of them, making room for them and want more
+// (see idsWanted).
+func (a *Appender) holdID(key hashKey, pos uint64, want uint64) error {
 	if a.idsHeld >= idsHeldMax {
-		if err := a.reserveIDs(uint64(a.idsHeld)); err != nil {
+		if err := a.reserveIDs(uint64(a.idsHeld) + want); err != nil {
 			return err
 		}
 		a.putHeld()
-		a.idRoom = 0
+		a.idRoom = want
+		// The blocks are filled again, not left to the collector:
+		// garbage of 24 MiB a hold would let the heap grow by as much.
+		for _, block := range a.idsWork {
+			a.idsSpare = append(a.idsSpare, block[:0])
+		}
 		a.idsWork = a.idsWork[:0]
 	}
 	if k := len(a.idsWork) - 1; k < 0 || len(a.idsWork[k]) == cap(a.idsWork[k]) {
-		// Blocks double from 64 to 64k entries: a one-event append
-		// must not clear 1.5 MB.
-		size := 64
-		if k >= 0 {
-			size = min(2*cap(a.idsWork[k]), idsBlockMax)
-		} else if a.pos-a.c.next >= uint64(idsHeldMax) {
-			size = idsBlockMax // refilling after putting a full hold
+		if n := len(a.idsSpare); n > 0 {
+			a.idsWork = append(a.idsWork, a.idsSpare[n-1])
+			a.idsSpare = a.idsSpare[:n-1]
+		} else {
+			// Blocks double from 64 to 64k entries: a one-event append
+			// must not clear 1.5 MB.
+			size := 64
+			if k >= 0 {
+				size = min(2*cap(a.idsWork[k]), idsBlockMax)
+			}
+			a.idsWork = append(a.idsWork, make([]idPut, 0, size))
 		}
-		a.idsWork = append(a.idsWork, make([]idPut, 0, size))
 	}
 	a.idsWork[len(a.idsWork)-1] = append(a.idsWork[len(a.idsWork)-1], idPut{key, pos})
 	a.idsHeld++
