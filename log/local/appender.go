@@ -246,10 +246,10 @@ func (a *Appender) Add(b *log.Batch) error {
 		}
 		a.record(r)
 		if p.GivenID {
-			if err := a.putID(key, a.pos, a.idsWanted(b, n-i)); err != nil {
+			if err := a.putID(key, a.pos, b, n-i); err != nil {
 				return err
 			}
-		} else if err := a.holdID(key, a.pos, a.idsWanted(b, n-i)); err != nil {
+		} else if err := a.holdID(key, a.pos, b, n-i); err != nil {
 			return err
 		}
 		a.pos++
@@ -336,12 +336,12 @@ var idsHeldMax = 1 << 20
 const idsBlockMax = 1 << 16 // entries of one idsWork block
 
 // putID puts one id of the batch into the table, first making room for
-// it and up to want-1 more (the rest of the events being added) when it
-// has none left. A table that cannot grow fails the batch: a later retry
+// it and the ids still to come (idsWanted: rest is how many events of b
+// are left, this one included) when it has none left. A table that cannot grow fails the batch: a later retry
 // of the id in this batch would not be found.
-func (a *Appender) putID(key hashKey, pos uint64, want uint64) error {
+func (a *Appender) putID(key hashKey, pos uint64, b *log.Batch, rest int) error {
 	if a.idRoom == 0 {
-		if err := a.reserveIDs(max(want, 1)); err != nil {
+		if err := a.reserveIDs(max(a.idsWanted(b, rest), 1)); err != nil {
 			return err
 		}
 	}
@@ -377,10 +377,11 @@ func (a *Appender) reserveIDs(n uint64) error {
 }
 
 // holdID keeps a fresh id for Commit to put, or puts the held ones now
-// when there are idsHeldMax of them, making room for them and want more
-// (see idsWanted).
-func (a *Appender) holdID(key hashKey, pos uint64, want uint64) error {
+// when there are idsHeldMax of them, making room for them and the ids
+// still to come (idsWanted of b, with rest events of it left).
+func (a *Appender) holdID(key hashKey, pos uint64, b *log.Batch, rest int) error {
 	if a.idsHeld >= idsHeldMax {
+		want := a.idsWanted(b, rest)
 		if err := a.reserveIDs(uint64(a.idsHeld) + want); err != nil {
 			return err
 		}
