@@ -44,10 +44,15 @@ type Appender struct {
 	lastRec   int                      // offset in out of the last record, -1 if none
 	idx       []byte                   // offsets entries of every record of the batch
 	states    map[hashKey]*streamState // by keyOf(stream): fixed-size keys look up faster than names
-	seen      map[hashKey]int          // given ids of this batch → index in results
 	results   []log.Result
-	idxDone   int64     // offsets entries already written
-	idsWork   [][]idPut // in blocks: a million ids never copied to grow
+	idxDone   int64        // offsets entries already written
+	idsWork   [][]idPut    // fresh ids not yet in the table, in blocks: never copied to grow
+	idsHeld   int          // entries in idsWork
+	idsSpare  [][]idPut    // emptied blocks of idsWork, to fill again
+	idRoom    uint64       // ids the table has room for without growing (see putID)
+	buf       []byte       // scratch for reading back the batch's records
+	given     int64        // bytes of the records given to Add, duplicates included
+	hits      storedReader // windows for checking id hits (dupread.go)
 	sf        *segFile
 	done      bool
 	synced    bool
@@ -163,6 +168,7 @@ func (a *Appender) Add(b *log.Batch) error {
 		return err
 	}
 	n := b.Len()
+	a.given += b.Size()
 	if !a.noResults {
 		a.results = slices.Grow(a.results, n)
 	}
@@ -172,31 +178,33 @@ func (a *Appender) Add(b *log.Batch) error {
 	for i := range n {
 		p := b.Event(i)
 		name := streams[p.Stream]
+		var key hashKey
+		if p.GivenID {
+			// A retry of a stored event, or of one earlier in this batch:
+			// the batch's given ids go into the table as they are
+			// written (see putID), so one lookup finds both.
+			id := p.ID()
+			key = idKeyBytes(name, id)
+			if r, ok, err := a.stored(key, name, id); err != nil {
+				return err
+			} else if ok {
+				// A retry needs no stream state (a re-import of a
+				// million events would look up every stream), unless
+				// the stream has an expectation: Commit checks those of
+				// streams without state as streams without events.
+				if _, ok := a.expect[name]; ok && sub[p.Stream] == nil {
+					sub[p.Stream] = a.state(name)
+				}
+				a.duplicate(r)
+				continue
+			}
+		} else {
+			key = idKeyBytes(name, p.ID())
+		}
 		st := sub[p.Stream]
 		if st == nil {
 			st = a.state(name)
 			sub[p.Stream] = st
-		}
-		var key hashKey
-		if p.GivenID {
-			id := p.ID()
-			key = idKeyBytes(name, id)
-			if j, ok := a.seen[key]; ok {
-				a.duplicate(a.resultAt(j))
-				continue
-			}
-			if r, ok, err := a.stored(key, name, id); err != nil {
-				return err
-			} else if ok {
-				a.duplicate(r)
-				continue
-			}
-			if a.seen == nil {
-				a.seen = map[hashKey]int{}
-			}
-			a.seen[key] = a.added
-		} else {
-			key = idKeyBytes(name, p.ID())
 		}
 		if !st.checked {
 			if e := a.expectation(name); !e.Holds(st.version) {
@@ -237,16 +245,13 @@ func (a *Appender) Add(b *log.Batch) error {
 			r.ID = string(p.ID())
 		}
 		a.record(r)
-		if k := len(a.idsWork) - 1; k < 0 || len(a.idsWork[k]) == cap(a.idsWork[k]) {
-			// Blocks double from 64 to 64k entries: a one-event append
-			// must not clear 1.5 MB.
-			size := 64
-			if k >= 0 {
-				size = min(2*cap(a.idsWork[k]), 1<<16)
+		if p.GivenID {
+			if err := a.putID(key, a.pos, b, n-i); err != nil {
+				return err
 			}
-			a.idsWork = append(a.idsWork, make([]idPut, 0, size))
+		} else if err := a.holdID(key, a.pos, b, n-i); err != nil {
+			return err
 		}
-		a.idsWork[len(a.idsWork)-1] = append(a.idsWork[len(a.idsWork)-1], idPut{key, a.pos})
 		a.pos++
 		if len(a.out) >= flushAt {
 			if err := a.flush(false); err != nil {
@@ -310,11 +315,140 @@ func (a *Appender) duplicate(r log.Result) {
 	a.record(r)
 }
 
-func (a *Appender) resultAt(j int) log.Result {
-	if a.noResults {
-		return log.Result{} // recorded nowhere: a result per event is what NoResults saves
+// The id index during a batch. The table may run ahead of the commit
+// (every hit is checked against the record it names, and flushIDs drops
+// entries past the committed end), so a batch puts its ids as it goes
+// rather than holding 24 bytes per event until Commit:
+//
+//   - a given id (a possible retry: evt import, envelopes with ids) goes
+//     in at once, which is how a later event of the same batch with that
+//     id finds it (stored, then batchRecord): no map of the batch's ids;
+//   - a fresh id (a ULID evt made) cannot be a retry, so it waits in
+//     idsWork for Commit to put while the batch syncs, on another core,
+//     up to idsHeldMax of them; past that, a block goes in at once.
+//
+// A batch's memory is then one result per event only when results are
+// kept (not -q, not import), whatever its size.
+// idsHeldMax is how many fresh ids a batch holds for Commit (24 MiB);
+// a variable so a test can make it small.
+var idsHeldMax = 1 << 20
+
+const idsBlockMax = 1 << 16 // entries of one idsWork block
+
+// putID puts one id of the batch into the table, first making room for
+// it and the ids still to come (idsWanted: rest is how many events of b
+// are left, this one included) when it has none left. A table that cannot grow fails the batch: a later retry
+// of the id in this batch would not be found.
+func (a *Appender) putID(key hashKey, pos uint64, b *log.Batch, rest int) error {
+	if a.idRoom == 0 {
+		if err := a.reserveIDs(max(a.idsWanted(b, rest), 1)); err != nil {
+			return err
+		}
 	}
-	return a.results[j]
+	a.s.ids.put(key, []uint64{pos})
+	a.idRoom--
+	return nil
+}
+
+// idsWanted is how many ids to make room for when the table is full at
+// an event of b with rest events left in b, and the batch's events not
+// given yet when its size is known (SizeHint less the bytes added so far,
+// duplicates included, at b's bytes per event), so a
+// big import grows the table once, as a whole batch did at Commit, not
+// once per doubling (each growth rewrites and syncs the table).
+func (a *Appender) idsWanted(b *log.Batch, rest int) uint64 {
+	want := uint64(rest)
+	if a.sizeHint > 0 && b.Len() > 0 {
+		perEvent := max(b.Size()/int64(b.Len()), 1)
+		want += uint64(max((a.sizeHint-a.given)/perEvent, 0))
+	}
+	return want
+}
+
+// reserveIDs makes room in the table for n more ids.
+func (a *Appender) reserveIDs(n uint64) error {
+	ids, err := a.s.ids.reserve(n)
+	if err != nil {
+		return fmt.Errorf("id index: %w", err)
+	}
+	a.s.ids = ids
+	a.idRoom = n
+	return nil
+}
+
+// holdID keeps a fresh id for Commit to put, or puts the held ones now
+// when there are idsHeldMax of them, making room for them and the ids
+// still to come (idsWanted of b, with rest events of it left).
+func (a *Appender) holdID(key hashKey, pos uint64, b *log.Batch, rest int) error {
+	if a.idsHeld >= idsHeldMax {
+		want := a.idsWanted(b, rest)
+		if err := a.reserveIDs(uint64(a.idsHeld) + want); err != nil {
+			return err
+		}
+		a.putHeld()
+		a.idRoom = want
+		// The blocks are filled again, not left to the collector:
+		// garbage of 24 MiB a hold would let the heap grow by as much.
+		for _, block := range a.idsWork {
+			a.idsSpare = append(a.idsSpare, block[:0])
+		}
+		a.idsWork = a.idsWork[:0]
+	}
+	if k := len(a.idsWork) - 1; k < 0 || len(a.idsWork[k]) == cap(a.idsWork[k]) {
+		if n := len(a.idsSpare); n > 0 {
+			a.idsWork = append(a.idsWork, a.idsSpare[n-1])
+			a.idsSpare = a.idsSpare[:n-1]
+		} else {
+			// Blocks double from 64 to 64k entries: a one-event append
+			// must not clear 1.5 MB.
+			size := 64
+			if k >= 0 {
+				size = min(2*cap(a.idsWork[k]), idsBlockMax)
+			}
+			a.idsWork = append(a.idsWork, make([]idPut, 0, size))
+		}
+	}
+	a.idsWork[len(a.idsWork)-1] = append(a.idsWork[len(a.idsWork)-1], idPut{key, pos})
+	a.idsHeld++
+	return nil
+}
+
+// putHeld puts the held fresh ids into the table, which has room.
+func (a *Appender) putHeld() {
+	for _, block := range a.idsWork {
+		for _, w := range block {
+			a.s.ids.put(w.key, []uint64{w.pos})
+		}
+	}
+	a.idsHeld = 0
+}
+
+// batchRecord reads back the record this batch gave position pos
+// (c.next <= pos < a.pos): from out if it is not written yet, else from
+// the segment. Its offset is in the batch's offsets entries, in idx or
+// already in the offsets file.
+func (a *Appender) batchRecord(pos uint64) (codec.Record, error) {
+	i := int64(pos - a.c.next)
+	var ent []byte
+	if i < a.idxDone {
+		var b [offsetEntrySize]byte
+		at := (int64(a.c.next-a.sf.first) + i) * offsetEntrySize
+		if _, err := a.sf.idx.ReadAt(b[:], at); err != nil {
+			return codec.Record{}, fmt.Errorf("read offsets of %s: %w", segmentName(a.sf.first), err)
+		}
+		ent = b[:]
+	} else {
+		j := (i - a.idxDone) * offsetEntrySize
+		ent = a.idx[j : j+offsetEntrySize]
+	}
+	off := int64(binary.LittleEndian.Uint64(ent))
+	if end := a.c.size + a.written; off >= end {
+		rec := a.out[off-end:]
+		return codec.DecodeRecord(rec[:codec.RecordLength(rec)])
+	}
+	rec, buf, err := readRecordAt(a.sf.f, segmentName(a.sf.first), off, a.buf)
+	a.buf = buf
+	return rec, err
 }
 
 // stored looks an id up in the index (the table, then the runs: see
@@ -348,10 +482,16 @@ func (a *Appender) stored(key hashKey, name string, id []byte) (log.Result, bool
 
 // storedAt reports whether the event at pos is id in stream name.
 func (a *Appender) storedAt(pos uint64, name string, id []byte) (log.Result, bool, error) {
-	if pos == 0 || pos >= a.c.next {
+	if pos == 0 || pos >= a.pos {
 		return log.Result{}, false, nil
 	}
-	rec, err := a.s.recordAt(pos, &a.c)
+	var rec codec.Record
+	var err error
+	if pos >= a.c.next {
+		rec, err = a.batchRecord(pos) // earlier in this batch
+	} else {
+		rec, err = a.recordAt(pos)
+	}
 	if errors.Is(err, log.ErrNotFound) {
 		// Compaction dropped the event: the id is free again. (Retention
 		// outlives retries by far; a retry that late appends anew.)
@@ -522,8 +662,7 @@ func (a *Appender) Commit() ([]log.Result, error) {
 	if err := a.s.noteNames(created); err != nil {
 		return nil, err
 	}
-	written := a.pos - a.c.next
-	tablesOK := a.s.reserveTables(newStreams, written) == nil
+	tablesOK := a.s.reserveTables(newStreams, uint64(a.idsHeld)) == nil
 
 	// The id index is only read by writers, under the lock, and they check
 	// every hit against the record it names: it may run ahead of the
@@ -535,15 +674,11 @@ func (a *Appender) Commit() ([]log.Result, error) {
 	// to create and tear down.
 	putIDs := func() {
 		if tablesOK {
-			for _, block := range a.idsWork {
-				for _, w := range block {
-					a.s.ids.put(w.key, []uint64{w.pos})
-				}
-			}
+			a.putHeld()
 		}
 	}
 	var err error
-	if len(a.idsWork) == 0 || len(a.idsWork) == 1 && len(a.idsWork[0]) <= inlineIDPuts {
+	if a.idsHeld <= inlineIDPuts {
 		putIDs()
 		err = a.finish()
 	} else {

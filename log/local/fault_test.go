@@ -190,6 +190,52 @@ func faultWriters() []faultWriter {
 				return nil
 			})
 		}},
+		{name: "bulk-ids", run: func(w *faultWorld, fsys vfs.FS) (*Store, error) {
+			// One batch of given ids in parts (evt import) that grows the
+			// id table as it goes (a part of 600 on a table of 1,024
+			// slots), then repeats ids of its first part and of the
+			// store: retries found in the table, read back from the
+			// batch or the log, never written twice.
+			return withStore(w, fsys, func(s *Store) error {
+				a, err := s.beginAppend(context.Background(), nil, log.Expectation{})
+				if err != nil {
+					return err
+				}
+				first, firstIDs := faultBatch("grow", 600, "acct-3", "bulk-1")
+				again, _ := faultBatch("grow", 50, "acct-3", "bulk-1")
+				old, oldIDs := faultBatch("setup0", 10, "acct-1", "acct-2", "acct-3", "acct-4")
+				var all []string
+				for _, part := range []struct {
+					b   *log.Batch
+					ids []string
+				}{{first, firstIDs}, {again, firstIDs[:50]}, {old, oldIDs}} {
+					all = append(all, part.ids...)
+					if err := a.Add(part.b); err != nil {
+						a.Abort()
+						w.tried = append(w.tried, firstIDs)
+						return err
+					}
+				}
+				rs, err := a.Commit()
+				if err != nil {
+					w.tried = append(w.tried, firstIDs)
+					return err
+				}
+				if len(rs) != len(all) {
+					return fmt.Errorf("%d results for %d events", len(rs), len(all))
+				}
+				for i, r := range rs {
+					if dup := i >= len(firstIDs); r.Duplicate != dup {
+						return fmt.Errorf("event %d (%s): duplicate %v, want %v", i, all[i], r.Duplicate, dup)
+					}
+					if r.ID != all[i] {
+						return fmt.Errorf("event %d: result names id %s, want %s", i, r.ID, all[i])
+					}
+					w.acked[all[i]] = r.Stream
+				}
+				return nil
+			})
+		}},
 		{name: "delete", run: func(w *faultWorld, fsys vfs.FS) (*Store, error) {
 			w.cut["acct-1"] = true
 			return withStore(w, fsys, func(s *Store) error {
