@@ -166,8 +166,16 @@ func (b *bench) load(ctx context.Context, bar *progress) (benchResult, error) {
 
 // appendChunks appends the input --batch lines at a time, one `evt
 // append` each, as a loop over a split file would; the lines are read
-// between the appends, as append reads its stdin.
+// between the appends, as append reads its stdin. The appends share one
+// open store: on a nats store one connection, as nats bench has, rather
+// than a connect and a stream look-up per chunk, which a busy machine
+// makes cost more than the chunk's append.
 func (b *bench) appendChunks(ctx context.Context, f *os.File) error {
+	s, err := b.options(nil, nil).openStore(true)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
 	r := bufio.NewReaderSize(f, 1<<20)
 	var chunk []byte
 	for {
@@ -190,7 +198,9 @@ func (b *bench) appendChunks(ctx context.Context, f *os.File) error {
 		if len(chunk) == 0 {
 			return nil
 		}
-		if err := runAppend(ctx, b.options(bytes.NewReader(chunk), io.Discard), &appendOptions{Expect: "any", Quiet: true}, nil); err != nil {
+		opts := b.options(bytes.NewReader(chunk), io.Discard)
+		opts.kept = s
+		if err := runAppend(ctx, opts, &appendOptions{Expect: "any", Quiet: true}, nil); err != nil {
 			return err
 		}
 	}
