@@ -7,16 +7,18 @@
 #   bench  RUNS rounds of: `evt bench --store URL/E<i> --only bulk,replay,fold,consume`
 #          (EVENTS events of 200 B over 1000 streams; bulk appends 1000 at a
 #          time, the server's atomic-batch limit), then `nats bench js pub
-#          async`, `js ordered` and `js consume` of EVENTS messages of 200 B
-#          into and from a stream of their own. Both sides' figures are the
+#          async`, `js pub atomic --batch 1000` (the like-for-like peer of
+#          evt's atomic appends), `js ordered` and `js consume` of EVENTS
+#          messages of 200 B into and from a stream of their own, and `js
+#          ordered` of evt's stream itself (the same messages evt reads). Both sides' figures are the
 #          rates the tools print (timed inside the process, connection
 #          and stream creation left out alike).
 #   proc   ROUNDS rounds (procpair, ../procpair) of one process each:
 #          `evt --store URL append account-1 Deposited {"amount":1} -q`
 #          (evt hands it to evt-nats) and `nats pub -J` of the same data
 #          into a JetStream stream, shuffled within each round.
-#   scale  a store of STREAMS streams (default 1M, one event each) and one
-#          of 1000 (100 events each), both with account-1 at 100 events:
+#   scale  a store of STREAMS streams (default 1M) and one of 1000, one
+#          event each, then 99 more of account-1 in both (100 events):
 #          `evt streams account-1` (a head read) and `evt tail account-1
 #          -n 100`, each ROUNDS times through procpair, shuffled.
 #
@@ -63,14 +65,18 @@ bench)
     "$EVT" --store "$URL/E$i" bench --events "$N" --streams 1000 --only bulk,replay,fold,consume -o json >"$W/evt$i.json" 2>"$W/err" || { cat "$W/err"; exit 1; }
     for k in bulk replay fold consume; do e[$k]+="$(evtrate "$W/evt$i.json" $k) "; done
     $NATS bench js pub async "nb$i.x" --stream "NB$i" --create --storage file --msgs "$N" --size 200 --no-progress >"$W/pub$i" 2>&1
+    $NATS bench js pub atomic "na$i.x" --stream "NA$i" --create --storage file --msgs "$N" --size 200 --batch 1000 --no-progress >"$W/atom$i" 2>&1
     $NATS bench js ordered --stream "NB$i" --msgs "$N" --no-progress >"$W/ord$i" 2>&1
     $NATS bench js consume --stream "NB$i" --msgs "$N" --no-progress >"$W/con$i" 2>&1
-    p[bulk]+="$(natsrate "$W/pub$i") "; p[replay]+="$(natsrate "$W/ord$i") "; p[consume]+="$(natsrate "$W/con$i") "
+    $NATS bench js ordered --stream "E$i" --msgs "$N" --no-progress >"$W/orde$i" 2>&1
+    p[bulk]+="$(natsrate "$W/pub$i") "; p[atomic]+="$(natsrate "$W/atom$i") "; p[replay]+="$(natsrate "$W/ord$i") "; p[consume]+="$(natsrate "$W/con$i") "; p[evtmsgs]+="$(natsrate "$W/orde$i") "
   done
   med() { printf '%s\n' $1 | median; }
   L="${loads[*]}"
   row bulk "$(med "${e[bulk]}")" "nats bench js pub async (batch 500)" "$(med "${p[bulk]}")" ">= 0.67" "$L"
+  row bulk "$(med "${e[bulk]}")" "nats bench js pub atomic --batch 1000" "$(med "${p[atomic]}")" "-" "$L"
   row replay "$(med "${e[replay]}")" "nats bench js ordered" "$(med "${p[replay]}")" ">= 0.67" "$L"
+  row replay "$(med "${e[replay]}")" "js ordered of evt's own stream E<i>" "$(med "${p[evtmsgs]}")" "-" "$L"
   row fold "$(med "${e[fold]}")" "nats bench js ordered" "$(med "${p[replay]}")" "-" "$L"
   row consume "$(med "${e[consume]}")" "nats bench js consume (acks)" "$(med "${p[consume]}")" ">= 0.67" "$L"
   echo "bench rows: events/s, $N events of 200 B, $RUNS rounds, medians; evt per round: ${e[*]}; nats: ${p[*]}" ;;
@@ -80,14 +86,18 @@ proc)
   "$W/procpair" -rounds "$ROUNDS" -base nats \
     "nats=$W/nats -s $URL pub -J pub.account-1 {\"amount\":1}" \
     "evt=$EVT --store $URL/P append account-1 Deposited {\"amount\":1} -q" | tee "$W/proc"
-  en=$(awk '$1=="evt"{print $2}' "$W/proc"); nn=$(awk '$1=="nats"{print $2}' "$W/proc")
+  en=$(awk '$1=="evt" && $3!="="{print $2}' "$W/proc"); nn=$(awk '$1=="nats" && $3!="="{print $2}' "$W/proc")
   row proc "$(ratio 1000 "$en")" "nats pub -J, one process each" "$(ratio 1000 "$nn")" "> 1" "$l $(load)"
   echo "proc rows: events/s = 1000 / median ms of one process ($ROUNDS rounds)" ;;
 scale)
   l=$(load)
+  # The same shape in both: STREAMS or 1000 streams of one event each
+  # (evt bench's bulk), then 99 more events of account-1 in one append.
   "$EVT" --store "$URL/BIG" bench --events "$M" --streams "$M" --only bulk -o json >"$W/big.json" 2>"$W/err" || { cat "$W/err"; exit 1; }
-  "$EVT" --store "$URL/SMALL" bench --events 100000 --streams 1000 --only bulk -o json >"$W/small.json" 2>"$W/err" || { cat "$W/err"; exit 1; }
-  for _ in $(seq 99); do echo '{"stream":"account-1","type":"Deposited","data":{"amount":1}}'; done | "$EVT" --store "$URL/BIG" append -q || exit 1
+  "$EVT" --store "$URL/SMALL" bench --events 1000 --streams 1000 --only bulk -o json >"$W/small.json" 2>"$W/err" || { cat "$W/err"; exit 1; }
+  for st in BIG SMALL; do
+    for _ in $(seq 99); do echo '{"stream":"account-1","type":"Deposited","data":{"amount":1}}'; done | "$EVT" --store "$URL/$st" append -q || exit 1
+  done
   echo "loaded: $M streams ($(evtrate "$W/big.json" bulk) events/s), 1000 streams ($(evtrate "$W/small.json" bulk) events/s); load $l"
   l=$(load)
   "$W/procpair" -rounds "$ROUNDS" -base head-1k \
@@ -95,7 +105,7 @@ scale)
     "head-1m=$EVT --store $URL/BIG streams account-1 -o json" \
     "tail-1k=$EVT --store $URL/SMALL tail account-1 -n 100 -o json" \
     "tail-1m=$EVT --store $URL/BIG tail account-1 -n 100 -o json" | tee "$W/scale"
-  ms() { awk -v n="$1" '$1==n{print $2}' "$W/scale"; }
+  ms() { awk -v n="$1" '$1==n && $3!="="{print $2}' "$W/scale"; }
   row head "$(ms head-1m)" "the same in 1000 streams (ms)" "$(ms head-1k)" "<= 1.5" "$l $(load)"
   row tail-100 "$(ms tail-1m)" "the same in 1000 streams (ms)" "$(ms tail-1k)" "<= 1.5" "$l $(load)"
   echo "scale rows: median ms of one process in a store of $M streams, against 1000 streams; ratio = 1M / 1k" ;;
