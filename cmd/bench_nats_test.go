@@ -2,7 +2,6 @@ package cmd
 
 import (
 	"encoding/json"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -13,13 +12,7 @@ import (
 // evt processes), leaves its events in the stream, and refuses a stream
 // that holds events and a nats store it was not given on the command line.
 func TestBenchNats(t *testing.T) {
-	if os.Getenv("EVT_SKIP_NATS_SCRIPTS") != "" {
-		t.Skip("EVT_SKIP_NATS_SCRIPTS is set")
-	}
-	ns := embeddedNats(t)
-	saved := remoteOpener
-	RegisterRemote(openNatsStore)
-	t.Cleanup(func() { remoteOpener = saved })
+	ns := inProcessNats(t)
 	url := ns.ClientURL() + "/BENCH"
 
 	code, out, errOut := runEvt(t, "--store", url, "bench", "--events", "300", "--streams", "30", "--ops", "3", "--batch", "70", "-o", "json")
