@@ -606,6 +606,7 @@ func (r *reader) run(ctx context.Context, yield func(*codec.Record, error) bool)
 		return err
 	}
 	r.now = time.Now()
+	var single *head
 	if name, ok := q.Selection.Stream(); ok {
 		h, err := s.head(rctx, name)
 		if err != nil {
@@ -616,7 +617,7 @@ func (r *reader) run(ctx context.Context, yield func(*codec.Record, error) bool)
 				return err
 			}
 		}
-		r.single, r.cut = name, h.cut
+		r.single, r.cut, single = name, h.cut, &h
 	}
 	st, err := s.state(rctx)
 	if err != nil {
@@ -638,6 +639,16 @@ func (r *reader) run(ctx context.Context, yield func(*codec.Record, error) bool)
 	case codec.CursorAfterHead:
 		skip = q.From.N
 	case codec.CursorBeforeEnd:
+		if single != nil && single.version-min(single.cut, single.version) <= q.From.N {
+			// One stream that holds no more than the n events asked
+			// for: all of them, from its first message (the read
+			// below finds it in one get). beforeEnd's windows would
+			// grow back from the end until they reached that message:
+			// in a store of 1M streams, six consumers for a stream whose
+			// first event is old (evt tail STREAM -n 100 took 38 ms
+			// there, 16 ms among 1000 streams).
+			break
+		}
 		if start, err = r.beforeEnd(rctx, filter, st, q.From.N); err != nil {
 			return err
 		}

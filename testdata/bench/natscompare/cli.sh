@@ -86,7 +86,7 @@ proc)
   "$W/procpair" -rounds "$ROUNDS" -base nats \
     "nats=$W/nats -s $URL pub -J pub.account-1 {\"amount\":1}" \
     "evt=$EVT --store $URL/P append account-1 Deposited {\"amount\":1} -q" | tee "$W/proc"
-  en=$(awk '$1=="evt" && $3!="="{print $2}' "$W/proc"); nn=$(awk '$1=="nats" && $3!="="{print $2}' "$W/proc")
+  en=$(awk '$1=="evt" && $2!="="{print $2}' "$W/proc"); nn=$(awk '$1=="nats" && $2!="="{print $2}' "$W/proc")
   row proc "$(ratio 1000 "$en")" "nats pub -J, one process each" "$(ratio 1000 "$nn")" "> 1" "$l $(load)"
   echo "proc rows: events/s = 1000 / median ms of one process ($ROUNDS rounds)" ;;
 scale)
@@ -105,7 +105,7 @@ scale)
     "head-1m=$EVT --store $URL/BIG streams account-1 -o json" \
     "tail-1k=$EVT --store $URL/SMALL tail account-1 -n 100 -o json" \
     "tail-1m=$EVT --store $URL/BIG tail account-1 -n 100 -o json" | tee "$W/scale"
-  ms() { awk -v n="$1" '$1==n && $3!="="{print $2}' "$W/scale"; }
+  ms() { awk -v n="$1" '$1==n && $2!="="{print $2}' "$W/scale"; }
   row head "$(ms head-1m)" "the same in 1000 streams (ms)" "$(ms head-1k)" "<= 1.5" "$l $(load)"
   row tail-100 "$(ms tail-1m)" "the same in 1000 streams (ms)" "$(ms tail-1k)" "<= 1.5" "$l $(load)"
   echo "scale rows: median ms of one process in a store of $M streams, against 1000 streams; ratio = 1M / 1k" ;;
