@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/evtdev/evt/cmd/output"
+	"github.com/evtdev/evt/log"
 )
 
 type benchOptions struct {
@@ -24,8 +25,14 @@ type benchOptions struct {
 	Size    int
 	Streams int
 	Ops     int
+	Batch   int // events per append in bulk; 0: all of them (locally), natsBenchBatch (nats)
 	Only    []string
 }
+
+// natsBenchBatch is bulk's events per append on a nats store when --batch
+// is not given: the server's default atomic-batch limit (CLI.md "Stores":
+// a larger append is refused).
+const natsBenchBatch = 1000
 
 // benchWorkloads in the order they run: the reads first, so that each of
 // them sees exactly the bulk-loaded events, then the workloads that append
@@ -70,15 +77,29 @@ The store is a temporary directory under $TMPDIR, removed afterwards. With
 --dir DIR on the command line (EVT_DIR and the config file's dir are
 ignored, so bench never writes into your store) the store is made in DIR,
 which must be new or empty, and is left there. A store on tmpfs measures
-memory, not a disk: bench says so.`,
+memory, not a disk: bench says so.
+
+With --store nats://HOST:PORT/NAME on the command line bench measures a
+NATS JetStream store instead: the stream NAME must be new or empty, and
+is left there (remove it with nats stream rm NAME, and its groups' bucket
+EVT_NAME_META). bulk then appends --batch events at a time (default
+1000, the server's default atomic-batch limit), and proc runs evt
+--store ... append.`,
 		Example: `  evt bench --events 2000 --only bulk,replay
   evt bench --events 5000 --ops 20 -o json
   evt bench --dir bench-store --events 2000 --size 1000 --sync none \
-      --only bulk,read`,
+      --only bulk,read
+  evt bench --store nats://127.0.0.1:4222/BENCH --events 20000`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := o.validate(); err != nil {
 				return err
+			}
+			if g.remote != "" {
+				if g.Source("store") != sourceFlag {
+					return usageErrorf("bench measures a nats store only when --store names it on the command line (a new or empty stream), never the store of EVT_STORE or the config file")
+				}
+				return runBench(cmd.Context(), g, o, "")
 			}
 			dir := ""
 			if g.Source("dir") == sourceFlag {
@@ -92,6 +113,7 @@ memory, not a disk: bench says so.`,
 	fl.IntVar(&o.Size, "size", 200, "bytes of JSON data per event")
 	fl.IntVar(&o.Streams, "streams", 1000, "streams the events are spread over (at most --events)")
 	fl.IntVar(&o.Ops, "ops", 200, "operations of the workloads timed one at a time: reads, processes, followed appends")
+	fl.IntVar(&o.Batch, "batch", 0, "events per append in bulk (default: all in one locally, 1000 on a nats store)")
 	fl.StringSliceVar(&o.Only, "only", nil, "run only these workloads: "+strings.Join(benchWorkloads, ","))
 	_ = cmd.RegisterFlagCompletionFunc("only", cobra.FixedCompletions(benchWorkloads, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
@@ -107,6 +129,8 @@ func (o *benchOptions) validate() error {
 		return usageErrorf("--streams must be at least 1")
 	case o.Ops < 1:
 		return usageErrorf("--ops must be at least 1")
+	case o.Batch < 0:
+		return usageErrorf("--batch must be at least 1")
 	}
 	for _, w := range o.Only {
 		if !slices.Contains(benchWorkloads, w) {
@@ -129,15 +153,24 @@ func runBench(ctx context.Context, g *globalOptions, o *benchOptions, dir string
 		return err
 	}
 	defer os.RemoveAll(work)
-	if dir == "" {
-		dir = filepath.Join(work, "store")
-	} else if err := benchDirUsable(dir); err != nil {
-		return err
+	if g.remote != "" {
+		if err := benchStoreUsable(g); err != nil {
+			return err
+		}
+		if o.Batch == 0 {
+			o.Batch = natsBenchBatch
+		}
+	} else {
+		if dir == "" {
+			dir = filepath.Join(work, "store")
+		} else if err := benchDirUsable(dir); err != nil {
+			return err
+		}
+		if err := os.MkdirAll(dir, 0o777); err != nil {
+			return err
+		}
+		noteTmpfs(g.IO, dir)
 	}
-	if err := os.MkdirAll(dir, 0o777); err != nil {
-		return err
-	}
-	noteTmpfs(g.IO, dir)
 
 	b := &bench{g: g, o: o, dir: dir, work: work, data: benchData(nil, 0, o.Size)}
 	for _, w := range benchWorkloads {
@@ -181,6 +214,27 @@ func benchDirUsable(dir string) error {
 	}
 	if len(entries) > 0 {
 		return usageErrorf("--dir %s is not empty: bench makes its store only in a new or empty directory", dir)
+	}
+	return nil
+}
+
+// benchStoreUsable refuses a nats store that holds events, as
+// benchDirUsable refuses a directory that holds files.
+func benchStoreUsable(g *globalOptions) error {
+	s, err := g.openStore(false)
+	if errors.Is(err, log.ErrNoStore) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	_, next, err := s.Bounds()
+	if err != nil {
+		return err
+	}
+	if next > 1 {
+		return usageErrorf("--store %s is not empty: bench makes its store only in a new or empty stream (name one: nats://HOST:PORT/NAME)", g.remote)
 	}
 	return nil
 }

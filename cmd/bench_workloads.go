@@ -28,7 +28,7 @@ import (
 type bench struct {
 	g      *globalOptions
 	o      *benchOptions
-	dir    string // the store
+	dir    string // the store directory; "" for a nats store (g.remote)
 	work   string // scratch space: the generated input
 	data   []byte // the data of a single event (proc, tail)
 	loaded bool   // the store holds the --events events
@@ -80,6 +80,9 @@ func (b *bench) options(in io.Reader, out io.Writer) *globalOptions {
 		Sync:        b.g.Sync,
 		LockTimeout: b.g.LockTimeout,
 		SegmentSize: b.g.SegmentSize,
+		Store:       b.g.Store,
+		Nats:        b.g.Nats,
+		remote:      b.g.remote,
 	}
 }
 
@@ -147,7 +150,11 @@ func (b *bench) load(ctx context.Context, bar *progress) (benchResult, error) {
 	defer f.Close()
 	stop := showReadProgress(b.g.IO, bar, f, size)
 	start := time.Now()
-	err = runAppend(ctx, b.options(f, io.Discard), &appendOptions{Expect: "any", Quiet: true}, nil)
+	if b.o.Batch == 0 || b.o.Batch >= b.o.Events {
+		err = runAppend(ctx, b.options(f, io.Discard), &appendOptions{Expect: "any", Quiet: true}, nil)
+	} else {
+		err = b.appendChunks(ctx, f)
+	}
 	elapsed := time.Since(start)
 	stop()
 	if err != nil {
@@ -155,6 +162,48 @@ func (b *bench) load(ctx context.Context, bar *progress) (benchResult, error) {
 	}
 	b.loaded = true
 	return benchResult{workload: "bulk", events: b.o.Events, bytes: size, elapsed: elapsed}, nil
+}
+
+// appendChunks appends the input --batch lines at a time, one `evt
+// append` each, as a loop over a split file would; the lines are read
+// between the appends, as append reads its stdin. The appends share one
+// open store: on a nats store one connection, as nats bench has, rather
+// than a connect and a stream look-up per chunk, which a busy machine
+// makes cost more than the chunk's append.
+func (b *bench) appendChunks(ctx context.Context, f *os.File) error {
+	s, err := b.options(nil, nil).openStore(true)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	r := bufio.NewReaderSize(f, 1<<20)
+	var chunk []byte
+	for {
+		chunk = chunk[:0]
+		n := 0
+		for n < b.o.Batch {
+			line, err := r.ReadSlice('\n')
+			chunk = append(chunk, line...)
+			if err == bufio.ErrBufferFull {
+				continue // a line longer than the buffer: the rest follows
+			}
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				return err
+			}
+			n++
+		}
+		if len(chunk) == 0 {
+			return nil
+		}
+		opts := b.options(bytes.NewReader(chunk), io.Discard)
+		opts.kept = s
+		if err := runAppend(ctx, opts, &appendOptions{Expect: "any", Quiet: true}, nil); err != nil {
+			return err
+		}
+	}
 }
 
 // showReadProgress draws how far append has read f, as that is how far
@@ -318,8 +367,16 @@ func (b *bench) proc(ctx context.Context, bar *progress) (benchResult, error) {
 	if err != nil {
 		return benchResult{}, err
 	}
-	args := []string{"evt", "--dir", b.dir, "--sync", b.g.Sync, "--segment-size", strconv.FormatInt(b.g.SegmentSize, 10),
-		"append", benchStream(0), "Deposited", string(b.data), "-q"}
+	args := []string{"evt", "--dir", b.dir, "--sync", b.g.Sync, "--segment-size", strconv.FormatInt(b.g.SegmentSize, 10)}
+	if b.g.remote != "" {
+		// What a user runs: evt, which hands the command to evt-nats.
+		// This process is evt-nats then; the evt beside it is that evt.
+		if p := filepath.Join(filepath.Dir(exe), "evt"); isFile(p) {
+			exe = p
+		}
+		args = append([]string{"evt", "--store", b.g.remote}, b.natsArgs()...)
+	}
+	args = append(args, "append", benchStream(0), "Deposited", string(b.data), "-q")
 	r := benchResult{workload: "proc"}
 	for i := range b.o.Ops {
 		c := exec.CommandContext(ctx, exe)
@@ -341,6 +398,19 @@ func (b *bench) proc(ctx context.Context, bar *progress) (benchResult, error) {
 		bar.update(int64(i+1), int64(b.o.Ops))
 	}
 	return r, nil
+}
+
+// natsArgs are the nats-* settings of this bench, as flags for proc.
+func (b *bench) natsArgs() []string {
+	n := b.g.Nats
+	args := []string{"--nats-timeout", n.Timeout.String(), "--nats-replicas", strconv.Itoa(n.Replicas), "--nats-id-lookback", n.IDLookback}
+	if n.Creds != "" {
+		args = append(args, "--nats-creds", n.Creds)
+	}
+	if n.Context != "" {
+		args = append(args, "--nats-context", n.Context)
+	}
+	return args
 }
 
 // tail: a follower, `evt tail -f` from the end of the log, while --ops

@@ -14,6 +14,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/evtdev/evt/log"
 )
 
 // globalOptions holds the persistent flags, resolved flag > env > config
@@ -33,8 +35,9 @@ type globalOptions struct {
 	Store       string        // --store as given: a directory, file://DIR, nats:// or tls://
 	Nats        natsOptions   // the nats-* settings of a nats store
 
-	remote    string // the nats store URL when the store is one (resolveStore)
-	storeFrom string // the source of the setting that chose the store: dir's or store's
+	remote    string    // the nats store URL when the store is one (resolveStore)
+	kept      log.Store // when set, the store openStore hands out, never closed by a command (evt bench)
+	storeFrom string    // the source of the setting that chose the store: dir's or store's
 
 	cfg configState // where each value came from; filled by load
 }

@@ -129,10 +129,11 @@ func TestExecRemoteMissing(t *testing.T) {
 	}
 }
 
-// TestGroupCreatePartitions: group create --partitions N reaches the
-// nats store's group (the lanes of per-stream ordering), and without it
-// the store's default applies.
-func TestGroupCreatePartitions(t *testing.T) {
+// inProcessNats starts an embedded nats-server for a test that runs evt
+// commands in the test process, which then open nats stores themselves
+// (as evt-nats does), until t ends. EVT_SKIP_NATS_SCRIPTS skips the test.
+func inProcessNats(t *testing.T) *server.Server {
+	t.Helper()
 	if os.Getenv("EVT_SKIP_NATS_SCRIPTS") != "" {
 		t.Skip("EVT_SKIP_NATS_SCRIPTS is set")
 	}
@@ -140,6 +141,14 @@ func TestGroupCreatePartitions(t *testing.T) {
 	saved := remoteOpener
 	RegisterRemote(openNatsStore)
 	t.Cleanup(func() { remoteOpener = saved })
+	return ns
+}
+
+// TestGroupCreatePartitions: group create --partitions N reaches the
+// nats store's group (the lanes of per-stream ordering), and without it
+// the store's default applies.
+func TestGroupCreatePartitions(t *testing.T) {
+	ns := inProcessNats(t)
 	url := ns.ClientURL() + "/PARTS"
 	for _, c := range []struct {
 		group string

@@ -19,11 +19,19 @@ import (
 // registers (remote.go); the evt binary never gets here with one, as it
 // hands such a command to evt-nats first.
 func (g *globalOptions) openStore(create bool) (log.Store, error) {
+	if g.kept != nil {
+		return keptOpen{g.kept}, nil
+	}
 	if g.remote != "" {
 		return g.openRemote(create)
 	}
 	return g.open(local.Options{Create: create})
 }
+
+// keptOpen is a store a command is lent: its Close leaves it open.
+type keptOpen struct{ log.Store }
+
+func (keptOpen) Close() error { return nil }
 
 // openUnrecovered opens the store for reading without the recovery an
 // open runs after a reboot or when a derived file is missing: evt verify

@@ -195,13 +195,9 @@ func (s *Store) plan(b *log.Batch, force, noMsgID, global bool) (*plan, error) {
 			checks = append(checks, check{f.subject, f.bound})
 		}
 	}
-	heads := make(map[string]head, len(names)+len(guards))
-	for _, name := range append(slices.Clone(names), guards...) {
-		h, err := s.head(ctx, name)
-		if err != nil {
-			return nil, err
-		}
-		heads[name] = h
+	heads, err := s.heads(ctx, append(slices.Clone(names), guards...))
+	if err != nil {
+		return nil, err
 	}
 	// covered: streams whose head a wildcard filter's check covers, so
 	// they need no check of their own (one message of a DCB append
@@ -522,6 +518,13 @@ func (s *Store) stamps(ctx context.Context, first, last uint64) ([]time.Time, er
 				return nil, fmt.Errorf("nats: message %d is gone right after its append", seq)
 			}
 			times = append(times, m.Time.UTC())
+		}
+		return times, nil
+	}
+	if s.replicas <= 1 && s.direct {
+		times, err := s.directStamps(ctx, first, last)
+		if err != nil {
+			return nil, s.wrap("read the times of the append", err)
 		}
 		return times, nil
 	}

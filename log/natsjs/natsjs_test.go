@@ -235,3 +235,50 @@ func TestMaxPayload(t *testing.T) {
 		t.Errorf("after the refused event the log is at next %d, want 1", next)
 	}
 }
+
+// TestReadsLeaveNoConsumers: a finished read deletes the ordered
+// consumer it read through. The server kept each for nats.go's inactive
+// threshold (5 minutes) and takes 1000 consumers per stream, so the
+// 1001st read within 5 minutes failed (an import of 11000 events over
+// 10000 streams, which looks up each stream's ids, stopped there).
+func TestReadsLeaveNoConsumers(t *testing.T) {
+	ns := startServer(t)
+	s := open(t, ns, "nats://in-process/READS", natsjs.Options{Create: true})
+	ctx := context.Background()
+	if _, err := s.Append(ctx, batchOf(t, 2, "s", "")); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 1100 {
+		n := 0
+		for _, err := range s.Read(ctx, log.Query{}) {
+			if err != nil {
+				t.Fatalf("read %d: %v", i+1, err)
+			}
+			n++
+		}
+		if n != 2 {
+			t.Fatalf("read %d: %d events, want 2", i+1, n)
+		}
+	}
+	nc, err := nats.Connect("", nats.InProcessServer(ns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The deletes are sent without waiting for their answers.
+	var left int
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		st, err := js.Stream(ctx, "READS")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if left = st.CachedInfo().State.Consumers; left == 0 {
+			return
+		}
+	}
+	t.Errorf("%d consumers left on the server after the reads", left)
+}

@@ -70,6 +70,7 @@ type Store struct {
 	created  time.Time
 	exists   bool // the JetStream stream exists (false only while nothing was appended)
 	replicas int  // of the JetStream stream
+	direct   bool // the JetStream stream answers direct gets (allow_direct)
 	api      string
 }
 
@@ -192,7 +193,7 @@ func openConn(nc *nats.Conn, stream, where string, opts Options) (*Store, error)
 		if err := s.checkConfig(info.Config); err != nil {
 			return nil, err
 		}
-		s.exists, s.created, s.replicas = true, info.Created, info.Config.Replicas
+		s.exists, s.created, s.replicas, s.direct = true, info.Created, info.Config.Replicas, info.Config.AllowDirect
 	}
 	return s, nil
 }
@@ -287,13 +288,13 @@ func (s *Store) create(ctx context.Context) error {
 		if err := s.checkConfig(info.Config); err != nil {
 			return err
 		}
-		s.exists, s.created, s.replicas = true, info.Created, info.Config.Replicas
+		s.exists, s.created, s.replicas, s.direct = true, info.Created, info.Config.Replicas, info.Config.AllowDirect
 		return nil
 	}
 	if err != nil {
 		return s.wrap("create stream "+s.name, err)
 	}
-	s.exists, s.created, s.replicas = true, st.CachedInfo().Created, replicas
+	s.exists, s.created, s.replicas, s.direct = true, st.CachedInfo().Created, replicas, true
 	return nil
 }
 
