@@ -71,6 +71,9 @@ type Store struct {
 	exists   bool // the JetStream stream exists (false only while nothing was appended)
 	replicas int  // of the JetStream stream
 	api      string
+	// schemas is the stream's evt_schemas metadata flag as the open read
+	// it: the store may keep JSON Schemas (see schema.go).
+	schemas bool
 }
 
 var _ log.Store = (*Store)(nil)
@@ -193,6 +196,7 @@ func openConn(nc *nats.Conn, stream, where string, opts Options) (*Store, error)
 			return nil, err
 		}
 		s.exists, s.created, s.replicas = true, info.Created, info.Config.Replicas
+		s.schemas = info.Config.Metadata[mdSchemas] == "1"
 	}
 	return s, nil
 }
