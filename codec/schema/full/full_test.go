@@ -1,8 +1,10 @@
-package schema
+package full
 
 import (
 	"errors"
 	"testing"
+
+	"github.com/evtdev/evt/codec/schema"
 )
 
 const orderSchema = `{
@@ -35,9 +37,9 @@ func TestValidate(t *testing.T) {
 		{"valid", `{"amount":3,"items":[{"sku":"a","price":1.5}]}`, "-", ""},
 		{"wrong type at the root", `"x"`, "", "got string, want object"},
 		{"missing property", `{"items":[]}`, "", "missing property 'amount'"},
-		{"below minimum", `{"amount":0,"items":[]}`, "/amount", "must be >= 1 but found 0"},
+		{"below minimum", `{"amount":0,"items":[]}`, "/amount", "minimum: got 0, want 1"},
 		{"not in enum", `{"amount":1,"currency":"GBP","items":[]}`, "/currency", "value must be one of 'EUR', 'USD'"},
-		{"nested array item", `{"amount":1,"items":[{"sku":"a","price":1},{"sku":"b","price":2},{"sku":"c","price":-1}]}`, "/items/2/price", "must be > 0 but found -1"},
+		{"nested array item", `{"amount":1,"items":[{"sku":"a","price":1},{"sku":"b","price":2},{"sku":"c","price":-1}]}`, "/items/2/price", "exclusiveMinimum: got -1, want 0"},
 		{"nested missing", `{"amount":1,"items":[{"sku":"a"}]}`, "/items/0", "missing property 'price'"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -48,9 +50,9 @@ func TestValidate(t *testing.T) {
 				}
 				return
 			}
-			var m *MismatchError
+			var m *schema.MismatchError
 			if !errors.As(err, &m) {
-				t.Fatalf("Validate: %v, want a *MismatchError", err)
+				t.Fatalf("Validate: %v, want a *schema.MismatchError", err)
 			}
 			if m.Pointer != tc.pointer || m.Reason != tc.reason {
 				t.Fatalf("Validate: pointer %q reason %q, want %q %q", m.Pointer, m.Reason, tc.pointer, tc.reason)
