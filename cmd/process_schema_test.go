@@ -8,9 +8,10 @@ import (
 	"testing"
 )
 
-// TestSchemaHandoff runs the built binaries: evt checks schemas only by
-// handing the command to evt-schema (and evt-nats hands on to it for a
-// nats store), and a store without schemas needs no evt-schema at all.
+// TestSchemaHandoff runs the built binaries: evt checks a schema of the
+// quick subset itself, and one outside it (and schema set) by handing the
+// command to evt-schema (evt-nats hands on to it for a nats store); a
+// store without schemas, or with quick ones only, needs no evt-schema.
 func TestSchemaHandoff(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: builds the binaries")
@@ -29,6 +30,11 @@ func TestSchemaHandoff(t *testing.T) {
 	}
 	schemaFile := filepath.Join(t.TempDir(), "deposited.json")
 	if err := os.WriteFile(schemaFile, []byte(`{"type":"object","properties":{"amount":{"type":"number"}}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// pattern is outside the quick subset.
+	patternFile := filepath.Join(t.TempDir(), "tagged.json")
+	if err := os.WriteFile(patternFile, []byte(`{"properties":{"tag":{"pattern":"^[a-z]+$"}}}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	run := func(t *testing.T, bin string, store []string, stdin string, args ...string) (string, int) {
@@ -74,13 +80,28 @@ func TestSchemaHandoff(t *testing.T) {
 				t.Fatalf("append that matches: exit %d: %s", code, out)
 			}
 			if st.name == "local" {
-				// A schema and no evt-schema: refused, saying what to build.
+				// A quick schema: evt alone checks it.
+				out, code := run(t, lone, store, "", "append", "account-1", "Deposited", `{"amount":"3"}`)
+				if code != 1 || out != "evt: Deposited data does not match its schema: /amount: got string, want number\n" {
+					t.Fatalf("append of a mismatch, evt alone: exit %d: %q", code, out)
+				}
+			}
+			if out, code := run(t, bins.evt, store, "", "schema", "set", "Tagged", patternFile); code != 0 {
+				t.Fatalf("schema set: exit %d: %s", code, out)
+			}
+			out, code = run(t, bins.evt, store, "", "append", "tag-1", "Tagged", `{"tag":"A"}`)
+			if code != 1 || out != "evt: Tagged data does not match its schema: /tag: 'A' does not match pattern '^[a-z]+$'\n" {
+				t.Fatalf("append of a mismatch: exit %d: %q", code, out)
+			}
+			if st.name == "local" {
+				// A schema outside the subset and no evt-schema:
+				// refused, saying what to build, nothing written.
 				out, code := run(t, lone, store, "", "append", "account-1", "Deposited", `{"amount":3}`)
 				if code != 1 || !strings.Contains(out, "has JSON Schemas, which need evt-schema beside evt or on $PATH: build it with") {
 					t.Fatalf("append with a schema, evt alone: exit %d: %s", code, out)
 				}
 				// ls, show and rm need no evt-schema.
-				if out, code := run(t, lone, store, "", "schema", "ls"); code != 0 || out != "Deposited\t-\n" {
+				if out, code := run(t, lone, store, "", "schema", "ls"); code != 0 || out != "Deposited\t-\nTagged\t-\n" {
 					t.Fatalf("schema ls, evt alone: exit %d: %q", code, out)
 				}
 			}

@@ -12,19 +12,23 @@ import (
 
 	"github.com/evtdev/evt/cmd/output"
 	"github.com/evtdev/evt/codec"
+	"github.com/evtdev/evt/codec/schema"
 	"github.com/evtdev/evt/log"
 	"github.com/evtdev/evt/log/local"
 )
 
-// JSON Schemas are compiled and checked by a SchemaCompiler, which only a
-// second binary registers: cmd/evt-schema links
-// github.com/santhosh-tekuri/jsonschema/v6, whose package initialisation
-// (compiling its meta-schemas) costs every process about 4 ms, three
-// times all of evt's own start-up. evt hands a command that needs one
-// (schema set; an append or import into a store that keeps a schema) to
-// evt-schema, the way it hands a nats store's commands to evt-nats; a
-// store without schemas costs an append one stat (or, on a nats store,
-// a flag the open read) and nothing else.
+// A schema of the common subset package codec/schema knows (type, enum,
+// const, bounds, lengths, properties, required, additionalProperties,
+// items) is checked in this process, on the data's text. Any other is
+// compiled and checked by a SchemaCompiler, which only a second binary
+// registers: cmd/evt-schema links github.com/santhosh-tekuri/jsonschema/v6,
+// whose package initialisation (compiling its meta-schemas) costs every
+// process about 4 ms, three times all of evt's own start-up. evt hands a
+// command that needs it (schema set, which checks every schema with
+// jsonschema; an append or import into a store with a schema outside the
+// subset) to evt-schema, the way it hands a nats store's commands to
+// evt-nats. A store without schemas costs an append one stat (or, on a
+// nats store, a flag the open read) and nothing else.
 
 // SchemaValidator checks the data of events against a store's schemas.
 type SchemaValidator interface {
@@ -63,7 +67,7 @@ func (g *globalOptions) needSchemas() error {
 // append or import, and the store when it had to open it (the caller
 // uses it and closes it); nil, nil when the store keeps no schema. It
 // runs before the command reads any input, so that it can hand the
-// command to evt-schema. The local store is asked with one stat, before
+// command to evt-schema when a schema is outside the quick subset. The local store is asked with one stat, before
 // it is opened; a nats store is opened (without creating it) and asked
 // for the flag its open read.
 func (g *globalOptions) appendValidator() (SchemaValidator, log.Store, error) {
@@ -86,12 +90,6 @@ func (g *globalOptions) appendValidator() (SchemaValidator, log.Store, error) {
 			return nil, s, err
 		}
 	}
-	if schemaCompiler == nil {
-		if s != nil {
-			s.Close()
-		}
-		return nil, nil, g.needSchemas()
-	}
 	if s == nil {
 		var err error
 		if s, err = g.openStore(true); err != nil {
@@ -99,18 +97,54 @@ func (g *globalOptions) appendValidator() (SchemaValidator, log.Store, error) {
 		}
 	}
 	schemas, err := s.Schemas()
-	if err == nil && len(schemas) == 0 {
-		return nil, s, nil
-	}
-	var v SchemaValidator
-	if err == nil {
-		v, err = schemaCompiler(schemas)
-	}
 	if err != nil {
 		s.Close()
 		return nil, nil, err
 	}
+	if len(schemas) == 0 {
+		return nil, s, nil
+	}
+	v := &schemaSet{quick: map[string]*schema.Schema{}}
+	rest := map[string][]byte{}
+	for typ, text := range schemas {
+		q, err := schema.Compile(text)
+		if err != nil {
+			rest[typ] = text // outside the subset: jsonschema checks it
+			continue
+		}
+		v.quick[typ] = q
+	}
+	if len(rest) == 0 {
+		return v, s, nil
+	}
+	if schemaCompiler == nil {
+		s.Close()
+		return nil, nil, g.needSchemas()
+	}
+	if v.rest, err = schemaCompiler(rest); err != nil {
+		s.Close()
+		return nil, nil, err
+	}
 	return v, s, nil
+}
+
+// schemaSet checks each type of the quick subset in this process
+// (package codec/schema) and the others with the registered compiler's
+// validator: evt runs evt-schema only for a schema outside the subset,
+// and both binaries give the same reasons for one inside it.
+type schemaSet struct {
+	quick map[string]*schema.Schema
+	rest  SchemaValidator // nil: every schema is quick
+}
+
+func (v *schemaSet) Validate(typ string, data []byte) error {
+	if q, ok := v.quick[typ]; ok {
+		return q.Validate(typ, data)
+	}
+	if v.rest != nil {
+		return v.rest.Validate(typ, data)
+	}
+	return nil
 }
 
 func newSchemaCmd(g *globalOptions) *cobra.Command {

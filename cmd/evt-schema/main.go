@@ -1,10 +1,11 @@
 // Command evt-schema is evt with JSON Schema checking linked in
-// (github.com/santhosh-tekuri/jsonschema/v6, through codec/schema) and
-// the NATS JetStream store: the same commands, flags and output. evt (and
-// evt-nats) run it, with the same arguments, input and environment, for
-// evt schema set and for an append or import into a store that keeps a
-// schema, so that the evt binary does not pay jsonschema's start-up
-// (about 4 ms, compiling its meta-schemas) in every process.
+// (github.com/santhosh-tekuri/jsonschema/v6, through codec/schema/full)
+// and the NATS JetStream store: the same commands, flags and output. evt
+// (and evt-nats) run it, with the same arguments, input and environment,
+// for evt schema set and for an append or import into a store that keeps
+// a schema outside the quick subset of package codec/schema, so that the
+// evt binary does not pay jsonschema's start-up (about 4 ms, compiling its
+// meta-schemas) in every process.
 package main
 
 import (
@@ -12,7 +13,7 @@ import (
 
 	"github.com/evtdev/evt/cmd"
 	"github.com/evtdev/evt/cmd/natsopen"
-	"github.com/evtdev/evt/codec/schema"
+	"github.com/evtdev/evt/codec/schema/full"
 )
 
 func main() {
@@ -22,7 +23,7 @@ func main() {
 }
 
 func compile(schemas map[string][]byte) (cmd.SchemaValidator, error) {
-	set, err := schema.Compile(schemas)
+	set, err := full.Compile(schemas)
 	if err != nil {
 		return nil, err
 	}
