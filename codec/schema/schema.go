@@ -19,6 +19,7 @@
 package schema
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -638,7 +639,12 @@ func (n *node) checkString(d []byte, i int) (int, *failure) {
 	if escaped {
 		raw = []byte(unescape(raw))
 	}
-	length := utf8.RuneCount(raw)
+	// A string has at most as many characters as bytes and at least a
+	// quarter as many: count them only when that does not settle it.
+	length := len(raw)
+	if n.maxLength >= 0 && len(raw) > n.maxLength || n.minLength > len(raw)/4 {
+		length = utf8.RuneCount(raw)
+	}
 	if f := n.choose('s', nil, raw); f != nil {
 		return i, f
 	}
@@ -677,7 +683,12 @@ func (n *node) checkNumber(d []byte, i int) (int, *failure) {
 	for _, b := range n.bounds {
 		var c int // the number compared to the bound
 		if len(lit) <= 15 && len(b.text) <= 15 {
-			f, _ := strconv.ParseFloat(string(lit), 64)
+			f := float64(0)
+			if v, ok := smallInt(lit); ok && !frac {
+				f = float64(v) // exact: at most 15 digits
+			} else {
+				f, _ = strconv.ParseFloat(string(lit), 64)
+			}
 			switch {
 			case f < b.f:
 				c = -1
@@ -694,6 +705,25 @@ func (n *node) checkNumber(d []byte, i int) (int, *failure) {
 	return end, nil
 }
 
+// smallInt is the value of an integer literal of at most 15 characters.
+func smallInt(lit []byte) (int64, bool) {
+	neg := len(lit) > 0 && lit[0] == '-'
+	if neg {
+		lit = lit[1:]
+	}
+	var v int64
+	for _, c := range lit {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		v = v*10 + int64(c-'0')
+	}
+	if neg {
+		v = -v
+	}
+	return v, len(lit) > 0
+}
+
 func ratOf(lit []byte) *big.Rat {
 	r, ok := new(big.Rat).SetString(string(lit))
 	if !ok {
@@ -706,6 +736,11 @@ func ratOf(lit []byte) *big.Rat {
 // excluded), whether it has escapes, and the index past its closing
 // quote.
 func stringAt(d []byte, i int) (raw []byte, escaped bool, end int) {
+	// Most strings have no escape: find the quote, and no backslash
+	// before it (both searches are vectorised).
+	if q := bytes.IndexByte(d[i+1:], '"'); q >= 0 && bytes.IndexByte(d[i+1:i+1+q], '\\') < 0 {
+		return d[i+1 : i+1+q], false, i + 2 + q
+	}
 	j := i + 1
 	for {
 		switch d[j] {
