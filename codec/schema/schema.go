@@ -683,10 +683,8 @@ func (n *node) checkNumber(d []byte, i int) (int, *failure) {
 	for _, b := range n.bounds {
 		var c int // the number compared to the bound
 		if len(lit) <= 15 && len(b.text) <= 15 {
-			f := float64(0)
-			if v, ok := smallInt(lit); ok && !frac {
-				f = float64(v) // exact: at most 15 digits
-			} else {
+			f, ok := shortDecimal(lit)
+			if !ok {
 				f, _ = strconv.ParseFloat(string(lit), 64)
 			}
 			switch {
@@ -705,23 +703,42 @@ func (n *node) checkNumber(d []byte, i int) (int, *failure) {
 	return end, nil
 }
 
-// smallInt is the value of an integer literal of at most 15 characters.
-func smallInt(lit []byte) (int64, bool) {
+// pow10 are the powers of ten a float64 holds exactly.
+var pow10 = [...]float64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15}
+
+// shortDecimal is the value of a number literal of at most 15
+// characters without an exponent, as strconv.ParseFloat rounds it: its
+// digits make an integer below 2^53 and it is divided by an exact power of
+// ten, one correctly rounded operation (strconv's own exact fast path).
+func shortDecimal(lit []byte) (float64, bool) {
 	neg := len(lit) > 0 && lit[0] == '-'
 	if neg {
 		lit = lit[1:]
 	}
-	var v int64
+	var mant int64
+	scale, digits, dot := 0, 0, false
 	for _, c := range lit {
-		if c < '0' || c > '9' {
+		switch {
+		case c >= '0' && c <= '9':
+			mant = mant*10 + int64(c-'0')
+			digits++
+			if dot {
+				scale++
+			}
+		case c == '.' && !dot:
+			dot = true
+		default:
 			return 0, false
 		}
-		v = v*10 + int64(c-'0')
 	}
+	if digits == 0 || digits > 15 {
+		return 0, false
+	}
+	f := float64(mant) / pow10[scale]
 	if neg {
-		v = -v
+		f = -f
 	}
-	return v, len(lit) > 0
+	return f, true
 }
 
 func ratOf(lit []byte) *big.Rat {

@@ -1,6 +1,9 @@
 package schema
 
-import "testing"
+import (
+	"strconv"
+	"testing"
+)
 
 // The package's behaviour is tested against jsonschema/v6 in
 // codec/schema/full (FuzzAgrees, FuzzAgreesData); this is its cost.
@@ -21,4 +24,21 @@ func BenchmarkCheck(b *testing.B) {
 			b.Fatal(reason)
 		}
 	}
+}
+
+// FuzzShortDecimal: shortDecimal rounds as strconv.ParseFloat does.
+func FuzzShortDecimal(f *testing.F) {
+	for _, seed := range []string{"0", "-0", "0.1", "1.5", "123456789012345", "0.000000000000001", "9.99999999999999", "-12.5"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, lit string) {
+		got, ok := shortDecimal([]byte(lit))
+		if !ok {
+			return
+		}
+		want, err := strconv.ParseFloat(lit, 64)
+		if err != nil || got != want {
+			t.Fatalf("shortDecimal(%q) = %v, ParseFloat: %v, %v", lit, got, want, err)
+		}
+	})
 }
