@@ -157,7 +157,8 @@ of every event of that type; one that does not match fails the whole
 batch, naming its line, the JSON pointer of the value that fails and the
 schema's reason, and nothing is written (exit 1):
 
-  evt: line 3: Deposited data does not match its schema: /amount: got string, want number
+  evt: line 3: Deposited data does not match its schema: /amount:
+  got string, want number
 
 A schema must be whole in itself: a $ref to a file or a URL is refused.
 An append checks against the schemas it read when it began. Checking
@@ -227,6 +228,8 @@ func newSchemaLsCmd(g *globalOptions) *cobra.Command {
 		Long: `List the event types that have a JSON Schema, with the schema's title when
 it has one. -o json prints {"type","title"} per line; evt schema show
 TYPE prints a schema.`,
+		Example: `  evt schema ls
+  evt schema ls -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p, err := g.printer()
@@ -265,10 +268,11 @@ TYPE prints a schema.`,
 
 func newSchemaShowCmd(g *globalOptions) *cobra.Command {
 	return &cobra.Command{
-		Use:   "show TYPE",
-		Short: "Print the JSON Schema of an event type",
-		Long:  `Print the JSON Schema of TYPE, indented. A type without one exits 4.`,
-		Args:  cobra.ExactArgs(1),
+		Use:     "show TYPE",
+		Short:   "Print the JSON Schema of an event type",
+		Long:    `Print the JSON Schema of TYPE, indented. A type without one exits 4.`,
+		Example: `  evt schema show Deposited`,
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			schemas, err := readSchemas(g)
 			if err != nil {
@@ -293,8 +297,10 @@ func newSchemaRmCmd(g *globalOptions) *cobra.Command {
 	return &cobra.Command{
 		Use:   "rm TYPE",
 		Short: "Remove the JSON Schema of an event type",
-		Long:  `Remove the JSON Schema of TYPE: its events are no longer checked. A type without one exits 4.`,
-		Args:  cobra.ExactArgs(1),
+		Long: `Remove the JSON Schema of TYPE: its events are no longer checked. A
+type without one exits 4.`,
+		Example: `  evt schema rm Deposited`,
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			s, err := openExisting(g)
 			if err != nil {
