@@ -16,8 +16,8 @@ type SchemaStore interface {
 	// more per append.
 	HasSchemas() (bool, error)
 
-	// Schemas returns the text of every schema, by event type (empty, not
-	// an error, when there is none).
+	// Schemas returns the text of every schema, by event type, as
+	// compact JSON (empty, not an error, when there is none).
 	Schemas() (map[string][]byte, error)
 
 	// SetSchema stores schema (JSON text the caller compiled and checked)

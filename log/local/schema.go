@@ -108,7 +108,7 @@ func (s *Store) updateSchemas(fn func(m map[string][]byte) error) error {
 	for typ, sch := range m {
 		raw[typ] = sch
 	}
-	b, err := json.MarshalIndent(raw, "", "  ") // sorted by type
+	b, err := json.Marshal(raw) // sorted by type, each schema compact
 	if err != nil {
 		return err
 	}
