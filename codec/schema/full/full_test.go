@@ -92,3 +92,23 @@ func BenchmarkValidate(b *testing.B) {
 		}
 	}
 }
+
+// TestDrafts: a schema's $schema picks its draft (draft-04's
+// exclusiveMinimum is a boolean), though nothing else is loaded.
+func TestDrafts(t *testing.T) {
+	set, err := Compile(map[string][]byte{
+		"Old": []byte(`{"$schema":"http://json-schema.org/draft-04/schema#","minimum":1,"exclusiveMinimum":true}`),
+		"New": []byte(`{"$schema":"https://json-schema.org/draft/2020-12/schema","exclusiveMinimum":1}`),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, typ := range []string{"Old", "New"} {
+		if err := set.Validate(typ, []byte(`1`)); err == nil {
+			t.Errorf("%s: 1 passes an exclusive minimum of 1", typ)
+		}
+		if err := set.Validate(typ, []byte(`2`)); err != nil {
+			t.Errorf("%s: %v", typ, err)
+		}
+	}
+}
