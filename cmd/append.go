@@ -129,6 +129,16 @@ func runAppend(ctx context.Context, g *globalOptions, o *appendOptions, args []s
 	if err != nil {
 		return err
 	}
+	// Before any input is read: the store's schemas may need evt-schema.
+	val, s, err := g.appendValidator()
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if s != nil {
+			s.Close()
+		}
+	}()
 
 	var b log.Batch
 	var lines lineParser // reads stdin, in the forms that take it
@@ -140,11 +150,14 @@ func runAppend(ctx context.Context, g *globalOptions, o *appendOptions, args []s
 				return err
 			}
 		}
+		if err := validateData(val, args[1], data); err != nil {
+			return err
+		}
 		if err := b.Add(args[0], args[1], o.ID, data, meta); err != nil {
 			return err
 		}
 	case len(args) == 2:
-		lines = dataLineParser(args[0], args[1], o.ID, meta)
+		lines = dataLineParser(args[0], args[1], o.ID, meta, val)
 	default:
 		if g.IO.IsStdinTTY() {
 			return usageErrorf("nothing to append: give STREAM TYPE [DATA], or pipe NDJSON envelopes to stdin")
@@ -152,7 +165,7 @@ func runAppend(ctx context.Context, g *globalOptions, o *appendOptions, args []s
 		if o.ID != "" {
 			return usageErrorf("--id goes with STREAM TYPE; envelopes carry their own \"id\"")
 		}
-		lines = envelopeParser(meta, false)
+		lines = envelopeParser(meta, false, val)
 	}
 	// Expectations: on STREAM, or on every stream of the envelopes.
 	var expectOn map[string]log.Expectation
@@ -170,14 +183,21 @@ func runAppend(ctx context.Context, g *globalOptions, o *appendOptions, args []s
 	missing := doomed && !g.storeExists()
 
 	var results []log.Result
-	var s log.Store
-	if lines != nil && stdinIsFile(g.IO) && !missing {
-		// A file on stdin: write the batch as it is parsed (see
-		// log.BatchWriter), overlapping parsing with the disk.
+	open := func() error {
+		if s != nil {
+			return nil
+		}
 		if s, err = g.openStore(true); err != nil {
 			return err
 		}
-		defer s.Close()
+		return nil
+	}
+	if lines != nil && stdinIsFile(g.IO) && !missing {
+		// A file on stdin: write the batch as it is parsed (see
+		// log.BatchWriter), overlapping parsing with the disk.
+		if err := open(); err != nil {
+			return err
+		}
 		if results, _, err = appendStreaming(ctx, s, g.IO.In, inputLeft(g.IO.In), lines, expectOn, expectAll, cond, o.ID != "", o.Quiet); err != nil {
 			return err
 		}
@@ -209,10 +229,9 @@ func runAppend(ctx context.Context, g *globalOptions, o *appendOptions, args []s
 		if missing {
 			return fmt.Errorf("%w: stream %s is at version 0, expected %s", log.ErrConflict, b.Streams()[0], expect)
 		}
-		if s, err = g.openStore(true); err != nil {
+		if err := open(); err != nil {
 			return err
 		}
-		defer s.Close()
 		if results, err = s.Append(ctx, &b); err != nil {
 			return err
 		}
@@ -340,11 +359,15 @@ func readFileLimited(path string, limit int64) ([]byte, error) {
 // space it may grow and returns.
 type lineParser func(sub *log.Batch, line, buf []byte) ([]byte, error)
 
-// dataLineParser reads each line as the data of an event of stream and typ.
-func dataLineParser(stream, typ, id string, meta []byte) lineParser {
+// dataLineParser reads each line as the data of an event of stream and
+// typ, checked by val (nil: no schema).
+func dataLineParser(stream, typ, id string, meta []byte, val SchemaValidator) lineParser {
 	return func(sub *log.Batch, line, buf []byte) ([]byte, error) {
 		buf, err := codec.AppendCompact(buf[:0], line)
 		if err != nil {
+			return buf, err
+		}
+		if err := validateData(val, typ, buf); err != nil {
 			return buf, err
 		}
 		return buf, sub.Add(stream, typ, id, buf, meta)
@@ -353,8 +376,8 @@ func dataLineParser(stream, typ, id string, meta []byte) lineParser {
 
 // envelopeParser reads each line as an envelope. With restore (evt
 // import) the line must carry the event's id and time, and the event
-// keeps both (see restoredTime).
-func envelopeParser(meta []byte, restore bool) lineParser {
+// keeps both (see restoredTime). val checks the data (nil: no schema).
+func envelopeParser(meta []byte, restore bool, val SchemaValidator) lineParser {
 	return func(sub *log.Batch, line, buf []byte) ([]byte, error) {
 		var env codec.Envelope
 		buf, err := codec.ParseEnvelope(line, &env, buf[:0])
@@ -364,6 +387,9 @@ func envelopeParser(meta []byte, restore bool) lineParser {
 		data := env.Data
 		if !env.HasData {
 			data = []byte("{}")
+		}
+		if err := validateData(val, env.Type, data); err != nil {
+			return buf, err
 		}
 		m := env.Metadata
 		if m == nil {
@@ -378,6 +404,15 @@ func envelopeParser(meta []byte, restore bool) lineParser {
 		}
 		return buf, sub.AddAt(env.Stream, env.Type, env.ID, data, m, t)
 	}
+}
+
+// validateData checks the data of an event of typ against its schema,
+// if val (the store's schemas) is not nil.
+func validateData(val SchemaValidator, typ string, data []byte) error {
+	if val == nil {
+		return nil
+	}
+	return val.Validate(typ, data)
 }
 
 // errNoEvents is the error of an append whose input held no event.

@@ -142,6 +142,14 @@ func runImport(ctx context.Context, g *globalOptions, o *importOptions, path str
 	if err != nil {
 		return err
 	}
+	// Before any input is read: the store's schemas may need evt-schema.
+	val, s, err := g.appendValidator()
+	if err != nil {
+		return err
+	}
+	if s != nil {
+		defer s.Close()
+	}
 	in := g.IO.In
 	if path == "" || path == "-" {
 		if g.IO.IsStdinTTY() {
@@ -166,7 +174,7 @@ func runImport(ctx context.Context, g *globalOptions, o *importOptions, path str
 		defer closeDec()
 		in = dec
 	}
-	return importFrom(ctx, g, o, p, in)
+	return importFrom(ctx, g, o, p, in, val, s)
 }
 
 // plainRegular reports whether in is a regular file whose content from
@@ -195,16 +203,19 @@ func plainRegular(in io.Reader) bool {
 // file is first copied to an unlinked temporary file in the store
 // directory: the append lock is held from the first parsed block to the
 // commit, and a slow pipe must not hold it. ctx stops the import, with
-// nothing written, until its commit point.
-func importFrom(ctx context.Context, g *globalOptions, o *importOptions, p *output.Printer, in io.Reader) error {
+// nothing written, until its commit point. val checks the events' data
+// (nil: the store has no schema); s is the store if the caller opened it.
+func importFrom(ctx context.Context, g *globalOptions, o *importOptions, p *output.Printer, in io.Reader, val SchemaValidator, s log.Store) error {
 	if g.remote != "" {
-		return importChunked(g, o, p, in)
+		return importChunked(g, o, p, in, val, s)
 	}
-	s, err := g.openStore(true)
-	if err != nil {
-		return err
+	if s == nil {
+		var err error
+		if s, err = g.openStore(true); err != nil {
+			return err
+		}
+		defer s.Close()
 	}
-	defer s.Close()
 	f, regular := in.(*os.File)
 	if regular {
 		st, err := f.Stat()
@@ -231,7 +242,7 @@ func importFrom(ctx context.Context, g *globalOptions, o *importOptions, p *outp
 		return err
 	}
 	meter := &progressReader{r: f, bar: newProgress(g.IO, "import"), total: st.Size() - offset}
-	_, counts, err := appendStreaming(ctx, s, meter, st.Size()-offset, envelopeParser(nil, true), nil, log.Expectation{}, nil, false, true)
+	_, counts, err := appendStreaming(ctx, s, meter, st.Size()-offset, envelopeParser(nil, true, val), nil, log.Expectation{}, nil, false, true)
 	meter.stop()
 	if err != nil && !errors.Is(err, errNoEvents) {
 		return err
@@ -249,16 +260,18 @@ const importChunk = 1000
 // validated first (a bad line writes nothing), then appended in atomic
 // chunks. An import stopped midway leaves a prefix; running it again is
 // exact, as it keeps the events' ids.
-func importChunked(g *globalOptions, o *importOptions, p *output.Printer, in io.Reader) error {
+func importChunked(g *globalOptions, o *importOptions, p *output.Printer, in io.Reader, val SchemaValidator, s log.Store) error {
 	var b log.Batch
-	if err := parseLines(in, func(sub *log.Batch, _ int) error { b.Join(sub); return nil }, envelopeParser(nil, true)); err != nil {
+	if err := parseLines(in, func(sub *log.Batch, _ int) error { b.Join(sub); return nil }, envelopeParser(nil, true, val)); err != nil {
 		return err
 	}
-	s, err := g.openStore(true)
-	if err != nil {
-		return err
+	if s == nil {
+		var err error
+		if s, err = g.openStore(true); err != nil {
+			return err
+		}
+		defer s.Close()
 	}
-	defer s.Close()
 	var imported, skipped int
 	for i := 0; i < b.Len(); i += importChunk {
 		res, err := s.Append(context.Background(), b.Slice(i, min(i+importChunk, b.Len())))

@@ -33,7 +33,7 @@ import (
 
 // natsBins are the paths of the built binaries.
 type natsBins struct {
-	evt, server string // evt-nats is beside evt, where evt looks for it
+	evt, server string // evt-nats and evt-schema are beside evt, where evt looks for them
 }
 
 var (
@@ -43,7 +43,7 @@ var (
 	buildErr  error
 )
 
-// builtBinaries builds evt, evt-nats and nats-server (once per run) and
+// builtBinaries builds evt, evt-nats, evt-schema and nats-server (once per run) and
 // returns their paths.
 func builtBinaries(t *testing.T) natsBins {
 	t.Helper()
@@ -55,6 +55,7 @@ func builtBinaries(t *testing.T) natsBins {
 		for _, b := range []struct{ out, pkg string }{
 			{"evt", "github.com/evtdev/evt"},
 			{"evt-nats", "github.com/evtdev/evt/cmd/evt-nats"},
+			{"evt-schema", "github.com/evtdev/evt/cmd/evt-schema"},
 			{"nats-server", "github.com/nats-io/nats-server/v2"},
 		} {
 			c := exec.Command("go", "build", "-o", filepath.Join(buildDir, b.out), b.pkg)

@@ -143,20 +143,29 @@ func (g *globalOptions) execRemote() error {
 	if g.remote == "" || remoteOpener != nil {
 		return nil
 	}
+	return execHelper(remoteHelper, fmt.Sprintf("the store %s is a nats store, which needs %s", g.remote, remoteHelper), "./cmd/evt-nats")
+}
+
+// execHelper runs the helper binary name (found beside evt, else on
+// $PATH) in this process's place, with the same arguments, input and
+// environment; it returns only on failure. why says what needs the
+// helper, pkg is where its source is, for the message that says how to
+// build it.
+func execHelper(name, why, pkg string) error {
 	path := ""
 	if exe, err := os.Executable(); err == nil {
-		if p := filepath.Join(filepath.Dir(exe), remoteHelper); isFile(p) {
+		if p := filepath.Join(filepath.Dir(exe), name); isFile(p) {
 			path = p
 		}
 	}
 	if path == "" {
-		p, err := exec.LookPath(remoteHelper)
+		p, err := exec.LookPath(name)
 		if err != nil {
-			return fmt.Errorf("the store %s is a nats store, which needs %s beside evt or on $PATH: build it with `go build -o \"$(dirname \"$(command -v evt)\")\" ./cmd/evt-nats` in evt's source", g.remote, remoteHelper)
+			return fmt.Errorf("%s beside evt or on $PATH: build it with `go build -o \"$(dirname \"$(command -v evt)\")\" %s` in evt's source", why, pkg)
 		}
 		path = p
 	}
-	err := syscall.Exec(path, append([]string{remoteHelper}, os.Args[1:]...), os.Environ())
+	err := syscall.Exec(path, append([]string{name}, os.Args[1:]...), os.Environ())
 	return fmt.Errorf("run %s: %w", path, err)
 }
 

@@ -206,6 +206,7 @@ func newRootCmd(ios *IOStreams) *cobra.Command {
 		newStatsCmd(g),
 		newExportCmd(g),
 		newImportCmd(g),
+		newSchemaCmd(g),
 	)
 
 	addVersionFlag(root)

@@ -38,6 +38,7 @@ func TestMain(m *testing.M) {
 			// The test binary is evt and evt-nats at once: it opens a
 			// nats store itself (the harness's nats run sets EVT_STORE).
 			RegisterRemote(openNatsStore)
+			RegisterSchemaCompiler(compileSchemas) // and evt-schema
 			os.Exit(Main())
 		},
 		"evt-appender": func() {

@@ -110,6 +110,9 @@ type Store interface {
 
 	// The store's consumer groups.
 	GroupStore
+
+	// The JSON Schemas of its event types.
+	SchemaStore
 }
 
 // Query selects the events a Read yields.

@@ -3,30 +3,18 @@
 // (or tls://…, EVT_STORE, store: in the config file). evt runs it for
 // such a store, with the same arguments, input and environment, so that
 // the evt binary does not pay for the NATS client at every start; it can
-// also be run by itself.
+// also be run by itself. An append or import into a nats store that
+// keeps JSON Schemas it hands on to evt-schema.
 package main
 
 import (
 	"os"
 
 	"github.com/evtdev/evt/cmd"
-	"github.com/evtdev/evt/log"
-	"github.com/evtdev/evt/log/natsjs"
+	"github.com/evtdev/evt/cmd/natsopen"
 )
 
 func main() {
-	cmd.RegisterRemote(open)
+	cmd.RegisterRemote(natsopen.Open)
 	os.Exit(cmd.Main())
-}
-
-// open opens a nats store with evt's settings.
-func open(url string, s cmd.RemoteSettings, create bool) (log.Store, error) {
-	return natsjs.Open(url, natsjs.Options{
-		Create:     create,
-		Timeout:    s.Timeout,
-		Replicas:   s.Replicas,
-		IDLookback: s.IDLookback,
-		Creds:      s.Creds,
-		Context:    s.Context,
-	})
 }

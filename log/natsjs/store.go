@@ -72,6 +72,9 @@ type Store struct {
 	replicas int  // of the JetStream stream
 	direct   bool // the JetStream stream answers direct gets (allow_direct)
 	api      string
+	// schemas is the stream's evt_schemas metadata flag as the open read
+	// it: the store may keep JSON Schemas (see schema.go).
+	schemas bool
 }
 
 var _ log.Store = (*Store)(nil)
@@ -194,6 +197,7 @@ func openConn(nc *nats.Conn, stream, where string, opts Options) (*Store, error)
 			return nil, err
 		}
 		s.exists, s.created, s.replicas, s.direct = true, info.Created, info.Config.Replicas, info.Config.AllowDirect
+		s.schemas = info.Config.Metadata[mdSchemas] == "1"
 	}
 	return s, nil
 }

@@ -55,6 +55,7 @@ func Run(t *testing.T, open Open) {
 	t.Run("Condition", h.wrap(testCondition))
 	t.Run("TwoWriters", h.wrap(testTwoWriters))
 	t.Run("Heads", h.wrap(testHeads))
+	t.Run("Schemas", h.wrap(testSchemas))
 	t.Run("Bounds", h.wrap(testBounds))
 	t.Run("Read", h.wrap(testRead))
 	t.Run("ReadMissing", h.wrap(testReadMissing))
