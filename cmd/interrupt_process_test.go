@@ -102,6 +102,20 @@ func writeNumberedLines(t *testing.T, dir, name string, n int, line func(i int) 
 	return path
 }
 
+// numberedStore is a new store (dir, in root) whose stream s holds n
+// events of dataLine.
+func numberedStore(t *testing.T, n int) (root, dir string) {
+	t.Helper()
+	root = t.TempDir()
+	dir = filepath.Join(root, "store")
+	data := writeNumberedLines(t, root, "data.ndjson", n, dataLine)
+	c, errOut := startInterruptible(t, data, "--dir", dir, "append", "s", "T", "-q", "--sync", "none")
+	if err := c.Wait(); err != nil {
+		t.Fatalf("%v: %s", err, errOut)
+	}
+	return root, dir
+}
+
 func dataLine(i int) string { return fmt.Sprintf(`{"n":%d,"pad":"%s"}`, i, strings.Repeat("x", 48)) }
 
 // startInterruptible starts evt with stdin from the file at in ("" for
@@ -459,14 +473,8 @@ func TestInterruptCompactVerify(t *testing.T) {
 // was printed, and the next run prints every event after it, so the two
 // runs together miss none.
 func TestCursorFileKill(t *testing.T) {
-	root := t.TempDir()
-	dir := filepath.Join(root, "store")
 	const n = 50_000
-	data := writeNumberedLines(t, root, "data.ndjson", n, dataLine)
-	c, errOut := startInterruptible(t, data, "--dir", dir, "append", "s", "T", "-q", "--sync", "none")
-	if err := c.Wait(); err != nil {
-		t.Fatalf("%v: %s", err, errOut)
-	}
+	root, dir := numberedStore(t, n)
 	pos := filepath.Join(root, "seen.pos")
 	for round := range 3 {
 		tc := quickExit(selfCommand(t, "evt", "--dir", dir, "tail", "--cursor-file", pos, "--jq", ".position"))
@@ -530,14 +538,8 @@ func TestCursorFileKill(t *testing.T) {
 // can cut output anywhere, and TestSoak allows a killed member's last
 // line to be partial.)
 func TestInterruptConsume(t *testing.T) {
-	root := t.TempDir()
-	dir := filepath.Join(root, "store")
 	const n = 5000
-	data := writeNumberedLines(t, root, "data.ndjson", n, dataLine)
-	c, _ := startInterruptible(t, data, "--dir", dir, "--sync", "none", "append", "s", "T", "-q")
-	if err := c.Wait(); err != nil {
-		t.Fatal(err)
-	}
+	_, dir := numberedStore(t, n)
 	for _, sig := range []os.Signal{os.Interrupt, syscall.SIGTERM} {
 		group := fmt.Sprintf("g-%d", sig.(syscall.Signal))
 		evtMust(t, "--dir", dir, "group", "create", group, "s", "--from", "start")
