@@ -509,6 +509,18 @@ func positionsOf(ds []log.Delivery) []uint64 {
 	return ps
 }
 
+// untilAcked adds an until-acked rule: then a group's creation or removal
+// also records the marks in groups/.expired.
+func untilAcked(t *testing.T, s *local.Store) any {
+	if err := s.UpdateRetention(func(r *log.Retention) error {
+		r.Rules = append(r.Rules, log.Rule{Selection: "p-*", UntilAcked: true})
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return nil
+}
+
 var stateCases = []stateCase{
 	{
 		name: "group create",
@@ -573,6 +585,57 @@ var stateCases = []stateCase{
 		},
 	},
 	{
+		name: "group retry",
+		setup: func(t *testing.T, s *local.Store) any {
+			ctx := context.Background()
+			if err := s.CreateGroup(ctx, log.GroupConfig{Name: "h", Selection: "p-1", AckWait: time.Minute, MaxDeliver: 1, Ordering: "stream"}, 1); err != nil {
+				t.Fatal(err)
+			}
+			g, err := s.OpenGroup(ctx, "h")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { g.Close() })
+			m, err := g.Join(ctx, log.MemberOptions{Poll: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ds, _, err := m.Lease(ctx, 1, true)
+			if err == nil && len(ds) == 1 {
+				err = m.Nack(ctx, ds[0].Event.Position, "handler failed") // parked: max-deliver 1
+			}
+			if err == nil {
+				_, _, err = m.Lease(ctx, 0, true) // parks it
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			m.Close()
+			return g
+		},
+		op: func(t *testing.T, s *local.Store, v any) error {
+			n, err := v.(log.Group).Retry(context.Background())
+			if err == nil && n != 1 {
+				err = fmt.Errorf("retried %d parked events, want 1", n)
+			}
+			return err
+		},
+	},
+	{
+		name:  "group create under an until-acked rule",
+		setup: untilAcked,
+		op: func(t *testing.T, s *local.Store, _ any) error {
+			return s.CreateGroup(context.Background(), log.GroupConfig{Name: "h", Selection: "p-*", AckWait: time.Minute, MaxDeliver: 5, Ordering: "stream"}, 1)
+		},
+	},
+	{
+		name:  "group rm under an until-acked rule",
+		setup: untilAcked,
+		op: func(t *testing.T, s *local.Store, _ any) error {
+			return s.RemoveGroup(context.Background(), "g")
+		},
+	},
+	{
 		name: "retention set",
 		op: func(t *testing.T, s *local.Store, _ any) error {
 			return s.UpdateRetention(func(r *log.Retention) error {
@@ -605,7 +668,7 @@ var stateCases = []stateCase{
 // TestPowerLossState cuts the power at every write boundary of each
 // stateCase (see the top of this file).
 func TestPowerLossState(t *testing.T) {
-	variants := scale(2, 6)
+	variants := scale(1, 6) // the first is the worst image
 	seed := time.Now().UnixNano()
 	t.Logf("seed %d, %d images per boundary", seed, variants)
 	for _, tc := range stateCases {
