@@ -102,6 +102,20 @@ func writeNumberedLines(t *testing.T, dir, name string, n int, line func(i int) 
 	return path
 }
 
+// numberedStore is a new store (dir, in root) whose stream s holds n
+// events of dataLine.
+func numberedStore(t *testing.T, n int) (root, dir string) {
+	t.Helper()
+	root = t.TempDir()
+	dir = filepath.Join(root, "store")
+	data := writeNumberedLines(t, root, "data.ndjson", n, dataLine)
+	c, errOut := startInterruptible(t, data, "--dir", dir, "append", "s", "T", "-q", "--sync", "none")
+	if err := c.Wait(); err != nil {
+		t.Fatalf("%v: %s", err, errOut)
+	}
+	return root, dir
+}
+
 func dataLine(i int) string { return fmt.Sprintf(`{"n":%d,"pad":"%s"}`, i, strings.Repeat("x", 48)) }
 
 // startInterruptible starts evt with stdin from the file at in ("" for
@@ -459,14 +473,8 @@ func TestInterruptCompactVerify(t *testing.T) {
 // was printed, and the next run prints every event after it, so the two
 // runs together miss none.
 func TestCursorFileKill(t *testing.T) {
-	root := t.TempDir()
-	dir := filepath.Join(root, "store")
 	const n = 50_000
-	data := writeNumberedLines(t, root, "data.ndjson", n, dataLine)
-	c, errOut := startInterruptible(t, data, "--dir", dir, "append", "s", "T", "-q", "--sync", "none")
-	if err := c.Wait(); err != nil {
-		t.Fatalf("%v: %s", err, errOut)
-	}
+	root, dir := numberedStore(t, n)
 	pos := filepath.Join(root, "seen.pos")
 	for round := range 3 {
 		tc := quickExit(selfCommand(t, "evt", "--dir", dir, "tail", "--cursor-file", pos, "--jq", ".position"))
@@ -518,5 +526,82 @@ func TestCursorFileKill(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(pos); strings.TrimSpace(string(b)) != fmt.Sprint(n) {
 		t.Fatalf("cursor file %q at the end, want %d", b, n)
+	}
+}
+
+// TestInterruptConsume interrupts `evt consume` (SIGINT, SIGTERM) while it
+// is blocked writing a batch to a full stdout pipe: once the pipe is
+// drained, its output ends at a line boundary and every line is a whole
+// event; it exits 130 (or 0); and the next consume prints exactly the
+// events the first did not (what it printed was acked on its way out).
+// (SIGKILLed there, it leaves the pipe's 64 KiB ending mid-line: a kill
+// can cut output anywhere, and TestSoak allows a killed member's last
+// line to be partial.)
+func TestInterruptConsume(t *testing.T) {
+	const n = 5000
+	_, dir := numberedStore(t, n)
+	for _, sig := range []os.Signal{os.Interrupt, syscall.SIGTERM} {
+		group := fmt.Sprintf("g-%d", sig.(syscall.Signal))
+		evtMust(t, "--dir", dir, "group", "create", group, "s", "--from", "start")
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := quickExit(selfCommand(t, "evt", "--dir", dir, "consume", group))
+		c.Stdout = w
+		var errOut bytes.Buffer
+		c.Stderr = &errOut
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		w.Close()
+		// Blocked: the pipe holds all it can and evt has more to write.
+		full := func() bool {
+			queued, err := unix.IoctlGetInt(int(r.Fd()), unix.TIOCINQ)
+			return err == nil && queued >= 64<<10
+		}
+		for end := time.Now().Add(30 * time.Second); !full(); time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(end) {
+				t.Fatalf("%v: the stdout pipe never filled: %s", sig, errOut.String())
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+		c.Process.Signal(sig)
+		time.Sleep(50 * time.Millisecond)
+		out, err := io.ReadAll(r)
+		r.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := interruptStatus(waitExit(t, c, "evt consume")); got != "interrupted" && got != "ok" {
+			t.Fatalf("%v: evt consume: %s: %s", sig, got, errOut.String())
+		}
+		if len(out) == 0 || out[len(out)-1] != '\n' {
+			t.Fatalf("%v: the output of %d bytes ends in a partial line: %q", sig, len(out), out[max(0, len(out)-80):])
+		}
+		seen := map[uint64]bool{}
+		for _, l := range strings.Split(strings.TrimSuffix(string(out), "\n"), "\n") {
+			var e struct{ Position uint64 }
+			if err := json.Unmarshal([]byte(l), &e); err != nil || e.Position == 0 {
+				t.Fatalf("%v: printed %q", sig, l)
+			}
+			seen[e.Position] = true
+		}
+		rest := evtMust(t, "--dir", dir, "consume", group, "--once")
+		again := 0
+		for _, l := range strings.Split(strings.TrimSuffix(rest, "\n"), "\n") {
+			var e struct{ Position uint64 }
+			if l == "" || json.Unmarshal([]byte(l), &e) != nil {
+				continue
+			}
+			if seen[e.Position] {
+				again++
+			}
+			seen[e.Position] = true
+		}
+		if len(seen) != n || again != 0 {
+			t.Errorf("%v: the two consumes printed %d of %d events, %d twice", sig, len(seen), n, again)
+		}
+		t.Logf("%v: the interrupted consume printed %d bytes", sig, len(out))
 	}
 }

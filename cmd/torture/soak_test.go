@@ -1,8 +1,10 @@
 package torture_test
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand"
 	"os"
 	"os/exec"
@@ -24,17 +26,21 @@ import (
 //     soak-* streams, and to tmp-* streams, which a retention rule keeps
 //     at their newest 5 events;
 //   - 2 `evt tail -f soak-*` followers, running throughout;
-//   - 3 `evt consume` members of a group over soak-*, one SIGKILLed and
-//     restarted every second or so;
+//   - 3 `evt consume` members of a group over soak-*: member 0 runs
+//     throughout, and one of the other two is SIGKILLed and restarted
+//     every second or so;
 //   - `evt compact` every 2 s.
 //
-// Then: every acknowledged soak-* event is stored once; each follower
-// printed every soak-* event once, in position order; the members
-// handled every soak-* event at least once, and twice only where a
-// killed member had it (at least once); evt verify passes; and the RSS
-// of each follower, sampled every second, is flat (the last quarter of
-// the run does not exceed the second quarter by more than half plus
-// 8 MiB).
+// Then the readers get as long as they keep advancing to catch up (a
+// minute without progress fails), and: every acknowledged soak-* event
+// is stored once; each follower printed every soak-* event once, in
+// position order; the members handled every soak-* event at least once,
+// and twice only where a killed member had it (at least once), or parked
+// it after its 5 deliveries all went to members that were killed; every
+// line printed is a whole event, but for the last line of a member
+// SIGKILLed mid-write; evt verify passes; and no follower or member's
+// RSS, sampled every second from start to caught up, grows without
+// bound (see checkRSS).
 func TestSoak(t *testing.T) {
 	dur := time.Duration(scale(10, 60)) * time.Second
 	if s := os.Getenv("EVT_SOAK"); s != "" {
@@ -50,12 +56,11 @@ func TestSoak(t *testing.T) {
 	mustEvt(t, "", "--dir", dir, "group", "create", "soak", "soak-*", "--from", "start")
 	mustEvt(t, "", "--dir", dir, "retention", "set", "tmp-*", "--max-count", "5")
 
-	type proc struct {
-		cmd    *exec.Cmd
-		lines  *lineCollector
-		killed bool
-	}
-	start := func(args ...string) *proc {
+	// Each member's positions go to delivered too: the catch-up wait
+	// watches it.
+	delivered := &positionSet{}
+	started := 0
+	start := func(kind string, seen *positionSet, args ...string) *soakProc {
 		c := evtCommand(t, append([]string{"--dir", dir}, args...)...)
 		out, err := c.StdoutPipe()
 		if err != nil {
@@ -64,17 +69,18 @@ func TestSoak(t *testing.T) {
 		if err := c.Start(); err != nil {
 			t.Fatal(err)
 		}
-		return &proc{cmd: c, lines: collectLines(out)}
+		started++
+		return &soakProc{name: fmt.Sprintf("%s %d", kind, started), cmd: c, pos: collectPositions(out, seen)}
 	}
-	var tails []*proc
+	var tails []*soakProc
 	for range followers {
-		tails = append(tails, start("tail", "-f", "soak-*", "--from", "start"))
+		tails = append(tails, start("follower", nil, "tail", "-f", "soak-*", "--from", "start"))
 	}
-	var mu sync.Mutex // guards consumers, acks
-	var consumers []*proc
-	live := make([]*proc, members)
+	var mu sync.Mutex // guards consumers, live, acks
+	var consumers []*soakProc
+	live := make([]*soakProc, members)
 	for i := range live {
-		live[i] = start("consume", "soak")
+		live[i] = start("member", delivered, "consume", "soak")
 		consumers = append(consumers, live[i])
 	}
 	acks := map[string]acked{}
@@ -137,13 +143,13 @@ func TestSoak(t *testing.T) {
 				return
 			case <-time.After(time.Duration(500+rng.Intn(1000)) * time.Millisecond):
 			}
-			i := rng.Intn(members)
+			i := 1 + rng.Intn(members-1) // member 0 runs throughout
 			mu.Lock()
 			p := live[i]
 			p.killed = true
 			p.cmd.Process.Kill()
 			p.cmd.Wait()
-			live[i] = start("consume", "soak")
+			live[i] = start("member", delivered, "consume", "soak")
 			consumers = append(consumers, live[i])
 			kills++
 			mu.Unlock()
@@ -166,27 +172,38 @@ func TestSoak(t *testing.T) {
 			compactions++
 		}
 	}()
-	// RSS of the followers, every second.
-	rss := make([][]int64, followers)
-	bg.Add(1)
+	// RSS of every follower and live member, every second, until the
+	// readers have caught up (a backlog is when memory would grow).
+	rssOf := map[string][]int64{}
+	var rssMu sync.Mutex // guards rssOf
+	stopRSS := make(chan struct{})
+	var rssWG sync.WaitGroup
+	rssWG.Add(1)
 	go func() {
-		defer bg.Done()
+		defer rssWG.Done()
 		for {
 			select {
-			case <-stop:
+			case <-stopRSS:
 				return
 			case <-time.After(time.Second):
 			}
-			for i, p := range tails {
+			mu.Lock()
+			procs := append(append([]*soakProc(nil), tails...), live...)
+			mu.Unlock()
+			rssMu.Lock()
+			for _, p := range procs {
 				if kb := vmRSS(p.cmd.Process.Pid); kb > 0 {
-					rss[i] = append(rss[i], kb)
+					rssOf[p.name] = append(rssOf[p.name], kb)
 				}
 			}
+			rssMu.Unlock()
 		}
 	}()
 	wg.Wait()
 	close(stop)
 	bg.Wait()
+	mu.Lock() // the killer has stopped: consumers and live stay as they are
+	mu.Unlock()
 	elapsed := time.Since(begin)
 	if t.Failed() {
 		t.FailNow()
@@ -208,87 +225,143 @@ func TestSoak(t *testing.T) {
 	t.Logf("%s: %d events acknowledged (%d of soak-*), %d member kills, %d compactions, %d followers, %d members",
 		elapsed.Round(time.Second), len(acks), len(soakAcks), kills, compactions, followers, members)
 
-	// Readers catch up.
-	delivered := func() map[uint64]int {
-		n := map[uint64]int{}
-		mu.Lock()
-		defer mu.Unlock()
-		for _, p := range consumers {
-			for _, l := range p.lines.snapshot() {
-				var e event
-				if json.Unmarshal([]byte(l), &e) == nil {
-					n[e.Position]++
-				}
+	// Readers catch up: they get as long as they keep advancing, and fail
+	// only once nothing moved for a minute (an hour's backlog of millions
+	// of events takes minutes on this machine, and a fixed wait judges the
+	// machine, not evt).
+	followerCount := func() (n int) {
+		for _, p := range tails {
+			n += p.pos.count()
+		}
+		return n
+	}
+	// An event whose deliveries all went to members that were killed is
+	// parked after the group's --max-deliver (5) of them, by design (a
+	// crash counts as a failed attempt): it is accounted for, not lost
+	// (evt group retry brings it back).
+	parked := map[uint64]string{} // position: reason
+	readParked := func() {
+		r := evt(t, "", "--dir", dir, "group", "parked", "soak", "-o", "json")
+		if r.code != 0 {
+			t.Errorf("evt group parked: exit %d: %s", r.code, r.errOut)
+			return
+		}
+		for _, l := range strings.Split(strings.TrimSpace(r.out), "\n") {
+			var pk struct {
+				Position uint64 `json:"position"`
+				Reason   string `json:"reason"`
+			}
+			if l != "" && json.Unmarshal([]byte(l), &pk) == nil {
+				parked[pk.Position] = pk.Reason
+			}
+		}
+	}
+	accounted := func() int {
+		n := delivered.distinct()
+		for p := range parked {
+			if !delivered.has(p) {
+				n++
 			}
 		}
 		return n
 	}
 	caughtUp := func() bool {
 		for _, p := range tails {
-			if len(p.lines.snapshot()) < len(evs) {
+			if p.pos.count() < len(evs) {
 				return false
 			}
 		}
-		got := delivered()
-		for p := range want {
-			if got[p] == 0 {
-				return false
-			}
+		if delivered.distinct() < len(want) {
+			readParked()
 		}
-		return true
+		return accounted() >= len(want)
 	}
-	if !waitFor(2*time.Minute, caughtUp) {
-		t.Errorf("the readers did not catch up with %d events within two minutes", len(evs))
+	const stallLimit = time.Minute
+	catchUp := time.Now()
+	lastMove, lastProgress, lastLog := time.Now(), -1, time.Now()
+	for !caughtUp() {
+		if p := followerCount() + accounted(); p != lastProgress {
+			lastMove, lastProgress = time.Now(), p
+		}
+		if time.Since(lastMove) > stallLimit {
+			t.Errorf("the readers stalled for %s: followers printed %d of %d events each, members handled %d of %d (%d parked)",
+				stallLimit, followerCounts(tails), len(evs), delivered.distinct(), len(want), len(parked))
+			break
+		}
+		if time.Since(lastLog) > 30*time.Second {
+			t.Logf("catching up: followers %v of %d, members %d of %d (%d parked)", followerCounts(tails), len(evs), delivered.distinct(), len(want), len(parked))
+			lastLog = time.Now()
+		}
+		time.Sleep(time.Second)
 	}
+	if !t.Failed() {
+		t.Logf("readers caught up in %s", time.Since(catchUp).Round(time.Second))
+	}
+	close(stopRSS)
+	rssWG.Wait()
 	for _, p := range append(tails, live...) {
 		p.cmd.Process.Signal(syscall.SIGINT)
-		p.cmd.Wait()
+		if err := p.cmd.Wait(); err != nil && p.cmd.ProcessState.ExitCode() != 130 {
+			t.Errorf("%s after SIGINT: %v", p.name, err)
+		}
 	}
 	for _, p := range append(tails, consumers...) {
-		<-p.lines.done
+		<-p.pos.done
 	}
 	verify(t, dir)
 
-	for i, p := range tails {
+	// Every line a process printed is a whole event, but for the last one
+	// of a member SIGKILLed mid-write: a kill can cut a write(2) of many
+	// lines anywhere, and that event was not acked, so it comes again.
+	cut := 0
+	for _, p := range append(tails, consumers...) {
+		for _, l := range p.pos.bad {
+			t.Errorf("%s printed %q", p.name, l)
+		}
+		if p.pos.partial != "" {
+			if !p.killed {
+				t.Errorf("%s (stopped by SIGINT) ended in a partial line %q", p.name, p.pos.partial)
+			}
+			cut++
+		}
+	}
+	for _, p := range tails {
 		last, seen := uint64(0), 0
-		for _, l := range p.lines.snapshot() {
-			var e event
-			if err := json.Unmarshal([]byte(l), &e); err != nil {
-				t.Fatalf("follower %d printed %q", i, l)
+		for _, pos := range p.pos.snapshot() {
+			if pos <= last {
+				t.Fatalf("%s: position %d after %d", p.name, pos, last)
 			}
-			if e.Position <= last {
-				t.Fatalf("follower %d: position %d after %d", i, e.Position, last)
+			if !want[pos] {
+				t.Errorf("%s printed position %d, which the store does not hold", p.name, pos)
 			}
-			if !want[e.Position] {
-				t.Errorf("follower %d printed position %d, which the store does not hold", i, e.Position)
-			}
-			last = e.Position
+			last = pos
 			seen++
 		}
 		if seen != len(evs) {
-			t.Errorf("follower %d printed %d events, the store holds %d", i, seen, len(evs))
+			t.Errorf("%s printed %d events, the store holds %d", p.name, seen, len(evs))
 		}
 	}
 	// Members: at least once; a second delivery only where a killed
 	// member had the event.
 	byKilled, bySurvivor := map[uint64]int{}, map[uint64]int{}
 	for _, p := range consumers {
-		for _, l := range p.lines.snapshot() {
-			var e event
-			if err := json.Unmarshal([]byte(l), &e); err != nil {
-				t.Fatalf("a member printed %q", l)
-			}
+		for _, pos := range p.pos.snapshot() {
 			if p.killed {
-				byKilled[e.Position]++
+				byKilled[pos]++
 			} else {
-				bySurvivor[e.Position]++
+				bySurvivor[pos]++
 			}
 		}
 	}
-	redelivered := 0
+	redelivered, parkedKilled := 0, 0
 	for p := range want {
 		k, s := byKilled[p], bySurvivor[p]
 		switch {
+		case k+s == 0 && parked[p] != "":
+			if !strings.Contains(parked[p], " died") && !strings.Contains(parked[p], "not acked within") {
+				t.Errorf("position %d parked: %s (no handler fails here)", p, parked[p])
+			}
+			parkedKilled++
 		case k+s == 0:
 			t.Errorf("position %d was never handled", p)
 		case s > 1:
@@ -297,11 +370,116 @@ func TestSoak(t *testing.T) {
 			redelivered += k + s - 1
 		}
 	}
+	t.Logf("members: %d redeliveries (at least once, after kills), %d events parked after 5 deliveries to members that were killed, %d killed members' outputs ended mid-line", redelivered, parkedKilled, cut)
 	tally.redeliver.Add(int64(redelivered))
 	tally.crashes.Add(int64(kills))
-	for i, samples := range rss {
-		checkFlat(t, fmt.Sprintf("follower %d", i), samples)
+	rssMu.Lock()
+	defer rssMu.Unlock()
+	checkRSS(t, rssOf)
+}
+
+func followerCounts(tails []*soakProc) []int {
+	var n []int
+	for _, p := range tails {
+		n = append(n, p.pos.count())
 	}
+	return n
+}
+
+// soakProc is one long-running process of the soak: a follower or a member.
+type soakProc struct {
+	name   string
+	cmd    *exec.Cmd
+	pos    *positionCollector
+	killed bool
+}
+
+// positionCollector keeps the positions of the events a process prints,
+// as they come (an hour's soak prints millions of lines: their positions
+// are 8 bytes each, the lines a hundred and more). A line that is not an
+// event goes to bad, and what followed the last newline when the output
+// ended to partial. Each position is also marked in seen, if not nil.
+type positionCollector struct {
+	mu      sync.Mutex
+	pos     []uint64
+	bad     []string // set before done closes
+	partial string   // set before done closes
+	done    chan struct{}
+}
+
+func collectPositions(r io.Reader, seen *positionSet) *positionCollector {
+	pc := &positionCollector{done: make(chan struct{})}
+	go func() {
+		defer close(pc.done)
+		br := bufio.NewReaderSize(r, 1<<20)
+		for {
+			l, err := br.ReadBytes('\n')
+			if err != nil {
+				pc.partial = string(l)
+				return
+			}
+			var e struct {
+				Position uint64 `json:"position"`
+			}
+			if json.Unmarshal(l, &e) != nil || e.Position == 0 {
+				pc.bad = append(pc.bad, string(l))
+				continue
+			}
+			pc.mu.Lock()
+			pc.pos = append(pc.pos, e.Position)
+			pc.mu.Unlock()
+			if seen != nil {
+				seen.add(e.Position)
+			}
+		}
+	}()
+	return pc
+}
+
+func (pc *positionCollector) count() int {
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	return len(pc.pos)
+}
+
+func (pc *positionCollector) snapshot() []uint64 {
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	return append([]uint64(nil), pc.pos...)
+}
+
+// positionSet counts the distinct positions added to it (a bitmap: the
+// soak's positions are dense, from 1).
+type positionSet struct {
+	mu   sync.Mutex
+	bits []uint64
+	n    int
+}
+
+func (s *positionSet) add(p uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	w := int(p / 64)
+	for len(s.bits) <= w {
+		s.bits = append(s.bits, 0)
+	}
+	if s.bits[w]&(1<<(p%64)) == 0 {
+		s.bits[w] |= 1 << (p % 64)
+		s.n++
+	}
+}
+
+func (s *positionSet) has(p uint64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	w := int(p / 64)
+	return w < len(s.bits) && s.bits[w]&(1<<(p%64)) != 0
+}
+
+func (s *positionSet) distinct() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.n
 }
 
 // vmRSS is a process's resident set in KiB, or 0.
@@ -319,25 +497,36 @@ func vmRSS(pid int) int64 {
 	return 0
 }
 
-// checkFlat: the median RSS of the last quarter of the samples is at most
-// the second quarter's times 1.5 plus 8 MiB (the first quarter is the
-// warm-up).
-func checkFlat(t *testing.T, what string, kb []int64) {
+// checkRSS reports the first, last and largest RSS sample of each
+// process, and fails one whose RSS grows without bound: the largest
+// sample of the last quarter of its life is more than twice the largest
+// of the first quarter and above 64 MiB. (A process that lived for fewer
+// than 8 samples, a member killed within seconds, is only reported, as
+// the largest of its kind.)
+func checkRSS(t *testing.T, rssOf map[string][]int64) {
 	t.Helper()
-	if len(kb) < 8 {
-		t.Logf("%s: %d RSS samples, too few to judge", what, len(kb))
-		return
+	names := make([]string, 0, len(rssOf))
+	for n := range rssOf {
+		names = append(names, n)
 	}
-	q := len(kb) / 4
-	median := func(xs []int64) int64 {
-		s := append([]int64(nil), xs...)
-		sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-		return s[len(s)/2]
+	sort.Strings(names)
+	shortMax, short := int64(0), 0
+	for _, name := range names {
+		kb := rssOf[name]
+		if len(kb) < 8 {
+			shortMax, short = max(shortMax, slicesMax(kb)), short+1
+			continue
+		}
+		q := len(kb) / 4
+		early, late := slicesMax(kb[:q]), slicesMax(kb[len(kb)-q:])
+		t.Logf("%s: RSS first %d KiB, last %d KiB, max %d KiB (%d samples; first-quarter max %d, last-quarter max %d)",
+			name, kb[0], kb[len(kb)-1], slicesMax(kb), len(kb), early, late)
+		if late > 2*early && late > 64<<10 {
+			t.Errorf("%s: RSS grew without bound: last quarter's max %d KiB, first quarter's %d KiB", name, late, early)
+		}
 	}
-	early, late := median(kb[q:2*q]), median(kb[3*q:])
-	t.Logf("%s: RSS %d KiB early, %d KiB late (%d samples, max %d)", what, early, late, len(kb), slicesMax(kb))
-	if late > early*3/2+8<<10 {
-		t.Errorf("%s: RSS grew from %d KiB to %d KiB", what, early, late)
+	if short > 0 {
+		t.Logf("%d short-lived members (killed within 8 s): largest RSS %d KiB", short, shortMax)
 	}
 }
 

@@ -193,13 +193,18 @@ func (s *Store) createGroup(cfg log.GroupConfig, start uint64) error {
 }
 
 // removeGroupDir renames a group's directory away (the group is gone at
-// once, whole) and then deletes it.
+// once, whole), makes the rename durable and then deletes it. Without the
+// fsync of groups/ a power loss after evt group rm returned could bring
+// the group back (TestPowerLossState in cmd/torture, case group rm).
 func (s *Store) removeGroupDir(name string) error {
 	gone := s.groupDir("." + name + "." + strconv.Itoa(os.Getpid()) + ".rm")
 	if err := vfs.RemoveAll(s.fsys, gone); err != nil {
 		return err
 	}
 	if err := s.fsys.Rename(s.groupDir(name), gone); err != nil {
+		return err
+	}
+	if err := s.fsys.SyncDir(join(s.dir, "groups")); err != nil {
 		return err
 	}
 	return vfs.RemoveAll(s.fsys, gone)
