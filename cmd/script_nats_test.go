@@ -54,7 +54,6 @@ var localOnly = regexp.MustCompile(`(?m)^# local-only: \S`)
 var natsPending = map[string]string{
 	"group_retention_skipped": "the nats store does not count retention skips (storetest.KnownGaps GroupSkipped)",
 	"group_queue_monotonic":   "until-acked queues under group resets on a nats store (storetest.KnownGaps GroupQueue)",
-	"compact":                 "evt compact on a nats store (the retention sweep that purges below each stream's head) is not written",
 }
 
 // embeddedNats starts a JetStream server in the test process on a free

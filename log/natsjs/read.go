@@ -216,48 +216,15 @@ func (s *Store) Streams(match func(stream string) bool) ([]log.StreamInfo, error
 	if err != nil {
 		return nil, err
 	}
-	st, err := s.state(ctx)
-	if err != nil {
-		return nil, s.wrap("list the streams", err)
-	}
 	var out []log.StreamInfo
-	if st.Msgs == 0 {
-		return out, nil
-	}
-	if err := s.caughtUp(ctx); err != nil {
-		return nil, s.wrap("list the streams", err)
-	}
-	cons, err := s.js.OrderedConsumer(ctx, s.name, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{s.root + ".>"},
-		DeliverPolicy:  jetstream.DeliverLastPerSubjectPolicy,
-		HeadersOnly:    true,
+	now := time.Now()
+	err = s.eachHead(ctx, func(stream string, h head) {
+		if (match == nil || match(stream)) && visible(h, limitsOf(r, stream), now) {
+			out = append(out, h.info(stream))
+		}
 	})
 	if err != nil {
 		return nil, s.wrap("list the streams", err)
-	}
-	it, err := cons.Messages(jetstream.PullHeartbeat(readHeartbeat))
-	if err != nil {
-		return nil, s.wrap("list the streams", err)
-	}
-	defer it.Stop()
-	now := time.Now()
-	for {
-		msg, err := it.Next(jetstream.NextContext(ctx))
-		if err != nil {
-			return nil, s.wrap("list the streams", err)
-		}
-		meta, err := msg.Metadata()
-		if err != nil {
-			return nil, s.wrap("list the streams", err)
-		}
-		if e, ok := s.decode(msg.Subject(), meta.Sequence.Stream, msg.Headers(), nil, meta.Timestamp); ok && (match == nil || match(e.stream)) {
-			if h := headOf(&e); visible(h, limitsOf(r, e.stream), now) {
-				out = append(out, h.info(e.stream))
-			}
-		}
-		if meta.NumPending == 0 {
-			break
-		}
 	}
 	slices.SortFunc(out, func(a, b log.StreamInfo) int {
 		switch {
@@ -269,6 +236,48 @@ func (s *Store) Streams(match func(stream string) bool) ([]log.StreamInfo, error
 		return 0
 	})
 	return out, nil
+}
+
+// eachHead hands fn the head of every stream the log has a message of
+// (deleted and wholly cut ones too), in no particular order, from one
+// ordered consumer of every subject's last message.
+func (s *Store) eachHead(ctx context.Context, fn func(stream string, h head)) error {
+	st, err := s.state(ctx)
+	if err != nil || st.Msgs == 0 {
+		return err
+	}
+	if err := s.caughtUp(ctx); err != nil {
+		return err
+	}
+	cons, err := s.js.OrderedConsumer(ctx, s.name, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{s.root + ".>"},
+		DeliverPolicy:  jetstream.DeliverLastPerSubjectPolicy,
+		HeadersOnly:    true,
+	})
+	if err != nil {
+		return err
+	}
+	it, err := cons.Messages(jetstream.PullHeartbeat(readHeartbeat))
+	if err != nil {
+		return err
+	}
+	defer it.Stop()
+	for {
+		msg, err := it.Next(jetstream.NextContext(ctx))
+		if err != nil {
+			return err
+		}
+		meta, err := msg.Metadata()
+		if err != nil {
+			return err
+		}
+		if e, ok := s.decode(msg.Subject(), meta.Sequence.Stream, msg.Headers(), nil, meta.Timestamp); ok {
+			fn(e.stream, headOf(&e))
+		}
+		if meta.NumPending == 0 {
+			return nil
+		}
+	}
 }
 
 // Bounds returns the stream's first sequence and the next (log.Store).
@@ -357,23 +366,18 @@ func (r *reader) selected(ctx context.Context, e *entry) (bool, error) {
 		return false, nil
 	}
 	l := limitsOf(r.rules, e.stream)
-	if l.maxAge > 0 && e.time < r.now.Add(-l.maxAge).UnixNano() {
-		return false, nil
-	}
+	var h head
 	if l.maxCount > 0 {
-		h, ok := r.heads[e.stream]
-		if !ok {
+		var ok bool
+		if h, ok = r.heads[e.stream]; !ok {
 			var err error
 			if h, err = r.s.head(ctx, e.stream); err != nil {
 				return false, err
 			}
 			r.heads[e.stream] = h
 		}
-		if h.version >= l.maxCount && e.version <= h.version-l.maxCount {
-			return false, nil
-		}
 	}
-	return true, nil
+	return !hidden(e, h, l, r.now), nil
 }
 
 // whole waits until the atomic batch of e is stored whole: a consumer may

@@ -71,6 +71,7 @@ type Store struct {
 	exists   bool // the JetStream stream exists (false only while nothing was appended)
 	replicas int  // of the JetStream stream
 	api      string
+	hooks    compactHooks
 }
 
 var _ log.Store = (*Store)(nil)
