@@ -52,8 +52,7 @@ var localOnly = regexp.MustCompile(`(?m)^# local-only: \S`)
 // store because the work is not done yet, with why. Each is a gap, not a
 // difference by design: the list should only shrink.
 var natsPending = map[string]string{
-	"group_retention_skipped": "the nats store does not count retention skips (storetest.KnownGaps GroupSkipped)",
-	"group_queue_monotonic":   "until-acked queues under group resets on a nats store (storetest.KnownGaps GroupQueue)",
+	"group_queue_monotonic": "until-acked queues under group resets on a nats store (storetest.KnownGaps GroupQueue)",
 }
 
 // embeddedNats starts a JetStream server in the test process on a free

@@ -83,9 +83,17 @@ func (s *Store) Compact(ctx context.Context, progress log.Progress) (log.Compact
 	}
 	cancel()
 
-	streams, err := s.sweep(ctx, r, heads, st, progress)
+	var hiddenEvents []entry
+	streams, err := s.sweep(ctx, r, heads, st, progress, &hiddenEvents)
 	if err != nil {
 		return rep, err
+	}
+	// The groups count what they will never get before it is gone.
+	gctx, gcancel := context.WithTimeout(ctx, 4*s.opts.Timeout)
+	err = s.noteCompacted(gctx, hiddenEvents, st.Last)
+	gcancel()
+	if err != nil {
+		return rep, s.wrap("compact: count the groups' skipped events", err)
 	}
 	names := make([]string, 0, len(streams))
 	for name, ss := range streams {
@@ -148,8 +156,9 @@ func archiveOf(r log.Retention, stream string) string {
 // sweep began, and finds for each limited stream where the messages a
 // read still yields begin; it archives the events it passes on the way
 // that an archive rule covers, and returns once every archive file is
-// synced. An error leaves no new archive file.
-func (s *Store) sweep(ctx context.Context, r log.Retention, heads map[string]head, st streamState, progress log.Progress) (map[string]*sweepStream, error) {
+// synced; hiddenEvents gets every event retention hides (without data).
+// An error leaves no new archive file.
+func (s *Store) sweep(ctx context.Context, r log.Retention, heads map[string]head, st streamState, progress log.Progress, hiddenEvents *[]entry) (map[string]*sweepStream, error) {
 	now := time.Now()
 	streams := map[string]*sweepStream{}
 	fsys := s.hooks.fsys
@@ -185,13 +194,22 @@ func (s *Store) sweep(ctx context.Context, r log.Retention, heads map[string]hea
 		if ss.done {
 			return true, nil
 		}
-		if seq >= ss.h.seq || e.mark == "" && e.version > ss.h.cut && !hidden(&e, ss.h, ss.l, now) {
+		event := e.mark == "" && e.version > ss.h.cut // not a marker, not cut on purpose
+		gone := event && hidden(&e, ss.h, ss.l, now)
+		if gone {
+			// Groups count it (noteCompacted), also a stream's newest
+			// event, which stays on the server hidden.
+			he := e
+			he.data, he.meta = nil, nil
+			*hiddenEvents = append(*hiddenEvents, he)
+		}
+		if seq >= ss.h.seq || event && !gone {
 			ss.below, ss.done = seq, true
 			return true, nil
 		}
 		ss.removed, ss.below = true, seq+1
-		if e.mark != "" || e.version <= ss.h.cut || ss.archive == "" {
-			return true, nil // cut on purpose, not archived
+		if !gone || ss.archive == "" {
+			return true, nil
 		}
 		e.record(&rec)
 		return true, archives.Add(ss.archive, &rec)

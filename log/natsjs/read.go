@@ -334,7 +334,7 @@ func (s *Store) positionAt(ctx context.Context, st streamState, t time.Time) (ui
 // Read yields the events q selects (log.Store).
 func (s *Store) Read(ctx context.Context, q log.Query) iter.Seq2[*codec.Record, error] {
 	return func(yield func(*codec.Record, error) bool) {
-		r := &reader{s: s, q: q, heads: map[string]head{}}
+		r := &reader{s: s, q: q}
 		if err := r.run(ctx, yield); err != nil {
 			yield(nil, err)
 		}
@@ -345,12 +345,10 @@ func (s *Store) Read(ctx context.Context, q log.Query) iter.Seq2[*codec.Record, 
 type reader struct {
 	s         *Store
 	q         log.Query
-	rules     log.Retention
-	now       time.Time
-	single    string // the stream, when the selection is one
-	cut       uint64 // its cut, from its head
-	heads     map[string]head
-	committed uint64 // the log's last position known stored
+	rv        *retView // what retention hides
+	single    string   // the stream, when the selection is one
+	cut       uint64   // its cut, from its head
+	committed uint64   // the log's last position known stored
 	rec       codec.Record
 }
 
@@ -365,19 +363,8 @@ func (r *reader) selected(ctx context.Context, e *entry) (bool, error) {
 	if r.single != "" && e.version <= r.cut {
 		return false, nil
 	}
-	l := limitsOf(r.rules, e.stream)
-	var h head
-	if l.maxCount > 0 {
-		var ok bool
-		if h, ok = r.heads[e.stream]; !ok {
-			var err error
-			if h, err = r.s.head(ctx, e.stream); err != nil {
-				return false, err
-			}
-			r.heads[e.stream] = h
-		}
-	}
-	return !hidden(e, h, l, r.now), nil
+	gone, err := r.rv.hidden(ctx, e)
+	return !gone, err
 }
 
 // whole waits until the atomic batch of e is stored whole: a consumer may
@@ -407,17 +394,16 @@ func (r *reader) run(ctx context.Context, yield func(*codec.Record, error) bool)
 	rctx, cancel := s.ctx()
 	defer cancel()
 	var err error
-	if r.rules, err = s.retention(rctx); err != nil {
+	if r.rv, err = s.retView(rctx); err != nil {
 		return err
 	}
-	r.now = time.Now()
 	if name, ok := q.Selection.Stream(); ok {
 		h, err := s.head(rctx, name)
 		if err != nil {
 			return err
 		}
 		if !q.Follow {
-			if err := retained(name, h, limitsOf(r.rules, name), r.now); err != nil {
+			if err := retained(name, h, limitsOf(r.rv.rules, name), r.rv.now); err != nil {
 				return err
 			}
 		}
