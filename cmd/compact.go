@@ -33,6 +33,13 @@ delete or truncate, though no read shows them, so the stream's versions
 survive. Fold snapshots taken before a delete or truncate are removed.
 A progress bar goes to stderr on a terminal.
 
+On a nats store, delete and truncate purge at once, and compaction is
+the retention sweep: for each stream a max-age or max-count rule limits,
+it purges the messages below the first one a read still shows, never the
+stream's newest (its version). There are no segments: the report's
+segments, rewritten and removed are null (-o json), bytes are the
+JetStream stream's.
+
 --auto on makes every append that seals a segment start a compaction in
 the background (a detached evt compact; one that finds another running
 exits at once); --auto off stops that. Neither compacts now.`,
@@ -54,6 +61,11 @@ exits at once); --auto off stops that. Neither compacts now.`,
 			}
 			defer s.Close()
 			if auto != "" {
+				if _, ok := s.(log.Directory); !ok {
+					// Background compaction is an appender's re-exec
+					// when it seals a segment: a server has none.
+					return unsupportedBy(s, "compact --auto")
+				}
 				return s.UpdateRetention(func(r *log.Retention) error {
 					r.AutoCompact = auto == "on"
 					return nil
@@ -102,16 +114,28 @@ func autoCompact(g *globalOptions, store log.Store) {
 }
 
 func printCompactReport(g *globalOptions, p *output.Printer, rep log.CompactReport) error {
+	// A store without segments (nats) reports none: null in JSON.
+	segs := rep.Segments >= 0
 	if p.Format() == output.FormatAuto {
-		_, err := fmt.Fprintf(g.IO.Out, "compacted: %d events dropped; %d of %d sealed segments rewritten, %d removed; %s → %s (%s reclaimed)\n",
-			rep.Dropped, rep.Rewritten, rep.Segments, rep.Removed, humanBytes(rep.BytesBefore), humanBytes(rep.BytesAfter), humanBytes(rep.BytesBefore-rep.BytesAfter))
+		what := fmt.Sprintf("%d of %d sealed segments rewritten, %d removed; ", rep.Rewritten, rep.Segments, rep.Removed)
+		if !segs {
+			what = ""
+		}
+		_, err := fmt.Fprintf(g.IO.Out, "compacted: %d events dropped; %s%s → %s (%s reclaimed)\n",
+			rep.Dropped, what, humanBytes(rep.BytesBefore), humanBytes(rep.BytesAfter), humanBytes(rep.BytesBefore-rep.BytesAfter))
 		return err
+	}
+	count := func(key string, n int) output.Field {
+		if !segs {
+			return output.Field{Key: key, Value: nil, Text: "-"}
+		}
+		return output.Field{Key: key, Value: n}
 	}
 	if err := p.Row([]output.Field{
 		{Key: "dropped", Value: rep.Dropped},
-		{Key: "segments", Value: rep.Segments},
-		{Key: "rewritten", Value: rep.Rewritten},
-		{Key: "removed", Value: rep.Removed},
+		count("segments", rep.Segments),
+		count("rewritten", rep.Rewritten),
+		count("removed", rep.Removed),
 		{Key: "bytes_before", Value: uint64(rep.BytesBefore)},
 		{Key: "bytes_after", Value: uint64(rep.BytesAfter)},
 		{Key: "snapshots_removed", Value: rep.Snapshots},

@@ -61,14 +61,20 @@ func statsMetrics(st *storeStats) []output.MetricFamily {
 		last = float64(st.newest) / 1e9
 		first = float64(st.oldest) / 1e9
 	}
-	return []output.MetricFamily{
+	fams := []output.MetricFamily{
 		fam("evt_events", "Retained events of the selection.", float64(st.events)),
 		fam("evt_streams", "Streams of the selection with retained events.", float64(len(st.streams.names))),
 		fam("evt_event_bytes", "Bytes of the selection's event records.", float64(st.eventBytes)),
-		store("evt_store_bytes", "Bytes of every file of the store directory.", float64(st.bytes)),
-		store("evt_store_segments", "Segment files of the store.", float64(st.segments)),
+		store("evt_store_bytes", "Bytes the store keeps: every file of its directory, or what the nats server stores.", float64(st.bytes)),
+	}
+	// A nats store has no segment files: no sample rather than a 0 that
+	// would read as an empty store.
+	if st.segments >= 0 {
+		fams = append(fams, store("evt_store_segments", "Segment files of the store.", float64(st.segments)))
+	}
+	return append(fams,
 		fam("evt_last_position", "Position of the selection's last event (0: none).", float64(st.last)),
 		fam("evt_last_append_timestamp_seconds", "When the selection's last event was appended, in unix seconds (0: none).", last),
 		fam("evt_first_append_timestamp_seconds", "When the selection's first retained event was appended, in unix seconds (0: none).", first),
-	}
+	)
 }

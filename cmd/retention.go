@@ -43,7 +43,7 @@ any space is reclaimed. evt import FILE restores them with their ids,
 times and metadata. Events evt delete or evt truncate removed are not
 archived. A compaction that crashed after archiving archives nothing
 twice: it leaves out what a file in DIR already holds. DIR belongs to
-one store. Not supported by a nats store.
+one store. On a nats store the same, from the purge of evt compact.
 
 Reads honour the limits at once; evt compact reclaims the disk space.
 Every limit removes a prefix of a stream (its oldest events), and a
@@ -104,9 +104,6 @@ func newRetentionSetCmd(g *globalOptions) *cobra.Command {
 				}
 				if archiveDir == "" {
 					return usageErrorf("retention set: --archive needs a directory")
-				}
-				if g.remote != "" {
-					return unsupported("retention --archive")
 				}
 				abs, err := filepath.Abs(archiveDir)
 				if err != nil {

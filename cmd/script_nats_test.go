@@ -52,12 +52,7 @@ var localOnly = regexp.MustCompile(`(?m)^# local-only: \S`)
 // store because the work is not done yet, with why. Each is a gap, not a
 // difference by design: the list should only shrink.
 var natsPending = map[string]string{
-	"output_prometheus":       "its stats part reads segment files (evt stats on a nats store is not written)",
-	"group_retention_skipped": "the nats store does not count retention skips (storetest.KnownGaps GroupSkipped)",
-	"group_queue_monotonic":   "until-acked queues under group resets on a nats store (storetest.KnownGaps GroupQueue)",
-	"stats":                   "evt stats reads segment files; a nats store's stats (from the stream's state) are not written",
-	"stats_tty":               "evt stats reads segment files; a nats store's stats (from the stream's state) are not written",
-	"compact":                 "evt compact on a nats store (the retention sweep that purges below each stream's head) is not written",
+	"group_queue_monotonic": "until-acked queues under group resets on a nats store (storetest.KnownGaps GroupQueue)",
 }
 
 // embeddedNats starts a JetStream server in the test process on a free

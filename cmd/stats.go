@@ -2,14 +2,10 @@ package cmd
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -37,9 +33,11 @@ the streams with the most events (--top rows each, 0 for all), and the
 append rate over time: events per time bucket, the bucket width chosen
 from the span so that there are at most 60 buckets.
 
-bytes and segments are those of the whole store on disk (every file of
-the store directory, and its segment files); event_bytes is the size of
-the selected events' records.
+bytes and segments are those of the whole store: every file of the
+store directory and its segment files, or on a nats store the bytes the
+server stores for the JetStream stream, and no segments ("-" on a
+terminal, empty piped, null in JSON: the server keeps its own files);
+event_bytes is the size of the selected events' records.
 
 On a terminal the figures print as "key: value" lines, the tops as tables
 and the rate as a bar chart, drawn with Unicode blocks when the locale
@@ -50,7 +48,7 @@ and the rate as a bar chart, drawn with Unicode blocks when the locale
 {"start","bucket_seconds","events":[N,...]}. -o prometheus prints the
 figures as metrics in Prometheus's text format, labelled
 selection="SELECTION": evt_events, evt_streams, evt_event_bytes,
-evt_store_bytes, evt_store_segments, evt_last_position,
+evt_store_bytes, evt_store_segments (not on a nats store), evt_last_position,
 evt_last_append_timestamp_seconds, evt_first_append_timestamp_seconds.
 
 stats reads the whole selection once (one stream: only that stream), and
@@ -93,8 +91,8 @@ type storeStats struct {
 	selection      string
 	events         uint64
 	eventBytes     uint64
-	bytes          int64 // every file of the store directory
-	segments       int
+	bytes          int64  // every file of the store directory, or what the server stores
+	segments       int    // -1: the store has none (nats)
 	first, last    uint64 // positions of the first and last selected event
 	oldest, newest int64  // times of the first and last selected event
 	types, streams tally
@@ -164,40 +162,15 @@ func collectStats(ctx context.Context, ios *IOStreams, s log.Store, f eventFilte
 	if err != nil {
 		return nil, err
 	}
-	if d, ok := s.(log.Directory); ok {
-		if st.bytes, st.segments, err = storeFiles(d.Dir()); err != nil {
+	st.segments = -1
+	if z, ok := s.(log.Sizer); ok {
+		size, err := z.Size()
+		if err != nil {
 			return nil, err
 		}
+		st.bytes, st.segments = size.Bytes, size.Segments
 	}
 	return st, nil
-}
-
-// storeFiles adds up the sizes of every file under dir and counts its
-// segment files. Files that vanish meanwhile (a compaction) are skipped.
-func storeFiles(dir string) (bytes int64, segments int, err error) {
-	err = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil
-			}
-			return err
-		}
-		if !d.Type().IsRegular() {
-			return nil
-		}
-		info, err := d.Info()
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil
-		} else if err != nil {
-			return err
-		}
-		bytes += info.Size()
-		if filepath.Dir(path) == dir && strings.HasSuffix(d.Name(), ".seg") {
-			segments++
-		}
-		return nil
-	})
-	return bytes, segments, err
 }
 
 // summary is the figures of st as fields, in the order every format
@@ -209,12 +182,21 @@ func (st *storeStats) summary() []output.Field {
 		{Key: "streams", Value: len(st.streams.names)},
 		{Key: "event_bytes", Value: st.eventBytes, Text: humanBytes(int64(st.eventBytes))},
 		{Key: "bytes", Value: uint64(st.bytes), Text: humanBytes(st.bytes)},
-		{Key: "segments", Value: st.segments},
+		st.segmentsField(),
 		{Key: "first_position", Value: st.first},
 		{Key: "last_position", Value: st.last},
 		{Key: "oldest", Value: st.eventTime(st.oldest)},
 		{Key: "newest", Value: st.eventTime(st.newest)},
 	}
+}
+
+// segmentsField is the count of segment files, or null in JSON and "-"
+// in text for a store that has none (a nats server keeps its own files).
+func (st *storeStats) segmentsField() output.Field {
+	if st.segments < 0 {
+		return output.Field{Key: "segments", Value: nil, Text: "-"}
+	}
+	return output.Field{Key: "segments", Value: st.segments}
 }
 
 // eventTime is the time t of an event, or the zero time (printed as null

@@ -58,3 +58,21 @@ type Directory interface {
 	// segment: the time to start a background compaction.
 	Sealed() bool
 }
+
+// Sizer is implemented by a store that can say how much room it takes
+// without reading its events (evt stats).
+type Sizer interface {
+	// Size returns what the store takes now. Files or messages removed
+	// while it adds up (a compaction) are left out, not an error.
+	Size() (Size, error)
+}
+
+// Size is the room a store takes where it is kept.
+type Size struct {
+	// Bytes is everything the store keeps: every file of its directory,
+	// or what the server stores for it.
+	Bytes int64
+	// Segments counts its segment files; -1 for a store that has none
+	// (a server keeps its own files).
+	Segments int
+}

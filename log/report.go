@@ -16,7 +16,7 @@ type Progress func(done, total int64)
 
 // CompactReport says what a compaction did.
 type CompactReport struct {
-	Segments    int    // sealed segments examined
+	Segments    int    // sealed segments examined; -1 (and the next two): the store has none
 	Rewritten   int    // segments rewritten smaller
 	Removed     int    // segments deleted whole
 	Dropped     uint64 // records dropped

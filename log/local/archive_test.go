@@ -1,11 +1,8 @@
 package local
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -14,6 +11,7 @@ import (
 	"github.com/evtdev/evt/codec"
 	"github.com/evtdev/evt/log"
 	"github.com/evtdev/evt/log/archive"
+	"github.com/evtdev/evt/log/archive/archivetest"
 	"github.com/evtdev/evt/log/local/vfs"
 )
 
@@ -78,63 +76,10 @@ func (w *archiveWorld) rawEnvelopes(t *testing.T) map[uint64]string {
 	return envs
 }
 
-// archived reads every complete archive file: each envelope and how
-// many times it is there. Once a compaction ran to its end (strict), no
-// temporary file may be left.
+// archived reads every complete archive file (archivetest.Read).
 func (w *archiveWorld) archived(t *testing.T, strict ...bool) map[uint64][]string {
 	t.Helper()
-	got := map[uint64][]string{}
-	ents, err := os.ReadDir(w.arch)
-	if os.IsNotExist(err) {
-		return got
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range ents {
-		if strings.HasPrefix(e.Name(), archive.TempPrefix) {
-			if len(strict) == 0 || !strict[0] {
-				continue // a crash leaves it; the next compaction removes it
-			}
-			t.Errorf("a temporary archive file was left: %s", e.Name())
-			continue
-		}
-		lo, hi, ok := archive.ParseName(e.Name())
-		if !ok {
-			t.Fatalf("unexpected file in the archive: %s", e.Name())
-		}
-		f, err := os.Open(filepath.Join(w.arch, e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		r, compressed, closeR, err := archive.Decompress(f)
-		if err != nil || !compressed {
-			t.Fatalf("%s: not compressed (%v)", e.Name(), err)
-		}
-		sc := bufio.NewScanner(r)
-		first := true
-		var last uint64
-		for sc.Scan() {
-			var env struct{ Position uint64 }
-			if err := json.Unmarshal(sc.Bytes(), &env); err != nil {
-				t.Fatalf("%s: %v", e.Name(), err)
-			}
-			if first && env.Position != lo {
-				t.Errorf("%s starts at position %d", e.Name(), env.Position)
-			}
-			first, last = false, env.Position
-			got[env.Position] = append(got[env.Position], sc.Text())
-		}
-		if err := sc.Err(); err != nil {
-			t.Fatalf("%s: %v", e.Name(), err)
-		}
-		if last != hi {
-			t.Errorf("%s ends at position %d", e.Name(), last)
-		}
-		closeR()
-		f.Close()
-	}
-	return got
+	return archivetest.Read(t, w.arch, len(strict) > 0 && strict[0])
 }
 
 // check is the promise after any crash and a clean retry: every arch-1
@@ -147,12 +92,7 @@ func (w *archiveWorld) check(t *testing.T, retried bool) {
 	raw, arch := w.rawEnvelopes(t), w.archived(t, retried)
 	for pos, env := range w.envs {
 		a := arch[pos]
-		if len(a) > 1 {
-			t.Errorf("position %d archived %d times", pos, len(a))
-		}
-		if len(a) == 1 && a[0] != env {
-			t.Errorf("position %d archived as %s, was %s", pos, a[0], env)
-		}
+		archivetest.Once(t, pos, env, a)
 		if _, ok := raw[pos]; !ok && len(a) == 0 {
 			t.Errorf("position %d is gone and not archived", pos)
 		}

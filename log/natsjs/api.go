@@ -289,6 +289,12 @@ func (s *Store) publish(ctx context.Context, msg *nats.Msg) (*pubAck, error) {
 // purge removes the messages of subject below seq (keeping seq and
 // later) through the leader.
 func (s *Store) purge(ctx context.Context, subject string, below uint64) error {
+	_, err := s.purgeCount(ctx, subject, below)
+	return err
+}
+
+// purgeCount is purge, returning how many messages the server removed.
+func (s *Store) purgeCount(ctx context.Context, subject string, below uint64) (uint64, error) {
 	req := struct {
 		Subject string `json:"filter,omitempty"`
 		Seq     uint64 `json:"seq,omitempty"`
@@ -297,7 +303,8 @@ func (s *Store) purge(ctx context.Context, subject string, below uint64) error {
 		apiResponse
 		Purged uint64 `json:"purged"`
 	}
-	return s.request(ctx, s.api+"STREAM.PURGE."+s.name, req, &resp)
+	err := s.request(ctx, s.api+"STREAM.PURGE."+s.name, req, &resp)
+	return resp.Purged, err
 }
 
 func headerUint(h nats.Header, key string) uint64 {

@@ -129,6 +129,9 @@
 //     at Committed or after; Leased counts the held records, manual
 //     leases and retried leases; Parked the p keys; Members the
 //     heartbeats.
+//   - Skipped: events max-age/max-count hide are acked by the lease
+//     that gets them and counted in g.<name>.s past a frontier per
+//     partition (groupskip.go).
 //   - RemoveGroup deletes the consumers and purges g.<name>.>.
 //
 // # Consistency
@@ -151,8 +154,12 @@
 // appended again, unless it carries its expectation: the stream has moved
 // past it, and on that conflict the ids are looked up in the whole
 // stream, so such a retry is recognised at any age. What only a directory of
-// files can do (repair, hash chains, compaction of segments) is not
-// offered: commands get log.ErrUnsupported. Verify checks evt's layout.
+// files can do (repair, hash chains, segments) is not offered: commands
+// get log.ErrUnsupported. Verify checks evt's layout. Compact is the
+// retention sweep (compact.go): it purges what max-age and max-count
+// hide, below each stream's newest message, archiving first what an
+// archive rule covers. Until-acked rules are not applied yet: reads and
+// compaction ignore them.
 //
 // A conditional append (log.Condition, --fail-if-match Q --after P) is
 // checked in the same commit as its batch: the append reads the last

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
 	"github.com/evtdev/evt/log"
@@ -26,15 +25,7 @@ func BenchmarkGroupConsume(b *testing.B) {
 // BenchmarkRoundTrip is one request to the server and its answer: the
 // unit the group numbers are made of on a loaded machine.
 func BenchmarkRoundTrip(b *testing.B) {
-	ns, err := server.NewServer(&server.Options{JetStream: true, StoreDir: b.TempDir(), DontListen: true, NoLog: true, NoSigs: true})
-	if err != nil {
-		b.Fatal(err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		b.Fatal("nats server not ready")
-	}
-	defer ns.Shutdown()
+	ns := inProcessServer(b)
 	s, err := Open("nats://in-process/B", Options{Create: true, Dial: []nats.Option{nats.InProcessServer(ns)}})
 	if err != nil {
 		b.Fatal(err)
@@ -49,15 +40,7 @@ func BenchmarkRoundTrip(b *testing.B) {
 }
 
 func benchConsume(b *testing.B, ordering, shape string) {
-	ns, err := server.NewServer(&server.Options{JetStream: true, StoreDir: b.TempDir(), DontListen: true, NoLog: true, NoSigs: true})
-	if err != nil {
-		b.Fatal(err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		b.Fatal("nats server not ready")
-	}
-	defer ns.Shutdown()
+	ns := inProcessServer(b)
 	s, err := Open("nats://in-process/B", Options{Create: true, Dial: []nats.Option{nats.InProcessServer(ns)}})
 	if err != nil {
 		b.Fatal(err)

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
 	"github.com/evtdev/evt/log"
@@ -21,15 +20,7 @@ import (
 // events are handled in order. The group's ack wait is ten minutes, so
 // the dead member's events can only come back by its heartbeat lapsing.
 func TestGroupMembersOneDies(t *testing.T) {
-	ns, err := server.NewServer(&server.Options{JetStream: true, StoreDir: t.TempDir(), DontListen: true, NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server not ready")
-	}
-	t.Cleanup(ns.Shutdown)
+	ns := inProcessServer(t)
 	open := func() *Store {
 		s, err := Open("nats://in-process/G", Options{Create: true, Dial: []nats.Option{nats.InProcessServer(ns)}})
 		if err != nil {

@@ -242,6 +242,9 @@ type Member struct {
 	// backoffPart is when this member's nack's backoff ends, by
 	// partition: a lease does not ask a partition before.
 	backoffPart map[int]time.Time
+	// news is how many skipped events the last Lease was the first to
+	// announce (Skipped).
+	news atomic.Uint64
 
 	wake chan struct{}
 	subs []*nats.Subscription
@@ -701,9 +704,32 @@ func (m *Member) Lease(ctx context.Context, n int, chain bool, acks ...uint64) (
 	if out, retryAt, err = m.leaseRetries(ctx, lv, n, out); err != nil {
 		return nil, time.Time{}, err
 	}
+	rv, err := g.s.retView(ctx)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	var hid []passed
 	if len(out) < n {
-		if out, err = m.leaseNew(ctx, lv, n, out); err != nil {
+		if out, hid, err = m.leaseNew(ctx, lv, rv, n, out); err != nil {
 			return nil, time.Time{}, err
+		}
+	}
+	m.news.Store(0)
+	if rv.limited {
+		// Count what retention hid from this lease (groupskip.go), and
+		// announce what is counted and not announced yet.
+		more := len(hid) > 0
+		if !more {
+			if more, err = g.unannounced(ctx); err != nil {
+				return out, time.Time{}, err
+			}
+		}
+		if more {
+			news, err := g.countPassed(ctx, hid)
+			if err != nil {
+				return out, time.Time{}, err
+			}
+			m.news.Store(news)
 		}
 	}
 	if err := m.writeHeld(ctx); err != nil {
@@ -828,7 +854,15 @@ func (m *Member) leaseRetries(ctx context.Context, lv *live, n int, out []log.De
 }
 
 // leaseNew pulls new and redelivered events from the partitions.
-func (m *Member) leaseNew(ctx context.Context, lv *live, n int, out []log.Delivery) ([]log.Delivery, error) {
+func (m *Member) leaseNew(ctx context.Context, lv *live, rv *retView, n int, out []log.Delivery) ([]log.Delivery, []passed, error) {
+	var hid []passed
+	out, err := m.leaseNewHiding(ctx, lv, rv, n, out, &hid)
+	return out, hid, err
+}
+
+// leaseNewHiding is leaseNew; hid gets the events it acked because
+// retention hides them.
+func (m *Member) leaseNewHiding(ctx context.Context, lv *live, rv *retView, n int, out []log.Delivery, hid *[]passed) ([]log.Delivery, error) {
 	g, s := m.g, m.g.s
 	want := n - len(out)
 	mine := map[int]bool{} // partitions held: by this member, then by others
@@ -974,6 +1008,16 @@ func (m *Member) leaseNew(ctx context.Context, lv *live, n int, out []log.Delive
 				again[part] = true
 				continue
 			}
+			if gone, err := rv.hidden(ctx, &e); err != nil {
+				return nil, err
+			} else if gone {
+				// Retention removed it: reads no longer show it, and
+				// the group passes it, counted.
+				*hid = append(*hid, passed{part: part, pos: d.seq})
+				skip = append(skip, d.reply)
+				again[part] = true
+				continue
+			}
 			c := candidate{d: d, e: e, count: 1}
 			if d.count > 1 && failed == nil {
 				keys, err := s.kvKeys(ctx, g.key("f", ">"))
@@ -1080,7 +1124,6 @@ func (m *Member) giveBackDelivered(ctx context.Context, ds []delivered) {
 	m.g.s.ackReplies(ctx, replies, []byte("-NAK"))
 }
 
-// Skipped is always 0 on a nats store: retention here is a view of
-// max-age and max-count over the stream, and the events a group skips
-// because of it are not counted yet (GroupStatus.Skipped is 0 too).
-func (m *Member) Skipped() uint64 { return 0 }
+// Skipped is how many skipped events this member's last Lease was the
+// first to announce (log.Member; groupskip.go).
+func (m *Member) Skipped() uint64 { return m.news.Load() }

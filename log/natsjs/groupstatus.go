@@ -224,27 +224,39 @@ func (g *Group) Status(ctx context.Context) (log.GroupStatus, error) {
 		return out, err
 	}
 	out.Parked = len(parked)
-	if _, one := g.sel.Stream(); (g.sel.All() || one) && len(g.cfg.Types) == 0 {
+	rv, err := s.retView(ctx)
+	if err != nil {
+		return out, err
+	}
+	var sk skipRec
+	if _, _, err := s.kvGetJSON(ctx, g.key("s"), &sk); err != nil {
+		return out, err
+	}
+	out.Skipped = sk.N
+	if _, one := g.sel.Stream(); (g.sel.All() || one) && len(g.cfg.Types) == 0 && !rv.limited {
 		// The consumers' filters are the selection: their pending
 		// counts are exact.
 		for _, info := range v.infos {
 			out.Lag += info.NumPending
 		}
-	} else if err := g.countUndelivered(ctx, v, &out.Lag); err != nil {
+	} else if err := g.countUndelivered(ctx, v, rv, &sk, &out); err != nil {
 		return out, err
 	}
 	if out.Lag > 0 {
-		if out.Oldest, err = g.oldest(ctx, c, v.last); err != nil {
+		if out.Oldest, err = g.oldest(ctx, rv, c, v.last); err != nil {
 			return out, err
 		}
 	}
 	return out, nil
 }
 
-// countUndelivered counts the selected events no consumer has handed
-// out yet, reading headers from the first undelivered position: the
-// filters hold events the selection or the types leave out.
-func (g *Group) countUndelivered(ctx context.Context, v *view, n *uint64) error {
+// countUndelivered counts into out.Lag the selected events no consumer
+// has handed out yet, reading headers from the first undelivered
+// position: the filters hold events the selection or the types leave
+// out, and retention may hide some. Those it hides are counted into
+// out.Skipped instead, if past their partition's frontier
+// (groupskip.go): the group will never get them.
+func (g *Group) countUndelivered(ctx context.Context, v *view, rv *retView, sk *skipRec, out *log.GroupStatus) error {
 	from := v.last + 1
 	for _, info := range v.infos {
 		if info.NumPending > 0 {
@@ -257,8 +269,21 @@ func (g *Group) countUndelivered(ctx context.Context, v *view, n *uint64) error 
 	s := g.s
 	err := s.scanRange(ctx, s.filterOf(g.sel), from, v.last, true, func(msg jetstream.Msg, meta *jetstream.MsgMetadata) (bool, error) {
 		e, ok := s.decode(msg.Subject(), meta.Sequence.Stream, msg.Headers(), nil, meta.Timestamp)
-		if ok && g.selected(&e) && e.seq > v.infos[partitionOf(e.stream, g.parts)].Delivered.Stream {
-			*n++
+		if !ok || !g.selected(&e) {
+			return true, nil
+		}
+		part := partitionOf(e.stream, g.parts)
+		if e.seq <= v.infos[part].Delivered.Stream {
+			return true, nil
+		}
+		gone, err := rv.hidden(ctx, &e)
+		switch {
+		case err != nil:
+			return false, err
+		case !gone:
+			out.Lag++
+		case e.seq >= sk.frontier(part):
+			out.Skipped++
 		}
 		return true, nil
 	})
@@ -269,8 +294,8 @@ func (g *Group) countUndelivered(ctx context.Context, v *view, n *uint64) error 
 }
 
 // oldest is the time of the first selected event at or after the
-// group's position.
-func (g *Group) oldest(ctx context.Context, from, last uint64) (time.Time, error) {
+// group's position that retention does not hide.
+func (g *Group) oldest(ctx context.Context, rv *retView, from, last uint64) (time.Time, error) {
 	s := g.s
 	filter := s.filterOf(g.sel)
 	for p, tries := from, 0; p <= last && tries < 1000; tries++ {
@@ -282,7 +307,11 @@ func (g *Group) oldest(ctx context.Context, from, last uint64) (time.Time, error
 			break
 		}
 		if e, ok := s.decode(m.Subject, m.Seq, m.Header, nil, m.Time); ok && g.selected(&e) {
-			return time.Unix(0, e.time).UTC(), nil
+			if gone, err := rv.hidden(ctx, &e); err != nil {
+				return time.Time{}, s.wrap("read the group's oldest event", err)
+			} else if !gone {
+				return time.Unix(0, e.time).UTC(), nil
+			}
 		}
 		p = m.Seq + 1
 	}
@@ -378,6 +407,16 @@ func (g *Group) Reset(ctx context.Context, p uint64, dryRun bool) (log.ResetResu
 		return res, nil
 	}
 	if err := s.kvPurge(ctx, g.key("f", ">")); err != nil {
+		return res, err
+	}
+	// What the partitions delivered, and what a forward reset skips, is
+	// not retention's to count when it is read again (groupskip.go).
+	err = g.updateSkips(ctx, func(r *skipRec) {
+		for i, info := range v.infos {
+			r.raise(i, max(info.Delivered.Stream+1, p))
+		}
+	})
+	if err != nil {
 		return res, err
 	}
 	// A parked event at or after p is delivered again like every other

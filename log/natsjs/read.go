@@ -414,59 +414,15 @@ func (s *Store) Streams(match func(stream string) bool) ([]log.StreamInfo, error
 	if err != nil {
 		return nil, err
 	}
-	st, err := s.state(ctx)
-	if err != nil {
-		return nil, s.wrap("list the streams", err)
-	}
 	var out []log.StreamInfo
-	if st.Msgs == 0 {
-		return out, nil
-	}
-	if err := s.caughtUp(ctx); err != nil {
-		return nil, s.wrap("list the streams", err)
-	}
-	cons, err := s.js.OrderedConsumer(ctx, s.name, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{s.root + ".>"},
-		DeliverPolicy:  jetstream.DeliverLastPerSubjectPolicy,
-		HeadersOnly:    true,
+	now := time.Now()
+	err = s.eachHead(ctx, func(stream string, h head) {
+		if (match == nil || match(stream)) && visible(h, limitsOf(r, stream), now) {
+			out = append(out, h.info(stream))
+		}
 	})
 	if err != nil {
 		return nil, s.wrap("list the streams", err)
-	}
-	it, err := cons.Messages(jetstream.PullHeartbeat(readHeartbeat))
-	if err != nil {
-		return nil, s.wrap("list the streams", err)
-	}
-	defer s.dropOrdered(cons)
-	defer it.Stop()
-	now := time.Now()
-	// A stream's head is its message of the highest sequence seen: once
-	// nats.go recreates an ordered consumer (a missed heartbeat, on a
-	// loaded cluster), it goes on from the last sequence it saw with
-	// every message, not only each subject's last (the conformance
-	// suite's Heads on three nodes listed a-1 four times).
-	heads := map[string]log.StreamInfo{}
-	for {
-		msg, err := it.Next(jetstream.NextContext(ctx))
-		if err != nil {
-			return nil, s.wrap("list the streams", err)
-		}
-		meta, err := msg.Metadata()
-		if err != nil {
-			return nil, s.wrap("list the streams", err)
-		}
-		if e, ok := s.decode(msg.Subject(), meta.Sequence.Stream, msg.Headers(), nil, meta.Timestamp); ok && (match == nil || match(e.stream)) {
-			delete(heads, e.stream)
-			if h := headOf(&e); visible(h, limitsOf(r, e.stream), now) {
-				heads[e.stream] = h.info(e.stream)
-			}
-		}
-		if meta.NumPending == 0 {
-			break
-		}
-	}
-	for _, h := range heads {
-		out = append(out, h)
 	}
 	slices.SortFunc(out, func(a, b log.StreamInfo) int {
 		switch {
@@ -478,6 +434,59 @@ func (s *Store) Streams(match func(stream string) bool) ([]log.StreamInfo, error
 		return 0
 	})
 	return out, nil
+}
+
+// eachHead hands fn the head of every stream the log has a message of
+// (deleted and wholly cut ones too), in no particular order, from one
+// ordered consumer of every subject's last message.
+func (s *Store) eachHead(ctx context.Context, fn func(stream string, h head)) error {
+	st, err := s.state(ctx)
+	if err != nil || st.Msgs == 0 {
+		return err
+	}
+	if err := s.caughtUp(ctx); err != nil {
+		return err
+	}
+	cons, err := s.js.OrderedConsumer(ctx, s.name, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{s.root + ".>"},
+		DeliverPolicy:  jetstream.DeliverLastPerSubjectPolicy,
+		HeadersOnly:    true,
+	})
+	if err != nil {
+		return err
+	}
+	it, err := cons.Messages(jetstream.PullHeartbeat(readHeartbeat))
+	if err != nil {
+		return err
+	}
+	defer s.dropOrdered(cons)
+	defer it.Stop()
+	// A stream's head is its message of the highest sequence seen: once
+	// nats.go recreates an ordered consumer (a missed heartbeat, on a
+	// loaded cluster), it goes on from the last sequence it saw with
+	// every message, not only each subject's last (the conformance
+	// suite's Heads on three nodes listed a-1 four times).
+	heads := map[string]head{}
+	for {
+		msg, err := it.Next(jetstream.NextContext(ctx))
+		if err != nil {
+			return err
+		}
+		meta, err := msg.Metadata()
+		if err != nil {
+			return err
+		}
+		if e, ok := s.decode(msg.Subject(), meta.Sequence.Stream, msg.Headers(), nil, meta.Timestamp); ok {
+			heads[e.stream] = headOf(&e)
+		}
+		if meta.NumPending == 0 {
+			break
+		}
+	}
+	for stream, h := range heads {
+		fn(stream, h)
+	}
+	return nil
 }
 
 // Bounds returns the stream's first sequence and the next (log.Store).
@@ -534,7 +543,7 @@ func (s *Store) positionAt(ctx context.Context, st streamState, t time.Time) (ui
 // Read yields the events q selects (log.Store).
 func (s *Store) Read(ctx context.Context, q log.Query) iter.Seq2[*codec.Record, error] {
 	return func(yield func(*codec.Record, error) bool) {
-		r := &reader{s: s, q: q, heads: map[string]head{}}
+		r := &reader{s: s, q: q}
 		if err := r.run(ctx, yield); err != nil {
 			yield(nil, err)
 		}
@@ -545,12 +554,10 @@ func (s *Store) Read(ctx context.Context, q log.Query) iter.Seq2[*codec.Record, 
 type reader struct {
 	s         *Store
 	q         log.Query
-	rules     log.Retention
-	now       time.Time
-	single    string // the stream, when the selection is one
-	cut       uint64 // its cut, from its head
-	heads     map[string]head
-	committed uint64 // the log's last position known stored
+	rv        *retView // what retention hides
+	single    string   // the stream, when the selection is one
+	cut       uint64   // its cut, from its head
+	committed uint64   // the log's last position known stored
 	rec       codec.Record
 }
 
@@ -565,24 +572,8 @@ func (r *reader) selected(ctx context.Context, e *entry) (bool, error) {
 	if r.single != "" && e.version <= r.cut {
 		return false, nil
 	}
-	l := limitsOf(r.rules, e.stream)
-	if l.maxAge > 0 && e.time < r.now.Add(-l.maxAge).UnixNano() {
-		return false, nil
-	}
-	if l.maxCount > 0 {
-		h, ok := r.heads[e.stream]
-		if !ok {
-			var err error
-			if h, err = r.s.head(ctx, e.stream); err != nil {
-				return false, err
-			}
-			r.heads[e.stream] = h
-		}
-		if h.version >= l.maxCount && e.version <= h.version-l.maxCount {
-			return false, nil
-		}
-	}
-	return true, nil
+	gone, err := r.rv.hidden(ctx, e)
+	return !gone, err
 }
 
 // whole waits until the atomic batch of e is stored whole: a consumer may
@@ -612,10 +603,9 @@ func (r *reader) run(ctx context.Context, yield func(*codec.Record, error) bool)
 	rctx, cancel := s.ctx()
 	defer cancel()
 	var err error
-	if r.rules, err = s.retention(rctx); err != nil {
+	if r.rv, err = s.retView(rctx); err != nil {
 		return err
 	}
-	r.now = time.Now()
 	var single *head
 	if name, ok := q.Selection.Stream(); ok {
 		h, err := s.head(rctx, name)
@@ -623,7 +613,7 @@ func (r *reader) run(ctx context.Context, yield func(*codec.Record, error) bool)
 			return err
 		}
 		if !q.Follow {
-			if err := retained(name, h, limitsOf(r.rules, name), r.now); err != nil {
+			if err := retained(name, h, limitsOf(r.rv.rules, name), r.rv.now); err != nil {
 				return err
 			}
 		}

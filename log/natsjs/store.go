@@ -75,6 +75,7 @@ type Store struct {
 	// schemas is the stream's evt_schemas metadata flag as the open read
 	// it: the store may keep JSON Schemas (see schema.go).
 	schemas bool
+	hooks   compactHooks
 }
 
 var _ log.Store = (*Store)(nil)

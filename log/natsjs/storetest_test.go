@@ -4,9 +4,7 @@ import (
 	"fmt"
 	"sync/atomic"
 	"testing"
-	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
 	"github.com/evtdev/evt/log"
@@ -14,23 +12,8 @@ import (
 	"github.com/evtdev/evt/log/storetest"
 )
 
-// startServer runs a JetStream server inside the test process, with no
-// network listener (clients connect in process), until the test ends.
-func startServer(t testing.TB) *server.Server {
-	t.Helper()
-	ns, err := server.NewServer(&server.Options{
-		JetStream: true, StoreDir: t.TempDir(), DontListen: true, NoLog: true, NoSigs: true,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server not ready")
-	}
-	t.Cleanup(ns.Shutdown)
-	return ns
-}
+// startServer runs a JetStream server inside the test process.
+var startServer = natsjs.InProcessServer
 
 // TestConformance runs the store conformance suite against one embedded
 // server; each case gets a JetStream stream of its own (a store named
