@@ -144,6 +144,10 @@ func (s *Store) UpdateRetention(fn func(r *log.Retention) error) error {
 			cancel()
 			return err
 		}
+		if err := unkeptRetention(r); err != nil {
+			cancel()
+			return err
+		}
 		// Rules in selection order, as the local store keeps them.
 		sort.Slice(r.Rules, func(i, j int) bool { return r.Rules[i].Selection < r.Rules[j].Selection })
 		data, err := json.Marshal(r)
@@ -214,3 +218,26 @@ func (s *Store) SaveSnapshot(fingerprint, stream string, snap log.Snapshot) erro
 	}
 	return nil
 }
+
+// unkeptRetention refuses the parts of a policy this store does not
+// keep yet, rather than store a rule nothing would apply: until-acked
+// queues (reads, groups and the compaction sweep would have to honour
+// every group's ack floor) and a byte bound of the log (JetStream's own
+// max_bytes would remove streams' newest events).
+func unkeptRetention(r log.Retention) error {
+	if r.MaxBytes > 0 {
+		return unkept("--max-bytes is not supported by a nats store")
+	}
+	for _, rule := range r.Rules {
+		if rule.UntilAcked {
+			return unkept("--until-acked is not supported by a nats store yet (rule " + rule.Selection + ")")
+		}
+	}
+	return nil
+}
+
+// unkept is an error that says only what (exit 2: log.ErrUnsupported).
+type unkept string
+
+func (e unkept) Error() string { return string(e) }
+func (e unkept) Unwrap() error { return log.ErrUnsupported }
